@@ -1,0 +1,71 @@
+"""Cloud Function entry point: `functions-framework --target predict --source gcf/main.py`.
+
+A thin adapter: functions-framework sends every method and path to `predict`, which routes
+the request through the service's own route table to the service's own handlers. The model is
+loaded once per instance, at cold start, with the same checks as the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+# The functions-framework console script puts only this file's folder on sys.path.
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+if _PROJECT_ROOT not in sys.path:
+    sys.path.insert(0, _PROJECT_ROOT)
+
+# As in gunicorn.conf.py: one BLAS/OpenMP thread, set before numpy is imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from flask import Request, Response  # noqa: E402
+from werkzeug.exceptions import HTTPException  # noqa: E402
+from werkzeug.routing import Map, Rule  # noqa: E402
+
+from webapp import build_service  # noqa: E402
+from webapp.api import ROUTES  # noqa: E402
+from webapp.errors import http_error_response, internal_error_response  # noqa: E402
+from webapp.logs import configure_logging  # noqa: E402
+from webapp.model import ArtifactError  # noqa: E402
+from webapp.settings import ConfigError  # noqa: E402
+
+configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+try:
+    service = build_service(os.environ)
+except (ArtifactError, ConfigError) as exc:
+    logging.getLogger(__name__).critical("refusing to start: %s", exc)
+    raise SystemExit(1) from None
+
+# The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
+url_map = Map(
+    [Rule(r.rule, methods=r.methods, endpoint=r.endpoint) for r in ROUTES]
+    + [Rule("/", methods=["POST"], endpoint="predict")],
+)
+
+
+def predict(request: Request) -> Response:
+    """Answer any request exactly as the service would, 404 and 405 included."""
+    try:
+        endpoint, _ = url_map.bind_to_environ(request.environ).match()
+        response = service.handler(endpoint)(request)
+    except HTTPException as exc:
+        response = http_error_response(exc)
+    except Exception as exc:
+        response = internal_error_response(exc)
+    return _unread_body_stays_unread(response)
+
+
+def _unread_body_stays_unread(response: Response) -> Response:
+    """Mark the response as streamed, which tells functions-framework not to read the body.
+
+    After every non-streamed response functions-framework reads the whole request body into
+    memory (its `read_request` hook); a 100 MB body we refused with a 413 would be read anyway.
+    The length stays explicit, so clients still get a Content-Length, not chunked encoding.
+    """
+    body = response.get_data()
+    response.response = iter([body])
+    response.headers["Content-Length"] = str(len(body))
+    return response

@@ -1,0 +1,71 @@
+"""gunicorn settings for the prediction service (`gunicorn -c gunicorn.conf.py`).
+
+Every value can be set from the environment; a bad value stops gunicorn with a message that
+names the variable. No application logic lives here.
+"""
+
+import os
+
+
+def _env_int(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SystemExit(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+# One BLAS/OpenMP thread per worker: the workers are the parallelism, and oversubscribed
+# thread pools only add contention. Set before the app (and so numpy) is imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+wsgi_app = "wsgi:app"
+bind = f"0.0.0.0:{_env_int('PORT', 8080, 1, 65535)}"
+
+# Load the model once in the master, then fork: workers share its pages, and a bad artifact
+# stops the boot before the port opens instead of crash-looping workers.
+preload_app = True
+
+# A prediction is a few hundred microseconds of CPU: one single-threaded worker per core keeps
+# every core busy without the GIL contention of threads. Cloud Run sets no WEB_CONCURRENCY;
+# the CPUs this process may use are the right default there and here.
+workers = _env_int("WEB_CONCURRENCY", len(os.sched_getaffinity(0)), 1, 64)
+threads = _env_int("GUNICORN_THREADS", 1, 1, 64)
+
+# A request that takes this long is stuck: the worker is killed and replaced.
+timeout = _env_int("GUNICORN_TIMEOUT", 30, 1, 3600)
+# Cloud Run sends SIGTERM and kills 10 s later: drain in-flight requests well before that.
+graceful_timeout = 8
+keepalive = 5
+
+# gunicorn 25+ opens a control socket under $HOME: not wanted, and not writable read-only.
+control_socket_disable = True
+
+# The heartbeat file lives in memory: faster than disk, and writable on a read-only root.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+errorlog = "-"
+accesslog = "-" if os.environ.get("ACCESS_LOG", "").lower() in ("1", "true", "yes") else None
+
+
+def when_ready(server):
+    server.log.info("listening on %s with %d workers", bind, workers)
+
+
+def post_fork(server, worker):
+    server.log.info("worker %d started", worker.pid)
+
+
+def worker_abort(worker):
+    worker.log.warning("worker %d timed out and was aborted", worker.pid)
+
+
+def on_exit(server):
+    server.log.info("shut down")

@@ -1,0 +1,175 @@
+"""Shared fixtures: freshly trained artifacts, the app, its clients, real server processes."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import train
+from webapp import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def train_into(folder: Path, dataset: str = "iris") -> Path:
+    """Train `dataset` into `folder` and return the artifact's path."""
+    model, manifest = train.train(dataset)
+    path = folder / "model.pkl"
+    train.save(model, manifest, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_into(tmp_path_factory.mktemp("iris"))
+
+
+@pytest.fixture(scope="session")
+def wine_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_into(tmp_path_factory.mktemp("wine"), "wine")
+
+
+@pytest.fixture()
+def app(iris_model: Path) -> Flask:
+    return create_app({"MODEL_PATH": str(iris_model)})
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def function_client() -> FlaskClient:
+    """The Cloud Function under functions-framework's own app, in process (committed model)."""
+    ff_app = functions_framework.create_app("predict", str(ROOT / "gcf" / "main.py"))
+    return ff_app.test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real server process on 127.0.0.1, started by the tests and stopped with SIGTERM."""
+
+    argv: list[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    cwd: Path = ROOT
+    proc: subprocess.Popen[bytes] | None = None
+    log: Any = None  # a temporary file: a pipe nobody reads would block a chatty server
+    _output: str = ""
+
+    def start(self, ready_path: str = "/health", deadline: float = 30.0) -> Server:
+        env = {**os.environ, "PORT": str(self.port), **self.env}
+        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            argv, cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        until = time.monotonic() + deadline
+        while time.monotonic() < until:
+            if self.proc.poll() is not None:
+                code = self.stop()
+                raise AssertionError(f"{argv} exited {code}:\n{self.output()}")
+            try:
+                if self.request("GET", ready_path)[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"{argv} not ready in {deadline}s:\n{self.output()}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            conn.close()
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait, and keep the output; returns the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"did not stop on SIGTERM:\n{self.output()}") from None
+        finally:
+            self.output()
+            self.log.close()
+
+    def output(self) -> str:
+        """Everything the process has printed so far."""
+        if not self.log.closed:
+            self.log.seek(0)
+            self._output = self.log.read().decode(errors="replace")
+        return self._output
+
+
+def gunicorn(env: Mapping[str, str] | None = None) -> Server:
+    """gunicorn exactly as `make run` starts it."""
+    return Server([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], env or {})
+
+
+def functions_framework_server(env: Mapping[str, str] | None = None) -> Server:
+    """The function exactly as Cloud Functions runs it, from a working directory elsewhere."""
+    argv = [
+        str(BIN / "functions-framework"),
+        "--target",
+        "predict",
+        "--source",
+        str(ROOT / "gcf" / "main.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
+    return Server(argv, env or {}, cwd=Path("/"))
+
+
+@pytest.fixture(scope="session")
+def gunicorn_server() -> Iterator[Server]:
+    server = gunicorn({"WEB_CONCURRENCY": "2"}).start()
+    yield server
+    assert server.stop() == 0, server.output()
+
+
+@pytest.fixture(scope="session")
+def function_server() -> Iterator[Server]:
+    server = functions_framework_server().start()
+    yield server
+    server.stop()

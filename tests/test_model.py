@@ -1,0 +1,138 @@
+"""Loading the artifact: every way it can be wrong stops the load with one clear message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import sklearn.base
+
+import train
+from webapp.model import ArtifactError, load_model, sha256_hex
+
+
+@pytest.fixture()
+def artifact(iris_model: Path, tmp_path: Path) -> Path:
+    """A private copy of the freshly trained artifact and manifest, free to damage."""
+    for suffix in (".pkl", ".json"):
+        shutil.copy(iris_model.with_suffix(suffix), tmp_path / f"model{suffix}")
+    return tmp_path / "model.pkl"
+
+
+def rewrite_manifest(path: Path, **changes: object) -> None:
+    manifest_path = path.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update(changes)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_loads_and_predicts(artifact: Path) -> None:
+    model = load_model(artifact)
+    assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]
+    assert model.sha256 == sha256_hex(artifact.read_bytes())
+    model.self_check()
+
+
+def test_pin_that_matches_is_accepted(artifact: Path) -> None:
+    assert load_model(artifact, sha256_hex(artifact.read_bytes())).sha256
+
+
+def test_missing_artifact(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="cannot read"):
+        load_model(tmp_path / "model.pkl")
+
+
+def test_missing_manifest(artifact: Path) -> None:
+    artifact.with_suffix(".json").unlink()
+    with pytest.raises(ArtifactError, match="cannot read .*model.json"):
+        load_model(artifact)
+
+
+def test_unreadable_artifact(artifact: Path) -> None:
+    artifact.unlink()
+    artifact.mkdir()
+    with pytest.raises(ArtifactError, match="cannot read"):
+        load_model(artifact)
+
+
+def test_tampered_artifact(artifact: Path) -> None:
+    data = bytearray(artifact.read_bytes())
+    data[-10] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="the manifest records"):
+        load_model(artifact)
+
+
+def test_mis_pinned_artifact(artifact: Path) -> None:
+    with pytest.raises(ArtifactError, match="MODEL_SHA256 pins"):
+        load_model(artifact, "0" * 64)
+
+
+def test_corrupt_artifact_with_matching_manifest(artifact: Path) -> None:
+    """A sidecar rewritten to match garbage: the hash passes, unpickling fails cleanly."""
+    artifact.write_bytes(b"\x80\x05 this is not a pickle")
+    rewrite_manifest(
+        artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
+    )
+    with pytest.raises(ArtifactError, match="cannot be unpickled"):
+        load_model(artifact)
+
+
+def test_manifest_not_json(artifact: Path) -> None:
+    artifact.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_model(artifact)
+
+
+def test_manifest_from_another_sklearn(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, versions={**manifest["versions"], "scikit-learn": "0.24.2"})
+    with pytest.raises(ArtifactError, match="trained with scikit-learn 0.24.2"):
+        load_model(artifact)
+
+
+def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """InconsistentVersionWarning is an error here, even if the manifest was made to agree."""
+    model, manifest = train.train("iris")
+    monkeypatch.setattr(sklearn.base, "__version__", "1.0.0")
+    joblib.dump(model, artifact)
+    monkeypatch.undo()
+    rewrite_manifest(
+        artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
+    )
+    with pytest.raises(ArtifactError, match="pickled by another scikit-learn version"):
+        load_model(artifact)
+
+
+def test_manifest_features_must_match_estimator(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, features=manifest["features"][:3])
+    with pytest.raises(ArtifactError, match="takes 4 features, the manifest lists 3"):
+        load_model(artifact)
+
+
+def test_manifest_classes_must_match_estimator(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, classes=manifest["classes"][:2])
+    with pytest.raises(ArtifactError, match="classes"):
+        load_model(artifact)
+
+
+def test_self_check_catches_a_model_that_changed(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    check = manifest["self_check"]
+    rewrite_manifest(
+        artifact, self_check={**check, "predictions": [(p + 1) % 3 for p in check["predictions"]]}
+    )
+    with pytest.raises(ArtifactError, match="self-check"):
+        load_model(artifact).self_check()
+
+
+def test_probabilities_are_keyed_by_label(artifact: Path) -> None:
+    (proba,) = load_model(artifact).predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))
+    assert list(proba) == ["setosa", "versicolor", "virginica"]
+    assert max(proba, key=proba.__getitem__) == "setosa"

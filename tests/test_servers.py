@@ -1,0 +1,137 @@
+"""Real gunicorn and functions-framework processes: boot, refuse bad artifacts, serve, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, load_wine
+
+from webapp.model import sha256_hex
+
+from .conftest import SETOSA, Server, functions_framework_server, gunicorn
+
+JSON = {"Content-Type": "application/json"}
+STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
+    "gunicorn": gunicorn,
+    "functions-framework": functions_framework_server,
+}
+
+
+def damaged_copy(iris_model: Path, folder: Path, damage: str) -> Path:
+    """A copy of the artifact broken in one of the ways a deployment can break it."""
+    for suffix in (".pkl", ".json"):
+        shutil.copy(iris_model.with_suffix(suffix), folder / f"model{suffix}")
+    path = folder / "model.pkl"
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    if damage == "missing":
+        path.unlink()
+    elif damage == "tampered":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif damage == "corrupt":
+        path.write_bytes(b"garbage")
+        manifest["artifact"]["sha256"] = sha256_hex(b"garbage")
+    elif damage == "wrong-version":
+        manifest["versions"]["scikit-learn"] = "1.2.2"
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    return path
+
+
+def run_to_exit(server: Server, timeout: float = 20.0) -> tuple[int, str, float]:
+    """Start a server that should refuse to boot; return its status, output and run time."""
+    started = time.monotonic()
+    try:
+        server.start(deadline=timeout)
+    except AssertionError:
+        pass
+    else:
+        server.stop()
+        raise AssertionError(f"it served:\n{server.output()}")
+    assert server.proc is not None and server.proc.returncode is not None
+    return server.proc.returncode, server.output(), time.monotonic() - started
+
+
+@pytest.mark.parametrize("target", sorted(STARTERS))
+@pytest.mark.parametrize("damage", ["missing", "tampered", "corrupt", "wrong-version", "pin"])
+def test_bad_artifact_stops_the_boot(
+    target: str, damage: str, iris_model: Path, tmp_path: Path
+) -> None:
+    path = damaged_copy(iris_model, tmp_path, damage)
+    env = {"MODEL_PATH": str(path)}
+    if damage == "pin":
+        env["MODEL_SHA256"] = "f" * 64
+    code, output, seconds = run_to_exit(STARTERS[target](env))
+    assert code != 0
+    assert seconds < 15
+    refusals = [line for line in output.splitlines() if "refusing to start" in line]
+    assert len(refusals) == 1, output
+    assert "Listening at" not in output and "Booting worker" not in output
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT must be a whole number, got 'eighty'"),
+        ({"PORT": "70000"}, "PORT must be between 1 and 65535, got 70000"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be between 1 and 64, got 0"),
+        # gunicorn itself parses WEB_CONCURRENCY on import, before our config: its traceback
+        # still names the variable and the process exits at once.
+        ({"WEB_CONCURRENCY": "2x"}, 'int(os.environ.get("WEB_CONCURRENCY", 1))'),
+        ({"GUNICORN_THREADS": "-1"}, "GUNICORN_THREADS must be between 1 and 64, got -1"),
+        ({"MAX_BATCH_SIZE": "lots"}, "MAX_BATCH_SIZE must be a whole number"),
+    ],
+)
+def test_bad_setting_stops_gunicorn(env: dict[str, str], message: str) -> None:
+    server = gunicorn()
+    proc = subprocess.run(
+        server.argv, cwd=server.cwd, env={**os.environ, **env}, capture_output=True, timeout=30
+    )
+    assert proc.returncode != 0
+    assert message in (proc.stdout + proc.stderr).decode()
+
+
+@pytest.mark.parametrize("target", sorted(STARTERS))
+def test_wine_model_through_model_path(target: str, wine_model: Path) -> None:
+    server = STARTERS[target]({"MODEL_PATH": str(wine_model)}).start()
+    try:
+        data = load_wine()
+        row = dict(zip(data.feature_names, data.data[10].tolist(), strict=True))
+        status, _, payload = server.request("POST", "/predict", json.dumps(row).encode(), JSON)
+        assert (status, json.loads(payload)) == (200, {"prediction": int(data.target[10])})
+        status, _, payload = server.request("GET", "/metadata")
+        assert json.loads(payload)["name"] == "wine-logistic-regression"
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("target", ["gunicorn_server", "function_server"])
+def test_batch_of_ten_thousand(target: str, request: pytest.FixtureRequest) -> None:
+    server: Server = request.getfixturevalue(target)
+    X = np.tile(load_iris().data, (67, 1))[:10_000]
+    for instances in (X.tolist(), [dict(zip(SETOSA, row, strict=True)) for row in X.tolist()]):
+        status, _, payload = server.request(
+            "POST", "/predict", json.dumps({"instances": instances}).encode(), JSON
+        )
+        assert status == 200
+        predictions = json.loads(payload)["predictions"]
+        assert len(predictions) == 10_000
+        assert predictions[:150] == predictions[150:300]
+
+
+def test_gunicorn_runs_preloaded_workers_and_stops_cleanly() -> None:
+    server = gunicorn({"WEB_CONCURRENCY": "2"}).start()
+    status, _, payload = server.request("POST", "/predict", json.dumps(SETOSA).encode(), JSON)
+    assert (status, payload) == (200, b'{"prediction":0}')
+    assert server.stop() == 0
+    output = server.output()
+    assert output.count("loaded model") == 1, output  # once, in the master, before the fork
+    assert output.count("Booting worker") == 2

@@ -1,0 +1,96 @@
+"""Training: held-out quality, a complete manifest, and a reproducible committed artifact."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import sklearn
+from sklearn.datasets import load_iris, load_wine
+
+import train
+from webapp.model import load_model, sha256_hex
+
+from .conftest import ROOT
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_held_out_accuracy(iris_model: Path) -> None:
+    manifest = json.loads(iris_model.with_suffix(".json").read_text())
+    assert manifest["metrics"]["accuracy"] >= 0.93
+    assert manifest["metrics"]["test_rows"] == 30
+
+
+def test_manifest_describes_the_artifact(iris_model: Path) -> None:
+    manifest = json.loads(iris_model.with_suffix(".json").read_text())
+    assert [f["name"] for f in manifest["features"]] == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
+    for feature in manifest["features"]:
+        assert (feature["min"], feature["min_inclusive"]) == (0, False)
+        assert (feature["max"], feature["max_inclusive"]) == (100, True)
+        assert 0 < feature["train_min"] < feature["train_max"] < 100
+    assert manifest["classes"] == [
+        {"id": 0, "label": "setosa"},
+        {"id": 1, "label": "versicolor"},
+        {"id": 2, "label": "virginica"},
+    ]
+    assert manifest["artifact"]["sha256"] == sha256_hex(iris_model.read_bytes())
+    assert manifest["versions"] == {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def test_manifest_versions_agree_with_requirements() -> None:
+    versions = json.loads((ROOT / "model.json").read_text())["versions"]
+    pins = requirement_pins()
+    for package in ("scikit-learn", "numpy", "joblib"):
+        assert versions[package] == pins[package], package
+
+
+def test_committed_artifact_is_what_training_produces(iris_model: Path) -> None:
+    """Retraining with the pinned requirements gives the committed model's every prediction."""
+    committed = load_model(ROOT / "model.pkl")
+    retrained = load_model(iris_model)
+    X = load_iris().data
+    assert committed.predict(X) == retrained.predict(X)
+    assert np.array_equal(
+        committed.estimator.predict_proba(X), retrained.estimator.predict_proba(X)
+    )
+
+
+def test_training_twice_gives_identical_bytes(iris_model: Path, tmp_path: Path) -> None:
+    again = tmp_path / "model.pkl"
+    train.main(["--output", str(again)])
+    assert again.read_bytes() == iris_model.read_bytes()
+
+
+def test_wine_manifest(wine_model: Path) -> None:
+    manifest = json.loads(wine_model.with_suffix(".json").read_text())
+    assert [f["name"] for f in manifest["features"]] == load_wine().feature_names
+    assert len(manifest["classes"]) == 3
+    assert manifest["metrics"]["accuracy"] >= 0.9
+
+
+def test_unknown_dataset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train.main(["--dataset", "mnist"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+"""The Flask application factory for the prediction service."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from .api import PredictionService, bp
+from .errors import http_error_response, internal_error_response
+from .model import load_model
+from .settings import Settings
+
+SETTING_NAMES = ("MODEL_PATH", "MODEL_SHA256", "MAX_CONTENT_LENGTH", "MAX_BATCH_SIZE")
+
+
+def build_service(config: Mapping[str, Any]) -> PredictionService:
+    """Validate the settings, load and verify the model once: the start-up both targets share."""
+    settings = Settings.from_mapping(config)
+    return PredictionService(load_model(settings.model_path, settings.model_sha256), settings)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then `test_config`; load the model eagerly.
+
+    Raises ArtifactError or ConfigError, so a bad artifact or setting stops the boot.
+    """
+    app = Flask(__name__)
+    app.config.update({name: os.environ[name] for name in SETTING_NAMES if name in os.environ})
+    if test_config is not None:
+        app.config.update(test_config)
+
+    service = build_service(app.config)
+    app.extensions["prediction_service"] = service
+    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_content_length
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(Exception, internal_error_response)
+    return app

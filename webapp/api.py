@@ -1,0 +1,174 @@
+"""The API: every route's logic, written once, and the blueprint that serves it.
+
+PredictionService's handlers take a flask.Request and return a Response, and use neither
+`current_app` nor `abort()`, so the Cloud Function (gcf/main.py) can call exactly the same
+code with the request functions-framework hands it. ROUTES is the one route table both use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from flask import Blueprint, Request, Response, current_app, request
+from marshmallow import ValidationError
+
+from . import jsonio
+from .errors import ApiError, api_error_response
+from .model import ArtifactError, Model
+from .schemas import PredictQuery, batch_schema, instance_schema
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 64 * 1024
+
+
+class Route(NamedTuple):
+    """A URL rule, its methods and the PredictionService method that handles it."""
+
+    rule: str
+    methods: tuple[str, ...]
+    endpoint: str
+
+
+ROUTES = (
+    Route("/health", ("GET",), "health"),
+    Route("/ready", ("GET",), "ready"),
+    Route("/metadata", ("GET",), "metadata"),
+    Route("/predict", ("POST",), "predict"),
+)
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A compact JSON response; jsonify would need an app context the function lacks."""
+    return Response(jsonio.dumps(body), status, mimetype="application/json")
+
+
+def read_body(req: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes of the body, refusing a larger one before it is all read."""
+    if req.content_length is not None and req.content_length > limit:
+        raise ApiError(413, "Request body too large.")
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = req.stream.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise ApiError(413, "Request body too large.")
+    return b"".join(chunks)
+
+
+def parse_json(req: Request, limit: int) -> Any:
+    """The request's JSON document: 415 for another content type, 413 too big, 400 malformed."""
+    charset = req.mimetype_params.get("charset", "utf-8").lower()
+    if not req.is_json or charset not in ("utf-8", "utf8"):
+        raise ApiError(415, "Content-Type must be application/json (UTF-8).")
+    data = read_body(req, limit)
+    if not data.strip():
+        raise ApiError(400, "Request body is empty.")
+    try:
+        return jsonio.loads(data)
+    except jsonio.JSONDecodeError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+class PredictionService:
+    """The handlers for a loaded model; one instance per process, built at start-up."""
+
+    def __init__(self, model: Model, settings: Settings) -> None:
+        self.model = model
+        self.settings = settings
+        self.instance_schema = instance_schema(model.features)
+        self.batch_schema = batch_schema(model.features, settings.max_batch_size)
+        self.query_schema = PredictQuery()
+        self._checked_pid: int | None = None
+
+    def handler(self, endpoint: str) -> Callable[[Request], Response]:
+        """The bound handler for a ROUTES endpoint name."""
+        handler: Callable[[Request], Response] = getattr(self, endpoint)
+        return handler
+
+    def health(self, req: Request) -> Response:
+        """Liveness: the process answers."""
+        return json_response({"status": "ok"})
+
+    def ready(self, req: Request) -> Response:
+        """Readiness: the model's self-check has passed in this very process."""
+        if self._checked_pid != os.getpid():
+            try:
+                self.model.self_check()
+            except ArtifactError as exc:
+                log.error("self-check failed: %s", exc)
+                return api_error_response(ApiError(503, "Model self-check failed."))
+            self._checked_pid = os.getpid()
+        return json_response({"status": "ready"})
+
+    def metadata(self, req: Request) -> Response:
+        """The model's public facts from its manifest."""
+        return json_response(self.model.describe())
+
+    def predict(self, req: Request) -> Response:
+        """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
+        try:
+            query = self._load(self.query_schema, req.args.to_dict())
+            document = parse_json(req, self.settings.max_content_length)
+            batch = isinstance(document, dict) and "instances" in document
+            if batch:
+                rows = self._load(self.batch_schema, document)["instances"]
+            else:
+                loaded = self._load(self.instance_schema, document)
+                rows = [[loaded[name] for name in self.model.feature_names]]
+        except ApiError as exc:
+            return api_error_response(exc)
+
+        matrix = np.asarray(rows, dtype=np.float64)
+        if query["probabilities"]:
+            results: list[Any] = [
+                {"prediction": cid, "label": self.model.labels[cid], "probabilities": proba}
+                for cid, proba in zip(
+                    self.model.predict(matrix), self.model.predict_proba(matrix), strict=True
+                )
+            ]
+        else:
+            results = self.model.predict(matrix)
+        if batch:
+            return json_response({"predictions": results})
+        if query["probabilities"]:
+            return json_response(results[0])
+        return json_response({"prediction": results[0]})
+
+    @staticmethod
+    def _load(schema: Any, document: Any) -> Any:
+        try:
+            return schema.load(document)
+        except ValidationError as exc:
+            raise ApiError(422, "Request failed validation.", exc.messages) from None
+
+
+bp = Blueprint("api", __name__)
+
+
+def _view(endpoint: str) -> Callable[[], Response]:
+    def view() -> Response:
+        service: PredictionService = current_app.extensions["prediction_service"]
+        return service.handler(endpoint)(request)
+
+    view.__name__ = endpoint
+    return view
+
+
+for _route in ROUTES:
+    bp.add_url_rule(
+        _route.rule,
+        endpoint=_route.endpoint,
+        view_func=_view(_route.endpoint),
+        methods=list(_route.methods),
+        provide_automatic_options=False,
+    )

@@ -1,0 +1,75 @@
+"""One JSON error shape for every failure, for the service and the function alike.
+
+    {"code": 422, "status": "Unprocessable Entity", "message": "...", "errors": {...}}
+
+`errors` names the offending fields and appears on validation failures only. Messages are
+fixed texts: no request data, no exception text, no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Response
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from .jsonio import dumps
+
+log = logging.getLogger(__name__)
+
+_MESSAGES = {
+    404: "No such route.",
+    405: "Method not allowed on this route.",
+    413: "Request body too large.",
+}
+
+
+class ApiError(Exception):
+    """A client error with its status, fixed message and optional field errors."""
+
+    def __init__(self, status: int, message: str, errors: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def error_response(
+    status: int, message: str, errors: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """The JSON error response every failure is answered with."""
+    body: dict[str, Any] = {
+        "code": status,
+        "status": HTTPStatus(status).phrase,
+        "message": message,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(dumps(body), status, headers=headers, mimetype="application/json")
+
+
+def api_error_response(exc: ApiError) -> Response:
+    """Render an ApiError; a 413 also closes the connection so its body is never drained."""
+    headers = {"Connection": "close"} if exc.status == 413 else None
+    return error_response(exc.status, exc.message, exc.errors, headers)
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """Render a routing or protocol error (404, 405, 413, ...), keeping headers such as Allow."""
+    status = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        # werkzeug lists them in set order, which varies between processes
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    if status == 413:
+        headers["Connection"] = "close"
+    message = _MESSAGES.get(status, HTTPStatus(status).description)
+    return error_response(status, message, headers=headers)
+
+
+def internal_error_response(exc: BaseException) -> Response:
+    """Log the failure with its traceback, answer a 500 that reveals nothing."""
+    log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    return error_response(500, "Internal server error.")

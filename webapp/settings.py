@@ -1,0 +1,63 @@
+"""The service's settings: names, defaults and validation, shared by the app and the function.
+
+Values come from a mapping (the environment, or a test's overrides) and are checked once at
+start-up, so a typo stops the boot with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.pkl"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about the API, validated."""
+
+    model_path: Path = DEFAULT_MODEL_PATH
+    model_sha256: str | None = None
+    max_content_length: int = 2 * 1024 * 1024
+    max_batch_size: int = 10_000
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Read MODEL_PATH, MODEL_SHA256, MAX_CONTENT_LENGTH and MAX_BATCH_SIZE where present."""
+        chosen: dict[str, Any] = {}
+        if values.get("MODEL_PATH"):
+            chosen["model_path"] = Path(str(values["MODEL_PATH"]))
+        if values.get("MODEL_SHA256"):
+            pin = str(values["MODEL_SHA256"]).strip().lower()
+            if not _SHA256.fullmatch(pin):
+                raise ConfigError("MODEL_SHA256 must be 64 hexadecimal characters")
+            chosen["model_sha256"] = pin
+        if values.get("MAX_CONTENT_LENGTH") is not None:
+            chosen["max_content_length"] = positive_int(
+                "MAX_CONTENT_LENGTH", values["MAX_CONTENT_LENGTH"], 2**30
+            )
+        if values.get("MAX_BATCH_SIZE") is not None:
+            chosen["max_batch_size"] = positive_int(
+                "MAX_BATCH_SIZE", values["MAX_BATCH_SIZE"], 10**7
+            )
+        return cls(**chosen)
+
+
+def positive_int(name: str, value: object, maximum: int) -> int:
+    """Parse a whole number in [1, maximum] or raise ConfigError naming the setting."""
+    try:
+        number = value if type(value) is int else int(str(value).strip(), 10)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if not 1 <= number <= maximum:
+        raise ConfigError(f"{name} must be between 1 and {maximum}, got {number}")
+    return number
