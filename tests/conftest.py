@@ -28,6 +28,15 @@ BIN = Path(sys.executable).parent
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--base-url",
+        default=None,
+        help="also run the contract suite against an already running server at this URL "
+        "(the container test uses it)",
+    )
+
+
 def train_into(folder: Path, dataset: str = "iris") -> Path:
     """Train `dataset` into `folder` and return the artifact's path."""
     model, manifest = train.train(dataset)
@@ -80,6 +89,13 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log: Any = None  # a temporary file: a pipe nobody reads would block a chatty server
     _output: str = ""
+
+    @classmethod
+    def at(cls, base_url: str) -> Server:
+        """A server somebody else started, such as the container, at http://127.0.0.1:PORT."""
+        host, _, port = base_url.removeprefix("http://").rstrip("/").rpartition(":")
+        assert host in ("127.0.0.1", "localhost"), "tests talk to this machine only"
+        return cls([], port=int(port))
 
     def start(self, ready_path: str = "/health", deadline: float = 30.0) -> Server:
         env = {**os.environ, "PORT": str(self.port), **self.env}

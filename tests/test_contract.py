@@ -47,7 +47,14 @@ def _via_server(server: Server) -> Call:
     return call
 
 
-@pytest.fixture(params=TARGETS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test taking `call` runs on every target, plus --base-url when one is given."""
+    if "call" in metafunc.fixturenames:
+        extra = ["base-url"] if metafunc.config.getoption("--base-url") else []
+        metafunc.parametrize("call", TARGETS + extra, indirect=True)
+
+
+@pytest.fixture()
 def call(request: pytest.FixtureRequest) -> Call:
     """A way to send one request to the target named by the parameter."""
     if request.param == "flask":
@@ -56,7 +63,9 @@ def call(request: pytest.FixtureRequest) -> Call:
         return _via_client(request.getfixturevalue("function_client"))
     if request.param == "gunicorn":
         return _via_server(request.getfixturevalue("gunicorn_server"))
-    return _via_server(request.getfixturevalue("function_server"))
+    if request.param == "functions-framework":
+        return _via_server(request.getfixturevalue("function_server"))
+    return _via_server(Server.at(request.config.getoption("--base-url")))
 
 
 def body(document: Any) -> bytes:
