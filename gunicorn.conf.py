@@ -26,7 +26,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 wsgi_app = "wsgi:app"
-bind = f"0.0.0.0:{_env_int('PORT', 8080, 1, 65535)}"
+# Cloud Run sets PORT; a Vertex AI custom container is told its port in AIP_HTTP_PORT.
+_port_variable = "AIP_HTTP_PORT" if os.environ.get("AIP_HTTP_PORT") else "PORT"
+bind = f"0.0.0.0:{_env_int(_port_variable, 8080, 1, 65535)}"
 
 # Load the model once in the master, then fork: workers share its pages, and a bad artifact
 # stops the boot before the port opens instead of crash-looping workers.

@@ -12,10 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-# The functions-framework console script puts only this file's folder on sys.path.
-_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
-if _PROJECT_ROOT not in sys.path:
-    sys.path.insert(0, _PROJECT_ROOT)
+# The functions-framework console script puts only this file's folder on sys.path. In the
+# repository the webapp package sits one level up; in the deployed bundle, beside this file.
+_HERE = Path(__file__).resolve().parent
+if not (_HERE / "webapp").is_dir() and str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))
 
 # As in gunicorn.conf.py: one BLAS/OpenMP thread, set before numpy is imported.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -12,9 +12,7 @@ from werkzeug.exceptions import HTTPException
 from .api import PredictionService, bp
 from .errors import http_error_response, internal_error_response
 from .model import load_model
-from .settings import Settings
-
-SETTING_NAMES = ("MODEL_PATH", "MODEL_SHA256", "MAX_CONTENT_LENGTH", "MAX_BATCH_SIZE")
+from .settings import SETTING_NAMES, Settings
 
 
 def build_service(config: Mapping[str, Any]) -> PredictionService:
@@ -37,6 +35,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["prediction_service"] = service
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_content_length
     app.register_blueprint(bp)
+    settings = service.settings
+    for rule, endpoint, methods in (
+        (settings.vertex_health_route, "ready", ["GET"]),
+        (settings.vertex_predict_route, "predict", ["POST"]),
+    ):
+        if rule:
+            app.add_url_rule(
+                rule, f"{bp.name}.{endpoint}", methods=methods, provide_automatic_options=False
+            )
     app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(Exception, internal_error_response)
     return app

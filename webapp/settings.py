@@ -15,6 +15,15 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.pkl"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~:@!$&'()*+,;=/-]*")
+SETTING_NAMES = (
+    "MODEL_PATH",
+    "MODEL_SHA256",
+    "MAX_CONTENT_LENGTH",
+    "MAX_BATCH_SIZE",
+    "AIP_HEALTH_ROUTE",
+    "AIP_PREDICT_ROUTE",
+)
 
 
 class ConfigError(ValueError):
@@ -29,10 +38,13 @@ class Settings:
     model_sha256: str | None = None
     max_content_length: int = 2 * 1024 * 1024
     max_batch_size: int = 10_000
+    # Vertex AI custom containers name their own health and predict routes.
+    vertex_health_route: str | None = None
+    vertex_predict_route: str | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
-        """Read MODEL_PATH, MODEL_SHA256, MAX_CONTENT_LENGTH and MAX_BATCH_SIZE where present."""
+        """Read the settings named in SETTING_NAMES where present; the rest keep defaults."""
         chosen: dict[str, Any] = {}
         if values.get("MODEL_PATH"):
             chosen["model_path"] = Path(str(values["MODEL_PATH"]))
@@ -49,7 +61,21 @@ class Settings:
             chosen["max_batch_size"] = positive_int(
                 "MAX_BATCH_SIZE", values["MAX_BATCH_SIZE"], 10**7
             )
+        for name, key in (
+            ("AIP_HEALTH_ROUTE", "vertex_health_route"),
+            ("AIP_PREDICT_ROUTE", "vertex_predict_route"),
+        ):
+            if values.get(name):
+                chosen[key] = url_path(name, values[name])
         return cls(**chosen)
+
+
+def url_path(name: str, value: object) -> str:
+    """A URL path such as /v1/endpoints/1/deployedModels/2:predict, or ConfigError."""
+    path = str(value)
+    if not _URL_PATH.fullmatch(path):
+        raise ConfigError(f"{name} must be a URL path starting with '/', got {path!r}")
+    return path
 
 
 def positive_int(name: str, value: object, maximum: int) -> int:

@@ -1,0 +1,49 @@
+"""Assemble exactly what `make deploy-function` uploads to Cloud Functions.
+
+    python gcf/bundle.py build/function
+
+The bundle is main.py (this folder's entry point) at the root, the webapp package, the
+artifact and its manifest, and the pinned runtime requirements: nothing else, no copy kept
+in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = {
+    "main.py": ROOT / "gcf" / "main.py",
+    "model.pkl": ROOT / "model.pkl",
+    "model.json": ROOT / "model.json",
+    "requirements.txt": ROOT / "requirements.txt",
+}
+
+
+def build(output: Path) -> list[Path]:
+    """Write the bundle into an empty `output` and return the files it holds."""
+    if output.exists():
+        shutil.rmtree(output)
+    (output / "webapp").mkdir(parents=True)
+    for name, source in FILES.items():
+        shutil.copy2(source, output / name)
+    for module in sorted((ROOT / "webapp").glob("*.py")):
+        shutil.copy2(module, output / "webapp" / module.name)
+    return sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: build the bundle and list it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path, nargs="?", default=ROOT / "build" / "function")
+    args = parser.parse_args(argv)
+    for path in build(args.output):
+        print(args.output / path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
