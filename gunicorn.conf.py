@@ -5,6 +5,8 @@ names the variable. No application logic lives here.
 """
 
 import os
+import shutil
+import tempfile
 
 
 def _env_int(name: str, default: int, minimum: int, maximum: int) -> int:
@@ -24,6 +26,18 @@ def _env_int(name: str, default: int, minimum: int, maximum: int) -> int:
 # thread pools only add contention. Set before the app (and so numpy) is imported.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+# Workers write their Prometheus samples here and /metrics sums them (prometheus_client's
+# multiprocess mode); it must be set before anything imports prometheus_client.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+else:  # samples left by an earlier run would be added to this run's
+    for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+        if _name.endswith(".db"):
+            os.unlink(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
+
+from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
 
 wsgi_app = "wsgi:app"
 # Cloud Run sets PORT; a Vertex AI custom container is told its port in AIP_HTTP_PORT.
@@ -52,9 +66,13 @@ control_socket_disable = True
 # The heartbeat file lives in memory: faster than disk, and writable on a read-only root.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn's own lines in the app's JSON format. Cloud Run records every request already, so
+# its access log is off unless GUNICORN_ACCESS_LOG asks for it (ACCESS_LOG is the app's own).
+logger_class = gunicorn_logger_class(os.environ.get("GOOGLE_CLOUD_PROJECT"))
+loglevel = parse_level(os.environ.get("LOG_LEVEL", "INFO")).lower()
 errorlog = "-"
-accesslog = "-" if os.environ.get("ACCESS_LOG", "").lower() in ("1", "true", "yes") else None
+_access = os.environ.get("GUNICORN_ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on")
+accesslog = "-" if _access else None
 
 
 def when_ready(server):
@@ -69,5 +87,13 @@ def worker_abort(worker):
     worker.log.warning("worker %d timed out and was aborted", worker.pid)
 
 
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     server.log.info("shut down")

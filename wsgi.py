@@ -13,7 +13,7 @@ from webapp.logs import configure_logging
 from webapp.model import ArtifactError
 from webapp.settings import ConfigError
 
-configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("GOOGLE_CLOUD_PROJECT"))
 
 try:
     app = create_app()

@@ -33,7 +33,7 @@ from webapp.logs import configure_logging  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 
-configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("GOOGLE_CLOUD_PROJECT"))
 try:
     service = build_service(os.environ)
 except (ArtifactError, ConfigError) as exc:
@@ -50,13 +50,17 @@ url_map = Map(
 def predict(request: Request) -> Response:
     """Answer any request exactly as the service would, 404 and 405 included."""
     try:
-        endpoint, _ = url_map.bind_to_environ(request.environ).match()
-        response = service.handler(endpoint)(request)
+        rule, _ = url_map.bind_to_environ(request.environ).match(return_rule=True)
     except HTTPException as exc:
+        service.observer.begin(request, "unmatched", predicting=False)
         response = http_error_response(exc)
-    except Exception as exc:
-        response = internal_error_response(exc)
-    return _unread_body_stays_unread(response)
+    else:
+        service.observer.begin(request, rule.rule, predicting=rule.endpoint == "predict")
+        try:
+            response = service.handler(rule.endpoint)(request)
+        except Exception as exc:
+            response = internal_error_response(exc)
+    return _unread_body_stays_unread(service.observer.finish(request, response))
 
 
 def _unread_body_stays_unread(response: Response) -> Response:

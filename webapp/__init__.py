@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .api import PredictionService, bp
@@ -35,6 +35,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["prediction_service"] = service
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_content_length
     app.register_blueprint(bp)
+
+    @app.before_request
+    def begin_observation() -> None:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        service.observer.begin(request, route, request.endpoint == f"{bp.name}.predict")
+
+    @app.after_request
+    def finish_observation(response: Response) -> Response:
+        return service.observer.finish(request, response)
+
     settings = service.settings
     for rule, endpoint, methods in (
         (settings.vertex_health_route, "ready", ["GET"]),

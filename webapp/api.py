@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -16,9 +17,10 @@ import numpy as np
 from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
 
-from . import jsonio
+from . import jsonio, metrics
 from .errors import ApiError, api_error_response
 from .model import ArtifactError, Model
+from .observe import Observer
 from .schemas import PredictQuery, batch_schema, instance_schema
 from .settings import Settings
 
@@ -40,6 +42,7 @@ ROUTES = (
     Route("/ready", ("GET",), "ready"),
     Route("/metadata", ("GET",), "metadata"),
     Route("/predict", ("POST",), "predict"),
+    Route("/metrics", ("GET",), "metrics"),
 )
 
 
@@ -88,7 +91,11 @@ class PredictionService:
         self.instance_schema = instance_schema(model.features)
         self.batch_schema = batch_schema(model.features, settings.max_batch_size)
         self.query_schema = PredictQuery()
+        self.observer = Observer(model.manifest["version"], settings.access_log)
         self._checked_pid: int | None = None
+        metrics.MODEL_INFO.labels(
+            model.manifest["name"], model.manifest["version"], model.sha256
+        ).set(1)
 
     def handler(self, endpoint: str) -> Callable[[Request], Response]:
         """The bound handler for a ROUTES endpoint name."""
@@ -114,6 +121,11 @@ class PredictionService:
         """The model's public facts from its manifest."""
         return json_response(self.model.describe())
 
+    def metrics(self, req: Request) -> Response:
+        """Prometheus exposition of this process, or of every gunicorn worker."""
+        body, content_type = metrics.render()
+        return Response(body, 200, content_type=content_type)
+
     def predict(self, req: Request) -> Response:
         """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
         try:
@@ -126,18 +138,21 @@ class PredictionService:
                 loaded = self._load(self.instance_schema, document)
                 rows = [[loaded[name] for name in self.model.feature_names]]
         except ApiError as exc:
+            metrics.VALIDATION_FAILURES.labels(str(exc.status)).inc()
             return api_error_response(exc)
 
         matrix = np.asarray(rows, dtype=np.float64)
+        class_ids = self.model.predict(matrix)
+        metrics.BATCH_SIZE.observe(len(class_ids))
+        for class_id, count in Counter(class_ids).items():
+            metrics.PREDICTIONS.labels(self.model.labels[class_id]).inc(count)
         if query["probabilities"]:
             results: list[Any] = [
                 {"prediction": cid, "label": self.model.labels[cid], "probabilities": proba}
-                for cid, proba in zip(
-                    self.model.predict(matrix), self.model.predict_proba(matrix), strict=True
-                )
+                for cid, proba in zip(class_ids, self.model.predict_proba(matrix), strict=True)
             ]
         else:
-            results = self.model.predict(matrix)
+            results = class_ids
         if batch:
             return json_response({"predictions": results})
         if query["probabilities"]:

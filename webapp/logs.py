@@ -1,20 +1,117 @@
-"""Logging configuration, called once by each entry point before the app exists."""
+"""Logging as Cloud Logging reads it: one JSON object per line, with the request's ids.
+
+Entry points call configure_logging() once, before the app exists; gunicorn.conf.py sets
+gunicorn_logger_class() so gunicorn's own error and access lines share the format. The
+request context (request id, trace, span, model version) lives in a ContextVar set by the
+observability layer, so every line logged during a request carries it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from gunicorn import glogging
+from pythonjsonlogger.json import JsonFormatter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TRACE = "logging.googleapis.com/trace"
+SPAN = "logging.googleapis.com/spanId"
+SAMPLED = "logging.googleapis.com/trace_sampled"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every record to stderr, one line each, at `level` (LOG_LEVEL)."""
+@dataclass(frozen=True)
+class RequestContext:
+    """What every log line of one request carries."""
+
+    request_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    sampled: bool = False
+    model_version: str | None = None
+
+
+current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
+
+
+class CloudLoggingFormatter(JsonFormatter):
+    """JSON lines with `severity`, `message`, trace fields and `httpRequest` where known."""
+
+    def __init__(self, project: str | None = None) -> None:
+        super().__init__(
+            "%(message)s %(name)s",
+            rename_fields={"levelname": "severity"},
+            timestamp="time",
+        )
+        self.project = project
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["severity"] = record.levelname
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            log_data["httpRequest"] = _gunicorn_http_request(record.args)
+        context = current_request.get()
+        if context is None:
+            return
+        log_data["requestId"] = context.request_id
+        if context.trace_id and self.project:
+            log_data[TRACE] = f"projects/{self.project}/traces/{context.trace_id}"
+            log_data[SAMPLED] = context.sampled
+        if context.span_id:
+            log_data[SPAN] = context.span_id
+        if context.model_version:
+            log_data["modelVersion"] = context.model_version
+
+
+def _gunicorn_http_request(atoms: Mapping[str, Any]) -> dict[str, Any]:
+    """Cloud Logging's HttpRequest from gunicorn's access-log atoms."""
+    return {
+        "requestMethod": atoms.get("m"),
+        "requestUrl": atoms.get("U"),
+        "status": int(atoms.get("s") or 0),
+        "responseSize": str(atoms.get("B") or 0),
+        "userAgent": atoms.get("a"),
+        "remoteIp": atoms.get("h"),
+        "protocol": atoms.get("H"),
+        "latency": f"{float(atoms.get('L') or 0):.6f}s",
+    }
+
+
+def parse_level(level: str) -> str:
+    """A valid LOG_LEVEL name, or SystemExit naming the setting."""
     name = level.strip().upper()
     if name not in LEVELS:
         raise SystemExit(f"LOG_LEVEL must be one of {', '.join(LEVELS)}, got {level!r}")
+    return name
+
+
+def configure_logging(level: str = "INFO", project: str | None = None) -> None:
+    """Send every record to stderr as one JSON line, at `level` (LOG_LEVEL)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(CloudLoggingFormatter(project))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(name)
+    root.setLevel(parse_level(level))
+
+
+def gunicorn_logger_class(project: str | None) -> type[glogging.Logger]:
+    """gunicorn's logger_class: its error and access lines in the same JSON format.
+
+    Formatting its handlers (rather than setting logconfig_dict) keeps gunicorn's shortcut
+    of not building access-log data at all while the access log is off.
+    """
+
+    class JsonLogger(glogging.Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                for handler in logger.handlers:
+                    handler.setFormatter(CloudLoggingFormatter(project))
+
+    return JsonLogger

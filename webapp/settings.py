@@ -23,6 +23,7 @@ SETTING_NAMES = (
     "MAX_BATCH_SIZE",
     "AIP_HEALTH_ROUTE",
     "AIP_PREDICT_ROUTE",
+    "ACCESS_LOG",
 )
 
 
@@ -38,6 +39,7 @@ class Settings:
     model_sha256: str | None = None
     max_content_length: int = 2 * 1024 * 1024
     max_batch_size: int = 10_000
+    access_log: bool = False
     # Vertex AI custom containers name their own health and predict routes.
     vertex_health_route: str | None = None
     vertex_predict_route: str | None = None
@@ -61,6 +63,8 @@ class Settings:
             chosen["max_batch_size"] = positive_int(
                 "MAX_BATCH_SIZE", values["MAX_BATCH_SIZE"], 10**7
             )
+        if values.get("ACCESS_LOG") is not None:
+            chosen["access_log"] = boolean("ACCESS_LOG", values["ACCESS_LOG"])
         for name, key in (
             ("AIP_HEALTH_ROUTE", "vertex_health_route"),
             ("AIP_PREDICT_ROUTE", "vertex_predict_route"),
@@ -76,6 +80,18 @@ def url_path(name: str, value: object) -> str:
     if not _URL_PATH.fullmatch(path):
         raise ConfigError(f"{name} must be a URL path starting with '/', got {path!r}")
     return path
+
+
+def boolean(name: str, value: object) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case), or ConfigError naming the setting."""
+    if type(value) is bool:
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def positive_int(name: str, value: object, maximum: int) -> int:

@@ -1,0 +1,97 @@
+"""Per-request bookkeeping shared by the service and the function: ids, metrics, request logs.
+
+begin() runs before a handler and finish() after it, whichever target routed the request:
+Flask's before/after_request hooks call them in the service, gcf/main.py in the function.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Request, Response
+
+from . import metrics
+from .logs import RequestContext, current_request
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([01]))?")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_ENVIRON_KEY = "sklearn_serve.observation"
+
+
+def trace_of(request: Request) -> tuple[str | None, str | None, bool]:
+    """Trace id, span id (16 hex digits) and sampled flag from W3C or Cloud Trace headers."""
+    traceparent = _TRACEPARENT.fullmatch(request.headers.get("traceparent", "").strip())
+    if traceparent:
+        trace_id, span_id, flags = traceparent.groups()
+        if trace_id.strip("0") and span_id.strip("0"):
+            return trace_id, span_id, bool(int(flags, 16) & 1)
+    cloud = _CLOUD_TRACE.fullmatch(request.headers.get("X-Cloud-Trace-Context", "").strip())
+    if cloud and cloud.group(1).strip("0"):
+        trace_id, span, sampled = cloud.groups()
+        span_id = f"{int(span):016x}" if span and 0 < int(span) < 2**64 else None
+        return trace_id.lower(), span_id, sampled == "1"
+    return None, None, False
+
+
+class Observer:
+    """Request ids, trace context, metrics and the request log line, for one model."""
+
+    def __init__(self, model_version: str, access_log: bool) -> None:
+        self.model_version = model_version
+        self.access_log = access_log
+
+    def begin(self, request: Request, route: str, predicting: bool) -> None:
+        """Start the clock and bind the ids every log line of this request will carry."""
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        trace_id, span_id, sampled = trace_of(request)
+        context = RequestContext(
+            request_id,
+            trace_id,
+            span_id,
+            sampled,
+            self.model_version if predicting else None,
+        )
+        current_request.set(context)
+        request.environ[_ENVIRON_KEY] = (route, time.perf_counter())
+
+    def finish(self, request: Request, response: Response) -> Response:
+        """Count and time the request, log it if asked, and return its id to the client."""
+        route, started = request.environ.get(_ENVIRON_KEY, ("unmatched", time.perf_counter()))
+        elapsed = time.perf_counter() - started
+        method = request.method if request.method in _METHODS else "OTHER"
+        status = response.status_code
+        metrics.REQUESTS.labels(route, method, str(status)).inc()
+        metrics.LATENCY.labels(route, method).observe(elapsed)
+        context = current_request.get()
+        if context is not None:
+            response.headers["X-Request-ID"] = context.request_id
+        if self.access_log or status >= 500:
+            log.log(
+                logging.ERROR if status >= 500 else logging.INFO,
+                "%s %s %d",
+                method,
+                request.path,
+                status,
+                extra={
+                    "httpRequest": {
+                        "requestMethod": method,
+                        "requestUrl": request.path,
+                        "status": status,
+                        "responseSize": str(response.content_length or 0),
+                        "userAgent": request.user_agent.string,
+                        "remoteIp": request.remote_addr,
+                        "protocol": request.environ.get("SERVER_PROTOCOL"),
+                        "latency": f"{elapsed:.6f}s",
+                    }
+                },
+            )
+        current_request.set(None)  # lines logged between requests belong to none
+        return response
