@@ -1,4 +1,4 @@
-"""Logs, request ids, trace context and metrics, under real multi-worker gunicorn and the function."""
+"""Logs, request ids, trace context and metrics: multi-worker gunicorn and the function."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .conftest import SETOSA, Server, functions_framework_server, gunicorn
 
 JSON = {"Content-Type": "application/json"}
 TRACE_ID = "105445aa7843bc8bf206b12000100000"
+SPAN = "b7ad6b7169203331"
 # Distinctive feature values: none of them may ever appear in a log line.
 SECRET_ROW = {"sepal_length": 5.123457, "sepal_width": 3.234568, "petal_length": 1.345679,
               "petal_width": 0.456789}  # fmt: skip
@@ -84,11 +85,11 @@ def test_gunicorn_access_log_is_json_too() -> None:
 @pytest.mark.parametrize(
     ("headers", "trace", "span", "sampled"),
     [
-        ({"traceparent": f"00-{TRACE_ID}-b7ad6b7169203331-01"}, TRACE_ID, "b7ad6b7169203331", True),
-        ({"traceparent": f"00-{TRACE_ID}-b7ad6b7169203331-00"}, TRACE_ID, "b7ad6b7169203331", False),
+        ({"traceparent": f"00-{TRACE_ID}-{SPAN}-01"}, TRACE_ID, SPAN, True),
+        ({"traceparent": f"00-{TRACE_ID}-{SPAN}-00"}, TRACE_ID, SPAN, False),
         ({"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=0"}, TRACE_ID, "0000000000000001", False),
         ({"X-Cloud-Trace-Context": TRACE_ID}, TRACE_ID, None, False),
-        ({"traceparent": "00-" + "0" * 32 + "-b7ad6b7169203331-01"}, None, None, False),
+        ({"traceparent": "00-" + "0" * 32 + f"-{SPAN}-01"}, None, None, False),
         ({"traceparent": "garbage", "X-Cloud-Trace-Context": "zz/1"}, None, None, False),
     ],
 )  # fmt: skip
