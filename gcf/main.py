@@ -50,14 +50,14 @@ url_map = Map(
 def predict(request: Request) -> Response:
     """Answer any request exactly as the service would, 404 and 405 included."""
     try:
-        rule, _ = url_map.bind_to_environ(request.environ).match(return_rule=True)
+        rule, values = url_map.bind_to_environ(request.environ).match(return_rule=True)
     except HTTPException as exc:
         service.observer.begin(request, "unmatched", predicting=False)
         response = http_error_response(exc)
     else:
         service.observer.begin(request, rule.rule, predicting=rule.endpoint == "predict")
         try:
-            response = service.handler(rule.endpoint)(request)
+            response = service.handler(rule.endpoint)(request, **values)
         except Exception as exc:
             response = internal_error_response(exc)
     return _unread_body_stays_unread(service.observer.finish(request, response))

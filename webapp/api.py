@@ -17,7 +17,7 @@ import numpy as np
 from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
 
-from . import jsonio, metrics
+from . import docs, jsonio, metrics
 from .errors import ApiError, api_error_response
 from .model import ArtifactError, Model
 from .observe import Observer
@@ -43,6 +43,9 @@ ROUTES = (
     Route("/metadata", ("GET",), "metadata"),
     Route("/predict", ("POST",), "predict"),
     Route("/metrics", ("GET",), "metrics"),
+    Route("/openapi.json", ("GET",), "openapi"),
+    Route("/docs", ("GET",), "docs"),
+    Route("/docs/<name>", ("GET",), "docs_asset"),
 )
 
 
@@ -93,13 +96,14 @@ class PredictionService:
         self.query_schema = PredictQuery()
         self.observer = Observer(model.manifest["version"], settings.access_log)
         self._checked_pid: int | None = None
+        self._spec: dict[str, Any] | None = None
         metrics.MODEL_INFO.labels(
             model.manifest["name"], model.manifest["version"], model.sha256
         ).set(1)
 
-    def handler(self, endpoint: str) -> Callable[[Request], Response]:
-        """The bound handler for a ROUTES endpoint name."""
-        handler: Callable[[Request], Response] = getattr(self, endpoint)
+    def handler(self, endpoint: str) -> Callable[..., Response]:
+        """The bound handler for a ROUTES endpoint name; it takes the request and URL values."""
+        handler: Callable[..., Response] = getattr(self, endpoint)
         return handler
 
     def health(self, req: Request) -> Response:
@@ -125,6 +129,30 @@ class PredictionService:
         """Prometheus exposition of this process, or of every gunicorn worker."""
         body, content_type = metrics.render()
         return Response(body, 200, content_type=content_type)
+
+    def openapi(self, req: Request) -> Response:
+        """The OpenAPI document, generated from the validating schemas on first use."""
+        if self._spec is None:
+            # Imported here: apispec is needed by this route only, not on the cold-start path.
+            from .openapi import build_spec
+
+            self._spec = build_spec(self.model, self.instance_schema, self.batch_schema)
+        return json_response(self._spec)
+
+    def docs(self, req: Request) -> Response:
+        """The interactive docs page (Swagger UI, served locally)."""
+        return Response(docs.PAGE, 200, mimetype="text/html")
+
+    def docs_asset(self, req: Request, name: str) -> Response:
+        """Swagger UI's script, stylesheet and icon, from the installed package."""
+        found = docs.asset(name)
+        if found is None:
+            return api_error_response(ApiError(404, "No such route."))
+        body, content_type = found
+        response = Response(body, 200, content_type=content_type)
+        response.cache_control.public = True
+        response.cache_control.max_age = 86400
+        return response
 
     def predict(self, req: Request) -> Response:
         """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
@@ -170,10 +198,10 @@ class PredictionService:
 bp = Blueprint("api", __name__)
 
 
-def _view(endpoint: str) -> Callable[[], Response]:
-    def view() -> Response:
+def _view(endpoint: str) -> Callable[..., Response]:
+    def view(**values: Any) -> Response:
         service: PredictionService = current_app.extensions["prediction_service"]
-        return service.handler(endpoint)(request)
+        return service.handler(endpoint)(request, **values)
 
     view.__name__ = endpoint
     return view
