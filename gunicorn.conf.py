@@ -4,6 +4,7 @@ Every value can be set from the environment; a bad value stops gunicorn with a m
 names the variable. No application logic lives here.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -77,6 +78,12 @@ accesslog = "-" if _access else None
 
 def when_ready(server):
     server.log.info("listening on %s with %d workers", bind, workers)
+
+
+def pre_fork(server, worker):
+    # Move everything the preloaded app allocated out of the collector's reach: collections
+    # in a worker would otherwise write to those objects' pages and un-share them.
+    gc.freeze()
 
 
 def post_fork(server, worker):

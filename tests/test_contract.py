@@ -160,6 +160,7 @@ CASES = [
     case("huge-exponent", "POST", "/predict", 422, raw=b'{"sepal_length": 1e400}'),
     case("missing-field", "POST", "/predict", 422, {"sepal_length": 5.1}),
     case("unknown-field", "POST", "/predict", 422, with_(colour=1)),
+    case("lone-surrogate-key", "POST", "/predict", 422, raw=b'{"\\ud800": 1}'),
     case("empty-batch", "POST", "/predict", 422, {"instances": []}),
     case("batch-bad-row", "POST", "/predict", 422, {"instances": [SETOSA, [1, 2, 3]]}),
     case("unknown-query", "POST", "/predict?debug=1", 422, SETOSA),

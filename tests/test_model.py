@@ -136,3 +136,28 @@ def test_probabilities_are_keyed_by_label(artifact: Path) -> None:
     (proba,) = load_model(artifact).predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))
     assert list(proba) == ["setosa", "versicolor", "virginica"]
     assert max(proba, key=proba.__getitem__) == "setosa"
+
+
+def test_other_estimators_are_served_by_scikit_learn(artifact: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    data = load_iris()
+    tree = DecisionTreeClassifier(random_state=0).fit(data.data, data.target)
+    joblib.dump(tree, artifact)
+    rewrite_manifest(
+        artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
+    )
+    model = load_model(artifact)
+    assert model._predict == model.estimator.predict
+    assert model.predict(data.data) == tree.predict(data.data).tolist()
+
+
+def test_fast_path_that_disagrees_is_not_used(
+    artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webapp.model import LinearPipeline
+
+    monkeypatch.setattr(LinearPipeline, "predict", lambda self, rows: np.zeros(len(rows), int))
+    model = load_model(artifact)
+    assert model._predict == model.estimator.predict

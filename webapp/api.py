@@ -21,7 +21,7 @@ from . import docs, jsonio, metrics
 from .errors import ApiError, api_error_response
 from .model import ArtifactError, Model
 from .observe import Observer
-from .schemas import PredictQuery, batch_schema, instance_schema
+from .schemas import BatchMatrix, PredictQuery, batch_schema, instance_schema
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class PredictionService:
         self.settings = settings
         self.instance_schema = instance_schema(model.features)
         self.batch_schema = batch_schema(model.features, settings.max_batch_size)
+        self.batch_matrix = BatchMatrix(model.features, settings.max_batch_size)
         self.query_schema = PredictQuery()
         self.observer = Observer(model.manifest["version"], settings.access_log)
         self._checked_pid: int | None = None
@@ -161,15 +162,17 @@ class PredictionService:
             document = parse_json(req, self.settings.max_content_length)
             batch = isinstance(document, dict) and "instances" in document
             if batch:
-                rows = self._load(self.batch_schema, document)["instances"]
+                matrix = self.batch_matrix(document)
+                if matrix is None:  # invalid, most likely: marshmallow says where
+                    rows = self._load(self.batch_schema, document)["instances"]
+                    matrix = np.asarray(rows, dtype=np.float64)
             else:
                 loaded = self._load(self.instance_schema, document)
-                rows = [[loaded[name] for name in self.model.feature_names]]
+                matrix = np.array([[loaded[name] for name in self.model.feature_names]])
         except ApiError as exc:
             metrics.VALIDATION_FAILURES.labels(str(exc.status)).inc()
             return api_error_response(exc)
 
-        matrix = np.asarray(rows, dtype=np.float64)
         class_ids = self.model.predict(matrix)
         metrics.BATCH_SIZE.observe(len(class_ids))
         for class_id, count in Counter(class_ids).items():

@@ -1,13 +1,18 @@
 """Strict JSON in, compact JSON out.
 
 Stricter than json.loads: UTF-8 only, no NaN or Infinity literals, no duplicate keys (which
-json.loads silently resolves to the last one), and nesting depth that cannot exhaust the stack.
+both json.loads and orjson silently resolve to the last one), and nesting depth that cannot
+exhaust the stack. orjson parses (several times faster on large batches); the standard
+library's strict decoder is the authority whenever orjson refuses a body or a duplicate key
+is possible.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import orjson
 
 
 class JSONDecodeError(ValueError):
@@ -31,6 +36,31 @@ _decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reje
 def loads(data: bytes) -> Any:
     """Parse a request body, raising JSONDecodeError with a client-safe message."""
     try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _strict_loads(data)  # the precise reason, or a document orjson cannot hold
+    # Every key is followed by a colon, so fewer than two colons means fewer than two keys; and
+    # as many keys parsed as there are colons means no key was dropped as a duplicate.
+    colons = data.count(b":")
+    if colons > 1 and _key_count(document) != colons:
+        return _strict_loads(data)
+    return document
+
+
+def _key_count(node: Any) -> int:
+    """Keys in every object of a parsed document."""
+    if type(node) is dict:
+        return len(node) + sum(
+            _key_count(v) for v in node.values() if type(v) is dict or type(v) is list
+        )
+    if type(node) is list:
+        return sum(_key_count(v) for v in node if type(v) is dict or type(v) is list)
+    return 0
+
+
+def _strict_loads(data: bytes) -> Any:
+    """The standard library's parse, with this module's strictness."""
+    try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise JSONDecodeError("Request body is not valid UTF-8.") from None
@@ -45,5 +75,9 @@ def loads(data: bytes) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON; refuses NaN rather than emitting invalid JSON."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    """Compact JSON. Integer keys (a batch's error indices) become strings."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        # A lone surrogate (a field name sent as "\ud800") is not UTF-8: escape it instead.
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii")
