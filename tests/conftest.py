@@ -72,6 +72,33 @@ def function_client() -> FlaskClient:
     return ff_app.test_client()
 
 
+class CountingStream:
+    """A request body of `size` spaces that counts how much of it is read."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        self.read_bytes += n
+        return b" " * n
+
+
+def send_unsized(client: FlaskClient, method: str, path: str, size: int) -> tuple[Any, int]:
+    """Send a JSON body of `size` bytes with no Content-Length (as chunked encoding arrives);
+    return the response and how many bytes of the body the app read."""
+    stream = CountingStream(size)
+    response = client.open(
+        path,
+        method=method,
+        content_type="application/json",
+        environ_overrides={"wsgi.input": stream, "wsgi.input_terminated": True},
+    )
+    return response, stream.read_bytes
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

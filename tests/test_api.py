@@ -16,7 +16,7 @@ from webapp import create_app
 from webapp.model import load_model
 from webapp.settings import ConfigError
 
-from .conftest import SETOSA
+from .conftest import SETOSA, send_unsized
 
 FEATURES = list(SETOSA)
 
@@ -140,30 +140,18 @@ def test_body_limit_is_configurable(iris_model: Path) -> None:
     assert response.headers["Connection"] == "close"
 
 
-class CountingStream:
-    """A request body that counts what is read of it."""
+@pytest.mark.parametrize("target", ["client", "function_client"])
+def test_chunked_body_over_the_limit_is_not_read_to_the_end(
+    target: str, request: pytest.FixtureRequest
+) -> None:
+    """No Content-Length (chunked): reading stops just past the limit, on both targets.
 
-    def __init__(self, size: int) -> None:
-        self.left = size
-        self.read_bytes = 0
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n < 0 else min(n, self.left)
-        self.left -= n
-        self.read_bytes += n
-        return b" " * n
-
-
-def test_chunked_body_over_the_limit_is_not_read_to_the_end(client: FlaskClient) -> None:
-    """No Content-Length (chunked): reading stops just past the limit."""
-    stream = CountingStream(50 * 1024 * 1024)
-    response = client.post(
-        "/predict",
-        content_type="application/json",
-        environ_overrides={"wsgi.input": stream, "wsgi.input_terminated": True},
-    )
+    functions-framework reads the whole body after every response unless it is told not to.
+    """
+    response, read = send_unsized(request.getfixturevalue(target), "POST", "/predict", 10**8)
     assert response.status_code == 413
-    assert stream.read_bytes <= 2 * 1024 * 1024 + 64 * 1024
+    assert response.get_json()["code"] == 413
+    assert read <= 2 * 1024 * 1024 + 64 * 1024
 
 
 def test_probabilities_in_a_batch(client: FlaskClient) -> None:

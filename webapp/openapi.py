@@ -37,6 +37,7 @@ _ERRORS = {
     415: "Content-Type is not application/json (UTF-8).",
     422: "Validation failed; `errors` names every offending field.",
     500: "Unexpected failure; nothing internal is revealed.",
+    503: "The model's self-check prediction failed.",
 }
 _REQUEST_ID = {
     "X-Request-ID": {
@@ -136,46 +137,25 @@ def build_spec(model: Model, instance_schema: Schema, batch_schema: Schema) -> d
             "content": {"application/json": {"schema": schema}},
         }
 
+    def get(path: str, summary: str, responses: dict[int, Any]) -> None:
+        spec.path(path=path, operations={"get": {"summary": summary, "responses": responses}})
+
     status_schema = {
         "type": "object",
         "required": ["status"],
         "properties": {"status": {"type": "string"}},
         "additionalProperties": False,
     }
-    spec.path(
-        path="/health",
-        operations={
-            "get": {
-                "summary": "Liveness: the process answers.",
-                "responses": {200: json_response("Alive.", status_schema)},
-            }
-        },
+    get("/health", "Liveness: the process answers.", {200: json_response("Alive.", status_schema)})
+    get(
+        "/ready",
+        "Readiness: the model's self-check passed in this process.",
+        {200: json_response("Ready.", status_schema), **error_responses(503)},
     )
-    spec.path(
-        path="/ready",
-        operations={
-            "get": {
-                "summary": "Readiness: the model's self-check passed in this process.",
-                "responses": {
-                    200: json_response("Ready.", status_schema),
-                    503: {
-                        "description": "The self-check prediction failed.",
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                        },
-                    },
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/metadata",
-        operations={
-            "get": {
-                "summary": "The model's manifest: features, ranges, classes, metrics, versions.",
-                "responses": {200: json_response("The model's public facts.", {"type": "object"})},
-            }
-        },
+    get(
+        "/metadata",
+        "The model's manifest: features, ranges, classes, metrics, versions.",
+        {200: json_response("The model's public facts.", {"type": "object"})},
     )
     integer = {"type": "integer", "enum": list(model.labels)}
     spec.path(
@@ -241,27 +221,15 @@ def build_spec(model: Model, instance_schema: Schema, batch_schema: Schema) -> d
             }
         },
     )
-    spec.path(
-        path="/metrics",
-        operations={
-            "get": {
-                "summary": "Prometheus metrics, summed over every worker.",
-                "responses": {
-                    200: {
-                        "description": "Prometheus text exposition format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
+    get(
+        "/metrics",
+        "Prometheus metrics, summed over every worker.",
+        {
+            200: {
+                "description": "Prometheus text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
             }
         },
     )
-    spec.path(
-        path="/openapi.json",
-        operations={
-            "get": {
-                "summary": "This document.",
-                "responses": {200: json_response("OpenAPI 3.0.", {"type": "object"})},
-            }
-        },
-    )
+    get("/openapi.json", "This document.", {200: json_response("OpenAPI 3.0.", {"type": "object"})})
     return spec.to_dict()
