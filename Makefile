@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 FUNCTION_PORT ?= 8081
 
-.PHONY: run dev function function-bundle deploy-function deploy-run train test lint clean
+.PHONY: run dev function function-bundle deploy-function deploy-run train test lint clean \
+        container-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +71,11 @@ lint: $(VENV)/.dev
 test: $(VENV)/.dev  ## the whole suite; lint and type checks run inside it
 	$(BIN)/python -m pytest
 
-# Benchmarks on 127.0.0.1 (about 10 minutes; BENCH_ARGS=--quick for a 2-minute smoke run):
+# As root: installs podman when missing, builds the image and proves it (container/test.sh).
+container-test: $(VENV)/.dev  ## the Cloud Run image, built, run read-only and SIGTERMed
+	bash container/test.sh
+
+# Benchmarks on 127.0.0.1, about 10 minutes (BENCH_ARGS=--quick: 2; --image NAME adds 3):
 # writes docs/performance.md and its plots. Installs wrk with apt-get when it is missing.
 .PHONY: bench
 bench: $(VENV)/.dev

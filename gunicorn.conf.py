@@ -32,7 +32,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # multiprocess mode); it must be set before anything imports prometheus_client.
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+    # In memory like the heartbeat file below, so a fully read-only root works too.
+    _shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-", dir=_shm)
 else:  # samples left by an earlier run would be added to this run's
     for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
         if _name.endswith(".db"):

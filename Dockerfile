@@ -1,0 +1,59 @@
+# The prediction service for Cloud Run: gunicorn serving the committed model.pkl on $PORT.
+#   docker build -t sklearn-serve .    (or podman build; `make container-test` builds and tests it)
+#
+# BASE_IMAGE lets a builder without registry access substitute its own python 3.11 base.
+ARG BASE_IMAGE=python:3.11-slim
+# The sha256 the image serves, as ENV MODEL_SHA256. A literal, because ENV needs a value before
+# any RUN, and every way to build (`gcloud run deploy --source .` takes no build arguments)
+# must pin the same bytes. tests/test_container.py holds it equal to model.json's sha256, and
+# the build boots the app with it, so a stale pin fails the tests and the build, never a boot.
+ARG MODEL_SHA256=c869581cb53c34f01e051dbfcf732b11c31e5698fe11adce93fa7d409214ffd2
+
+FROM ${BASE_IMAGE} AS build
+
+# Binary wheels only: the build needs no compiler, and an sdist fails the build here instead of
+# pulling a toolchain into it. The serving venv keeps its .pyc files (a read-only root cannot
+# write them at start) but not pip, setuptools or the 65 MB of numpy/scipy/sklearn test suites.
+RUN python3 -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
+        -r /tmp/requirements.txt \
+    && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+    && site=/opt/venv/lib/python3.11/site-packages \
+    && find "$site/numpy" "$site/scipy" "$site/sklearn" -type d -name tests -prune -exec rm -rf {} +
+
+WORKDIR /app
+COPY webapp/ webapp/
+COPY wsgi.py gunicorn.conf.py model.pkl model.json ./
+
+# Loading the app checks model.pkl against the pin and the manifest, the scikit-learn version
+# and the self-check prediction.
+ARG MODEL_SHA256
+RUN MODEL_SHA256="${MODEL_SHA256}" /opt/venv/bin/python -B -c "import wsgi"
+
+FROM ${BASE_IMAGE}
+
+ARG MODEL_SHA256
+# One BLAS/OpenMP thread per worker process; no .pyc writes on a read-only (or in-memory) root.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1 \
+    MODEL_SHA256=${MODEL_SHA256}
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --no-log-init --uid 10001 --gid app --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin app
+
+# From the build stage: exactly the files the check above has just loaded.
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+WORKDIR /app
+
+# Numeric, so a runtime can verify it is not root without reading /etc/passwd.
+USER 10001:10001
+EXPOSE 8080
+# Exec form: gunicorn is PID 1 and receives SIGTERM itself; gunicorn.conf.py reads $PORT.
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]
