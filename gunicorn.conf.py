@@ -63,6 +63,10 @@ timeout = _env_int("GUNICORN_TIMEOUT", 30, 1, 3600)
 graceful_timeout = 8
 keepalive = 5
 
+# Where the app is mounted is ours to say: gunicorn would take a SCRIPT_NAME header from any
+# client on 127.0.0.1 (its default trusted forwarder), and answer a mismatched one with a 500.
+forwarder_headers = ""
+
 # gunicorn 25+ opens a control socket under $HOME: not wanted, and not writable read-only.
 control_socket_disable = True
 

@@ -18,11 +18,14 @@ _HERE = Path(__file__).resolve().parent
 if not (_HERE / "webapp").is_dir() and str(_HERE.parent) not in sys.path:
     sys.path.insert(0, str(_HERE.parent))
 
-# As in gunicorn.conf.py: one BLAS/OpenMP thread, set before numpy is imported.
+# As in gunicorn.conf.py: one BLAS/OpenMP thread, set before numpy is imported; and no client
+# may say where the app is mounted (functions-framework's gunicorn trusts 127.0.0.1's
+# SCRIPT_NAME header by default, and answers a mismatched one with an HTML 500).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 
-from flask import Request, Response  # noqa: E402
+from flask import Request, Response, current_app, has_app_context  # noqa: E402
 from werkzeug.exceptions import HTTPException  # noqa: E402
 from werkzeug.routing import Map, Rule  # noqa: E402
 
@@ -39,6 +42,14 @@ try:
 except (ArtifactError, ConfigError) as exc:
     logging.getLogger(__name__).critical("refusing to start: %s", exc)
     raise SystemExit(1) from None
+
+# functions-framework answers what never reaches `predict` (its /robots.txt and /favicon.ico,
+# requests its routing refuses) with HTML: make those JSON errors of our one shape too. This
+# module runs inside its app's context, so current_app is functions-framework's app here.
+if has_app_context():
+    current_app.register_error_handler(
+        HTTPException, lambda exc: _unread_body_stays_unread(http_error_response(exc))
+    )
 
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
 url_map = Map(

@@ -117,14 +117,9 @@ def test_metrics_add_up_over_workers_and_survive_a_restart() -> None:
         body = json.dumps(SETOSA).encode()
         for _ in range(40):
             assert server.request("POST", "/predict", body, JSON)[0] == 200
-        workers = worker_pids(server)
-        assert len(workers) == 2
+        workers = wait_for_workers(server, lambda pids: len(pids) == 2)
         os.kill(workers[0], signal.SIGTERM)  # the master replaces it
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (
-            len(worker_pids(server)) != 2 or workers[0] in worker_pids(server)
-        ):
-            time.sleep(0.1)
+        wait_for_workers(server, lambda pids: len(pids) == 2 and workers[0] not in pids)
         for _ in range(10):
             assert server.request("POST", "/predict", body, JSON)[0] == 200
         assert server.request("POST", "/predict", b"{}", JSON)[0] == 422
@@ -147,6 +142,15 @@ def worker_pids(server: Server) -> list[int]:
     children = f"/proc/{server.proc.pid}/task/{server.proc.pid}/children"
     with open(children) as handle:
         return [int(pid) for pid in handle.read().split()]
+
+
+def wait_for_workers(server: Server, done: Any, deadline: float = 15.0) -> list[int]:
+    """The master's children once `done(pids)` holds (a worker forks a little after /health)."""
+    until = time.monotonic() + deadline
+    while not done(pids := worker_pids(server)):
+        assert time.monotonic() < until, f"workers: {pids}"
+        time.sleep(0.05)
+    return pids
 
 
 def worker_pids_seen(server: Server) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from pathlib import Path
 
 import joblib
@@ -94,3 +95,12 @@ def test_unknown_dataset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         train.main(["--dataset", "mnist"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_every_requirement_is_pinned_exactly() -> None:
+    """The supply chain is what the files name: each package at one exact version."""
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / name).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line and not line.startswith("-r "):
+                assert re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.+-]*", line), line

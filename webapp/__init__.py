@@ -33,7 +33,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     service = build_service(app.config)
     app.extensions["prediction_service"] = service
-    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_content_length
+    # read_body() enforces the body limit itself, the same way in the function: Flask's own
+    # limit would also refuse a body of exactly MAX_CONTENT_LENGTH bytes.
+    app.config["MAX_CONTENT_LENGTH"] = None
     app.register_blueprint(bp)
 
     @app.before_request

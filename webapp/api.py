@@ -55,19 +55,31 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def read_body(req: Request, limit: int) -> bytes:
-    """Read at most `limit` bytes of the body, refusing a larger one before it is all read."""
-    if req.content_length is not None and req.content_length > limit:
+    """The whole body, refused (413) as soon as it is known to exceed `limit` bytes.
+
+    With a Content-Length, exactly that many bytes must arrive; without one (chunked), reading
+    stops one byte past the limit. Broken framing is the client's fault: a 400, never a 500.
+    """
+    expected = req.content_length
+    if expected is not None and expected > limit:
         raise ApiError(413, "Request body too large.")
+    wanted = limit + 1 if expected is None else expected
     chunks: list[bytes] = []
     size = 0
-    while size <= limit:
-        chunk = req.stream.read(min(_READ_CHUNK, limit + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
+    try:
+        while size < wanted:
+            chunk = req.stream.read(min(_READ_CHUNK, wanted - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except Exception as exc:  # the server's chunked-encoding parser, a dropped connection
+        log.info("unreadable request body: %s", type(exc).__name__)
+        raise ApiError(400, "Request body could not be read.") from None
     if size > limit:
         raise ApiError(413, "Request body too large.")
+    if expected is not None and size < expected:
+        raise ApiError(400, "Request body is shorter than its Content-Length.")
     return b"".join(chunks)
 
 
@@ -76,6 +88,11 @@ def parse_json(req: Request, limit: int) -> Any:
     charset = req.mimetype_params.get("charset", "utf-8").lower()
     if not req.is_json or charset not in ("utf-8", "utf8"):
         raise ApiError(415, "Content-Type must be application/json (UTF-8).")
+    if req.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise ApiError(415, "Content-Encoding is not supported: send the JSON uncompressed.")
+    codings = req.headers.get("Transfer-Encoding", "chunked").lower().replace(" ", "")
+    if codings not in ("chunked", ""):
+        raise ApiError(400, "Transfer-Encoding other than chunked is not supported.")
     data = read_body(req, limit)
     if not data.strip():
         raise ApiError(400, "Request body is empty.")
@@ -158,6 +175,9 @@ class PredictionService:
     def predict(self, req: Request) -> Response:
         """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
         try:
+            repeated = {k: ["Given more than once."] for k, v in req.args.lists() if len(v) > 1}
+            if repeated:
+                raise ApiError(422, "Request failed validation.", repeated)
             query = self._load(self.query_schema, req.args.to_dict())
             document = parse_json(req, self.settings.max_content_length)
             batch = isinstance(document, dict) and "instances" in document

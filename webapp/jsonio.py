@@ -47,15 +47,18 @@ def loads(data: bytes) -> Any:
     return document
 
 
-def _key_count(node: Any) -> int:
-    """Keys in every object of a parsed document."""
-    if type(node) is dict:
-        return len(node) + sum(
-            _key_count(v) for v in node.values() if type(v) is dict or type(v) is list
-        )
-    if type(node) is list:
-        return sum(_key_count(v) for v in node if type(v) is dict or type(v) is list)
-    return 0
+def _key_count(document: Any) -> int:
+    """Keys in every object of a parsed document (iterative: nesting can be 1,000 deep)."""
+    count = 0
+    pending = [document] if type(document) is dict or type(document) is list else []
+    while pending:
+        node = pending.pop()
+        children: Any = node
+        if type(node) is dict:
+            count += len(node)
+            children = node.values()
+        pending.extend(v for v in children if type(v) is dict or type(v) is list)
+    return count
 
 
 def _strict_loads(data: bytes) -> Any:
