@@ -1,0 +1,586 @@
+"""Faults under load against real gunicorn: `python -m bench.faults [--help]`.
+
+Four scenarios, each with its invariant: SIGKILL a worker (nothing lost but what that worker
+held, and it is respawned), SIGTERM the master (in-flight requests complete, exit 0 within
+10 s), a request that outlives the worker timeout (it gets an answer, the worker is replaced)
+and max_requests recycling (nothing lost). tests/test_faults.py runs the same code briefly.
+Everything talks to 127.0.0.1, and only processes started here are signalled, by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python bench/faults.py`
+    sys.path.insert(0, str(ROOT))
+
+from tests.conftest import SETOSA, Server, gunicorn  # noqa: E402
+from tests.rawhttp import NoResponse, exchange, read_response, request_bytes  # noqa: E402
+
+SIGTERM_DEADLINE = 10.0  # Cloud Run's grace period after SIGTERM
+RESPAWN_DEADLINE = 15.0  # generous: the machine may be busy
+
+
+def _json(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request of the load mix, the status it must get and, if known, the exact body."""
+
+    name: str
+    data: bytes
+    status: int
+    body: bytes | None = None
+
+
+MIX = (
+    Probe("single", request_bytes("POST", "/predict", _json(SETOSA)), 200, b'{"prediction":0}'),
+    Probe(
+        "batch",
+        request_bytes(
+            "POST",
+            "/predict",
+            _json({"instances": [SETOSA, [6.3, 3.3, 6.0, 2.5], [6.4, 3.2, 4.5, 1.5]] * 10}),
+        ),
+        200,
+        _json({"predictions": [0, 2, 1] * 10}).replace(b" ", b""),
+    ),
+    Probe(
+        "probabilities", request_bytes("POST", "/predict?probabilities=true", _json(SETOSA)), 200
+    ),
+    Probe(
+        "invalid", request_bytes("POST", "/predict", _json({**SETOSA, "sepal_length": "5"})), 422
+    ),
+    Probe("malformed", request_bytes("POST", "/predict", b'{"sepal_length": 5.1,'), 400),
+    Probe("health", request_bytes("GET", "/health"), 200, b'{"status":"ok"}'),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one request of the load got: a status, or the error that stood in for one."""
+
+    probe: str
+    started: float
+    ended: float
+    status: int | None
+    error: str | None
+    ok: bool
+
+
+class Load:
+    """`concurrency` threads sending the mix round-robin, one connection per request, until stopped.
+
+    An answer is ok when it has the probe's status and the same body as every other answer to
+    that probe (the exact body where the probe gives one). Nothing is retried.
+    """
+
+    def __init__(
+        self, port: int, concurrency: int, mix: tuple[Probe, ...] = MIX, timeout: float = 20.0
+    ) -> None:
+        self.port = port
+        self.mix = mix
+        self.timeout = timeout
+        self.outcomes: list[Outcome] = []
+        self._bodies = {p.name: p.body for p in mix}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(concurrency)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[Outcome]:
+        """Stop the threads once their current request is answered; return every outcome."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 5)
+        return self.outcomes
+
+    def _run(self, offset: int) -> None:
+        i = offset
+        while not self._stop.is_set():
+            probe = self.mix[i % len(self.mix)]
+            i += 1
+            outcome = self.send(probe)
+            with self._lock:
+                self.outcomes.append(outcome)
+            if outcome.error is not None:
+                time.sleep(0.01)  # a refused connection returns at once: do not spin
+
+    def send(self, probe: Probe) -> Outcome:
+        started = time.monotonic()
+        try:
+            response = exchange(self.port, probe.data, timeout=self.timeout)
+        except (NoResponse, OSError) as exc:
+            return Outcome(probe.name, started, time.monotonic(), None, _error(exc), False)
+        ended = time.monotonic()
+        with self._lock:
+            expected = self._bodies.get(probe.name)
+            if expected is None and response.status == probe.status:
+                expected = self._bodies[probe.name] = response.body
+        ok = response.status == probe.status and response.body == expected
+        return Outcome(probe.name, started, ended, response.status, None, ok)
+
+
+def _error(exc: BaseException) -> str:
+    if isinstance(exc, NoResponse):
+        return "closed without an answer" if "closed" in str(exc) else "no answer in time"
+    return type(exc).__name__
+
+
+@dataclass
+class Tally:
+    """Counts and latencies of a list of outcomes."""
+
+    outcomes: list[Outcome]
+
+    @property
+    def ok(self) -> int:
+        return sum(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def kinds(self) -> dict[str, int]:
+        """Failures by kind: an unexpected status, or the socket error."""
+        return dict(Counter(o.error or f"status {o.status}" for o in self.failed))
+
+    def latency_ms(self, q: float) -> float:
+        times = sorted(o.ended - o.started for o in self.outcomes if o.ok)
+        return 1000 * times[min(len(times) - 1, int(q * len(times)))] if times else float("nan")
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.outcomes)} requests, {self.ok} ok, {len(self.failed)} failed "
+            f"{self.kinds() or ''}; p50 {self.latency_ms(0.5):.1f} ms, "
+            f"p99 {self.latency_ms(0.99):.1f} ms"
+        ).rstrip()
+
+
+@dataclass
+class Report:
+    """A scenario's measured facts, in order, and the invariants it broke (none, we hope)."""
+
+    scenario: str
+    facts: dict[str, object] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    log: str = ""
+
+    def check(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+    def text(self) -> str:
+        lines = [f"== {self.scenario}: {'PASS' if not self.problems else 'FAIL'}"]
+        lines += [f"   {key}: {value}" for key, value in self.facts.items()]
+        lines += [f"   PROBLEM: {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is `pid`: gunicorn's workers when `pid` is its master."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # the command name, in parentheses, may hold spaces: the fields follow its last ")"
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def client_ports(pid: int, port: int) -> set[int]:
+    """The client ports of the established connections that process `pid` holds on `port`.
+
+    A socket is the process's when one of its file descriptors points at the socket's inode.
+    """
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
+            if state == "01" and inode in inodes and int(local.rsplit(":", 1)[1], 16) == port:
+                ports.add(int(remote.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; return whether it held."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def worker_holding(server: Server, client_port: int, timeout: float = 10.0) -> int | None:
+    """The worker that accepted the connection from `client_port`, once one has."""
+    assert server.proc is not None
+    master = server.proc.pid
+    found: list[int] = []
+
+    def accepted() -> bool:
+        found[:] = [w for w in children(master) if client_port in client_ports(w, server.port)]
+        return bool(found)
+
+    return found[0] if wait_until(accepted, timeout) else None
+
+
+def all_workers(server: Server, count: int, timeout: float = RESPAWN_DEADLINE) -> list[int]:
+    """The workers, once `count` of them run: readiness means one answered, not all forked."""
+    assert server.proc is not None
+    master = server.proc.pid
+    if not wait_until(lambda: len(children(master)) == count, timeout):
+        raise AssertionError(f"{count} workers expected, found {children(master)}")
+    return children(master)
+
+
+@contextmanager
+def serving(env: Mapping[str, str]) -> Iterator[Server]:
+    """gunicorn as `make run` starts it, with `env`, all its workers up; SIGTERMed at the end."""
+    server = gunicorn(env).start()
+    try:
+        all_workers(server, int(env["WEB_CONCURRENCY"]))
+        yield server
+    finally:
+        server.stop()  # also closes its log; a no-op signal if it has exited already
+
+
+class SlowClient:
+    """A client that sends the headers of a valid POST /predict, then its body a byte at a time.
+
+    The request is honest and valid; only its pace is slow, as on a bad mobile link.
+    """
+
+    def __init__(self, port: int, padding: int = 0) -> None:
+        body = _json(SETOSA) + b" " * padding
+        data = request_bytes("POST", "/predict", body)
+        split = len(data) - len(body) + 1  # the headers and the body's first byte
+        self.head, self.rest = data[:split], data[split:]
+        self.opened = time.monotonic()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(self.head)
+        self.port = self.sock.getsockname()[1]
+
+    def dribble(self, pause: float, timeout: float) -> tuple[str, float]:
+        """Send the rest a byte every `pause` s; stop early if the server answers or closes.
+
+        Returns what the client saw ("200 application/json", "closed", "no answer") and how
+        long after it connected.
+        """
+        rest = self.rest
+        try:
+            while rest:
+                readable, _, _ = select.select([self.sock], [], [], pause)
+                if readable:
+                    break
+                self.sock.sendall(rest[:1])
+                rest = rest[1:]
+        except OSError:
+            pass  # the server closed the connection: read what it said
+        try:
+            response = read_response(self.sock, timeout=timeout)
+        except NoResponse as exc:
+            outcome = "closed" if "closed" in str(exc) else "no answer"
+        else:
+            outcome = f"{response.status} {response.content_type}"
+        finally:
+            self.sock.close()
+        return outcome, time.monotonic() - self.opened
+
+
+def sigkill_under_load(
+    workers: int = 2, concurrency: int = 8, kills: int = 1, interval: float = 2.0
+) -> Report:
+    """SIGKILL a worker under load, `kills` times `interval` s apart.
+
+    Invariant: requests lost <= those in flight on the killed worker, the service keeps
+    answering, and a new worker replaces the killed one. To count exactly what the victim
+    holds, it is SIGSTOPped (it can accept nothing more), counted from /proc, then SIGKILLed.
+    """
+    report = Report("SIGKILL a worker under load")
+    with serving({"WEB_CONCURRENCY": str(workers)}) as server:
+        assert server.proc is not None
+        master = server.proc.pid
+        in_flight = 0
+        respawn_times = []
+        with Load(server.port, concurrency) as load:
+            time.sleep(interval / 2)
+            for _ in range(kills):
+                victim = random.choice(children(master))
+                os.kill(victim, signal.SIGSTOP)
+                held = len(client_ports(victim, server.port))
+                os.kill(victim, signal.SIGKILL)
+                killed = time.monotonic()
+                in_flight += held
+
+                def replaced(victim: int = victim) -> bool:
+                    pids = children(master)
+                    return victim not in pids and len(pids) == workers
+
+                respawned = wait_until(replaced, RESPAWN_DEADLINE)
+                respawn_times.append(time.monotonic() - killed)
+                report.check(respawned, f"worker {victim} not replaced in {RESPAWN_DEADLINE} s")
+                time.sleep(interval)
+            outcomes = load.stop()
+        after = [o for o in outcomes if o.started > killed]
+        tally = Tally(outcomes)
+        report.facts.update(
+            workers=workers,
+            concurrency=concurrency,
+            kills=kills,
+            load=tally.summary(),
+            in_flight_on_killed_workers=in_flight,
+            lost=len(tally.failed),
+            respawn_seconds=", ".join(f"{t:.2f}" for t in respawn_times),
+            ok_after_last_kill=sum(o.ok for o in after),
+        )
+        report.check(len(tally.failed) <= in_flight, f"lost {len(tally.failed)} > {in_flight}")
+        report.check(any(o.ok for o in after), "no request answered after the kill")
+        report.check(server.proc.poll() is None, "the master died")
+        code = server.stop()
+        report.check(code == 0, f"master exited {code} on SIGTERM")
+        report.log = server.output()
+    return report
+
+
+def sigterm_under_load(
+    workers: int = 2, concurrency: int = 4, slow: int = 1, dribble: float = 2.0
+) -> Report:
+    """SIGTERM the master while `slow` requests are in flight (their bodies still arriving).
+
+    Invariant: every in-flight request completes with its answer, no answer is a 5xx, and the
+    master exits 0 within 10 s. Requests still queued in the listen backlog, never accepted,
+    may be refused or reset: the report counts them apart.
+    """
+    report = Report("SIGTERM the master under load")
+    with serving({"WEB_CONCURRENCY": str(workers)}) as server:
+        assert server.proc is not None
+        with Load(server.port, concurrency) as load:
+            time.sleep(0.5)
+            clients = [SlowClient(server.port) for _ in range(slow)]
+            holders = [worker_holding(server, c.port) for c in clients]
+            report.check(None not in holders, "a slow request was never accepted")
+            server.proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            pause = dribble / max(1, len(clients[0].rest))
+            results: list[tuple[str, float]] = [("", 0.0)] * len(clients)
+
+            def finish(i: int) -> None:
+                results[i] = clients[i].dribble(pause, timeout=15)
+
+            threads = [threading.Thread(target=finish, args=(i,)) for i in range(len(clients))]
+            for thread in threads:
+                thread.start()
+            try:
+                code: int | None = server.proc.wait(timeout=SIGTERM_DEADLINE + 5)
+            except subprocess.TimeoutExpired:
+                code = None
+            exited = time.monotonic() - signalled
+            outcomes = load.stop()  # now, or it only counts refusals from here on
+            for thread in threads:
+                thread.join(20)
+        answered = [o for o in outcomes if o.status is not None]
+        before = [o for o in outcomes if o.ended < signalled]
+        tally = Tally(outcomes)
+        report.facts.update(
+            workers=workers,
+            concurrency=concurrency,
+            in_flight_slow_requests=f"{slow}, held by workers {holders}",
+            slow_request_answers=", ".join(f"{r} {t:.2f} s after connecting" for r, t in results),
+            master_exit=f"status {code} {exited:.2f} s after SIGTERM",
+            load=tally.summary(),
+            load_failures_before_sigterm=sum(not o.ok for o in before),
+            load_not_answered=f"{len(outcomes) - len(answered)}, all after SIGTERM: refused "
+            "once the listener closed, or reset while queued in its backlog (a sync worker "
+            "finishes every connection it accepts)",
+        )
+        report.check(all(r.startswith("200 ") for r, _ in results), "an in-flight request failed")
+        report.check(code == 0, f"master exited with {code}")
+        report.check(exited <= SIGTERM_DEADLINE, f"master took {exited:.1f} s to exit")
+        report.check(all(o.ok for o in answered), "an answer to the load was not the right one")
+        report.check(all(o.ok for o in before), "the load failed before SIGTERM")
+        report.log = server.output()
+    return report
+
+
+def request_outliving_timeout(
+    workers: int = 2, timeout: int = 4, concurrency: int = 2, stall: float = 15.0
+) -> Report:
+    """A valid request whose body takes `stall` s to arrive, with GUNICORN_TIMEOUT=`timeout`.
+
+    The sync worker reading it sends no heartbeat, so the master aborts it after `timeout` s.
+    Invariant: the slow client is not left hanging (an answer, or a clean close), the worker
+    is replaced, and the rest of the load is served meanwhile without a failure.
+    """
+    report = Report("a request outliving the worker timeout")
+    env = {"WEB_CONCURRENCY": str(workers), "GUNICORN_TIMEOUT": str(timeout)}
+    with serving(env) as server:
+        assert server.proc is not None
+        master = server.proc.pid
+        with Load(server.port, concurrency) as load:
+            time.sleep(0.5)
+            client = SlowClient(server.port, padding=int(stall / 0.5))
+            victim = worker_holding(server, client.port)
+            seen, seconds = client.dribble(pause=0.5, timeout=timeout + 20)
+            replaced = victim is not None and wait_until(
+                lambda: victim not in children(master) and len(children(master)) == workers,
+                RESPAWN_DEADLINE,
+            )
+            time.sleep(0.5)
+            outcomes = load.stop()
+        tally = Tally(outcomes)
+        output = server.output()
+        report.facts.update(
+            workers=workers,
+            gunicorn_timeout=f"{timeout} s",
+            slow_request=f"body paced over {stall:.0f} s, held by worker {victim}",
+            slow_client_saw=f"{seen}, {seconds:.2f} s after it connected",
+            worker_replaced=f"{replaced} (now {children(master)})",
+            worker_timeout_logged="WORKER TIMEOUT" in output,
+            load=tally.summary(),
+        )
+        report.check(victim is not None, "the slow request was never accepted")
+        report.check(seen != "no answer", "the slow client was left hanging")
+        report.check(not seen.startswith("2"), "a request with half a body got a success")
+        report.check(replaced, "the timed-out worker was not replaced")
+        report.check(not tally.failed, "the load failed while a worker was stuck")
+        report.check(server.stop() == 0, "master did not exit 0 on SIGTERM")
+        report.log = server.output()
+    return report
+
+
+def max_requests_recycling(
+    workers: int = 2, concurrency: int = 4, duration: float = 4.0, max_requests: int = 50
+) -> Report:
+    """Load with gunicorn's max_requests (+ jitter) set: workers recycle, nothing may be lost.
+
+    gunicorn.conf.py does not set max_requests; GUNICORN_CMD_ARGS turns it on, as an operator
+    fighting a leak would.
+    """
+    report = Report("max_requests recycling under load")
+    args = f"--max-requests {max_requests} --max-requests-jitter {max(1, max_requests // 5)}"
+    env = {"WEB_CONCURRENCY": str(workers), "GUNICORN_CMD_ARGS": args}
+    with serving(env) as server:
+        assert server.proc is not None
+        master = server.proc.pid
+        seen: set[int] = set(children(master))
+        with Load(server.port, concurrency) as load:
+            until = time.monotonic() + duration
+            while time.monotonic() < until:
+                seen.update(children(master))
+                time.sleep(0.01)
+            outcomes = load.stop()
+        tally = Tally(outcomes)
+        code = server.stop()
+        output = server.output()
+        recycled = output.count("Autorestarting worker")
+        report.facts.update(
+            workers=workers,
+            concurrency=concurrency,
+            max_requests=args,
+            load=tally.summary(),
+            workers_recycled=recycled,
+            distinct_worker_pids=len(seen),
+        )
+        report.check(not tally.failed, f"{len(tally.failed)} requests lost to recycling")
+        report.check(recycled >= 1, "no worker was recycled: the run was too short")
+        report.check(code == 0, f"master exited {code} on SIGTERM")
+        report.log = output
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scenario",
+        choices=["all", "sigkill", "sigterm", "timeout", "max-requests"],
+        default="all",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--concurrency", type=int, default=16, help="load connections")
+    parser.add_argument("--kills", type=int, default=10, help="SIGKILLs, one every --interval")
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between kills")
+    parser.add_argument("--repeat", type=int, default=3, help="SIGTERM and timeout runs")
+    parser.add_argument("--duration", type=float, default=30.0, help="max-requests run, s")
+    parser.add_argument("--show-logs", action="store_true", help="print server logs of failures")
+    args = parser.parse_args(argv)
+    if args.kills < 1 or args.repeat < 1 or args.workers < 1:
+        parser.error("--kills, --repeat and --workers must be at least 1")
+
+    runs: list[Callable[[], Report]] = []
+    if args.scenario in ("all", "sigkill"):
+        runs.append(
+            lambda: sigkill_under_load(args.workers, args.concurrency, args.kills, args.interval)
+        )
+    if args.scenario in ("all", "sigterm"):
+        runs += [
+            lambda: sigterm_under_load(args.workers + 1, args.concurrency, slow=args.workers)
+        ] * args.repeat
+    if args.scenario in ("all", "timeout"):
+        runs += [lambda: request_outliving_timeout(args.workers)] * args.repeat
+    if args.scenario in ("all", "max-requests"):
+        runs.append(
+            lambda: max_requests_recycling(args.workers, args.concurrency, args.duration, 200)
+        )
+    failed = 0
+    for run in runs:
+        started = time.monotonic()
+        report = run()
+        print(f"{report.text()}\n   (scenario took {time.monotonic() - started:.1f} s)", flush=True)
+        if report.problems:
+            failed += 1
+            if args.show_logs:
+                print(report.log)
+    print(f"\n{len(runs) - failed} of {len(runs)} scenario runs kept their invariants.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

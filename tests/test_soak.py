@@ -1,0 +1,14 @@
+"""A 30-second soak: zero errors and under 5 % per-worker memory growth after a warm-up.
+
+bench/soak.py is the same code for 5 minutes at 32 connections (`python -m bench.soak`).
+"""
+
+from __future__ import annotations
+
+from bench.soak import soak
+
+
+def test_thirty_second_soak_has_no_errors_and_flat_worker_memory() -> None:
+    report = soak(duration=30, connections=32, warmup=10, every=5, env={"WEB_CONCURRENCY": "2"})
+    print(report.text())
+    assert not report.problems, f"{report.text()}\n--- server log ---\n{report.log[-4000:]}"
