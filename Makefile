@@ -54,11 +54,13 @@ deploy-function: function-bundle
 		--source build/function --entry-point predict --trigger-http $(AUTH_FLAG) \
 		--memory 512Mi --set-env-vars MODEL_SHA256=$(MODEL_SHA256)
 
+# --concurrency = workers x threads: Cloud Run queues the rest at its front end and scales
+# out, instead of in the listen backlog, where gunicorn resets them on SIGTERM.
 deploy-run:
 	@test -n "$(GOOGLE_CLOUD_PROJECT)" || { echo "set GOOGLE_CLOUD_PROJECT"; exit 2; }
 	gcloud run deploy $(SERVICE_NAME) --source . \
 		--project $(GOOGLE_CLOUD_PROJECT) --region $(GOOGLE_CLOUD_REGION) $(AUTH_FLAG) \
-		--memory 512Mi --cpu 1 --concurrency 80
+		--cpu 2 --memory 1Gi --set-env-vars WEB_CONCURRENCY=2 --concurrency 2
 
 train: $(VENV)/.runtime  ## retrain model.pkl and model.json
 	$(BIN)/python train.py
