@@ -1,0 +1,381 @@
+"""Turn the benchmark results into docs/performance.md, its PNG plots and performance.json.
+
+Every figure is the median of its runs with their min-max; every ratio is of two medians from
+the same run. `python -m bench.report docs/performance.json` redraws the report from the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+
+matplotlib.use("Agg")  # PNG files only, whether or not a display exists
+
+MIB = 1024  # smaps reports KiB
+PAIR_COLOURS = ("tab:blue", "tab:green", "tab:purple")  # a target and its baseline share one
+PERCENTILES = {"p50_ms": "tab:blue", "p90_ms": "tab:orange", "p99_ms": "tab:red"}
+SINGLE_HEADER = (
+    "connections",
+    "req/s",
+    "baseline req/s",
+    "ratio (of each pair)",
+    "p50 / p90 / p99 ms",
+    "baseline p50 / p90 / p99 ms",
+    "p99 / p50",
+)
+MEMORY_HEADER = ("workers", "state", "master PSS / USS", "worker PSS", "worker USS", "total PSS")
+
+Row = Sequence[Any]
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
+    """'median (min–max)' of the values."""
+    return f"{fmt.format(med(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def table(header: Row, rows: Sequence[Row]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def series(runs: Sequence[dict[str, Any]], key: str) -> list[float]:
+    return [run[key] for run in runs]
+
+
+def goals(results: dict[str, Any]) -> list[Row]:
+    """The issue's goals as (goal, this run, met?), every figure from this run."""
+    rows: list[Row] = []
+    single, cold = results["single"], results["cold_start"]
+    for key, label in (("gunicorn", "/predict on gunicorn"), ("function", "the function")):
+        runs = single[key]["runs"]["16"]
+        ratio = med(series(runs["target"], "rps")) / med(series(runs["baseline"], "rps"))
+        rows.append(
+            (f"{label} >= 0.8x its baseline, 16 connections", f"{ratio:.2f}x", ratio >= 0.8)
+        )
+    for key, label in (("gunicorn", "/predict on gunicorn"), ("function", "the function")):
+        runs = single[key]["runs"]["16"]["target"]
+        ratio = med(series(runs, "p99_ms")) / med(series(runs, "p50_ms"))
+        rows.append((f"{label}: p99 <= 2x p50, 16 connections", f"{ratio:.2f}x", ratio <= 2))
+    for shape, floor in (("arrays", 1_000_000), ("objects", 500_000)):
+        case = next(c for c in results["batches"] if c["size"] == 10_000 and c["shape"] == shape)
+        rate = med(series(case["runs"], "rows_per_s"))
+        rows.append(
+            (f"10,000 {shape} per request >= {floor:,} rows/s", f"{rate:,.0f}", rate >= floor)
+        )
+    floor_s = med(cold["floor: imports + unpickle"])
+    for name in ("gunicorn, 1 worker", "functions-framework"):
+        ratio = med(cold[name]) / floor_s
+        rows.append((f"cold start, {name} <= 1.1x the floor", f"{ratio:.2f}x", ratio <= 1.1))
+    for state in list(results["memory"][0]["states"])[1:]:
+        uss = max(w["uss"] / MIB for m in results["memory"] for w in m["states"][state]["workers"])
+        rows.append((f"every worker's USS {state} <= 15 MiB", f"{uss:.1f} MiB at most", uss <= 15))
+    return [(goal, value, "**yes**" if ok else "no") for goal, value, ok in rows]
+
+
+def single_tables(results: dict[str, Any]) -> str:
+    """One table per target beside its baseline."""
+    parts = []
+    for pair in results["single"].values():
+        rows = []
+        for connections, runs in pair["runs"].items():
+            t, b = runs["target"], runs["baseline"]
+            ratio = med(series(t, "rps")) / med(series(b, "rps"))
+            pairs = [x["rps"] / y["rps"] for x, y in zip(t, b, strict=True)]
+            rows.append(
+                (
+                    connections,
+                    spread(series(t, "rps")),
+                    spread(series(b, "rps")),
+                    f"{ratio:.2f}x ({min(pairs):.2f}–{max(pairs):.2f})",
+                    latencies(t),
+                    latencies(b),
+                    f"{med(series(t, 'p99_ms')) / med(series(t, 'p50_ms')):.2f}",
+                )
+            )
+        parts.append(f"**{pair['target']}** beside **{pair['baseline']}**\n")
+        parts.append(table(SINGLE_HEADER, rows) + "\n")
+    return "\n".join(parts)
+
+
+def latencies(runs: Sequence[dict[str, Any]]) -> str:
+    return " / ".join(f"{med(series(runs, k)):.2f}" for k in ("p50_ms", "p90_ms", "p99_ms"))
+
+
+def plot(path: Path, draw: Callable[[Any], None], size: tuple[float, float] = (7, 4)) -> None:
+    fig = plt.figure(figsize=size, dpi=110)
+    draw(fig)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def errorbar(ax: Any, xs: Sequence[float], groups: Sequence[Sequence[float]], **kw: Any) -> None:
+    """Medians joined by a line, min-max as error bars."""
+    mids = [med(g) for g in groups]
+    lows = [m - min(g) for m, g in zip(mids, groups, strict=True)]
+    highs = [max(g) - m for m, g in zip(mids, groups, strict=True)]
+    ax.errorbar(xs, mids, yerr=[lows, highs], capsize=3, marker="o", **kw)
+
+
+def draw_throughput(results: dict[str, Any]) -> Callable[[Any], None]:
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        for pair, colour in zip(results["single"].values(), PAIR_COLOURS, strict=False):
+            conns = [int(c) for c in pair["runs"]]
+            for side, style in (("target", "-"), ("baseline", "--")):
+                groups = [series(r[side], "rps") for r in pair["runs"].values()]
+                errorbar(ax, conns, groups, linestyle=style, color=colour, label=pair[side])
+        ax.set(xscale="log", xlabel="connections", ylabel="requests/s", ylim=(0, None))
+        ax.set_xticks(conns, [str(c) for c in conns])
+        ax.set_title("Single-row POST /predict: throughput (median, min-max)")
+        ax.legend(fontsize=7)
+
+    return draw
+
+
+def draw_latency(results: dict[str, Any]) -> Callable[[Any], None]:
+    def draw(fig: Any) -> None:
+        pairs = list(results["single"].values())
+        for i, pair in enumerate(pairs):
+            ax = fig.add_subplot(1, len(pairs), i + 1)
+            conns = [int(c) for c in pair["runs"]]
+            for side, style in (("target", "-"), ("baseline", "--")):
+                for key, colour in PERCENTILES.items():
+                    groups = [series(r[side], key) for r in pair["runs"].values()]
+                    label = f"{side} {key[:3]}"
+                    errorbar(ax, conns, groups, linestyle=style, color=colour, label=label)
+            ax.set(xscale="log", yscale="log", xlabel="connections", ylabel="latency, ms")
+            ax.set_xticks(conns, [str(c) for c in conns])
+            ax.set_title(pair["target"], fontsize=9)
+            ax.legend(fontsize=6)
+
+    return draw
+
+
+def draw_batches(results: dict[str, Any]) -> Callable[[Any], None]:
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        for shape, goal in (("objects", 500_000), ("arrays", 1_000_000)):
+            cases = [c for c in results["batches"] if c["shape"] == shape]
+            sizes = [c["size"] for c in cases]
+            errorbar(ax, sizes, [series(c["runs"], "rows_per_s") for c in cases], label=shape)
+            ax.axhline(goal, linestyle=":", color="grey")
+            ax.annotate(f"goal, {shape}", (sizes[0], goal), fontsize=7, va="bottom")
+        ax.set(xscale="log", yscale="log", xlabel="instances per request", ylabel="rows/s")
+        ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+        ax.set_title("Batches through the shipped gunicorn (median, min-max)")
+        ax.legend()
+
+    return draw
+
+
+def draw_cold(results: dict[str, Any]) -> Callable[[Any], None]:
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        names = list(results["cold_start"])
+        groups = [results["cold_start"][n] for n in names]
+        mids = [med(g) for g in groups]
+        lows = [m - min(g) for m, g in zip(mids, groups, strict=True)]
+        highs = [max(g) - m for m, g in zip(mids, groups, strict=True)]
+        colours = ["tab:grey" if i < 2 else "tab:blue" for i in range(len(names))]
+        ax.barh(names, mids, xerr=[lows, highs], capsize=3, color=colours)
+        ax.axvline(mids[0] * 1.1, linestyle=":", color="black", label="goal: 1.1x the floor")
+        ax.invert_yaxis()
+        ax.set(xlabel="seconds from spawn to first prediction (median, min-max)")
+        ax.legend(fontsize=7, loc="lower right")
+
+    return draw
+
+
+def draw_memory(results: dict[str, Any]) -> Callable[[Any], None]:
+    def draw(fig: Any) -> None:
+        for i, metric in enumerate(("uss", "pss")):
+            ax = fig.add_subplot(1, 2, i + 1)
+            counts = [m["workers"] for m in results["memory"]]
+            states = list(results["memory"][0]["states"])
+            for state in states:
+                groups = [
+                    [w[metric] / MIB for w in m["states"][state]["workers"]]
+                    for m in results["memory"]
+                ]
+                errorbar(ax, counts, groups, label=f"worker, {state}")
+            masters = [m["states"][states[-1]]["master"][metric] / MIB for m in results["memory"]]
+            ax.plot(counts, masters, marker="s", linestyle="--", label=f"master, {states[-1]}")
+            if metric == "uss":
+                ax.axhline(15, linestyle=":", color="grey", label="goal: 15 MiB")
+            ax.set(xlabel="workers", ylabel=f"{metric.upper()}, MiB", ylim=(0, None))
+            ax.set_xticks(counts)
+            ax.legend(fontsize=6)
+
+    return draw
+
+
+def memory_rows(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for m in results["memory"]:
+        for state, sample in m["states"].items():
+            pss = [w["pss"] / MIB for w in sample["workers"]]
+            uss = [w["uss"] / MIB for w in sample["workers"]]
+            total = (sample["master"]["pss"] / MIB) + sum(pss)
+            rows.append(
+                (
+                    m["workers"],
+                    state,
+                    f"{sample['master']['pss'] / MIB:.1f} / {sample['master']['uss'] / MIB:.1f}",
+                    spread(pss, "{:.1f}"),
+                    spread(uss, "{:.1f}"),
+                    f"{total:.1f}",
+                )
+            )
+    return rows
+
+
+def write(results: dict[str, Any], docs: Path) -> None:
+    """Write performance.md, performance.json and the plots into `docs`."""
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "performance.json").write_text(json.dumps(results, indent=1) + "\n")
+    plots = {
+        "perf-throughput.png": (draw_throughput(results), (8, 4.5)),
+        "perf-latency.png": (draw_latency(results), (4.5 * len(results["single"]), 4.5)),
+        "perf-batches.png": (draw_batches(results), (7, 4)),
+        "perf-cold-start.png": (draw_cold(results), (7, 3)),
+        "perf-memory.png": (draw_memory(results), (9, 4)),
+    }
+    for name, (draw, size) in plots.items():
+        plot(docs / name, draw, size)
+
+    m, plan = results["machine"], results["plan"]
+    cold = results["cold_start"]
+    floor_s = med(cold["floor: imports + unpickle"])
+    cold_rows = [
+        (name, spread(v, "{:.3f}"), f"{med(v) / floor_s:.2f}x") for name, v in cold.items()
+    ]
+    batch_rows = [
+        (
+            f"{c['size']:,}",
+            c["shape"],
+            spread(series(c["runs"], "rps")),
+            spread(series(c["runs"], "rows_per_s")),
+            latencies(c["runs"]),
+        )
+        for c in results["batches"]
+    ]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    image = f"\n- container image {results['image']}" if "image" in results else ""
+    digests = {d for pair in results["served"].values() for d in pair}
+    served = ", ".join(
+        f"{name} `{' → '.join(dict.fromkeys(pair))}`" for name, pair in results["served"].items()
+    )
+    warning = (
+        "**The served code changed during this run** (another job edited it): the sections "
+        "measured different versions; see the digests under Machine.\n\n"
+        if len(digests) > 1
+        else ""
+    )
+    text = f"""# Performance
+
+Written by `make bench` on {m["date"]} at commit `{m["commit"]}`, in {m["minutes"]} minutes:
+
+    {results["command"]}
+
+Every figure is the **median of its runs (min–max)**; every ratio is of two medians from this
+same run, where target and baseline took turns. The machine is shared, so absolute figures
+move between runs; the ratios are what the goals use.
+`python -m bench.report docs/performance.json` redraws this page from the raw results.
+
+{warning}## Goals (issue #6)
+
+{table(("goal", "this run", "met?"), goals(results))}
+
+## Machine
+
+- {m["usable_cpus"]} usable CPUs ({m["cpus"]} online), {m["cpu_model"]}, Linux {m["kernel"]}
+- Python {m["python"]}; {versions}
+- {m["wrk"]}
+- load average at start {", ".join(f"{x:.2f}" for x in m["load_average_start"])}, at the end
+  {", ".join(f"{x:.2f}" for x in m["load_average_end"])} (other jobs share this machine)
+- sha256 of the served files (webapp, gcf, wsgi.py, gunicorn.conf.py, model, requirements)
+  before and after each section: {served}{image}
+
+## Single-row POST /predict
+
+wrk on 127.0.0.1, one thread, request bodies cycling through the 150 Iris rows,
+{plan["reps"]} runs × {plan["seconds"]:g} s per figure, target and baseline alternating. The
+ratio is of the medians; in parentheses, the lowest and highest ratio of a run to the baseline
+run beside it.
+The gunicorn pair runs `gunicorn -c gunicorn.conf.py` (the service, `wsgi:app`) and
+`gunicorn -c gunicorn.conf.py bench.baselines:app` (an empty Flask endpoint: `get_json()`, a
+constant reply): the same workers, threads and preload, only `--bind 127.0.0.1`. The function
+pair runs `functions-framework --target predict --source gcf/main.py` and a plain function
+(`bench/plain_function.py`) with functions-framework's defaults (one worker, gthread).
+
+{single_tables(results)}
+![throughput against connections](perf-throughput.png)
+
+![latency percentiles against connections](perf-latency.png)
+
+## Batches
+
+`{{"instances": [...]}}` through the shipped gunicorn, {plan["batch_connections"]} connections,
+{plan["batch_reps"]} runs × {plan["batch_seconds"]:g} s per case, cases interleaved; four
+different bodies per case, each starting at another Iris row.
+
+{table(("instances", "as", "req/s", "rows/s", "p50 / p90 / p99 ms"), batch_rows)}
+
+![rows per second against batch size](perf-batches.png)
+
+## Cold start
+
+Spawn to the first successful `POST /predict`, {plan["cold_reps"]} times each, targets taking
+turns after one untimed round. The floor is a bare python that imports what the service
+imports and unpickles the artifact: `{results["floor"]}`.
+`flask run` is `make dev` without the reloader; gunicorn and the container run 1 worker.
+
+{table(("target", "seconds", "vs the floor"), cold_rows)}
+
+![cold start per target](perf-cold-start.png)
+
+## Memory
+
+gunicorn with `WEB_CONCURRENCY` 1, 2 and 4: PSS and USS (private clean + dirty) from
+`/proc/PID/smaps_rollup`, idle after boot, after {plan["traffic_seconds"]:g} s per worker of single
+rows at 16 connections, then after {plan["traffic_seconds"]:g} s per worker of 10,000-object
+batches at {plan["batch_connections"]} connections. MiB; the worker columns are the median
+(min–max) over the workers. One boot per worker count.
+
+{table(MEMORY_HEADER, memory_rows(results))}
+
+![memory per worker count](perf-memory.png)
+
+## Reading these figures
+
+- wrk keeps each connection busy (a closed loop): under overload latency includes queueing
+  in the listen backlog, and nothing is corrected for coordinated omission.
+- gunicorn's sync workers close the connection after every response, so each request here
+  pays a TCP connect; functions-framework's gthread worker keeps connections alive.
+- wrk shares the two cores with the servers, as any client on this machine would.
+"""
+    (docs / "performance.md").write_text(text)
+
+
+def main() -> None:
+    """Redraw the report from a results JSON: `python -m bench.report docs/performance.json`."""
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/performance.json")
+    write(json.loads(path.read_text()), path.parent)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""Run the benchmarks and write docs/performance.md: `python -m bench.run [--quick] [--image NAME]`.
+
+Each figure stands beside a baseline measured in the same run and interleaved with it, so a
+busy machine slows both and their ratio still means something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.harness import (
+    BIN,
+    ROOT,
+    Server,
+    batch_bodies,
+    clean_env,
+    ensure_wrk,
+    iris_rows,
+    memory_kib,
+    post,
+    run_wrk,
+    single_bodies,
+    write_bodies,
+    wrk_version,
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure; every loop below is bounded by these counts."""
+
+    reps: int  # interleaved repetitions of each single-row figure
+    seconds: float  # length of one wrk run
+    warmup: float  # untimed wrk run on each server before its figures
+    batch_reps: int
+    batch_seconds: float
+    cold_reps: int
+    traffic_seconds: float  # load per worker before each "after traffic" memory reading
+    connections: tuple[int, ...] = (1, 16, 64)
+    batch_sizes: tuple[int, ...] = (1, 100, 1_000, 10_000)
+    batch_connections: int = 4  # two requests per shipped worker: neither ever waits for work
+    memory_workers: tuple[int, ...] = (1, 2, 4)
+
+
+FULL = Plan(
+    reps=5, seconds=5, warmup=2, batch_reps=3, batch_seconds=4, cold_reps=5, traffic_seconds=3
+)
+QUICK = Plan(
+    reps=2, seconds=2, warmup=1, batch_reps=1, batch_seconds=2, cold_reps=2, traffic_seconds=1
+)
+
+_names = itertools.count()
+
+
+def gunicorn(app: str | None = None, workers: int | None = None) -> Server:
+    """gunicorn with the project's gunicorn.conf.py; a positional `app` replaces its wsgi_app.
+
+    --bind only narrows the config's 0.0.0.0 to 127.0.0.1; every other setting is the file's.
+    """
+    argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:{port}"]
+    env = clean_env({"WEB_CONCURRENCY": str(workers)} if workers else None)
+    name = "empty Flask endpoint, gunicorn" if app else "service, gunicorn"
+    return Server(name, argv + ([app] if app else []), env=env)
+
+
+def function(source: str, target: str) -> Server:
+    """A function under functions-framework with its defaults, as Cloud Functions runs it."""
+    argv = [
+        str(BIN / "functions-framework"),
+        "--target",
+        target,
+        "--source",
+        str(ROOT / source),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
+    name = "function" if target == "predict" else "plain function"
+    return Server(f"{name}, functions-framework", argv, path="/")
+
+
+def flask_run() -> Server:
+    """Flask's own server as `make dev` starts it, less the reloader (it would start twice)."""
+    argv = [str(BIN / "flask"), "--app", "webapp", "run", "--host", "127.0.0.1"]
+    return Server("flask run", argv + ["--port", "{port}"], env=clean_env({"OMP_NUM_THREADS": "1"}))
+
+
+def container(engine: str, image: str, baseline: bool = False, workers: int = 0) -> Server:
+    """The image under `engine run`, published on 127.0.0.1 only.
+
+    The baseline runs the same image with bench/baselines.py mounted in and gunicorn's positional
+    app pointing at it: this assumes, as the project's `make run` does, that the image's working
+    directory holds gunicorn.conf.py and gunicorn is on its PATH.
+    """
+    name = f"sklearn-serve-bench-{os.getpid()}-{next(_names)}"
+    argv = [engine, "run", "--rm", "--name", name, "-p", "127.0.0.1:{port}:8080", "-e", "PORT=8080"]
+    if workers:
+        argv += ["-e", f"WEB_CONCURRENCY={workers}"]
+    if baseline:
+        mount = f"{ROOT / 'bench' / 'baselines.py'}:/opt/bench/bench_baselines.py:ro"
+        argv += ["-v", mount, "-e", "PYTHONPATH=/opt/bench", image]
+        argv += ["gunicorn", "-c", "gunicorn.conf.py", "bench_baselines:app"]
+        label = "empty Flask endpoint, container"
+    else:
+        argv.append(image)
+        label = "service, container"
+    return Server(label, argv, container=name, engine=engine)
+
+
+def private_podman_conf(folder: Path) -> Path:
+    """A podman config for this kind of host, as container/test.sh writes it; /etc is untouched.
+
+    Root here lacks CAP_SYS_RESOURCE, so podman's default ulimits cannot be set: use the hard
+    limits (nproc no higher than pid_max, to which podman lowers its own); crun refuses the
+    hybrid cgroup layout, runc does not; netavark rather than the CNI plugins Debian lacks.
+    """
+    hard_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    hard_nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    nofile = 1_048_576 if hard_nofile == resource.RLIM_INFINITY else min(hard_nofile, 1_048_576)
+    nproc = pid_max if hard_nproc == resource.RLIM_INFINITY else min(hard_nproc, pid_max)
+    path = folder / "containers.conf"
+    path.write_text(
+        f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+        '[network]\nnetwork_backend = "netavark"\n[engine]\nruntime = "runc"\n'
+    )
+    return path
+
+
+@contextmanager
+def running(*servers: Server, body: bytes) -> Iterator[tuple[Server, ...]]:
+    """Start the servers, yield them, and stop every one of them whatever happens."""
+    try:
+        for server in servers:
+            server.start(body)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def measure(server: Server, bodies: Path, connections: int, seconds: float) -> dict[str, Any]:
+    """One wrk run as a JSON-ready dict, printed as it lands so a long run shows progress."""
+    load = run_wrk(server, bodies, connections, seconds)
+    print(
+        f"  {server.name:38} c={connections:<3} {load.rps:9.0f} req/s"
+        f"  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms",
+        flush=True,
+    )
+    return {**asdict(load), "rps": load.rps}
+
+
+def single_row(
+    plan: Plan, pairs: dict[str, tuple[Server, Server]], bodies: Path, probe: bytes
+) -> dict[str, Any]:
+    """Single-row /predict at each connection count, each target interleaved with its baseline.
+
+    The order alternates between repetitions, so neither side always runs on a warmer machine.
+    """
+    results: dict[str, Any] = {}
+    for key, (target, baseline) in pairs.items():
+        print(f"single-row /predict: {target.name} vs {baseline.name}", flush=True)
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        with running(target, baseline, body=probe):
+            check_single(target, probe)
+            check_single(baseline, probe)
+            for server in (target, baseline):
+                run_wrk(server, bodies, 16, plan.warmup)
+            for connections in plan.connections:
+                pair = runs.setdefault(str(connections), {"target": [], "baseline": []})
+                for rep in range(plan.reps):
+                    order = [("target", target), ("baseline", baseline)]
+                    for side, server in order if rep % 2 == 0 else reversed(order):
+                        pair[side].append(measure(server, bodies, connections, plan.seconds))
+        results[key] = {"target": target.name, "baseline": baseline.name, "runs": runs}
+    return results
+
+
+def check_single(server: Server, body: bytes) -> None:
+    """The server answers 200 with a prediction, so the load measures answers, not errors."""
+    status, answer = post(server.port, server.path, body)
+    if status != 200 or "prediction" not in json.loads(answer):
+        raise RuntimeError(f"{server.name} answered {status}: {answer[:200]!r}")
+
+
+def batches(
+    plan: Plan, rows: list[list[float]], folder: Path, probe: bytes
+) -> list[dict[str, Any]]:
+    """Rows per second through the shipped gunicorn for each batch size, objects and arrays."""
+    print("batches: service, gunicorn", flush=True)
+    cases: list[dict[str, Any]] = []
+    for size, shape in itertools.product(plan.batch_sizes, ("objects", "arrays")):
+        bodies = batch_bodies(rows, size, shape)
+        path = write_bodies(folder, f"batch-{size}-{shape}", bodies)
+        cases.append({"size": size, "shape": shape, "bodies": path, "probe": bodies[0], "runs": []})
+    with running(gunicorn(), body=probe) as (server,):
+        for case in cases:
+            status, answer = post(server.port, server.path, case["probe"].encode())
+            if status != 200 or len(json.loads(answer)["predictions"]) != case["size"]:
+                raise RuntimeError(f"batch of {case['size']} {case['shape']}: {status}")
+        run_wrk(server, cases[-1]["bodies"], plan.batch_connections, plan.warmup)
+        for _rep, case in itertools.product(range(plan.batch_reps), cases):
+            load = measure(server, case["bodies"], plan.batch_connections, plan.batch_seconds)
+            case["runs"].append({**load, "rows_per_s": load["rps"] * case["size"]})
+    return [{k: v for k, v in c.items() if k not in ("bodies", "probe")} for c in cases]
+
+
+# The cold-start floor: a bare python that imports what the service imports (werkzeug comes
+# with flask; the pipeline's own sklearn modules with the pickle) and unpickles the artifact.
+# os._exit skips the interpreter's teardown, which no server pays before its first answer.
+FLOOR = (
+    "import flask, marshmallow, numpy, sklearn, joblib, os; joblib.load('model.pkl'); os._exit(0)"
+)
+
+
+def time_to_exit(argv: list[str]) -> float:
+    """Seconds from spawn to a successful exit."""
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, env=clean_env({"OMP_NUM_THREADS": "1"}), check=True, timeout=60)
+    return time.perf_counter() - started
+
+
+def cold_start(plan: Plan, probe: bytes, engine: str, image: str | None) -> dict[str, list[float]]:
+    """Spawn to first successful POST /predict for each target, beside the import floor.
+
+    The targets take turns within each repetition; a first, untimed round warms the page cache.
+    """
+    print("cold start", flush=True)
+    targets: dict[str, Callable[[], Server]] = {
+        "flask run": flask_run,
+        "gunicorn, 1 worker": lambda: gunicorn(workers=1),
+        "functions-framework": lambda: function("gcf/main.py", "predict"),
+    }
+    if image:
+        targets["container, 1 worker"] = lambda: container(engine, image, workers=1)
+    results: dict[str, list[float]] = {"floor: imports + unpickle": [], "python -c pass": []}
+    results.update({name: [] for name in targets})
+    for rep in range(plan.cold_reps + 1):
+        timings = {
+            "floor: imports + unpickle": time_to_exit([sys.executable, "-c", FLOOR]),
+            "python -c pass": time_to_exit([sys.executable, "-c", "pass"]),
+        }
+        for name, make in targets.items():
+            server = make()
+            try:
+                timings[name] = server.spawn().wait_first_prediction(probe)
+            finally:
+                server.stop()
+        if rep:
+            for name, seconds in timings.items():
+                results[name].append(seconds)
+            print("  " + "  ".join(f"{k} {v:.3f} s" for k, v in timings.items()), flush=True)
+    return results
+
+
+def memory(plan: Plan, single: Path, batch: Path, probe: bytes) -> list[dict[str, Any]]:
+    """PSS and USS of the gunicorn master and each worker: idle, then after traffic.
+
+    The load lasts `traffic_seconds` per worker, so every worker count sees as many requests
+    per worker: a worker's memory grows with the requests it has served, not with the clock.
+    """
+    print("memory", flush=True)
+    results = []
+    for workers in plan.memory_workers:
+        with running(gunicorn(workers=workers), body=probe) as (server,):
+            deadline = time.monotonic() + 30
+            while len(server.pids()[1]) < workers and time.monotonic() < deadline:
+                time.sleep(0.1)
+            states: dict[str, dict[str, Any]] = {}
+            for state, load in (
+                ("idle", None),
+                ("after single rows", (single, 16)),
+                ("after 10,000-object batches", (batch, plan.batch_connections)),
+            ):
+                if load:
+                    run_wrk(server, load[0], load[1], plan.traffic_seconds * workers)
+                time.sleep(1)
+                master, pids = server.pids()
+                states[state] = {
+                    "master": memory_kib(master),
+                    "workers": [memory_kib(pid) for pid in pids],
+                }
+            worker_uss = [w["uss"] // 1024 for w in states["after single rows"]["workers"]]
+            print(f"  {workers} workers: USS after traffic {worker_uss} MiB", flush=True)
+            results.append({"workers": workers, "states": states})
+    return results
+
+
+# What the servers run: a change to any of these during a run mixes two programs' figures.
+SERVED = (
+    "webapp/**/*.py",
+    "gcf/*.py",
+    "wsgi.py",
+    "gunicorn.conf.py",
+    "model.*",
+    "requirements.txt",
+)
+
+
+def served_digest() -> str:
+    """A short sha256 of the served files, taken before and after each section of the run."""
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in SERVED for p in ROOT.glob(pattern)}):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def image_id(engine: str, image: str) -> str:
+    """The image's id and creation time, since a tag can move between runs."""
+    done = subprocess.run(
+        [engine, "image", "inspect", "--format", "{{.Id}} {{.Created}}", image],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip()[:12] + done.stdout.strip()[64:] if done.returncode == 0 else "?"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    packages = ["flask", "werkzeug", "gunicorn", "marshmallow", "functions-framework"]
+    packages += ["scikit-learn", "numpy", "scipy", "joblib"]
+    git = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": {p: importlib.metadata.version(p) for p in packages},
+        "wrk": wrk_version(),
+        "commit": git.stdout.strip() or "unknown",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure everything the plan says, then write the report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a ~2-minute smoke run")
+    parser.add_argument("--image", help="also measure this container image (podman)")
+    parser.add_argument("--engine", default="podman", help="container engine (default podman)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs", help="report folder")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    # SIGTERM, like Ctrl-C, unwinds through the `finally` blocks that stop the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    ensure_wrk()
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "command": "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "plan": asdict(plan),
+        "floor": f'python -c "{FLOOR}"',
+        "machine": machine(),
+    }
+    rows = iris_rows()
+    singles = single_bodies(rows)
+    probe = singles[0].encode()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        folder = Path(tmp)
+        single_path = write_bodies(folder, "single", singles)
+        if args.image and args.engine == "podman" and "CONTAINERS_CONF" not in os.environ:
+            os.environ["CONTAINERS_CONF"] = str(private_podman_conf(folder))
+        pairs = {
+            "gunicorn": (gunicorn(), gunicorn(app="bench.baselines:app")),
+            "function": (
+                function("gcf/main.py", "predict"),
+                function("bench/plain_function.py", "plain"),
+            ),
+        }
+        if args.image:
+            results["image"] = f"{args.image} ({image_id(args.engine, args.image)})"
+            pairs["container"] = (
+                container(args.engine, args.image),
+                container(args.engine, args.image, baseline=True),
+            )
+        batch_path = write_bodies(folder, "memory-batch", batch_bodies(rows, 10_000, "objects"))
+        sections: dict[str, Callable[[], Any]] = {
+            "single": lambda: single_row(plan, pairs, single_path, probe),
+            "batches": lambda: batches(plan, rows, folder, probe),
+            "cold_start": lambda: cold_start(plan, probe, args.engine, args.image),
+            "memory": lambda: memory(plan, single_path, batch_path, probe),
+        }
+        results["served"] = {}
+        for name, measure_section in sections.items():
+            before = served_digest()
+            results[name] = measure_section()
+            results["served"][name] = [before, served_digest()]
+    results["machine"]["load_average_end"] = os.getloadavg()
+    results["machine"]["minutes"] = round((time.monotonic() - started) / 60, 1)
+    report.write(results, args.output)
+    print(f"wrote {args.output / 'performance.md'} in {results['machine']['minutes']} min")
+
+
+if __name__ == "__main__":
+    main()
