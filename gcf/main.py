@@ -57,11 +57,14 @@ url_map = Map(
     + [Rule("/", methods=["POST"], endpoint="predict")],
 )
 
+# Bound once: matching needs only the path and method (no host or SCRIPT_NAME rules).
+routes = url_map.bind("function")
+
 
 def predict(request: Request) -> Response:
     """Answer any request exactly as the service would, 404 and 405 included."""
     try:
-        rule, values = url_map.bind_to_environ(request.environ).match(return_rule=True)
+        rule, values = routes.match(request.path, request.method, return_rule=True)
     except HTTPException as exc:
         service.observer.begin(request, "unmatched", predicting=False)
         response = http_error_response(exc)

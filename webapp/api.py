@@ -175,10 +175,7 @@ class PredictionService:
     def predict(self, req: Request) -> Response:
         """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
         try:
-            repeated = {k: ["Given more than once."] for k, v in req.args.lists() if len(v) > 1}
-            if repeated:
-                raise ApiError(422, "Request failed validation.", repeated)
-            query = self._load(self.query_schema, req.args.to_dict())
+            query = self._query(req)
             document = parse_json(req, self.settings.max_content_length)
             batch = isinstance(document, dict) and "instances" in document
             if batch:
@@ -209,6 +206,15 @@ class PredictionService:
         if query["probabilities"]:
             return json_response(results[0])
         return json_response({"prediction": results[0]})
+
+    def _query(self, req: Request) -> Any:
+        """The validated query parameters; most requests have none, and skip the schema."""
+        if not req.args:
+            return {"probabilities": False}
+        repeated = {k: ["Given more than once."] for k, v in req.args.lists() if len(v) > 1}
+        if repeated:
+            raise ApiError(422, "Request failed validation.", repeated)
+        return self._load(self.query_schema, req.args.to_dict())
 
     @staticmethod
     def _load(schema: Any, document: Any) -> Any:

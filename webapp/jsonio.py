@@ -10,6 +10,7 @@ is possible.
 from __future__ import annotations
 
 import json
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -53,11 +54,14 @@ def _key_count(document: Any) -> int:
     pending = [document] if type(document) is dict or type(document) is list else []
     while pending:
         node = pending.pop()
-        children: Any = node
         if type(node) is dict:
             count += len(node)
-            children = node.values()
-        pending.extend(v for v in children if type(v) is dict or type(v) is list)
+            node = list(node.values())
+        elif set(map(type, node)) == {dict}:  # a batch of objects: count them in bulk
+            count += sum(map(len, node))
+            node = list(chain.from_iterable(map(dict.values, node)))
+        if not set(map(type, node)).isdisjoint((dict, list)):
+            pending.extend(v for v in node if type(v) is dict or type(v) is list)
     return count
 
 
