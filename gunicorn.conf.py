@@ -41,6 +41,7 @@ else:  # samples left by an earlier run would be added to this run's
             os.unlink(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
 
 from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
+from webapp.memory import release_freed_memory  # noqa: E402
 
 wsgi_app = "wsgi:app"
 # Cloud Run sets PORT; a Vertex AI custom container is told its port in AIP_HTTP_PORT.
@@ -88,8 +89,10 @@ def when_ready(server):
 
 def pre_fork(server, worker):
     # Move everything the preloaded app allocated out of the collector's reach: collections
-    # in a worker would otherwise write to those objects' pages and un-share them.
+    # in a worker would otherwise write to those objects' pages and un-share them. And return
+    # the heap the loading freed: a worker reusing it would un-share those pages too.
     gc.freeze()
+    release_freed_memory()
 
 
 def post_fork(server, worker):

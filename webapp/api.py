@@ -17,7 +17,7 @@ import numpy as np
 from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
 
-from . import docs, jsonio, metrics
+from . import docs, jsonio, memory, metrics
 from .errors import ApiError, api_error_response
 from .model import ArtifactError, Model
 from .observe import Observer
@@ -174,6 +174,12 @@ class PredictionService:
 
     def predict(self, req: Request) -> Response:
         """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
+        response = self._predict(req)
+        if (req.content_length or 0) > memory.LARGE_BODY:  # its temporaries are gone by now
+            memory.release_freed_memory()
+        return response
+
+    def _predict(self, req: Request) -> Response:
         try:
             query = self._query(req)
             document = parse_json(req, self.settings.max_content_length)
