@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/faults.py`
     sys.path.insert(0, str(ROOT))
 
+from bench.harness import children  # noqa: E402
 from tests.conftest import SETOSA, Server, gunicorn  # noqa: E402
 from tests.rawhttp import NoResponse, exchange, read_response, request_bytes  # noqa: E402
 
@@ -202,21 +203,6 @@ class Report:
         lines += [f"   {key}: {value}" for key, value in self.facts.items()]
         lines += [f"   PROBLEM: {problem}" for problem in self.problems]
         return "\n".join(lines)
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is `pid`: gunicorn's workers when `pid` is its master."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # the command name, in parentheses, may hold spaces: the fields follow its last ")"
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
 
 
 def client_ports(pid: int, port: int) -> set[int]:

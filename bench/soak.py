@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/soak.py`
     sys.path.insert(0, str(ROOT))
 
-from bench.faults import Load, Report, Tally, all_workers, children  # noqa: E402
+from bench.faults import Load, Report, Tally, all_workers  # noqa: E402
+from bench.harness import children  # noqa: E402
 from tests.conftest import Server, functions_framework_server, gunicorn  # noqa: E402
 
 MAX_GROWTH = 0.05
