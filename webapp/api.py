@@ -215,7 +215,7 @@ class PredictionService:
 
     def _query(self, req: Request) -> Any:
         """The validated query parameters; most requests have none, and skip the schema."""
-        if not req.args:
+        if not req.query_string:  # cheaper than parsing an empty req.args
             return {"probabilities": False}
         repeated = {k: ["Given more than once."] for k, v in req.args.lists() if len(v) > 1}
         if repeated:
