@@ -8,20 +8,8 @@ import gc
 import os
 import shutil
 import tempfile
-
-
-def _env_int(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise SystemExit(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
-
+from collections.abc import Callable
+from typing import Any
 
 # One BLAS/OpenMP thread per worker: the workers are the parallelism, and oversubscribed
 # thread pools only add contention. Set before the app (and so numpy) is imported.
@@ -42,11 +30,22 @@ else:  # samples left by an earlier run would be added to this run's
 
 from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
 from webapp.memory import release_freed_memory  # noqa: E402
+from webapp.settings import ConfigError, boolean, positive_int  # noqa: E402
+
+
+def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -> Any:
+    """A setting parsed by webapp.settings' own parsers; a bad value stops gunicorn at once."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return parse(name, raw, *limits) if raw else default
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+
 
 wsgi_app = "wsgi:app"
 # Cloud Run sets PORT; a Vertex AI custom container is told its port in AIP_HTTP_PORT.
 _port_variable = "AIP_HTTP_PORT" if os.environ.get("AIP_HTTP_PORT") else "PORT"
-bind = f"0.0.0.0:{_env_int(_port_variable, 8080, 1, 65535)}"
+bind = f"0.0.0.0:{_from_env(positive_int, _port_variable, 8080, 65535)}"
 
 # Load the model once in the master, then fork: workers share its pages, and a bad artifact
 # stops the boot before the port opens instead of crash-looping workers.
@@ -55,11 +54,11 @@ preload_app = True
 # A prediction is a few hundred microseconds of CPU: one single-threaded worker per core keeps
 # every core busy without the GIL contention of threads. Cloud Run sets no WEB_CONCURRENCY;
 # the CPUs this process may use are the right default there and here.
-workers = _env_int("WEB_CONCURRENCY", len(os.sched_getaffinity(0)), 1, 64)
-threads = _env_int("GUNICORN_THREADS", 1, 1, 64)
+workers = _from_env(positive_int, "WEB_CONCURRENCY", len(os.sched_getaffinity(0)), 64)
+threads = _from_env(positive_int, "GUNICORN_THREADS", 1, 64)
 
 # A request that takes this long is stuck: the worker is killed and replaced.
-timeout = _env_int("GUNICORN_TIMEOUT", 30, 1, 3600)
+timeout = _from_env(positive_int, "GUNICORN_TIMEOUT", 30, 3600)
 # Cloud Run sends SIGTERM and kills 10 s later: drain in-flight requests well before that.
 graceful_timeout = 8
 keepalive = 5
@@ -79,8 +78,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 logger_class = gunicorn_logger_class(os.environ.get("GOOGLE_CLOUD_PROJECT"))
 loglevel = parse_level(os.environ.get("LOG_LEVEL", "INFO")).lower()
 errorlog = "-"
-_access = os.environ.get("GUNICORN_ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on")
-accesslog = "-" if _access else None
+accesslog = "-" if _from_env(boolean, "GUNICORN_ACCESS_LOG", False) else None
 
 
 def when_ready(server):
