@@ -102,7 +102,7 @@ def test_trace_headers(
     with app.test_request_context("/health", headers=headers):
         from flask import request
 
-        assert trace_of(request) == (trace, span, sampled)
+        assert trace_of(request.environ) == (trace, span, sampled)
 
 
 @pytest.mark.parametrize("supplied", ["", "x" * 129, "a b", "id;drop", "é"])

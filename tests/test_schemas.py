@@ -12,14 +12,15 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from webapp.model import load_model
-from webapp.schemas import BatchMatrix, batch_schema
+from webapp.schemas import FastAcceptor, batch_schema, instance_schema
 
 from .conftest import ROOT
 
 MODEL = load_model(ROOT / "model.pkl")
 NAMES = list(MODEL.feature_names)
 SCHEMA = batch_schema(MODEL.features, 50)
-FAST = BatchMatrix(MODEL.features, 50)
+INSTANCE = instance_schema(MODEL.features)
+FAST = FastAcceptor(MODEL.features, 50)
 
 numbers = st.one_of(
     st.floats(min_value=0, max_value=100),
@@ -52,7 +53,7 @@ def marshmallow_matrix(document: Any) -> np.ndarray | None:
 @settings(max_examples=1500, deadline=None)
 @given(documents)
 def test_vectorised_batch_policy_matches_marshmallow(document: Any) -> None:
-    fast = FAST(document)
+    fast = FAST.batch(document)
     slow = marshmallow_matrix(document)
     if slow is None:
         assert fast is None
@@ -67,9 +68,39 @@ def test_vectorised_batch_policy_matches_marshmallow(document: Any) -> None:
 def test_valid_array_batches_take_the_fast_path(rows: list[list[float]]) -> None:
     objects = [dict(zip(NAMES, row, strict=True)) for row in rows]
     for document in ({"instances": rows}, {"instances": objects}):
-        fast = FAST(document)
+        fast = FAST.batch(document)
         assert fast is not None
         assert np.array_equal(fast, np.array(rows))
+
+
+single_documents = st.one_of(
+    as_object,
+    st.fixed_dictionaries({name: numbers for name in NAMES}),
+    st.fixed_dictionaries({name: numbers for name in NAMES}, optional={"colour": values}),
+    instances,
+    st.fixed_dictionaries({"instances": st.lists(as_object, max_size=2)}),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(single_documents)
+def test_single_instance_policy_matches_marshmallow(document: Any) -> None:
+    fast = FAST.instance(document)
+    try:
+        loaded = INSTANCE.load(document)
+    except ValidationError:
+        assert fast is None
+    else:
+        expected = np.array([[loaded[name] for name in NAMES]])
+        assert fast is not None and np.array_equal(fast, expected)
+        assert fast.dtype == expected.dtype == np.float64
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=0.001, max_value=100), min_size=4, max_size=4))
+def test_valid_single_instances_take_the_fast_path(row: list[float]) -> None:
+    fast = FAST.instance(dict(zip(NAMES, row, strict=True)))
+    assert fast is not None and np.array_equal(fast, np.array([row]))
 
 
 @pytest.mark.parametrize("model_path", ["model.pkl", "wine"])

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from .api import PredictionService, bp
+from .api import PredictionService, bp, current_request
 from .errors import http_error_response, internal_error_response
 from .model import load_model
 from .settings import SETTING_NAMES, Settings
@@ -38,14 +38,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = None
     app.register_blueprint(bp)
 
+    predict_endpoint = f"{bp.name}.predict"
+
     @app.before_request
     def begin_observation() -> None:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        service.observer.begin(request, route, request.endpoint == f"{bp.name}.predict")
+        req = current_request()
+        route = req.url_rule.rule if req.url_rule else "unmatched"
+        service.observer.begin(req, route, req.endpoint == predict_endpoint)
 
     @app.after_request
     def finish_observation(response: Response) -> Response:
-        return service.observer.finish(request, response)
+        return service.observer.finish(current_request(), response)
 
     settings = service.settings
     for rule, endpoint, methods in (

@@ -12,8 +12,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
@@ -24,9 +23,8 @@ SPAN = "logging.googleapis.com/spanId"
 SAMPLED = "logging.googleapis.com/trace_sampled"
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """What every log line of one request carries."""
+class RequestContext(NamedTuple):
+    """What every log line of one request carries (a tuple: built on every request)."""
 
     request_id: str
     trace_id: str | None = None

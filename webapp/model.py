@@ -42,6 +42,12 @@ class Feature:
     max: float
     max_inclusive: bool
 
+    def contains(self, number: float) -> bool:
+        """Whether a finite float lies inside this feature's range."""
+        above = number >= self.min if self.min_inclusive else number > self.min
+        below = number <= self.max if self.max_inclusive else number < self.max
+        return above and below
+
 
 class LinearPipeline:
     """StandardScaler then LogisticRegression, as plain numpy: the same arithmetic, in order.

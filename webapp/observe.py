@@ -7,9 +7,11 @@ Flask's before/after_request hooks call them in the service, gcf/main.py in the 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Request, Response
 
@@ -25,14 +27,14 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _ENVIRON_KEY = "sklearn_serve.observation"
 
 
-def trace_of(request: Request) -> tuple[str | None, str | None, bool]:
+def trace_of(environ: Mapping[str, Any]) -> tuple[str | None, str | None, bool]:
     """Trace id, span id (16 hex digits) and sampled flag from W3C or Cloud Trace headers."""
-    traceparent = _TRACEPARENT.fullmatch(request.headers.get("traceparent", "").strip())
+    traceparent = _TRACEPARENT.fullmatch(environ.get("HTTP_TRACEPARENT", "").strip())
     if traceparent:
         trace_id, span_id, flags = traceparent.groups()
         if trace_id.strip("0") and span_id.strip("0"):
             return trace_id, span_id, bool(int(flags, 16) & 1)
-    cloud = _CLOUD_TRACE.fullmatch(request.headers.get("X-Cloud-Trace-Context", "").strip())
+    cloud = _CLOUD_TRACE.fullmatch(environ.get("HTTP_X_CLOUD_TRACE_CONTEXT", "").strip())
     if cloud and cloud.group(1).strip("0"):
         trace_id, span, sampled = cloud.groups()
         span_id = f"{int(span):016x}" if span and 0 < int(span) < 2**64 else None
@@ -41,17 +43,27 @@ def trace_of(request: Request) -> tuple[str | None, str | None, bool]:
 
 
 class Observer:
-    """Request ids, trace context, metrics and the request log line, for one model."""
+    """Request ids, trace context, metrics and the request log line, for one model.
+
+    Runs twice per request, so it reads the WSGI environ directly rather than through
+    werkzeug's header views, and keeps each labelled metric child once looked up.
+    """
 
     def __init__(self, model_version: str, access_log: bool) -> None:
         self.model_version = model_version
         self.access_log = access_log
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     def begin(self, request: Request, route: str, predicting: bool) -> None:
         """Start the clock and bind the ids every log line of this request will carry."""
-        supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        trace_id, span_id, sampled = trace_of(request)
+        environ = request.environ
+        supplied = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
+        trace_id, span_id, sampled = (
+            trace_of(environ)
+            if "HTTP_TRACEPARENT" in environ or "HTTP_X_CLOUD_TRACE_CONTEXT" in environ
+            else (None, None, False)
+        )
         context = RequestContext(
             request_id,
             trace_id,
@@ -60,7 +72,7 @@ class Observer:
             self.model_version if predicting else None,
         )
         current_request.set(context)
-        request.environ[_ENVIRON_KEY] = (route, time.perf_counter())
+        environ[_ENVIRON_KEY] = (route, time.perf_counter())
 
     def finish(self, request: Request, response: Response) -> Response:
         """Count and time the request, log it if asked, and return its id to the client."""
@@ -68,8 +80,9 @@ class Observer:
         elapsed = time.perf_counter() - started
         method = request.method if request.method in _METHODS else "OTHER"
         status = response.status_code
-        metrics.REQUESTS.labels(route, method, str(status)).inc()
-        metrics.LATENCY.labels(route, method).observe(elapsed)
+        count, duration = self._metrics(route, method, status)
+        count.inc()
+        duration.observe(elapsed)
         context = current_request.get()
         if context is not None:
             response.headers["X-Request-ID"] = context.request_id
@@ -95,3 +108,14 @@ class Observer:
             )
         current_request.set(None)  # lines logged between requests belong to none
         return response
+
+    def _metrics(self, route: str, method: str, status: int) -> Any:
+        """The request counter and latency histogram for these labels (few: routes x methods)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                metrics.REQUESTS.labels(route, method, str(status)),
+                metrics.LATENCY.labels(route, method),
+            )
+        return children
