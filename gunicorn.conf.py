@@ -29,8 +29,11 @@ else:  # samples left by an earlier run would be added to this run's
             os.unlink(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
 
 from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
-from webapp.memory import release_freed_memory  # noqa: E402
+from webapp.memory import keep_large_buffers_off_the_heap, release_freed_memory  # noqa: E402
 from webapp.settings import ConfigError, boolean, positive_int  # noqa: E402
+
+# Before the app loads, so the master's heap and every worker's follow it.
+keep_large_buffers_off_the_heap()
 
 
 def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -> Any:
@@ -82,6 +85,11 @@ accesslog = "-" if _from_env(boolean, "GUNICORN_ACCESS_LOG", False) else None
 
 
 def when_ready(server):
+    # Before the first fork: the workers inherit a warmed app and share its pages.
+    if server.cfg.preload_app:
+        from webapp.warmup import warm_up
+
+        warm_up(server.app.wsgi())
     server.log.info("listening on %s with %d workers", bind, workers)
 
 

@@ -8,6 +8,7 @@ it (the Cloud Function, `flask run`) the process's own registry is served.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from prometheus_client import (
@@ -43,6 +44,21 @@ MODEL_INFO = Gauge(
     ["name", "version", "sha256"],
     multiprocess_mode="max",
 )
+
+
+def discard_own_samples() -> None:
+    """Forget this process's counts and timings (gunicorn's master, after its warm-up).
+
+    Only in multiprocess mode: the process's counter and histogram files are deleted (the
+    names prometheus_client gives them), and the model_info gauge's file is kept. The master
+    counts nothing afterwards, and each forked worker writes files of its own.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    for kind in ("counter", "histogram"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(folder, f"{kind}_{os.getpid()}.db"))
 
 
 def render() -> tuple[bytes, str]:

@@ -7,7 +7,7 @@ feature's range, every feature required, unknown fields rejected. Nothing about 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain, repeat
 from operator import eq, itemgetter
 from typing import Any
@@ -177,30 +177,34 @@ class FastAcceptor:
         instances = document["instances"]
         if type(instances) is not list or not 1 <= len(instances) <= self.max_batch_size:
             return None
-        rows = self._rows(instances)
-        if rows is None:
+        values = self._values(instances)
+        if values is None:
             return None
-        if not set(map(type, chain.from_iterable(rows))) <= _NUMBERS:
+        if not set(map(type, values())) <= _NUMBERS:
             return None  # a string, boolean, null or container somewhere
         try:
-            matrix = np.array(rows, dtype=np.float64)
+            matrix = np.fromiter(values(), np.float64, len(instances) * self.width)
         except OverflowError:  # an integer beyond any float
             return None
+        matrix = matrix.reshape(len(instances), self.width)
         above = np.where(self.low_inclusive, matrix >= self.low, matrix > self.low)
         below = np.where(self.high_inclusive, matrix <= self.high, matrix < self.high)
         if not (np.isfinite(matrix).all() and above.all() and below.all()):
             return None
         return matrix
 
-    def _rows(self, instances: list[Any]) -> list[Any] | None:
-        """Each instance's values in feature order, if each has the right shape (C-speed maps)."""
+    def _values(self, instances: list[Any]) -> Callable[[], Iterator[Any]] | None:
+        """If every instance has the right shape, a way to iterate over all their values in
+        row order, as often as needed: nothing per instance is kept (C-speed maps)."""
         kinds = set(map(type, instances))
         if kinds == {list}:
-            return instances if set(map(len, instances)) == {self.width} else None
+            if set(map(len, instances)) != {self.width}:
+                return None
+            return lambda: chain.from_iterable(instances)
         if kinds == {dict}:
-            if all(map(eq, repeat(self.names), map(dict.keys, instances))):
-                return list(map(self.values_of, instances))
-            return None
+            if not all(map(eq, repeat(self.names), map(dict.keys, instances))):
+                return None
+            return lambda: chain.from_iterable(map(self.values_of, instances))
         rows = []
         for instance in instances:  # a mix of arrays and objects
             if type(instance) is list and len(instance) == self.width:
@@ -209,4 +213,4 @@ class FastAcceptor:
                 rows.append(self.values_of(instance))
             else:
                 return None
-        return rows
+        return lambda: chain.from_iterable(rows)
