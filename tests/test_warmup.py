@@ -36,3 +36,9 @@ def test_a_failing_warm_up_is_reported_not_fatal(
     with caplog.at_level(logging.WARNING):
         warm_up(app, rounds=1)
     assert [r.getMessage() for r in caplog.records] == ["warm-up requests answered [413]"]
+
+
+def test_another_app_is_left_alone() -> None:
+    from bench.baselines import app
+
+    warm_up(app)

@@ -23,9 +23,12 @@ def warm_up(app: Flask, rounds: int = 16) -> None:
     """POST the manifest's self-check rows in every request shape, `rounds` times, unlogged.
 
     The requests are not traffic: their request lines are not logged, and the samples they
-    added to this process's metrics are discarded afterwards.
+    added to this process's metrics are discarded afterwards. Any other app (gunicorn.conf.py
+    serving bench/baselines.py, say) is left alone.
     """
-    service = app.extensions["prediction_service"]
+    service = getattr(app, "extensions", {}).get("prediction_service")
+    if service is None:
+        return
     model = service.model
     arrays = model.manifest["self_check"]["instances"][: service.settings.max_batch_size]
     objects = [dict(zip(model.feature_names, row, strict=True)) for row in arrays]
