@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import mimetypes
 from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 
-import flask_swagger_ui
-
-ASSETS_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
+# Found, not imported: importing the package builds a Flask blueprint this module never uses.
+_PACKAGE = find_spec("flask_swagger_ui")
+if _PACKAGE is None or _PACKAGE.origin is None:
+    raise ImportError("flask-swagger-ui is not installed")
+ASSETS_DIR = Path(_PACKAGE.origin).resolve().parent / "dist"
 ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 
 PAGE = """<!doctype html>

@@ -126,7 +126,7 @@ class Model:
         log.warning("numpy fast path disagrees with scikit-learn; using scikit-learn")
         return self.estimator.predict
 
-    def verification_rows(self, count: int = 20_000, seed: int = 0) -> np.ndarray:
+    def verification_rows(self, count: int = 5_000, seed: int = 0) -> np.ndarray:
         """Rows to compare two predictors on: the training box, its surroundings, the extremes.
 
         Random points across each feature's training range widened threefold, the self-check
