@@ -22,6 +22,7 @@ def test_warm_up_succeeds_quietly(
     app = create_app(
         {"MODEL_PATH": str(iris_model), "MAX_BATCH_SIZE": max_batch_size, "ACCESS_LOG": "true"}
     )
+    caplog.clear()  # the model's load lines
     with caplog.at_level(logging.DEBUG):
         warm_up(app, rounds=2)
     assert caplog.records == []
@@ -33,6 +34,7 @@ def test_a_failing_warm_up_is_reported_not_fatal(
     wine_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app({"MODEL_PATH": str(wine_model), "MAX_CONTENT_LENGTH": "64"})
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
         warm_up(app, rounds=1)
     assert [r.getMessage() for r in caplog.records] == ["warm-up requests answered [413]"]
