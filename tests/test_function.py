@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -26,6 +27,12 @@ from .conftest import (
 
 JSON = {"Content-Type": "application/json"}
 LIMIT = 2 * 1024 * 1024
+
+
+def test_loading_the_function_leaves_the_collector_on(function_client: FlaskClient) -> None:
+    """gcf/main.py turns it off while it loads the model, then freezes what loading made."""
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 100_000
 
 
 def test_root_is_the_prediction_endpoint(function_client: FlaskClient) -> None:

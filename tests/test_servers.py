@@ -16,7 +16,7 @@ from sklearn.datasets import load_iris, load_wine
 
 from webapp.model import sha256_hex
 
-from .conftest import SETOSA, Server, functions_framework_server, gunicorn
+from .conftest import BIN, SETOSA, Server, functions_framework_server, gunicorn
 
 JSON = {"Content-Type": "application/json"}
 STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
@@ -135,3 +135,16 @@ def test_gunicorn_runs_preloaded_workers_and_stops_cleanly() -> None:
     output = server.output()
     assert output.count("loaded model") == 1, output  # once, in the master, before the fork
     assert output.count("Booting worker") == 2
+
+
+def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
+    """gunicorn.conf.py turns the collector off for the start: the workers must have it on."""
+    argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "tests.collector_probe:app"]
+    server = Server(argv, {"WEB_CONCURRENCY": "2"}).start()
+    try:
+        states = [json.loads(server.request("GET", "/")[2]) for _ in range(4)]
+    finally:
+        server.stop()
+    assert all(state["enabled"] for state in states)
+    # the stack gunicorn.conf.py imported is out of the collector's reach, so pages stay shared
+    assert min(state["frozen"] for state in states) > 100_000
