@@ -34,11 +34,8 @@ else:  # samples left by an earlier run would be added to this run's
             os.unlink(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
 
 from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
-from webapp.memory import keep_large_buffers_off_the_heap, release_freed_memory  # noqa: E402
+from webapp.memory import release_freed_memory  # noqa: E402
 from webapp.settings import ConfigError, boolean, positive_int  # noqa: E402
-
-# Before the app loads, so the master's heap and every worker's follow it.
-keep_large_buffers_off_the_heap()
 
 
 def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -> Any:

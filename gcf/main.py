@@ -38,12 +38,10 @@ from webapp import build_service  # noqa: E402
 from webapp.api import ROUTES  # noqa: E402
 from webapp.errors import http_error_response, internal_error_response  # noqa: E402
 from webapp.logs import configure_logging  # noqa: E402
-from webapp.memory import keep_large_buffers_off_the_heap  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 
 configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("GOOGLE_CLOUD_PROJECT"))
-keep_large_buffers_off_the_heap()  # as gunicorn.conf.py does: see webapp/memory.py
 try:
     service = build_service(os.environ)
 except (ArtifactError, ConfigError) as exc:
