@@ -1,4 +1,4 @@
-"""marshmallow schemas for prediction requests, built from the model's features.
+"""marshmallow schemas for prediction requests, built from the model's features, and FastAcceptor.
 
 The policy: JSON numbers only (no numeric strings, booleans or null), finite, inside each
 feature's range, every feature required, unknown fields rejected. Nothing about HTTP here.
