@@ -9,7 +9,7 @@ PORT ?= 8080
 FUNCTION_PORT ?= 8081
 
 .PHONY: run dev function function-bundle deploy-function deploy-run train test lint clean \
-        container-test
+        container-test bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,19 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime  ## serve with gunicorn, as in the container
+# Our own modules' bytecode, written ahead as the image does: where PYTHONDONTWRITEBYTECODE is
+# set, every start would compile them again, ~20 ms of a ~1 s cold start. Up-to-date files are
+# skipped, so this costs one short python start.
+bytecode: $(VENV)/.runtime
+	$(BIN)/python -m compileall -q webapp gcf wsgi.py gunicorn.conf.py
+
+run: $(VENV)/.runtime bytecode  ## serve with gunicorn, as in the container
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
 
 dev: $(VENV)/.runtime  ## Flask's reloading dev server
 	OMP_NUM_THREADS=1 $(BIN)/flask --app webapp run --debug --port $(PORT)
 
-function: $(VENV)/.runtime  ## the Cloud Function under functions-framework
+function: $(VENV)/.runtime bytecode  ## the Cloud Function under functions-framework
 	OMP_NUM_THREADS=1 $(BIN)/functions-framework --target predict --source gcf/main.py \
 		--port $(FUNCTION_PORT)
 
@@ -80,7 +86,7 @@ container-test: $(VENV)/.dev  ## the Cloud Run image, built, run read-only and S
 # Benchmarks on 127.0.0.1, about 10 minutes (BENCH_ARGS=--quick: 2; --image NAME adds 3):
 # writes docs/performance.md and its plots. Installs wrk with apt-get when it is missing.
 .PHONY: bench
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev bytecode
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -62,7 +62,7 @@ class Plan:
 
 
 FULL = Plan(
-    reps=5, seconds=5, warmup=2, batch_reps=3, batch_seconds=4, cold_reps=5, traffic_seconds=3
+    reps=5, seconds=5, warmup=2, batch_reps=3, batch_seconds=4, cold_reps=9, traffic_seconds=3
 )
 QUICK = Plan(
     reps=2, seconds=2, warmup=1, batch_reps=1, batch_seconds=2, cold_reps=2, traffic_seconds=1

@@ -140,6 +140,16 @@ leftovers=$(cd "$root" && ls -d usr/bin/cc usr/bin/gcc usr/bin/*-gcc-* opt/venv/
 podman image unmount "$IMAGE_TAG" >/dev/null
 [[ -z $leftovers ]] || die "the image ships ${leftovers//$'\n'/ }"
 
+# Our modules and gunicorn.conf.py load from the bytecode compiled at build time: the runtime
+# writes none, and compiling them would cost every cold start ~20 ms. `python -v` names each
+# module's code source: a .pyc in quotes, or a bare .py path when it compiled the source.
+compiled=$(podman run --rm --read-only --cap-drop all --entrypoint python "$IMAGE_TAG" -v -c \
+    "import wsgi, importlib.machinery as m; m.SourceFileLoader('c', '/app/gunicorn.conf.py').get_code('c')" \
+    2>&1 | grep -E "^# code object from '?/app/") || die "python -v named no module of /app"
+from_source=$(grep -v "\.pyc'$" <<<"$compiled" || true)
+[[ -z $from_source ]] || die "the image compiles at start: ${from_source//$'\n'/ }"
+log "our $(wc -l <<<"$compiled") modules load from build-time bytecode"
+
 # A read-only root; /dev/shm (where gunicorn.conf.py keeps its heartbeat files and
 # prometheus_client's multiprocess directory) is the only writable place, as on Cloud Run.
 # --cap-drop all: the service needs no capabilities. The host port is any free one.
