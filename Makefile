@@ -25,15 +25,15 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime
 
 # Our own modules' bytecode, written ahead as the image does: where PYTHONDONTWRITEBYTECODE is
-# set, every start would compile them again, ~20 ms of a ~1 s cold start. Up-to-date files are
-# skipped, so this costs one short python start.
+# set, every start would compile them again, ~20 ms of a ~1 s cold start (and the tests start
+# dozens of servers). Up-to-date files are skipped, so this costs one short python start.
 bytecode: $(VENV)/.runtime
 	$(BIN)/python -m compileall -q webapp gcf wsgi.py gunicorn.conf.py
 
 run: $(VENV)/.runtime bytecode  ## serve with gunicorn, as in the container
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
 
-dev: $(VENV)/.runtime  ## Flask's reloading dev server
+dev: $(VENV)/.runtime bytecode  ## Flask's reloading dev server
 	OMP_NUM_THREADS=1 $(BIN)/flask --app webapp run --debug --port $(PORT)
 
 function: $(VENV)/.runtime bytecode  ## the Cloud Function under functions-framework
@@ -76,7 +76,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(VENV)/.dev  ## the whole suite; lint and type checks run inside it
+test: $(VENV)/.dev bytecode  ## the whole suite; lint and type checks run inside it
 	$(BIN)/python -m pytest
 
 # As root: installs podman when missing, builds the image and proves it (container/test.sh).
