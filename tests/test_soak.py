@@ -1,4 +1,4 @@
-"""A 30-second soak: zero errors and under 5 % per-worker memory growth after a warm-up.
+"""A 30-second soak: zero errors, and under 5 % per-worker memory growth in its second half.
 
 bench/soak.py is the same code for 5 minutes at 32 connections (`python -m bench.soak`).
 """
