@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,12 @@ def uss_kib(pid: int) -> int:
         if key in ("Private_Clean", "Private_Dirty"):
             total += int(rest.split()[0])
     return total
+
+
+def second_half_growth(kib: Sequence[int]) -> float:
+    """USS growth from the middle sample to the last, relative; a run needs three samples."""
+    middle = kib[len(kib) // 2]
+    return (kib[-1] - middle) / middle
 
 
 @dataclass
@@ -103,11 +109,10 @@ def soak(
         report.check(after == workers, f"workers changed during the run: {workers} -> {after}")
         for pid in workers:
             points = memory.samples.get(pid, [])
-            if len(points) < 2:
+            if len(points) < 3:
                 report.check(False, f"worker {pid}: too few memory samples")
                 continue
-            middle, last = points[len(points) // 2][1], points[-1][1]
-            growth = (last - middle) / middle
+            growth = second_half_growth([kib for _, kib in points])
             step = max(1, len(points) // 10)  # about ten samples: the curve, not every point
             shown = points[::step]
             if shown[-1] != points[-1]:
