@@ -60,14 +60,16 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 
     With a Content-Length, exactly that many bytes must arrive; without one (chunked), reading
     stops one byte past the limit. Broken framing is the client's fault: a 400, never a 500.
-    werkzeug's WSGI helpers read the environ as Request.stream would, without asking the
-    current app for its MAX_CONTENT_LENGTH (a context lookup, and None here anyway).
+    With a length, the server's own stream is read, never past it; without one, werkzeug's
+    get_input_stream decides, as Request.stream would, whether the stream ends by itself.
     """
     expected = wsgi.get_content_length(environ)
     if expected is not None and expected > limit:
         raise ApiError(413, "Request body too large.")
-    wanted = limit + 1 if expected is None else expected
-    stream = wsgi.get_input_stream(environ)
+    if expected is None:
+        wanted, stream = limit + 1, wsgi.get_input_stream(environ)
+    else:
+        wanted, stream = expected, environ["wsgi.input"]
     chunks: list[bytes] = []
     size = 0
     try:
@@ -209,8 +211,11 @@ class PredictionService:
 
         class_ids = self.model.predict(matrix)
         metrics.BATCH_SIZE.observe(len(class_ids))
-        for class_id, count in Counter(class_ids).items():
-            self._predicted[class_id].inc(count)
+        if len(class_ids) == 1:  # most requests: skip the Counter
+            self._predicted[class_ids[0]].inc()
+        else:
+            for class_id, count in Counter(class_ids).items():
+                self._predicted[class_id].inc(count)
         if query["probabilities"]:
             results: list[Any] = [
                 {"prediction": cid, "label": self.model.labels[cid], "probabilities": proba}
