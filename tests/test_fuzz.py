@@ -1,0 +1,36 @@
+"""The API fuzzer: schemathesis drives real gunicorn and the function from their /openapi.json.
+
+All its checks, on valid and on invalid (negative) data: no 5xx, only documented status codes,
+content types and bodies, invalid data refused. The seed is fixed so that a failure replays.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import BIN, Server
+
+
+@pytest.mark.parametrize("fixture", ["gunicorn_server", "function_server"])
+def test_schemathesis_finds_nothing(
+    request: pytest.FixtureRequest, fixture: str, tmp_path: Path
+) -> None:
+    server: Server = request.getfixturevalue(fixture)
+    url = f"http://127.0.0.1:{server.port}"
+    argv = [str(BIN / "schemathesis"), "run", f"{url}/openapi.json", "--url", url]
+    argv += ["--checks", "all", "--mode", "all", "--max-examples", "150", "--seed", "20261127"]
+    run = subprocess.run(
+        argv,
+        cwd=tmp_path,  # where it keeps its .schemathesis folder
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout, run.stdout[-3000:]
+    assert "Traceback" not in server.output()
