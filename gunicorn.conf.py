@@ -35,7 +35,8 @@ else:  # samples left by an earlier run would be added to this run's
 
 from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
 from webapp.memory import release_freed_memory  # noqa: E402
-from webapp.settings import ConfigError, boolean, positive_int  # noqa: E402
+from webapp.settings import ConfigError, Settings, boolean, positive_int  # noqa: E402
+from webapp.worker import BufferingWorker  # noqa: E402
 
 
 def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -> Any:
@@ -60,7 +61,22 @@ preload_app = True
 # every core busy without the GIL contention of threads. Cloud Run sets no WEB_CONCURRENCY;
 # the CPUs this process may use are the right default there and here.
 workers = _from_env(positive_int, "WEB_CONCURRENCY", len(os.sched_getaffinity(0)), 64)
-threads = _from_env(positive_int, "GUNICORN_THREADS", 1, 64)
+
+# Each worker reads whole requests in a selector loop before serving them one at a time, so
+# clients that send slowly wait in that loop, not in a worker (webapp/worker.py). Headers must
+# arrive within GUNICORN_HEADER_TIMEOUT s of the connection, the body within
+# GUNICORN_BODY_TIMEOUT s of the headers, or the client gets a 408.
+try:
+    _max_body = Settings.from_mapping(os.environ).max_content_length
+except ConfigError as exc:
+    raise SystemExit(str(exc)) from None
+worker_class = BufferingWorker.configured(
+    header_timeout=_from_env(positive_int, "GUNICORN_HEADER_TIMEOUT", 10, 3600),
+    body_timeout=_from_env(positive_int, "GUNICORN_BODY_TIMEOUT", 30, 3600),
+    max_body=_max_body,
+)
+# Connections one worker reads at once; beyond them, new ones wait in the listen backlog.
+worker_connections = 1000
 
 # A request that takes this long is stuck: the worker is killed and replaced.
 timeout = _from_env(positive_int, "GUNICORN_TIMEOUT", 30, 3600)

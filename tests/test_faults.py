@@ -8,12 +8,15 @@ numbers.
 
 from __future__ import annotations
 
+import pytest
+
 from bench.faults import (
     Report,
     max_requests_recycling,
-    request_outliving_timeout,
+    request_past_its_deadline,
     sigkill_under_load,
     sigterm_under_load,
+    slow_clients,
 )
 
 
@@ -31,8 +34,14 @@ def test_sigterm_completes_in_flight_requests_and_exits_0_within_10_s() -> None:
     assert kept(sigterm_under_load(workers=3, concurrency=4, slow=2, dribble=2.0))
 
 
-def test_request_outliving_the_worker_timeout_is_answered_and_the_worker_replaced() -> None:
-    assert kept(request_outliving_timeout(workers=2, timeout=4, concurrency=2))
+def test_request_past_its_body_deadline_gets_a_408_and_holds_no_worker() -> None:
+    assert kept(request_past_its_deadline(workers=2, body_timeout=3, concurrency=2))
+
+
+@pytest.mark.parametrize("kind", ["headers", "body"])
+def test_a_hundred_slow_clients_do_not_starve_a_well_behaved_one(kind: str) -> None:
+    """With gunicorn's sync workers, two such clients were enough to hold both workers."""
+    assert kept(slow_clients("gunicorn", slow=100, kind=kind, duration=6.0, deadline=3))
 
 
 def test_max_requests_recycling_loses_nothing() -> None:

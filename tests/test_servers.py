@@ -86,7 +86,8 @@ def test_bad_artifact_stops_the_boot(
         # gunicorn itself parses WEB_CONCURRENCY on import, before our config: its traceback
         # still names the variable and the process exits at once.
         ({"WEB_CONCURRENCY": "2x"}, 'int(os.environ.get("WEB_CONCURRENCY", 1))'),
-        ({"GUNICORN_THREADS": "-1"}, "GUNICORN_THREADS must be between 1 and 64, got -1"),
+        ({"GUNICORN_HEADER_TIMEOUT": "-1"}, "GUNICORN_HEADER_TIMEOUT must be between 1 and 3600"),
+        ({"GUNICORN_BODY_TIMEOUT": "0"}, "GUNICORN_BODY_TIMEOUT must be between 1 and 3600"),
         ({"MAX_BATCH_SIZE": "lots"}, "MAX_BATCH_SIZE must be a whole number"),
     ],
 )

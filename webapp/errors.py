@@ -36,10 +36,8 @@ class ApiError(Exception):
         self.errors = errors
 
 
-def error_response(
-    status: int, message: str, errors: Any = None, headers: dict[str, str] | None = None
-) -> Response:
-    """The JSON error response every failure is answered with."""
+def error_body(status: int, message: str, errors: Any = None) -> bytes:
+    """The JSON body every failure is answered with."""
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,
@@ -47,7 +45,16 @@ def error_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return Response(dumps(body), status, headers=headers, mimetype="application/json")
+    return dumps(body)
+
+
+def error_response(
+    status: int, message: str, errors: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """The JSON error response every failure is answered with."""
+    return Response(
+        error_body(status, message, errors), status, headers=headers, mimetype="application/json"
+    )
 
 
 def api_error_response(exc: ApiError) -> Response:
