@@ -24,7 +24,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-
 
 WORKDIR /app
 COPY webapp/ webapp/
-COPY wsgi.py gunicorn.conf.py model.pkl model.json ./
+COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json ./
 
 # Loading the app checks model.pkl against the pin and the manifest, the scikit-learn version
 # and the self-check prediction. Our modules' bytecode is compiled here, like the venv's: the
@@ -38,8 +38,10 @@ RUN /opt/venv/bin/python -m compileall -q --invalidation-mode checked-hash \
 FROM ${BASE_IMAGE}
 
 ARG MODEL_SHA256
-# One BLAS/OpenMP thread per worker process; no .pyc writes on a read-only (or in-memory) root.
+# One BLAS/OpenMP thread per worker process; no .pyc writes on a read-only (or in-memory) root;
+# every interface, since the clients (Cloud Run's front end, Vertex AI) are outside the container.
 ENV PATH=/opt/venv/bin:$PATH \
+    HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     OMP_NUM_THREADS=1 \
@@ -59,5 +61,6 @@ WORKDIR /app
 # Numeric, so a runtime can verify it is not root without reading /etc/passwd.
 USER 10001:10001
 EXPOSE 8080
-# Exec form: gunicorn is PID 1 and receives SIGTERM itself; gunicorn.conf.py reads $PORT.
-CMD ["gunicorn", "-c", "gunicorn.conf.py"]
+# Exec form: gunicorn's master (serve.py runs it in process) is PID 1 and receives SIGTERM
+# itself; gunicorn.conf.py reads $PORT.
+CMD ["python", "serve.py"]

@@ -1,10 +1,12 @@
 # Two commands on a fresh machine with Python 3.11 and make:
-#   make run    set up and serve the model with gunicorn on $PORT (default 8080)
+#   make run    set up and serve the model with gunicorn on $HOST:$PORT (127.0.0.1:8080)
 #   make test   set up and run the whole test suite (lint and type checks included)
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Only this machine may connect unless HOST says otherwise (HOST=0.0.0.0: every interface).
+HOST ?= 127.0.0.1
 PORT ?= 8080
 FUNCTION_PORT ?= 8081
 
@@ -31,14 +33,15 @@ bytecode: $(VENV)/.runtime
 	$(BIN)/python -m compileall -q webapp gcf wsgi.py gunicorn.conf.py
 
 run: $(VENV)/.runtime bytecode  ## serve with gunicorn, as in the container
-	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python serve.py
 
-dev: $(VENV)/.runtime bytecode  ## Flask's reloading dev server
-	OMP_NUM_THREADS=1 $(BIN)/flask --app webapp run --debug --port $(PORT)
+# wsgi.py, not the bare factory: it configures the JSON logs, as gunicorn and the function do.
+dev: $(VENV)/.runtime bytecode  ## Flask's reloading dev server, with its debugger
+	OMP_NUM_THREADS=1 $(BIN)/flask --app wsgi run --debug --host $(HOST) --port $(PORT)
 
 function: $(VENV)/.runtime bytecode  ## the Cloud Function under functions-framework
 	OMP_NUM_THREADS=1 $(BIN)/functions-framework --target predict --source gcf/main.py \
-		--port $(FUNCTION_PORT)
+		--host $(HOST) --port $(FUNCTION_PORT)
 
 # Deploys: project and region come from the environment, nothing is hard-coded. The default
 # is IAM-authenticated (callers need roles/run.invoker and an identity token); set

@@ -4,6 +4,7 @@ Every value can be set from the environment; a bad value stops gunicorn with a m
 names the variable. No application logic lives here.
 """
 
+import atexit
 import gc
 import os
 import shutil
@@ -23,11 +24,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 # Workers write their Prometheus samples here and /metrics sums them (prometheus_client's
 # multiprocess mode); it must be set before anything imports prometheus_client.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _own_metrics_dir:
-    # In memory like the heartbeat file below, so a fully read-only root works too.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # In memory like the heartbeat file below, so a fully read-only root works too. Removed
+    # when the master exits, however it exits (a refused boot too); workers leave it alone.
     _shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-", dir=_shm)
+    _own = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-", dir=_shm)
+    _master = os.getpid()
+    atexit.register(lambda: os.getpid() == _master and shutil.rmtree(_own, ignore_errors=True))
 else:  # samples left by an earlier run would be added to this run's
     for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
         if _name.endswith(".db"):
@@ -35,7 +38,7 @@ else:  # samples left by an earlier run would be added to this run's
 
 from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
 from webapp.memory import release_freed_memory  # noqa: E402
-from webapp.settings import ConfigError, Settings, boolean, positive_int  # noqa: E402
+from webapp.settings import ConfigError, Settings, boolean, ip_address, positive_int  # noqa: E402
 from webapp.worker import BufferingWorker  # noqa: E402
 
 
@@ -49,9 +52,12 @@ def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) 
 
 
 wsgi_app = "wsgi:app"
-# Cloud Run sets PORT; a Vertex AI custom container is told its port in AIP_HTTP_PORT.
+# Cloud Run sets PORT; a Vertex AI custom container is told its port in AIP_HTTP_PORT. Only this
+# machine may connect unless HOST says otherwise: the image sets HOST=0.0.0.0.
 _port_variable = "AIP_HTTP_PORT" if os.environ.get("AIP_HTTP_PORT") else "PORT"
-bind = f"0.0.0.0:{_from_env(positive_int, _port_variable, 8080, 65535)}"
+_port = _from_env(positive_int, _port_variable, 8080, 65535)
+_host = _from_env(ip_address, "HOST", "127.0.0.1")
+bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"
 
 # Load the model once in the master, then fork: workers share its pages, and a bad artifact
 # stops the boot before the port opens instead of crash-looping workers.
@@ -136,6 +142,4 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     server.log.info("shut down")

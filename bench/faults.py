@@ -237,6 +237,14 @@ def client_ports(pid: int, port: int) -> set[int]:
     return ports
 
 
+def stopped(pid: int) -> bool:
+    """Whether the process is stopped (state T in /proc/PID/stat): a SIGSTOP has taken effect."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
+    except OSError:
+        return False
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
     """Poll `predicate` until it holds or `timeout` seconds pass; return whether it held."""
     until = time.monotonic() + timeout
@@ -343,6 +351,7 @@ def sigkill_under_load(
             for _ in range(kills):
                 victim = random.choice(children(master))
                 os.kill(victim, signal.SIGSTOP)
+                wait_until(lambda v=victim: stopped(v), RESPAWN_DEADLINE)  # or it may still accept
                 held = len(client_ports(victim, server.port))
                 os.kill(victim, signal.SIGKILL)
                 killed = time.monotonic()

@@ -72,11 +72,11 @@ _names = itertools.count()
 
 
 def gunicorn(app: str | None = None, workers: int | None = None) -> Server:
-    """gunicorn with the project's gunicorn.conf.py; a positional `app` replaces its wsgi_app.
+    """gunicorn as `make run` starts it (serve.py); a positional `app` replaces its wsgi_app.
 
-    --bind only narrows the config's 0.0.0.0 to 127.0.0.1; every other setting is the file's.
+    --bind only names the port on 127.0.0.1; every other setting is gunicorn.conf.py's.
     """
-    argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:{port}"]
+    argv = [str(BIN / "python"), "serve.py", "--bind", "127.0.0.1:{port}"]
     env = clean_env({"WEB_CONCURRENCY": str(workers)} if workers else None)
     name = "empty Flask endpoint, gunicorn" if app else "service, gunicorn"
     return Server(name, argv + ([app] if app else []), env=env)
@@ -110,7 +110,7 @@ def container(engine: str, image: str, baseline: bool = False, workers: int = 0)
 
     The baseline runs the same image with bench/baselines.py mounted in and gunicorn's positional
     app pointing at it: this assumes, as the project's `make run` does, that the image's working
-    directory holds gunicorn.conf.py and gunicorn is on its PATH.
+    directory holds serve.py and gunicorn.conf.py and python is on its PATH.
     """
     name = f"sklearn-serve-bench-{os.getpid()}-{next(_names)}"
     argv = [engine, "run", "--rm", "--name", name, "-p", "127.0.0.1:{port}:8080", "-e", "PORT=8080"]
@@ -119,7 +119,7 @@ def container(engine: str, image: str, baseline: bool = False, workers: int = 0)
     if baseline:
         mount = f"{ROOT / 'bench' / 'baselines.py'}:/opt/bench/bench_baselines.py:ro"
         argv += ["-v", mount, "-e", "PYTHONPATH=/opt/bench", image]
-        argv += ["gunicorn", "-c", "gunicorn.conf.py", "bench_baselines:app"]
+        argv += ["python", "serve.py", "bench_baselines:app"]
         label = "empty Flask endpoint, container"
     else:
         argv.append(image)

@@ -27,6 +27,9 @@ from bench.harness import children  # noqa: E402
 from tests.conftest import Server, functions_framework_server, gunicorn  # noqa: E402
 
 MAX_GROWTH = 0.05
+# Below this, growth is an allocator's step whatever its percentage (heap arenas and huge pages
+# come in such steps on some machines); over the 30 s test it is still ~35 bytes a request.
+STEP_KIB = 1024
 STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
     "gunicorn": gunicorn,
     "functions-framework": functions_framework_server,
@@ -119,8 +122,10 @@ def soak(
                 shown.append(points[-1])
             curve = " ".join(f"{kib / 1024:.1f}" for _, kib in shown)
             report.facts[f"worker {pid} USS MiB"] = f"{curve}; second half {100 * growth:+.2f} %"
+            grown = points[-1][1] - points[len(points) // 2][1]
             report.check(
-                growth < MAX_GROWTH, f"worker {pid} grew {100 * growth:.1f} % in the second half"
+                growth < MAX_GROWTH or grown < STEP_KIB,
+                f"worker {pid} grew {100 * growth:.1f} % ({grown} KiB) in the second half",
             )
     finally:
         code = server.stop()

@@ -164,11 +164,12 @@ first_prediction=$("$PY" container/probe.py first-prediction --port "$port" --co
     die "no prediction from the container"
 log "first prediction ${first_prediction} s after \`podman run\`"
 
-# PID 1 must be gunicorn itself (exec form, so it gets SIGTERM) running as a non-root user.
+# PID 1 must be gunicorn's master itself (serve.py runs it in process; exec form, so it gets
+# SIGTERM) running as a non-root user.
 pid=$(podman inspect --format '{{.State.Pid}}' "$NAME")
 pid1=$(tr '\0' ' ' <"/proc/$pid/cmdline")
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
-[[ $pid1 == *gunicorn* ]] || die "PID 1 is '$pid1', not gunicorn"
+[[ $pid1 == "python serve.py " ]] || die "PID 1 is '$pid1', not gunicorn through serve.py"
 ((uid != 0)) || die "PID 1 runs as root"
 if podman top "$NAME" huser | tail -n +2 | grep -qx root; then
     die "a process in the container runs as root"

@@ -19,13 +19,48 @@ import functions_framework
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 
 import train
 from webapp import create_app
+from webapp.settings import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+# What a server started here inherits from the caller's environment: nothing that configures
+# the project, gunicorn, functions-framework or Python's warnings; only what locates programs
+# and files, and the machine's BLAS kernel choice (the suite must pass under any of them).
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "OPENBLAS_CORETYPE")
+# Settings the tests' own process must not take from the caller's shell either.
+PROJECT_SETTINGS = (
+    *SETTING_NAMES,
+    "HOST",
+    "PORT",
+    "AIP_HTTP_PORT",
+    "WEB_CONCURRENCY",
+    "LOG_LEVEL",
+    "GOOGLE_CLOUD_PROJECT",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "FORWARDED_ALLOW_IPS",
+    "GUNICORN_CMD_ARGS",
+)
+
+# The same examples on every run and every machine, no example database kept in the
+# repository, and no deadline: a busy machine is slow, not wrong.
+settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+settings.load_profile("repeatable")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in PROJECT_SETTINGS:
+        os.environ.pop(name, None)
+
+
+def server_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a server process: the inherited basics, then `extra`."""
+    return {**{k: os.environ[k] for k in INHERITED if k in os.environ}, **extra}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -124,8 +159,10 @@ class Server:
         assert host in ("127.0.0.1", "localhost"), "tests talk to this machine only"
         return cls([], port=int(port))
 
-    def start(self, ready_path: str = "/health", deadline: float = 30.0) -> Server:
-        env = {**os.environ, "PORT": str(self.port), **self.env}
+    def start(
+        self, ready_path: str = "/health", deadline: float = 30.0, attempts: int = 3
+    ) -> Server:
+        env = server_env({"PORT": str(self.port), **self.env})
         argv = [a.replace("{port}", str(self.port)) for a in self.argv]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
@@ -135,6 +172,10 @@ class Server:
         while time.monotonic() < until:
             if self.proc.poll() is not None:
                 code = self.stop()
+                taken = "Connection in use" in self.output() or "already in use" in self.output()
+                if taken and attempts > 1:  # another process bound it after free_port() chose it
+                    self.port = free_port()
+                    return self.start(ready_path, deadline, attempts - 1)
                 raise AssertionError(f"{argv} exited {code}:\n{self.output()}")
             try:
                 if self.request("GET", ready_path)[0] == 200:
@@ -187,8 +228,9 @@ class Server:
 
 
 def gunicorn(env: Mapping[str, str] | None = None) -> Server:
-    """gunicorn exactly as `make run` starts it."""
-    return Server([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], env or {})
+    """gunicorn exactly as `make run` starts it, with two workers unless `env` says otherwise
+    (its default is one per CPU, and the tests must not depend on the machine)."""
+    return Server([str(BIN / "python"), "serve.py"], {"WEB_CONCURRENCY": "2", **(env or {})})
 
 
 def functions_framework_server(env: Mapping[str, str] | None = None) -> Server:

@@ -16,7 +16,7 @@ from webapp import create_app
 from webapp.model import load_model
 from webapp.settings import ConfigError
 
-from .conftest import SETOSA, send_unsized
+from .conftest import ROOT, SETOSA, send_unsized
 
 FEATURES = list(SETOSA)
 
@@ -107,7 +107,7 @@ def test_malformed_batches(client: FlaskClient, document: Any) -> None:
 
 def test_batch_predictions_are_in_order(client: FlaskClient) -> None:
     X = load_iris().data
-    expected = load_model(Path("model.pkl")).predict(X)
+    expected = load_model(ROOT / "model.pkl").predict(X)
     response = post(client, {"instances": X.tolist()})
     assert response.get_json() == {"predictions": expected}
     objects = [dict(zip(FEATURES, row, strict=True)) for row in X.tolist()]

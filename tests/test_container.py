@@ -49,16 +49,18 @@ def test_model_pin_matches_the_manifest() -> None:
 
 
 def test_image_promises() -> None:
-    """Official base by default, thread caps, a numeric non-root user, gunicorn as PID 1."""
+    """Official base by default, thread caps, every interface, a numeric non-root user, and
+    gunicorn (through serve.py) as PID 1."""
     steps = instructions()
     assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
     env = " ".join(args for name, args in steps if name == "ENV")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         assert f"{var}=1" in env.split()
+    assert "HOST=0.0.0.0" in env.split()
     uid, _, gid = [args for name, args in steps if name == "USER"][-1].partition(":")
     assert uid.isdigit() and int(uid) != 0 and gid.isdigit()
     cmd = [args for name, args in steps if name == "CMD"][-1]
-    assert json.loads(cmd) == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert json.loads(cmd) == ["python", "serve.py"]
 
 
 def dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:

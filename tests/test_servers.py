@@ -83,9 +83,9 @@ def test_bad_artifact_stops_the_boot(
         ({"PORT": "eighty"}, "PORT must be a whole number, got 'eighty'"),
         ({"PORT": "70000"}, "PORT must be between 1 and 65535, got 70000"),
         ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be between 1 and 64, got 0"),
-        # gunicorn itself parses WEB_CONCURRENCY on import, before our config: its traceback
-        # still names the variable and the process exits at once.
-        ({"WEB_CONCURRENCY": "2x"}, 'int(os.environ.get("WEB_CONCURRENCY", 1))'),
+        # gunicorn itself parses WEB_CONCURRENCY on import, before our config: serve.py first
+        ({"WEB_CONCURRENCY": "2x"}, "WEB_CONCURRENCY must be a whole number, got '2x'"),
+        ({"HOST": "localhost"}, "HOST must be an IP address such as 127.0.0.1, got 'localhost'"),
         ({"GUNICORN_HEADER_TIMEOUT": "-1"}, "GUNICORN_HEADER_TIMEOUT must be between 1 and 3600"),
         ({"GUNICORN_BODY_TIMEOUT": "0"}, "GUNICORN_BODY_TIMEOUT must be between 1 and 3600"),
         ({"MAX_BATCH_SIZE": "lots"}, "MAX_BATCH_SIZE must be a whole number"),
@@ -97,7 +97,9 @@ def test_bad_setting_stops_gunicorn(env: dict[str, str], message: str) -> None:
         server.argv, cwd=server.cwd, env={**os.environ, **env}, capture_output=True, timeout=30
     )
     assert proc.returncode != 0
-    assert message in (proc.stdout + proc.stderr).decode()
+    output = (proc.stdout + proc.stderr).decode()
+    assert message in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize("target", sorted(STARTERS))
@@ -140,7 +142,7 @@ def test_gunicorn_runs_preloaded_workers_and_stops_cleanly() -> None:
 
 def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
     """gunicorn.conf.py turns the collector off for the start: the workers must have it on."""
-    argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "tests.collector_probe:app"]
+    argv = [str(BIN / "python"), "serve.py", "tests.collector_probe:app"]
     server = Server(argv, {"WEB_CONCURRENCY": "2"}).start()
     try:
         states = [json.loads(server.request("GET", "/")[2]) for _ in range(4)]
@@ -149,3 +151,49 @@ def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
     assert all(state["enabled"] for state in states)
     # the stack gunicorn.conf.py imported is out of the collector's reach, so pages stay shared
     assert min(state["frozen"] for state in states) > 100_000
+
+
+@pytest.mark.parametrize(("host", "listening"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])
+def test_gunicorn_listens_on_loopback_unless_host_says_otherwise(
+    host: str | None, listening: str
+) -> None:
+    server = gunicorn({"WEB_CONCURRENCY": "1", **({"HOST": host} if host else {})})
+    server.start()
+    assert server.stop() == 0
+    lines = [json.loads(line)["message"] for line in server.output().splitlines()]
+    assert f"Listening at: http://{listening}:{server.port} " in "\n".join(lines) + " "
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "no-debug"])
+def test_flask_run_shows_its_debugger_only_in_debug_mode(debug: bool) -> None:
+    """`make dev` (flask run --debug): an unexpected error is Flask's debugger page; without
+    --debug it is the generic JSON 500. Log records are JSON lines either way (Flask's banner
+    and the debugger's own traceback are printed, not logged)."""
+    argv = [str(BIN / "flask"), "--app", "tests.failing_app", "run", "--no-reload"]
+    argv += ["--debug" if debug else "--no-debug", "--host", "127.0.0.1", "--port", "{port}"]
+    server = Server(argv).start()
+    try:
+        status, headers, body = server.request(
+            "POST", "/predict", json.dumps(SETOSA).encode(), JSON
+        )
+    finally:
+        server.stop()
+    assert status == 500
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    (request_line,) = [
+        line for line in lines if line["name"] == "werkzeug" and "POST" in line["message"]
+    ]
+    assert "POST /predict HTTP/1.1" in request_line["message"]
+    assert "\x1b" not in request_line["message"]  # no terminal colours inside the JSON
+    if debug:
+        assert headers["Content-Type"].startswith("text/html")
+        assert b"Werkzeug Debugger" in body and b"an injected failure" in body
+    else:
+        assert json.loads(body) == {
+            "code": 500,
+            "status": "Internal Server Error",
+            "message": "Internal server error.",
+        }
+        assert any(
+            "RuntimeError: an injected failure" in line.get("exc_info", "") for line in lines
+        )

@@ -60,5 +60,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 rule, f"{bp.name}.{endpoint}", methods=methods, provide_automatic_options=False
             )
     app.register_error_handler(HTTPException, http_error_response)
-    app.register_error_handler(Exception, internal_error_response)
+    if not app.debug:  # `flask run --debug`: Flask's debugger shows what went wrong
+        app.register_error_handler(Exception, internal_error_response)
     return app

@@ -9,6 +9,7 @@ observability layer, so every line logged during a request carries it.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -18,6 +19,7 @@ from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ANSI_STYLE = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug's dev server colours its request lines
 TRACE = "logging.googleapis.com/trace"
 SPAN = "logging.googleapis.com/spanId"
 SAMPLED = "logging.googleapis.com/trace_sampled"
@@ -52,6 +54,8 @@ class CloudLoggingFormatter(JsonFormatter):
     ) -> None:
         super().add_fields(log_data, record, message_dict)
         log_data["severity"] = record.levelname
+        if record.name == "werkzeug":
+            log_data["message"] = _ANSI_STYLE.sub("", str(log_data.get("message", "")))
         if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
             log_data["httpRequest"] = _gunicorn_http_request(record.args)
         context = current_request.get()

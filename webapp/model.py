@@ -27,6 +27,10 @@ from sklearn.preprocessing import StandardScaler
 
 log = logging.getLogger(__name__)
 
+# Probabilities are answered to 12 decimal places. Their last bits depend on the CPU's BLAS
+# kernel (the order it sums in): rounded, every host answers the same bytes.
+PROBABILITY_DECIMALS = 12
+
 
 class ArtifactError(Exception):
     """The model artifact cannot be served; the message says why in one line."""
@@ -149,12 +153,10 @@ class Model:
         return list(map(int, self._predict(rows).tolist()))
 
     def predict_proba(self, rows: np.ndarray) -> list[dict[str, float]]:
-        """Per-class probabilities keyed by label, one mapping per row."""
+        """Per-class probabilities keyed by label, one mapping per row, to 12 decimal places."""
         labels = [self.labels[int(c)] for c in self.estimator.classes_]
-        return [
-            dict(zip(labels, (float(p) for p in row), strict=True))
-            for row in self.estimator.predict_proba(rows)
-        ]
+        probabilities = np.round(self.estimator.predict_proba(rows), PROBABILITY_DECIMALS)
+        return [dict(zip(labels, row, strict=True)) for row in probabilities.tolist()]
 
     def self_check(self) -> None:
         """Predict the manifest's check rows and compare with the answers recorded at training."""

@@ -6,6 +6,7 @@ start-up, so a typo stops the boot with a message that names the setting.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,6 +81,15 @@ def url_path(name: str, value: object) -> str:
     if not _URL_PATH.fullmatch(path):
         raise ConfigError(f"{name} must be a URL path starting with '/', got {path!r}")
     return path
+
+
+def ip_address(name: str, value: object) -> str:
+    """An IPv4 or IPv6 address to listen on, such as 127.0.0.1 or 0.0.0.0, or ConfigError."""
+    text = str(value).strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ConfigError(f"{name} must be an IP address such as 127.0.0.1, got {text!r}") from None
 
 
 def boolean(name: str, value: object) -> bool:
