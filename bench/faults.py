@@ -559,6 +559,7 @@ def slow_clients(
     duration: float = 6.0,
     deadline: int = 3,
     workers: int = 2,
+    port: int | None = None,
 ) -> Report:
     """`slow` connections trickling requests, and one well-behaved client beside them.
 
@@ -567,9 +568,13 @@ def slow_clients(
     server closes every slow connection once its deadline (`deadline` s for the headers and
     for the body) has passed; no worker is lost. The latencies are reported against the goals
     (every answer within 1 s, p99 within 100 ms), which a test does not assert: the machine
-    may be busy. `target` "function" runs functions-framework, which has no deadlines.
+    may be busy. `target` "function" runs functions-framework, which has no deadlines; with
+    `port`, a server started elsewhere with those deadlines (the container) is measured.
     """
     report = Report(f"{slow} slow clients trickling {kind} ({target})")
+    if port is not None:
+        _trickle_beside(report, port, slow, kind, duration, deadline)
+        return report
     env = {
         "WEB_CONCURRENCY": str(workers),
         "GUNICORN_HEADER_TIMEOUT": str(deadline),
@@ -581,38 +586,51 @@ def slow_clients(
         master = server.proc.pid
         before = set(all_workers(server, workers)) if target == "gunicorn" else set()
         memory = {pid: memory_kib(pid)["uss"] for pid in before}
-        good = Load(server.port, 1, mix=MIX[:1], timeout=5.0)
-        with Tricklers(server.port, slow, kind) as tricklers:
-            time.sleep(0.5)  # every slow connection is open and has sent something
-            with good:
-                time.sleep(duration)
-            open_at_end = tricklers.still_open
-            closed = list(tricklers.closed)
-        outcomes = good.stop()
+        _trickle_beside(report, server.port, slow, kind, duration, deadline, target == "gunicorn")
         after = set(children(master)) if target == "gunicorn" else set()
         grown = {pid: memory_kib(pid)["uss"] - kib for pid, kib in memory.items() if pid in after}
-        tally = Tally(outcomes)
-        slowest = max((o.ended - o.started for o in outcomes), default=float("nan"))
-        report.facts.update(
-            well_behaved_client=tally.summary() + f", slowest {1000 * slowest:.1f} ms",
-            goals="every answer within 1 s, p99 within 100 ms: "
-            + ("met" if slowest <= 1.0 and tally.latency_ms(0.99) <= 100 else "MISSED"),
-            slow_connections_closed_by_the_server=f"{len(closed)} of {slow}, "
-            + (f"{min(t for t, _ in closed):.1f}-{max(t for t, _ in closed):.1f} s after "
-               f"they opened, saying {sorted(set(s for _, s in closed))}" if closed else "none"),
-            worker_uss_growth_kib=grown or "n/a",
-        )  # fmt: skip
-        report.check(bool(outcomes) and not tally.failed, "the well-behaved client was not served")
+        report.facts["worker_uss_growth_kib"] = grown or "n/a"
         if target == "gunicorn":
             report.check(before == after, f"workers changed: {sorted(before)} -> {sorted(after)}")
-            if duration > deadline + 2:
-                outlived = f"{open_at_end} slow connections outlived their {deadline} s"
-                report.check(open_at_end == 0, outlived)
     finally:
         code = server.stop()
     report.check(code == 0, f"the server exited {code} on SIGTERM")
     report.log = server.output()
     return report
+
+
+def _trickle_beside(
+    report: Report,
+    port: int,
+    slow: int,
+    kind: str,
+    duration: float,
+    deadline: int,
+    deadlines_enforced: bool = True,
+) -> None:
+    """Run the slow connections and the well-behaved client; add what they saw to `report`."""
+    good = Load(port, 1, mix=MIX[:1], timeout=5.0)
+    with Tricklers(port, slow, kind) as tricklers:
+        time.sleep(0.5)  # every slow connection is open and has sent something
+        with good:
+            time.sleep(duration)
+        open_at_end = tricklers.still_open
+        closed = list(tricklers.closed)
+    outcomes = good.stop()
+    tally = Tally(outcomes)
+    slowest = max((o.ended - o.started for o in outcomes), default=float("nan"))
+    report.facts.update(
+        well_behaved_client=tally.summary() + f", slowest {1000 * slowest:.1f} ms",
+        goals="every answer within 1 s, p99 within 100 ms: "
+        + ("met" if slowest <= 1.0 and tally.latency_ms(0.99) <= 100 else "MISSED"),
+        slow_connections_closed_by_the_server=f"{len(closed)} of {slow}, "
+        + (f"{min(t for t, _ in closed):.1f}-{max(t for t, _ in closed):.1f} s after "
+           f"they opened, saying {sorted(set(s for _, s in closed))}" if closed else "none"),
+    )  # fmt: skip
+    report.check(bool(outcomes) and not tally.failed, "the well-behaved client was not served")
+    if deadlines_enforced and duration > deadline + 2:
+        outlived = f"{open_at_end} slow connections outlived their {deadline} s"
+        report.check(open_at_end == 0, outlived)
 
 
 def max_requests_recycling(
@@ -667,8 +685,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs, one every --interval")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between kills")
     parser.add_argument("--repeat", type=int, default=3, help="SIGTERM and timeout runs")
-    parser.add_argument("--duration", type=float, default=30.0, help="max-requests run, s")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="max-requests and slow-client runs, s"
+    )
     parser.add_argument("--slow", type=int, default=100, help="slow-client connections")
+    parser.add_argument("--target", choices=["gunicorn", "function"], default="gunicorn")
+    parser.add_argument("--deadline", type=int, default=3, help="slow clients' read deadlines, s")
+    parser.add_argument(
+        "--port", type=int, help="slow clients against a server already running on 127.0.0.1"
+    )
     parser.add_argument("--show-logs", action="store_true", help="print server logs of failures")
     args = parser.parse_args(argv)
     if args.kills < 1 or args.repeat < 1 or args.workers < 1:
@@ -687,7 +712,9 @@ def main(argv: list[str] | None = None) -> int:
         runs += [lambda: request_past_its_deadline(args.workers)] * args.repeat
     if args.scenario in ("all", "slow-clients"):
         runs += [
-            lambda kind=kind: slow_clients("gunicorn", args.slow, kind, 15.0, 10, args.workers)
+            lambda kind=kind: slow_clients(
+                args.target, args.slow, kind, args.duration, args.deadline, args.workers, args.port
+            )
             for kind in ("headers", "body")
         ]
     if args.scenario in ("all", "max-requests"):

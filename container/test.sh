@@ -152,10 +152,12 @@ log "our $(wc -l <<<"$compiled") modules load from build-time bytecode"
 
 # A read-only root; /dev/shm (where gunicorn.conf.py keeps its heartbeat files and
 # prometheus_client's multiprocess directory) is the only writable place, as on Cloud Run.
-# --cap-drop all: the service needs no capabilities. The host port is any free one.
+# --cap-drop all: the service needs no capabilities. The host port is any free one. Short read
+# deadlines, so the slow-client check below sees them cut slow connections off.
 t0=$(date +%s.%N)
 podman run --detach --name "$NAME" --read-only --read-only-tmpfs=false --cap-drop all \
     --env "PORT=$CONTAINER_PORT" --env "WEB_CONCURRENCY=$WORKERS" \
+    --env GUNICORN_HEADER_TIMEOUT=3 --env GUNICORN_BODY_TIMEOUT=3 \
     --publish "127.0.0.1::$CONTAINER_PORT" "$IMAGE_TAG" >/dev/null
 port=$(podman port "$NAME" "$CONTAINER_PORT/tcp")
 port=${port##*:}
@@ -179,6 +181,10 @@ log "PID 1 is '$pid1' as uid $uid; no process runs as root"
 log "contract suite against http://127.0.0.1:$port"
 "$PY" -m pytest tests/test_contract.py --base-url "http://127.0.0.1:$port" -q -k base-url \
     -p no:cacheprovider
+
+log "100 slow clients (headers, then bodies) beside a well-behaved one"
+"$PY" -m bench.faults --scenario slow-clients --port "$port" --deadline 3 --duration 6 ||
+    die "slow clients starved the container"
 
 drain=$("$PY" container/probe.py drain --port "$port" --requests "$WORKERS" --container "$NAME") ||
     die "SIGTERM drain: ${drain:-see above}"

@@ -30,15 +30,18 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 
-from flask import Request, Response, current_app, has_app_context  # noqa: E402
+import functions_framework  # noqa: E402
+from flask import Request, Response  # noqa: E402
 from werkzeug.exceptions import HTTPException  # noqa: E402
 from werkzeug.routing import Map, Rule  # noqa: E402
 
 from webapp import build_service  # noqa: E402
-from webapp.api import ROUTES  # noqa: E402
-from webapp.errors import http_error_response, internal_error_response  # noqa: E402
+from webapp.dispatch import dispatch, refuse  # noqa: E402
+from webapp.errors import http_error_response  # noqa: E402
 from webapp.logs import configure_logging  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
+from webapp.routes import Route, routes_for  # noqa: E402
+from webapp.service import PredictionService  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 
 configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("GOOGLE_CLOUD_PROJECT"))
@@ -51,38 +54,28 @@ finally:
     gc.freeze()
     gc.enable()
 
-# functions-framework answers what never reaches `predict` (its /robots.txt and /favicon.ico,
-# requests its routing refuses) with HTML: make those JSON errors of our one shape too. This
-# module runs inside its app's context, so current_app is functions-framework's app here.
-if has_app_context():
-    current_app.register_error_handler(
-        HTTPException, lambda exc: _unread_body_stays_unread(http_error_response(exc))
-    )
-
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
-url_map = Map(
-    [Rule(r.rule, methods=r.methods, endpoint=r.endpoint) for r in ROUTES]
-    + [Rule("/", methods=["POST"], endpoint="predict")],
-)
-
+_routes = [*routes_for(service.settings), Route("/", ("POST",), PredictionService.predict)]
 # Bound once: matching needs only the path and method (no host or SCRIPT_NAME rules).
-routes = url_map.bind("function")
+_matcher = Map([Rule(r.rule, methods=r.methods, endpoint=i) for i, r in enumerate(_routes)]).bind(
+    "function"
+)
 
 
 def predict(request: Request) -> Response:
     """Answer any request exactly as the service would, 404 and 405 included."""
     try:
-        rule, values = routes.match(request.path, request.method, return_rule=True)
+        number, values = _matcher.match(request.path, request.method)
     except HTTPException as exc:
-        service.observer.begin(request, "unmatched", predicting=False)
-        response = http_error_response(exc)
-    else:
-        service.observer.begin(request, rule.rule, predicting=rule.endpoint == "predict")
-        try:
-            response = service.handler(rule.endpoint)(request, **values)
-        except Exception as exc:
-            response = internal_error_response(exc)
-    return _unread_body_stays_unread(service.observer.finish(request, response))
+        return _unread_body_stays_unread(refuse(service, request, exc))
+    return _unread_body_stays_unread(dispatch(service, request, _routes[number], values))
+
+
+@functions_framework.errorhandler(HTTPException)
+def _framework_refusal(exc: HTTPException) -> Response:
+    """What functions-framework answers itself (its /robots.txt and /favicon.ico, requests its
+    routing refuses), in the service's JSON error shape instead of its HTML."""
+    return _unread_body_stays_unread(http_error_response(exc))
 
 
 def _unread_body_stays_unread(response: Response) -> Response:

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from webapp.accept import ValidRows
 from webapp.model import load_model
-from webapp.schemas import FastAcceptor, batch_schema, instance_schema
+from webapp.schemas import batch_schema, instance_schema
 
 from .conftest import ROOT
 
@@ -20,7 +21,7 @@ MODEL = load_model(ROOT / "model.pkl")
 NAMES = list(MODEL.feature_names)
 SCHEMA = batch_schema(MODEL.features, 50)
 INSTANCE = instance_schema(MODEL.features)
-FAST = FastAcceptor(MODEL.features, 50)
+FAST = ValidRows(MODEL.features, 50)
 
 numbers = st.one_of(
     st.floats(min_value=0, max_value=100),
@@ -53,7 +54,7 @@ def marshmallow_matrix(document: Any) -> np.ndarray | None:
 @settings(max_examples=1500, deadline=None)
 @given(documents)
 def test_vectorised_batch_policy_matches_marshmallow(document: Any) -> None:
-    fast = FAST.batch(document)
+    fast = FAST.of_batch(document)
     slow = marshmallow_matrix(document)
     if slow is None:
         assert fast is None
@@ -68,7 +69,7 @@ def test_vectorised_batch_policy_matches_marshmallow(document: Any) -> None:
 def test_valid_array_batches_take_the_fast_path(rows: list[list[float]]) -> None:
     objects = [dict(zip(NAMES, row, strict=True)) for row in rows]
     for document in ({"instances": rows}, {"instances": objects}):
-        fast = FAST.batch(document)
+        fast = FAST.of_batch(document)
         assert fast is not None
         assert np.array_equal(fast, np.array(rows))
 
@@ -85,7 +86,7 @@ single_documents = st.one_of(
 @settings(max_examples=1500, deadline=None)
 @given(single_documents)
 def test_single_instance_policy_matches_marshmallow(document: Any) -> None:
-    fast = FAST.instance(document)
+    fast = FAST.of_instance(document)
     try:
         loaded = INSTANCE.load(document)
     except ValidationError:
@@ -99,7 +100,7 @@ def test_single_instance_policy_matches_marshmallow(document: Any) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.floats(min_value=0.001, max_value=100), min_size=4, max_size=4))
 def test_valid_single_instances_take_the_fast_path(row: list[float]) -> None:
-    fast = FAST.instance(dict(zip(NAMES, row, strict=True)))
+    fast = FAST.of_instance(dict(zip(NAMES, row, strict=True)))
     assert fast is not None and np.array_equal(fast, np.array([row]))
 
 

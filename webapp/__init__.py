@@ -6,19 +6,23 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from .api import PredictionService, bp, current_request
-from .errors import http_error_response, internal_error_response
+from .dispatch import refuse
+from .errors import internal_error_response
 from .model import load_model
+from .routes import blueprint
+from .service import PredictionService
 from .settings import SETTING_NAMES, Settings
 
 
-def build_service(config: Mapping[str, Any]) -> PredictionService:
+def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionService:
     """Validate the settings, load and verify the model once: the start-up both targets share."""
     settings = Settings.from_mapping(config)
-    return PredictionService(load_model(settings.model_path, settings.model_sha256), settings)
+    return PredictionService(
+        load_model(settings.model_path, settings.model_sha256), settings, debug
+    )
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -31,35 +35,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
 
-    service = build_service(app.config)
+    service = build_service(app.config, debug=app.debug)
     app.extensions["prediction_service"] = service
     # read_body() enforces the body limit itself, the same way in the function: Flask's own
     # limit would also refuse a body of exactly MAX_CONTENT_LENGTH bytes.
     app.config["MAX_CONTENT_LENGTH"] = None
-    app.register_blueprint(bp)
-
-    predict_endpoint = f"{bp.name}.predict"
-
-    @app.before_request
-    def begin_observation() -> None:
-        req = current_request()
-        route = req.url_rule.rule if req.url_rule else "unmatched"
-        service.observer.begin(req, route, req.endpoint == predict_endpoint)
-
-    @app.after_request
-    def finish_observation(response: Response) -> Response:
-        return service.observer.finish(current_request(), response)
-
-    settings = service.settings
-    for rule, endpoint, methods in (
-        (settings.vertex_health_route, "ready", ["GET"]),
-        (settings.vertex_predict_route, "predict", ["POST"]),
-    ):
-        if rule:
-            app.add_url_rule(
-                rule, f"{bp.name}.{endpoint}", methods=methods, provide_automatic_options=False
-            )
-    app.register_error_handler(HTTPException, http_error_response)
+    app.register_blueprint(blueprint(service))
+    # Requests no route takes (404, 405): answered in JSON and observed, as in the function.
+    app.register_error_handler(
+        HTTPException,
+        lambda exc: refuse(service, request._get_current_object(), exc),  # type: ignore[attr-defined]
+    )
     if not app.debug:  # `flask run --debug`: Flask's debugger shows what went wrong
         app.register_error_handler(Exception, internal_error_response)
     return app

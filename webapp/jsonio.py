@@ -31,6 +31,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_FLAT = frozenset({str, int, float, bool, type(None)})
 _decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
 
 
@@ -50,6 +51,8 @@ def loads(data: bytes) -> Any:
 
 def _key_count(document: Any) -> int:
     """Keys in every object of a parsed document (iterative: nesting can be 1,000 deep)."""
+    if type(document) is dict and all(type(v) in _FLAT for v in document.values()):
+        return len(document)  # one object of scalars: a single instance
     count = 0
     pending = [document] if type(document) is dict or type(document) is list else []
     while pending:

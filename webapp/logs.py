@@ -35,7 +35,7 @@ class RequestContext(NamedTuple):
     model_version: str | None = None
 
 
-current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
+request_context: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
 
 
 class CloudLoggingFormatter(JsonFormatter):
@@ -58,7 +58,7 @@ class CloudLoggingFormatter(JsonFormatter):
             log_data["message"] = _ANSI_STYLE.sub("", str(log_data.get("message", "")))
         if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
             log_data["httpRequest"] = _gunicorn_http_request(record.args)
-        context = current_request.get()
+        context = request_context.get()
         if context is None:
             return
         log_data["requestId"] = context.request_id

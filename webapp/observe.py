@@ -1,7 +1,7 @@
 """Per-request bookkeeping shared by the service and the function: ids, metrics, request logs.
 
 begin() runs before a handler and finish() after it, whichever target routed the request:
-Flask's before/after_request hooks call them in the service, gcf/main.py in the function.
+dispatch.py calls both, for the blueprint and for the function alike.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Request, Response
 
 from . import metrics
-from .logs import RequestContext, current_request
+from .logs import RequestContext, request_context
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,14 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([01]))?")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_ENVIRON_KEY = "sklearn_serve.observation"
+
+
+class Observation(NamedTuple):
+    """What begin() learnt that finish() needs: the route's rule, the clock, the ids."""
+
+    route: str
+    started: float
+    context: RequestContext
 
 
 def trace_of(environ: Mapping[str, Any]) -> tuple[str | None, str | None, bool]:
@@ -54,11 +61,13 @@ class Observer:
         self.access_log = access_log
         self._children: dict[tuple[str, str, int], Any] = {}
 
-    def begin(self, request: Request, route: str, predicting: bool) -> None:
+    def begin(self, request: Request, route: str, predicting: bool) -> Observation:
         """Start the clock and bind the ids every log line of this request will carry."""
         environ = request.environ
-        supplied = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
+        supplied = environ.get("HTTP_X_REQUEST_ID")
+        request_id = (
+            supplied if supplied and _REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
+        )
         trace_id, span_id, sampled = (
             trace_of(environ)
             if "HTTP_TRACEPARENT" in environ or "HTTP_X_CLOUD_TRACE_CONTEXT" in environ
@@ -71,21 +80,19 @@ class Observer:
             sampled,
             self.model_version if predicting else None,
         )
-        current_request.set(context)
-        environ[_ENVIRON_KEY] = (route, time.perf_counter())
+        request_context.set(context)
+        return Observation(route, time.perf_counter(), context)
 
-    def finish(self, request: Request, response: Response) -> Response:
+    def finish(self, observation: Observation, request: Request, response: Response) -> Response:
         """Count and time the request, log it if asked, and return its id to the client."""
-        route, started = request.environ.get(_ENVIRON_KEY, ("unmatched", time.perf_counter()))
+        route, started, context = observation
         elapsed = time.perf_counter() - started
         method = request.method if request.method in _METHODS else "OTHER"
         status = response.status_code
         count, duration = self._metrics(route, method, status)
         count.inc()
         duration.observe(elapsed)
-        context = current_request.get()
-        if context is not None:
-            response.headers["X-Request-ID"] = context.request_id
+        response.headers.add("X-Request-ID", context.request_id)  # no handler sets it
         if self.access_log or status >= 500:
             log.log(
                 logging.ERROR if status >= 500 else logging.INFO,
@@ -106,7 +113,7 @@ class Observer:
                     }
                 },
             )
-        current_request.set(None)  # lines logged between requests belong to none
+        request_context.set(None)  # lines logged between requests belong to none
         return response
 
     def _metrics(self, route: str, method: str, status: int) -> Any:

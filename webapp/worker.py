@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-import selectors
+import select
 import socket
 import time
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from .errors import error_body
 # What may start a request line: a method token. Anything else goes to gunicorn at once.
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+ HTTP/(\d)\.(\d)\r?\n")
 _PARTIAL_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]* ?[!-~]* ?[HTP/0-9.]*")
-_LISTENER, _WAKEUP = "listener", "wakeup"
+_WAKEUP = "wakeup"
 
 
 @dataclass(eq=False)  # compared and hashed by identity: a set holds the open ones
@@ -43,6 +43,7 @@ class Connection:
     addr: Any
     listener: socket.socket
     deadline: float
+    fd: int = -1  # the socket's descriptor, kept: a closed socket's fileno() is -1
     data: bytearray = field(default_factory=bytearray)
     head_end: int = -1  # where the body starts, once the headers are in
     length: int | None = None  # the body's Content-Length
@@ -79,7 +80,8 @@ class BufferingWorker(SyncWorker):
         return type(cls.__name__, (cls,), settings)
 
     def init_process(self) -> None:
-        self.selector = selectors.DefaultSelector()
+        self.poller = select.epoll()
+        self.watched: dict[int, Any] = {}  # descriptor -> a Connection, a listener or _WAKEUP
         self.open: set[Connection] = set()
         self.buffered = 0
         cfg = self.cfg
@@ -93,8 +95,11 @@ class BufferingWorker(SyncWorker):
             raise RuntimeError("BufferingWorker serves plain HTTP; TLS ends at the front end")
         for listener in self.sockets:
             listener.setblocking(False)
-            self.selector.register(listener, selectors.EVENT_READ, _LISTENER)
-        self.selector.register(self.PIPE[0], selectors.EVENT_READ, _WAKEUP)
+            # Exclusive: a new connection wakes one idle worker, not every one of them.
+            self.poller.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            self.watched[listener.fileno()] = listener
+        self.poller.register(self.PIPE[0], select.EPOLLIN)
+        self.watched[self.PIPE[0]] = _WAKEUP
         accepting = True
         stop_by = float("inf")
         while self.alive or (self.open and time.monotonic() < stop_by):
@@ -103,15 +108,20 @@ class BufferingWorker(SyncWorker):
                 accepting = False
                 stop_by = time.monotonic() + self.cfg.graceful_timeout - 1
                 for listener in self.sockets:
-                    self.selector.unregister(listener)
-            for key, _ in self.selector.select(self._wait()):
-                if key.data is _LISTENER:
-                    if self.alive and len(self.open) < self.cfg.worker_connections:
-                        self._accept(key.fileobj)  # type: ignore[arg-type]
-                elif key.data is _WAKEUP:
+                    self.poller.unregister(listener.fileno())
+                    del self.watched[listener.fileno()]
+            listeners = []
+            for fd, _ in self.poller.poll(self._wait()):
+                what = self.watched.get(fd)
+                if isinstance(what, Connection):  # open connections first: they came first
+                    self._readable(what)
+                elif what is _WAKEUP:
                     os.read(self.PIPE[0], 4096)
-                else:
-                    self._readable(key.data)
+                elif what is not None:
+                    listeners.append(what)
+            for listener in listeners:
+                if self.alive and len(self.open) < self.cfg.worker_connections:
+                    self._accept(listener)
             self._expire()
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
@@ -136,8 +146,10 @@ class BufferingWorker(SyncWorker):
         util.close_on_exec(sock)
         sock.setblocking(False)
         conn = Connection(sock, addr, listener, time.monotonic() + self.header_timeout)
+        conn.fd = sock.fileno()
         self.open.add(conn)
-        self.selector.register(sock, selectors.EVENT_READ, conn)
+        self.poller.register(conn.fd, select.EPOLLIN)
+        self.watched[conn.fd] = conn
         self._readable(conn)  # a prompt client's request is usually here already
 
     def _readable(self, conn: Connection) -> None:
@@ -258,7 +270,7 @@ class BufferingWorker(SyncWorker):
 
     def _serve(self, conn: Connection) -> None:
         """Hand the request to gunicorn's parser and the app, as the sync worker does."""
-        self.selector.unregister(conn.sock)
+        self.poller.unregister(conn.fd)
         self.buffered -= len(conn.data)
         client = conn.sock
         client.setblocking(True)
@@ -271,6 +283,9 @@ class BufferingWorker(SyncWorker):
             req = next(parser)
             if conn.continued:  # gunicorn would send a second "100 Continue"
                 req._expected_100_continue = False
+            # gunicorn writes the head and the body separately: one segment, not two.
+            # Closing the connection (_linger) sends what is corked.
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             self.handle_request(conn.listener, req, client, conn.addr)
         except http.errors.NoMoreData as exc:
             self.log.debug("Ignored premature client disconnection. %s", exc)
@@ -281,7 +296,7 @@ class BufferingWorker(SyncWorker):
         except BaseException as exc:
             self.handle_error(req, client, conn.addr, exc)
         client.setblocking(False)
-        self.selector.register(client, selectors.EVENT_READ, conn)
+        self.poller.register(conn.fd, select.EPOLLIN)
         self._linger(conn)
 
     def _linger(self, conn: Connection) -> None:
@@ -304,5 +319,6 @@ class BufferingWorker(SyncWorker):
         conn.data = bytearray()
         if conn in self.open:
             self.open.discard(conn)
-            self.selector.unregister(conn.sock)
+            self.poller.unregister(conn.fd)
+            del self.watched[conn.fd]
         util.close(conn.sock)

@@ -1,0 +1,42 @@
+"""One request, answered: observed, handed to its route's handler, any failure made JSON.
+
+Both targets call these and nothing else: the blueprint's views (routes.py) and the Cloud
+Function (gcf/main.py) once it has matched the request against the same route table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Request, Response
+from werkzeug.exceptions import HTTPException
+
+from .errors import http_error_response, internal_error_response
+
+if TYPE_CHECKING:
+    from .routes import Route
+    from .service import PredictionService
+
+
+def dispatch(
+    service: PredictionService, request: Request, route: Route, values: Mapping[str, Any]
+) -> Response:
+    """Answer a request that `route` matched, with the URL `values` it matched."""
+    observation = service.observer.begin(request, route.rule, route.predicts)
+    try:
+        response = route.handler(service, request, **values)
+    except HTTPException as exc:
+        response = http_error_response(exc)
+    except Exception as exc:
+        response = internal_error_response(exc)
+        if service.debug:  # `flask run --debug`: its debugger shows the error instead
+            service.observer.finish(observation, request, response)
+            raise
+    return service.observer.finish(observation, request, response)
+
+
+def refuse(service: PredictionService, request: Request, error: HTTPException) -> Response:
+    """Answer a request no route takes (404, 405 with Allow, ...): observed like the rest."""
+    observation = service.observer.begin(request, "unmatched", predicting=False)
+    return service.observer.finish(observation, request, http_error_response(error))

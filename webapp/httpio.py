@@ -1,0 +1,81 @@
+"""HTTP bodies in and out: reading a request's JSON strictly, answering in compact JSON.
+
+Written for werkzeug's request as both targets hand it over (gunicorn's stream, the function's
+stream), so the body limit and every framing refusal are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Request, Response
+from werkzeug import wsgi
+
+from . import jsonio
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 64 * 1024
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A compact JSON response; jsonify would need an app context the function lacks."""
+    return Response(jsonio.dumps(body), status, mimetype="application/json")
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to exceed `limit` bytes.
+
+    With a Content-Length, exactly that many bytes must arrive; without one (chunked), reading
+    stops one byte past the limit. Broken framing is the client's fault: a 400, never a 500.
+    With a length, the server's own stream is read, never past it; without one, werkzeug's
+    get_input_stream decides, as Request.stream would, whether the stream ends by itself.
+    """
+    expected = wsgi.get_content_length(environ)
+    if expected is not None and expected > limit:
+        raise ApiError(413, "Request body too large.")
+    if expected is None:
+        wanted, stream = limit + 1, wsgi.get_input_stream(environ)
+    else:
+        wanted, stream = expected, environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < wanted:
+            chunk = stream.read(min(_READ_CHUNK, wanted - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except Exception as exc:  # the server's chunked-encoding parser, a dropped connection
+        log.info("unreadable request body: %s", type(exc).__name__)
+        raise ApiError(400, "Request body could not be read.") from None
+    if size > limit:
+        raise ApiError(413, "Request body too large.")
+    if expected is not None and size < expected:
+        raise ApiError(400, "Request body is shorter than its Content-Length.")
+    return b"".join(chunks)
+
+
+def parse_json(req: Request, limit: int) -> Any:
+    """The request's JSON document: 415 for another content type, 413 too big, 400 malformed."""
+    environ = req.environ  # read directly: werkzeug's header views cost more than the checks
+    if environ.get("CONTENT_TYPE") != "application/json":  # else parse it: parameters, case
+        charset = req.mimetype_params.get("charset", "utf-8").lower()
+        if not req.is_json or charset not in ("utf-8", "utf8"):
+            raise ApiError(415, "Content-Type must be application/json (UTF-8).")
+    encoding = environ.get("HTTP_CONTENT_ENCODING")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        raise ApiError(415, "Content-Encoding is not supported: send the JSON uncompressed.")
+    codings = environ.get("HTTP_TRANSFER_ENCODING")
+    if codings is not None and codings.lower().replace(" ", "") not in ("chunked", ""):
+        raise ApiError(400, "Transfer-Encoding other than chunked is not supported.")
+    data = read_body(environ, limit)
+    if not data or data.isspace():
+        raise ApiError(400, "Request body is empty.")
+    try:
+        return jsonio.loads(data)
+    except jsonio.JSONDecodeError as exc:
+        raise ApiError(400, str(exc)) from None
