@@ -432,6 +432,7 @@ def sigterm_under_load(
             in_flight_slow_requests=f"{slow}, held by workers {holders}",
             slow_request_answers=", ".join(f"{r} {t:.2f} s after connecting" for r, t in results),
             master_exit=f"status {code} {exited:.2f} s after SIGTERM",
+            exit_seconds=round(exited, 2),
             load=tally.summary(),
             load_failures_before_sigterm=sum(not o.ok for o in before),
             load_not_answered=f"{len(outcomes) - len(answered)}, all after SIGTERM: refused "
@@ -560,6 +561,7 @@ def slow_clients(
     deadline: int = 3,
     workers: int = 2,
     port: int | None = None,
+    gunicorn_args: str = "",
 ) -> Report:
     """`slow` connections trickling requests, and one well-behaved client beside them.
 
@@ -570,6 +572,7 @@ def slow_clients(
     (every answer within 1 s, p99 within 100 ms), which a test does not assert: the machine
     may be busy. `target` "function" runs functions-framework, which has no deadlines; with
     `port`, a server started elsewhere with those deadlines (the container) is measured.
+    `gunicorn_args` go to gunicorn as GUNICORN_CMD_ARGS: another worker class, to compare.
     """
     report = Report(f"{slow} slow clients trickling {kind} ({target})")
     if port is not None:
@@ -579,6 +582,7 @@ def slow_clients(
         "WEB_CONCURRENCY": str(workers),
         "GUNICORN_HEADER_TIMEOUT": str(deadline),
         "GUNICORN_BODY_TIMEOUT": str(deadline),
+        **({"GUNICORN_CMD_ARGS": gunicorn_args} if gunicorn_args else {}),
     }
     server = (gunicorn if target == "gunicorn" else functions_framework_server)(env).start()
     try:
@@ -620,6 +624,8 @@ def _trickle_beside(
     tally = Tally(outcomes)
     slowest = max((o.ended - o.started for o in outcomes), default=float("nan"))
     report.facts.update(
+        slowest_ms=round(1000 * slowest, 1),
+        p99_ms=round(tally.latency_ms(0.99), 1),
         well_behaved_client=tally.summary() + f", slowest {1000 * slowest:.1f} ms",
         goals="every answer within 1 s, p99 within 100 ms: "
         + ("met" if slowest <= 1.0 and tally.latency_ms(0.99) <= 100 else "MISSED"),
@@ -689,15 +695,25 @@ def main(argv: list[str] | None = None) -> int:
         "--duration", type=float, default=30.0, help="max-requests and slow-client runs, s"
     )
     parser.add_argument("--slow", type=int, default=100, help="slow-client connections")
-    parser.add_argument("--target", choices=["gunicorn", "function"], default="gunicorn")
+    parser.add_argument(
+        "--target",
+        choices=["gunicorn", "function", "container"],
+        default="gunicorn",
+        help="slow clients against: a gunicorn or function started here, or --port's container",
+    )
     parser.add_argument("--deadline", type=int, default=3, help="slow clients' read deadlines, s")
     parser.add_argument(
         "--port", type=int, help="slow clients against a server already running on 127.0.0.1"
+    )
+    parser.add_argument(
+        "--gunicorn-args", default="", help='GUNICORN_CMD_ARGS for the slow-client runs: "-k sync"'
     )
     parser.add_argument("--show-logs", action="store_true", help="print server logs of failures")
     args = parser.parse_args(argv)
     if args.kills < 1 or args.repeat < 1 or args.workers < 1:
         parser.error("--kills, --repeat and --workers must be at least 1")
+    if (args.target == "container") != (args.port is not None):
+        parser.error("--target container goes with --port, and --port with it")
 
     runs: list[Callable[[], Report]] = []
     if args.scenario in ("all", "sigkill"):
@@ -713,7 +729,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario in ("all", "slow-clients"):
         runs += [
             lambda kind=kind: slow_clients(
-                args.target, args.slow, kind, args.duration, args.deadline, args.workers, args.port
+                args.target,
+                args.slow,
+                kind,
+                args.duration,
+                args.deadline,
+                args.workers,
+                args.port,
+                args.gunicorn_args,
             )
             for kind in ("headers", "body")
         ]

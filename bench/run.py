@@ -59,13 +59,21 @@ class Plan:
     batch_sizes: tuple[int, ...] = (1, 100, 1_000, 10_000)
     batch_connections: int = 4  # two requests per shipped worker: neither ever waits for work
     memory_workers: tuple[int, ...] = (1, 2, 4)
+    slow_seconds: float = 12.0  # the well-behaved client's run beside the slow connections
 
 
 FULL = Plan(
     reps=5, seconds=5, warmup=2, batch_reps=3, batch_seconds=4, cold_reps=9, traffic_seconds=3
 )
 QUICK = Plan(
-    reps=2, seconds=2, warmup=1, batch_reps=1, batch_seconds=2, cold_reps=2, traffic_seconds=1
+    reps=2,
+    seconds=2,
+    warmup=1,
+    batch_reps=1,
+    batch_seconds=2,
+    cold_reps=2,
+    traffic_seconds=1,
+    slow_seconds=4.0,
 )
 
 _names = itertools.count()
@@ -317,6 +325,43 @@ SERVED = (
 )
 
 
+def faults(plan: Plan, engine: str, image: str | None, probe: bytes) -> dict[str, Any]:
+    """Slow clients beside a well-behaved one, the function's slow-client limit, a SIGTERM drain.
+
+    gunicorn runs with 3 s read deadlines (so they pass within the run) and the container with
+    its defaults; the function, which has none, gets more slow connections until the
+    well-behaved client goes unserved. Each entry is a scenario's facts and broken invariants.
+    """
+    from bench.faults import Report, sigterm_under_load, slow_clients
+
+    def facts(report: Report) -> dict[str, Any]:
+        print(report.text(), flush=True)
+        return {"scenario": report.scenario, "facts": report.facts, "problems": report.problems}
+
+    print("faults", flush=True)
+    seconds = plan.slow_seconds
+    found: dict[str, Any] = {
+        "slow_clients": [
+            facts(slow_clients("gunicorn", 100, kind, seconds, deadline=3))
+            for kind in ("headers", "body")
+        ]
+    }
+    if image:
+        with running(container(engine, image), body=probe) as (server,):
+            found["slow_clients"] += [
+                facts(slow_clients("container", 100, kind, seconds, 10, port=server.port))
+                for kind in ("headers", "body")
+            ]
+    limit = []
+    for slow in (2, 4, 8, 16):
+        limit.append(facts(slow_clients("function", slow, "headers", min(seconds, 4.0))))
+        if limit[-1]["problems"]:
+            break
+    found["function_limit"] = limit
+    found["sigterm"] = facts(sigterm_under_load(workers=2, concurrency=4, slow=2))
+    return found
+
+
 def served_digest() -> str:
     """A short sha256 of the served files, taken before and after each section of the run."""
     digest = hashlib.sha256()
@@ -412,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
             "batches": lambda: batches(plan, rows, folder, probe),
             "cold_start": lambda: cold_start(plan, probe, args.engine, args.image),
             "memory": lambda: memory(plan, single_path, batch_path, probe),
+            "faults": lambda: faults(plan, args.engine, args.image, probe),
         }
         results["served"] = {}
         for name, measure_section in sections.items():

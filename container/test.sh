@@ -183,7 +183,8 @@ log "contract suite against http://127.0.0.1:$port"
     -p no:cacheprovider
 
 log "100 slow clients (headers, then bodies) beside a well-behaved one"
-"$PY" -m bench.faults --scenario slow-clients --port "$port" --deadline 3 --duration 6 ||
+"$PY" -m bench.faults --scenario slow-clients --target container --port "$port" --deadline 3 \
+    --duration 6 ||
     die "slow clients starved the container"
 
 drain=$("$PY" container/probe.py drain --port "$port" --requests "$WORKERS" --container "$NAME") ||
