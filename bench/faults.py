@@ -436,7 +436,7 @@ def sigterm_under_load(
             load=tally.summary(),
             load_failures_before_sigterm=sum(not o.ok for o in before),
             load_not_answered=f"{len(outcomes) - len(answered)}, all after SIGTERM: refused "
-            "once the listener closed, or reset while queued in its backlog (a sync worker "
+            "once the listener closed, or reset while queued in its backlog (a worker "
             "finishes every connection it accepts)",
         )
         report.check(all(r.startswith("200 ") for r, _ in results), "an in-flight request failed")
@@ -690,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="load connections")
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs, one every --interval")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between kills")
-    parser.add_argument("--repeat", type=int, default=3, help="SIGTERM and timeout runs")
+    parser.add_argument("--repeat", type=int, default=3, help="SIGTERM and deadline runs")
     parser.add_argument(
         "--duration", type=float, default=30.0, help="max-requests and slow-client runs, s"
     )
