@@ -1,26 +1,19 @@
-"""gunicorn settings for the prediction service (`gunicorn -c gunicorn.conf.py`).
+"""gunicorn settings for the prediction service (`python serve.py`, `gunicorn -c gunicorn.conf.py`).
 
 Every value can be set from the environment; a bad value stops gunicorn with a message that
 names the variable. No application logic lives here.
 """
 
 import atexit
-import gc
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
-# Importing the stack and loading the model create ~200,000 objects and under a thousand of
-# garbage; the collector would scan them over and over, ~12% of the start. when_ready puts
-# them out of its reach (gc.freeze) and turns it back on, before any worker exists.
-gc.disable()
+from webapp import tuning
 
-# One BLAS/OpenMP thread per worker: the workers are the parallelism, and oversubscribed
-# thread pools only add contention. Set before the app (and so numpy) is imported.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+tuning.prepare()  # before the app, and so numpy, is imported
 
 # Workers write their Prometheus samples here and /metrics sums them (prometheus_client's
 # multiprocess mode); it must be set before anything imports prometheus_client.
@@ -36,8 +29,10 @@ else:  # samples left by an earlier run would be added to this run's
         if _name.endswith(".db"):
             os.unlink(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
 
-from webapp.logs import gunicorn_logger_class, parse_level  # noqa: E402
-from webapp.memory import release_freed_memory  # noqa: E402
+from gunicorn.glogging import Logger  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
+
+from webapp.logs import CloudLoggingFormatter, parse_level  # noqa: E402
 from webapp.settings import ConfigError, Settings, boolean, ip_address, positive_int  # noqa: E402
 from webapp.worker import BufferingWorker  # noqa: E402
 
@@ -100,35 +95,31 @@ control_socket_disable = True
 # The heartbeat file lives in memory: faster than disk, and writable on a read-only root.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
+
 # gunicorn's own lines in the app's JSON format. Cloud Run records every request already, so
 # its access log is off unless GUNICORN_ACCESS_LOG asks for it (ACCESS_LOG is the app's own).
-logger_class = gunicorn_logger_class(os.environ.get("GOOGLE_CLOUD_PROJECT"))
+class JsonLogger(Logger):
+    """gunicorn's error and access lines as the app's JSON lines.
+
+    Formatting its handlers (rather than setting logconfig_dict) keeps gunicorn's shortcut of
+    not building access-log data at all while the access log is off.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.setFormatter(CloudLoggingFormatter(os.environ.get("GOOGLE_CLOUD_PROJECT")))
+
+
+logger_class = JsonLogger
 loglevel = parse_level(os.environ.get("LOG_LEVEL", "INFO")).lower()
 errorlog = "-"
 accesslog = "-" if _from_env(boolean, "GUNICORN_ACCESS_LOG", False) else None
 
 
 def when_ready(server):
-    # Before the first fork: the workers inherit a warmed app and share its pages.
-    if server.cfg.preload_app:
-        from webapp.warmup import warm_up
-
-        warm_up(server.app.wsgi())
-    gc.freeze()
-    gc.enable()
-    server.log.info("listening on %s with %d workers", bind, workers)
-
-
-def pre_fork(server, worker):
-    # Move everything the preloaded app allocated out of the collector's reach: collections
-    # in a worker would otherwise write to those objects' pages and un-share them. And return
-    # the heap the loading freed: a worker reusing it would un-share those pages too.
-    gc.freeze()
-    release_freed_memory()
-
-
-def post_fork(server, worker):
-    server.log.info("worker %d started", worker.pid)
+    tuning.settle(server.app.wsgi() if server.cfg.preload_app else None)  # before the first fork
 
 
 def worker_abort(worker):
@@ -136,10 +127,4 @@ def worker_abort(worker):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server):
-    server.log.info("shut down")
+    multiprocess.mark_process_dead(worker.pid)  # its live gauges no longer count

@@ -7,15 +7,10 @@ loaded once per instance, at cold start, with the same checks as the service.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
 from pathlib import Path
-
-# As in gunicorn.conf.py: no collections while the stack is imported and the model loaded
-# (~200,000 objects, almost no garbage), and what they made frozen out of reach afterwards.
-gc.disable()
 
 # The functions-framework console script puts only this file's folder on sys.path. In the
 # repository the webapp package sits one level up; in the deployed bundle, beside this file.
@@ -23,11 +18,12 @@ _HERE = Path(__file__).resolve().parent
 if not (_HERE / "webapp").is_dir() and str(_HERE.parent) not in sys.path:
     sys.path.insert(0, str(_HERE.parent))
 
-# As in gunicorn.conf.py: one BLAS/OpenMP thread, set before numpy is imported; and no client
-# may say where the app is mounted (functions-framework's gunicorn trusts 127.0.0.1's
-# SCRIPT_NAME header by default, and answers a mismatched one with an HTML 500).
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from webapp import tuning  # noqa: E402
+
+tuning.prepare()  # before numpy and the model load
+
+# No client may say where the app is mounted: functions-framework's gunicorn trusts
+# 127.0.0.1's SCRIPT_NAME header by default, and answers a mismatched one with an HTML 500.
 os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 
 import functions_framework  # noqa: E402
@@ -50,9 +46,7 @@ try:
 except (ArtifactError, ConfigError) as exc:
     logging.getLogger(__name__).critical("refusing to start: %s", exc)
     raise SystemExit(1) from None
-finally:
-    gc.freeze()
-    gc.enable()
+tuning.settle()
 
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
 _routes = [*routes_for(service.settings), Route("/", ("POST",), PredictionService.predict)]

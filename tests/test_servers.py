@@ -149,8 +149,9 @@ def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
     finally:
         server.stop()
     assert all(state["enabled"] for state in states)
-    # the stack gunicorn.conf.py imported is out of the collector's reach, so pages stay shared
-    assert min(state["frozen"] for state in states) > 100_000
+    # what the master loaded before the fork (gunicorn, the config's imports) is out of the
+    # collector's reach, so its pages stay shared; without gc.freeze() this would be 0
+    assert min(state["frozen"] for state in states) > 10_000
 
 
 @pytest.mark.parametrize(("host", "listening"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])

@@ -1,24 +1,27 @@
-"""The Flask application factory for the prediction service."""
+"""The Flask application factory for the prediction service.
+
+The factory imports the stack itself, so that importing the package does not: webapp.tuning
+sets BLAS thread limits that hold only if they are set before numpy is loaded.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request
-from werkzeug.exceptions import HTTPException
+if TYPE_CHECKING:
+    from flask import Flask
 
-from .dispatch import refuse
-from .errors import internal_error_response
-from .model import load_model
-from .routes import blueprint
-from .service import PredictionService
-from .settings import SETTING_NAMES, Settings
+    from .service import PredictionService
 
 
 def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionService:
     """Validate the settings, load and verify the model once: the start-up both targets share."""
+    from .model import load_model
+    from .service import PredictionService
+    from .settings import Settings
+
     settings = Settings.from_mapping(config)
     return PredictionService(
         load_model(settings.model_path, settings.model_sha256), settings, debug
@@ -30,6 +33,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Raises ArtifactError or ConfigError, so a bad artifact or setting stops the boot.
     """
+    from flask import Flask, request
+    from werkzeug.exceptions import HTTPException
+
+    from .dispatch import refuse
+    from .errors import internal_error_response
+    from .routes import blueprint
+    from .settings import SETTING_NAMES
+
     app = Flask(__name__)
     app.config.update({name: os.environ[name] for name in SETTING_NAMES if name in os.environ})
     if test_config is not None:

@@ -1,7 +1,7 @@
 """Logging as Cloud Logging reads it: one JSON object per line, with the request's ids.
 
-Entry points call configure_logging() once, before the app exists; gunicorn.conf.py sets
-gunicorn_logger_class() so gunicorn's own error and access lines share the format. The
+Entry points call configure_logging() once, before the app exists; gunicorn.conf.py gives
+gunicorn's own error and access lines the same formatter. The
 request context (request id, trace, span, model version) lives in a ContextVar set by the
 observability layer, so every line logged during a request carries it.
 """
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -100,20 +99,3 @@ def configure_logging(level: str = "INFO", project: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(parse_level(level))
-
-
-def gunicorn_logger_class(project: str | None) -> type[glogging.Logger]:
-    """gunicorn's logger_class: its error and access lines in the same JSON format.
-
-    Formatting its handlers (rather than setting logconfig_dict) keeps gunicorn's shortcut
-    of not building access-log data at all while the access log is off.
-    """
-
-    class JsonLogger(glogging.Logger):
-        def setup(self, cfg: Any) -> None:
-            super().setup(cfg)
-            for logger in (self.error_log, self.access_log):
-                for handler in logger.handlers:
-                    handler.setFormatter(CloudLoggingFormatter(project))
-
-    return JsonLogger

@@ -17,7 +17,7 @@ from flask import Request, Response
 from marshmallow import ValidationError
 from werkzeug import wsgi
 
-from . import docs, memory, metrics
+from . import docs, metrics, tuning
 from .accept import ValidRows
 from .errors import ApiError, api_error_response
 from .httpio import json_response, parse_json
@@ -101,8 +101,7 @@ class PredictionService:
     def predict(self, req: Request) -> Response:
         """One instance -> {"prediction": id}; {"instances": [...]} -> {"predictions": [...]}."""
         response = self._predict(req)
-        if (wsgi.get_content_length(req.environ) or 0) > memory.LARGE_BODY:  # temporaries gone
-            memory.release_freed_memory()
+        tuning.release(wsgi.get_content_length(req.environ) or 0)  # its temporaries are gone
         return response
 
     def _predict(self, req: Request) -> Response:

@@ -1,7 +1,9 @@
-"""The master's warm-up: its requests succeed under any settings and are not logged.
+"""Process tuning: the master's warm-up succeeds under any settings, logs nothing, and leaves
+other apps alone; large bodies return their heap.
 
-That they are not counted either is tested on real gunicorn workers, in
-test_observability.py's exact metric sums.
+That the warm-up's requests are not counted is tested on real gunicorn workers, in
+test_observability.py's exact metric sums; that the collector is frozen and back on in the
+workers, in test_servers.py.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from webapp import create_app
-from webapp.warmup import warm_up
+from webapp.tuning import warm_up
 
 
 @pytest.mark.parametrize("max_batch_size", ["1", "1000"])
@@ -24,7 +27,7 @@ def test_warm_up_succeeds_quietly(
     )
     caplog.clear()  # the model's load lines
     with caplog.at_level(logging.DEBUG):
-        warm_up(app, rounds=2)
+        warm_up(app)
     assert caplog.records == []
     assert logging.root.manager.disable == logging.NOTSET  # logging is back on
     assert app.test_client().post("/predict", json={}).status_code == 422
@@ -36,11 +39,14 @@ def test_a_failing_warm_up_is_reported_not_fatal(
     app = create_app({"MODEL_PATH": str(wine_model), "MAX_CONTENT_LENGTH": "64"})
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        warm_up(app, rounds=1)
+        warm_up(app)
     assert [r.getMessage() for r in caplog.records] == ["warm-up requests answered [413]"]
 
 
 def test_another_app_is_left_alone() -> None:
-    from bench.baselines import app
-
+    """gunicorn.conf.py also serves bench/baselines.py: the warm-up must not call it."""
+    app = Flask(__name__)
+    calls = []
+    app.add_url_rule("/predict", "predict", lambda: calls.append(1) or {}, methods=["POST"])
     warm_up(app)
+    assert calls == []
