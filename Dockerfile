@@ -28,7 +28,7 @@ COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json ./
 
 # Loading the app checks model.pkl against the pin and the manifest, the scikit-learn version
 # and the self-check prediction. Our modules' bytecode is compiled here, like the venv's: the
-# runtime writes none, and compiling them at every start cost ~20 ms. checked-hash pycs stay
+# runtime writes none, and compiling them would cost every start (docs/performance.md). checked-hash pycs stay
 # valid whatever mtimes the copy between stages gives the sources, and never outlive an edit.
 ARG MODEL_SHA256
 RUN /opt/venv/bin/python -m compileall -q --invalidation-mode checked-hash \

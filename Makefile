@@ -27,7 +27,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime
 
 # Our own modules' bytecode, written ahead as the image does: where PYTHONDONTWRITEBYTECODE is
-# set, every start would compile them again, ~20 ms of a ~1 s cold start (and the tests start
+# set, every start would compile them again, a part of the cold start (and the tests start
 # dozens of servers). Up-to-date files are skipped, so this costs one short python start.
 bytecode: $(VENV)/.runtime
 	$(BIN)/python -m compileall -q webapp gcf wsgi.py gunicorn.conf.py

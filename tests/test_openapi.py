@@ -112,3 +112,12 @@ def test_docs_page_is_served_locally(client: FlaskClient) -> None:
 def test_function_serves_the_same_spec(function_client: FlaskClient, spec: dict[str, Any]) -> None:
     assert json.loads(function_client.get("/openapi.json").data) == spec
     assert function_client.get("/docs/swagger-ui.css").status_code == 200
+
+
+def test_paths_come_from_the_route_table(iris_model: Path) -> None:
+    """A route the table adds (a Vertex AI alias) is documented like the one it stands for."""
+    config = {"MODEL_PATH": str(iris_model), "AIP_PREDICT_ROUTE": "/v1/endpoints/1:predict"}
+    spec = create_app(config).test_client().get("/openapi.json").get_json()
+    validate(spec)
+    alias = spec["paths"]["/v1/endpoints/1:predict"]["post"]
+    assert alias == spec["paths"]["/predict"]["post"]

@@ -1,4 +1,4 @@
-"""marshmallow schemas for prediction requests, built from the model's features.
+"""marshmallow schemas: prediction requests, built from the model's features, and the answers.
 
 The policy: JSON numbers only (no numeric strings, booleans or null), finite, inside each
 feature's range, every feature required, unknown fields rejected. Nothing about HTTP here.
@@ -7,10 +7,10 @@ feature's range, every feature required, unknown fields rejected. Nothing about 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from .model import Feature
 
@@ -121,3 +121,77 @@ class PredictQuery(Schema):
         load_default=False,
         metadata={"description": "Add the class label and per-class probabilities."},
     )
+
+
+# What the service answers, described as marshmallow schemas: the OpenAPI document is built
+# from these (webapp/openapi.py), and tests check real answers against it.
+
+
+class Status(Schema):
+    """GET /health and /ready."""
+
+    status = fields.String(required=True)
+
+
+class ErrorBody(Schema):
+    """Every failure's answer (webapp/errors.py)."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The HTTP status phrase."})
+    message = fields.String(required=True)
+    errors = fields.Dict(
+        metadata={
+            "description": "422 only: messages by field name, under the instance index in a batch."
+        }
+    )
+
+
+class Metadata(Schema):
+    """GET /metadata: the manifest's public facts."""
+
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    sha256 = fields.String(required=True)
+    estimator = fields.String(required=True)
+    features = fields.List(fields.Dict(), required=True)
+    classes = fields.List(fields.Dict(), required=True)
+    metrics = fields.Dict(required=True)
+    versions = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class Document(Schema):
+    """GET /openapi.json: an OpenAPI 3.0 document."""
+
+    openapi = fields.String(required=True)
+
+    class Meta:
+        unknown = INCLUDE
+
+
+def answer_schemas(labels: Mapping[int, str]) -> dict[str, Schema]:
+    """POST /predict's answers for a model's classes (class id -> label), by component name."""
+    class_id = fields.Integer(required=True, validate=validate.OneOf(list(labels)))
+    label = fields.String(required=True, validate=validate.OneOf(list(labels.values())))
+    probability = fields.Float(required=True, validate=validate.Range(0, 1))
+    probabilities = Schema.from_dict(
+        {name: probability for name in labels.values()}, name="Probabilities"
+    )
+    labeled = Schema.from_dict(
+        {
+            "prediction": class_id,
+            "label": label,
+            "probabilities": fields.Nested(probabilities, required=True),
+        },
+        name="Labeled",
+    )
+    return {
+        "Prediction": Schema.from_dict({"prediction": class_id}, name="Prediction")(),
+        "Labeled": labeled(),
+        "Predictions": Schema.from_dict(
+            {"predictions": fields.List(class_id, required=True)}, name="Predictions"
+        )(),
+        "LabeledPredictions": Schema.from_dict(
+            {"predictions": fields.List(fields.Nested(labeled), required=True)},
+            name="LabeledPredictions",
+        )(),
+    }

@@ -75,12 +75,12 @@ class PredictionService:
         return Response(body, 200, content_type=content_type)
 
     def openapi(self, req: Request) -> Response:
-        """The OpenAPI document, generated from the validating schemas on first use."""
+        """This service's OpenAPI document, built from its routes and schemas on first use."""
         if self._spec is None:
             # Imported here: apispec is needed by this route only, not on the cold-start path.
             from .openapi import build_spec
 
-            self._spec = build_spec(self.model, self.instance_schema, self.batch_schema)
+            self._spec = build_spec(self)
         return json_response(self._spec)
 
     def docs(self, req: Request) -> Response:
