@@ -30,6 +30,41 @@ SINGLE_HEADER = (
     "baseline p50 / p90 / p99 ms",
     "p99 / p50",
 )
+# What each tuning trick was measured to give, with the commit that measured it.
+TUNING = (
+    (
+        "collector off while loading, then `gc.freeze()`",
+        "`tuning.prepare()`, `settle()`",
+        "loading makes ~200,000 objects and under 1,000 of garbage; cold start ~12 % shorter "
+        "(c786be8)",
+    ),
+    (
+        "one request of each shape in gunicorn's master before the fork",
+        "`tuning.settle(app)`",
+        "~3 MiB less private memory per worker: bytecode specialised and caches filled once, "
+        "in shared pages (3d9c440)",
+    ),
+    (
+        "`malloc_trim(0)` after a body of 256 KiB or more",
+        "`tuning.release()`",
+        "worker USS after 10,000-object batches 15.6 -> ~10 MiB; ~1 ms per call (3d9c440)",
+    ),
+    (
+        "one BLAS/OpenMP thread per process",
+        "`tuning.prepare()`",
+        "the workers are the parallelism; oversubscribed pools only contend",
+    ),
+    (
+        "our modules' bytecode compiled ahead",
+        "`make bytecode`, the image build",
+        "~20 ms of each start where `PYTHONDONTWRITEBYTECODE` is set (2816ad6)",
+    ),
+    (
+        "the process id kept for prometheus_client",
+        "`webapp/metrics.py`",
+        "one `getpid()` system call fewer per metric increment, six per prediction (7392416)",
+    ),
+)
 # Facts kept as numbers for the goals; the scenarios also tell them in words.
 _NUMBERS_ALSO_TOLD = {"slowest_ms", "p99_ms", "exit_seconds"}
 MEMORY_HEADER = ("workers", "state", "master PSS / USS", "worker PSS", "worker USS", "total PSS")
@@ -415,14 +450,7 @@ SIGTERM reaches gunicorn's master while two requests' bodies are still arriving.
 `webapp/tuning.py` and the build cite this section; the figures are from the runs named, on
 this kind of machine, each an interleaved comparison with the trick and without it.
 
-| trick | where | measured |
-| --- | --- | --- |
-| collector off while loading, then `gc.freeze()` | `tuning.prepare()`, `settle()` | loading makes ~200,000 objects and under 1,000 of garbage; cold start ~12 % shorter (c786be8) |
-| one request of each shape in gunicorn's master before the fork | `tuning.settle(app)` | ~3 MiB less private memory per worker: bytecode specialised and caches filled once, in shared pages (3d9c440) |
-| `malloc_trim(0)` after a body of 256 KiB or more | `tuning.release()` | worker USS after 10,000-object batches 15.6 -> ~10 MiB; ~1 ms per call (3d9c440, 663c187) |
-| one BLAS/OpenMP thread per process | `tuning.prepare()` | the workers are the parallelism; oversubscribed pools only contend |
-| our modules' bytecode compiled ahead | `make bytecode`, the image build | ~20 ms of each start where `PYTHONDONTWRITEBYTECODE` is set (2816ad6) |
-| the process id kept for prometheus_client | `webapp/metrics.py` | one `getpid()` system call fewer per metric increment, six per prediction (7392416) |
+{table(("trick", "where", "measured"), TUNING)}
 
 ## Reading these figures
 
