@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3.11 and make:
 #   make run    set up and serve the model with gunicorn on $HOST:$PORT (127.0.0.1:8080)
 #   make test   set up and run the whole test suite (lint and type checks included)
+# and, for the inner loop, `make quick`: the unit tests only, in process (seconds, not minutes).
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -10,8 +11,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 FUNCTION_PORT ?= 8081
 
-.PHONY: run dev function function-bundle deploy-function deploy-run train test lint clean \
-        container-test bytecode
+.PHONY: run dev function function-bundle deploy-function deploy-run train test quick lint \
+        clean container-test bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,10 @@ lint: $(VENV)/.dev
 
 test: $(VENV)/.dev bytecode  ## the whole suite; lint and type checks run inside it
 	$(BIN)/python -m pytest
+
+# The tiers are pytest markers (pyproject.toml): unit, integration, browser, and slow on top.
+quick: $(VENV)/.dev bytecode  ## the unit tests: no server, no subprocess
+	$(BIN)/python -m pytest -q -m unit
 
 # As root: installs podman when missing, builds the image and proves it (container/test.sh).
 container-test: $(VENV)/.dev  ## the Cloud Run image, built, run read-only and SIGTERMed

@@ -32,9 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/faults.py`
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import children, memory_kib  # noqa: E402
-from tests.conftest import SETOSA, Server, functions_framework_server, gunicorn  # noqa: E402
-from tests.rawhttp import NoResponse, exchange, read_response, request_bytes  # noqa: E402
+from testkit.processes import (  # noqa: E402
+    Server,
+    children,
+    functions_framework_server,
+    gunicorn,
+    memory_kib,
+    wait_until,
+)
+from testkit.rawhttp import NoResponse, exchange, read_response, request_bytes  # noqa: E402
+from testkit.samples import ROWS, SETOSA  # noqa: E402
 
 SIGTERM_DEADLINE = 10.0  # Cloud Run's grace period after SIGTERM
 RESPAWN_DEADLINE = 15.0  # generous: the machine may be busy
@@ -61,7 +68,7 @@ MIX = (
         request_bytes(
             "POST",
             "/predict",
-            _json({"instances": [SETOSA, [6.3, 3.3, 6.0, 2.5], [6.4, 3.2, 4.5, 1.5]] * 10}),
+            _json({"instances": [SETOSA, *ROWS[1:]] * 10}),
         ),
         200,
         _json({"predictions": [0, 2, 1] * 10}).replace(b" ", b""),
@@ -243,16 +250,6 @@ def stopped(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
     except OSError:
         return False
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass; return whether it held."""
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def worker_holding(server: Server, client_port: int, timeout: float = 10.0) -> int | None:

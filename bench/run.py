@@ -21,27 +21,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.harness import (
-    BIN,
+from bench.harness import ensure_wrk, run_wrk, wrk_version
+from testkit.processes import (
+    JSON,
     ROOT,
     Server,
-    batch_bodies,
-    clean_env,
-    ensure_wrk,
-    iris_rows,
+    container,
+    flask_run,
+    functions_framework_server,
+    gunicorn,
     memory_kib,
-    post,
-    run_wrk,
-    single_bodies,
-    write_bodies,
-    wrk_version,
+    server_env,
 )
+from testkit.samples import batch_bodies, iris_rows, single_bodies, write_bodies
 
 
 @dataclass(frozen=True)
@@ -76,63 +74,49 @@ QUICK = Plan(
     slow_seconds=4.0,
 )
 
-_names = itertools.count()
 
-
-def gunicorn(app: str | None = None, workers: int | None = None) -> Server:
-    """gunicorn as `make run` starts it (serve.py); a positional `app` replaces its wsgi_app.
-
-    --bind only names the port on 127.0.0.1; every other setting is gunicorn.conf.py's.
-    """
-    argv = [str(BIN / "python"), "serve.py", "--bind", "127.0.0.1:{port}"]
-    env = clean_env({"WEB_CONCURRENCY": str(workers)} if workers else None)
-    name = "empty Flask endpoint, gunicorn" if app else "service, gunicorn"
-    return Server(name, argv + ([app] if app else []), env=env)
-
-
-def function(source: str, target: str) -> Server:
-    """A function under functions-framework with its defaults, as Cloud Functions runs it."""
-    argv = [
-        str(BIN / "functions-framework"),
-        "--target",
-        target,
-        "--source",
-        str(ROOT / source),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-    ]
-    name = "function" if target == "predict" else "plain function"
-    return Server(f"{name}, functions-framework", argv, path="/")
-
-
-def flask_run() -> Server:
-    """Flask's own server as `make dev` starts it, less the reloader (it would start twice)."""
-    argv = [str(BIN / "flask"), "--app", "webapp", "run", "--host", "127.0.0.1"]
-    return Server("flask run", argv + ["--port", "{port}"], env=clean_env({"OMP_NUM_THREADS": "1"}))
-
-
-def container(engine: str, image: str, baseline: bool = False, workers: int = 0) -> Server:
-    """The image under `engine run`, published on 127.0.0.1 only.
-
-    The baseline runs the same image with bench/baselines.py mounted in and gunicorn's positional
-    app pointing at it: this assumes, as the project's `make run` does, that the image's working
-    directory holds serve.py and gunicorn.conf.py and python is on its PATH.
-    """
-    name = f"sklearn-serve-bench-{os.getpid()}-{next(_names)}"
-    argv = [engine, "run", "--rm", "--name", name, "-p", "127.0.0.1:{port}:8080", "-e", "PORT=8080"]
-    if workers:
-        argv += ["-e", f"WEB_CONCURRENCY={workers}"]
+def service(workers: int | None = None, baseline: bool = False) -> Server:
+    """gunicorn with one worker per CPU unless `workers`, serving the service or, with the same
+    settings, bench/baselines.py (a positional app replaces gunicorn.conf.py's wsgi_app)."""
     if baseline:
-        mount = f"{ROOT / 'bench' / 'baselines.py'}:/opt/bench/bench_baselines.py:ro"
-        argv += ["-v", mount, "-e", "PYTHONPATH=/opt/bench", image]
-        argv += ["python", "serve.py", "bench_baselines:app"]
-        label = "empty Flask endpoint, container"
-    else:
-        argv.append(image)
-        label = "service, container"
-    return Server(label, argv, container=name, engine=engine)
+        return gunicorn(
+            workers=workers, app="bench.baselines:app", name="empty Flask endpoint, gunicorn"
+        )
+    return gunicorn(workers=workers, name="service, gunicorn")
+
+
+def function(baseline: bool = False) -> Server:
+    """The function under functions-framework, or the plain function beside it."""
+    if baseline:
+        return functions_framework_server(
+            source="bench/plain_function.py",
+            target="plain",
+            name="plain function, functions-framework",
+        )
+    return functions_framework_server(name="function, functions-framework")
+
+
+def in_container(
+    engine: str, image: str, baseline: bool = False, workers: int | None = None
+) -> Server:
+    """`image` under `engine run`, or the same image serving bench/baselines.py.
+
+    The baseline mounts bench/baselines.py in and points gunicorn's positional app at it: this
+    assumes, as the project's `make run` does, that the image's working directory holds
+    serve.py and gunicorn.conf.py and python is on its PATH.
+    """
+    env = {"WEB_CONCURRENCY": str(workers)} if workers else {}
+    if not baseline:
+        return container(engine, image, env, name="service, container")
+    mount = f"{ROOT / 'bench' / 'baselines.py'}:/opt/bench/bench_baselines.py:ro"
+    return container(
+        engine,
+        image,
+        {**env, "PYTHONPATH": "/opt/bench"},
+        options=["-v", mount],
+        command=["python", "serve.py", "bench_baselines:app"],
+        name="empty Flask endpoint, container",
+    )
 
 
 def private_podman_conf(folder: Path) -> Path:
@@ -158,13 +142,11 @@ def private_podman_conf(folder: Path) -> Path:
 @contextmanager
 def running(*servers: Server, body: bytes) -> Iterator[tuple[Server, ...]]:
     """Start the servers, yield them, and stop every one of them whatever happens."""
-    try:
+    with ExitStack() as stack:
         for server in servers:
-            server.start(body)
+            stack.callback(server.stop)
+            server.start(server.predict_path, body, deadline=60)
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def measure(server: Server, bodies: Path, connections: int, seconds: float) -> dict[str, Any]:
@@ -206,7 +188,7 @@ def single_row(
 
 def check_single(server: Server, body: bytes) -> None:
     """The server answers 200 with a prediction, so the load measures answers, not errors."""
-    status, answer = post(server.port, server.path, body)
+    status, _, answer = server.request("POST", server.predict_path, body, JSON, timeout=30)
     if status != 200 or "prediction" not in json.loads(answer):
         raise RuntimeError(f"{server.name} answered {status}: {answer[:200]!r}")
 
@@ -221,9 +203,10 @@ def batches(
         bodies = batch_bodies(rows, size, shape)
         path = write_bodies(folder, f"batch-{size}-{shape}", bodies)
         cases.append({"size": size, "shape": shape, "bodies": path, "probe": bodies[0], "runs": []})
-    with running(gunicorn(), body=probe) as (server,):
+    with running(service(), body=probe) as (server,):
         for case in cases:
-            status, answer = post(server.port, server.path, case["probe"].encode())
+            body = case["probe"].encode()
+            status, _, answer = server.request("POST", server.predict_path, body, JSON, timeout=30)
             if status != 200 or len(json.loads(answer)["predictions"]) != case["size"]:
                 raise RuntimeError(f"batch of {case['size']} {case['shape']}: {status}")
         run_wrk(server, cases[-1]["bodies"], plan.batch_connections, plan.warmup)
@@ -244,7 +227,7 @@ FLOOR = (
 def time_to_exit(argv: list[str]) -> float:
     """Seconds from spawn to a successful exit."""
     started = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, env=clean_env({"OMP_NUM_THREADS": "1"}), check=True, timeout=60)
+    subprocess.run(argv, cwd=ROOT, env=server_env({"OMP_NUM_THREADS": "1"}), check=True, timeout=60)
     return time.perf_counter() - started
 
 
@@ -256,11 +239,11 @@ def cold_start(plan: Plan, probe: bytes, engine: str, image: str | None) -> dict
     print("cold start", flush=True)
     targets: dict[str, Callable[[], Server]] = {
         "flask run": flask_run,
-        "gunicorn, 1 worker": lambda: gunicorn(workers=1),
-        "functions-framework": lambda: function("gcf/main.py", "predict"),
+        "gunicorn, 1 worker": lambda: service(workers=1),
+        "functions-framework": function,
     }
     if image:
-        targets["container, 1 worker"] = lambda: container(engine, image, workers=1)
+        targets["container, 1 worker"] = lambda: in_container(engine, image, workers=1)
     results: dict[str, list[float]] = {"floor: imports + unpickle": [], "python -c pass": []}
     results.update({name: [] for name in targets})
     for rep in range(plan.cold_reps + 1):
@@ -271,7 +254,7 @@ def cold_start(plan: Plan, probe: bytes, engine: str, image: str | None) -> dict
         for name, make in targets.items():
             server = make()
             try:
-                timings[name] = server.spawn().wait_first_prediction(probe)
+                timings[name] = server.spawn().wait_ready(server.predict_path, probe, 60)
             finally:
                 server.stop()
         if rep:
@@ -290,7 +273,7 @@ def memory(plan: Plan, single: Path, batch: Path, probe: bytes) -> list[dict[str
     print("memory", flush=True)
     results = []
     for workers in plan.memory_workers:
-        with running(gunicorn(workers=workers), body=probe) as (server,):
+        with running(service(workers), body=probe) as (server,):
             deadline = time.monotonic() + 30
             while len(server.pids()[1]) < workers and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -347,7 +330,7 @@ def faults(plan: Plan, engine: str, image: str | None, probe: bytes) -> dict[str
         ]
     }
     if image:
-        with running(container(engine, image), body=probe) as (server,):
+        with running(in_container(engine, image), body=probe) as (server,):
             found["slow_clients"] += [
                 facts(slow_clients("container", 100, kind, seconds, 10, port=server.port))
                 for kind in ("headers", "body")
@@ -439,17 +422,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.image and args.engine == "podman" and "CONTAINERS_CONF" not in os.environ:
             os.environ["CONTAINERS_CONF"] = str(private_podman_conf(folder))
         pairs = {
-            "gunicorn": (gunicorn(), gunicorn(app="bench.baselines:app")),
-            "function": (
-                function("gcf/main.py", "predict"),
-                function("bench/plain_function.py", "plain"),
-            ),
+            "gunicorn": (service(), service(baseline=True)),
+            "function": (function(), function(baseline=True)),
         }
         if args.image:
             results["image"] = f"{args.image} ({image_id(args.engine, args.image)})"
             pairs["container"] = (
-                container(args.engine, args.image),
-                container(args.engine, args.image, baseline=True),
+                in_container(args.engine, args.image),
+                in_container(args.engine, args.image, baseline=True),
             )
         batch_path = write_bodies(folder, "memory-batch", batch_bodies(rows, 10_000, "objects"))
         sections: dict[str, Callable[[], Any]] = {

@@ -23,35 +23,26 @@ if str(ROOT) not in sys.path:  # run as a script: `python bench/soak.py`
     sys.path.insert(0, str(ROOT))
 
 from bench.faults import Load, Report, Tally, all_workers  # noqa: E402
-from bench.harness import children  # noqa: E402
-from tests.conftest import Server, functions_framework_server, gunicorn  # noqa: E402
+from testkit.processes import Server, functions_framework_server, gunicorn, memory_kib  # noqa: E402
 
 MAX_GROWTH = 0.05
 # Below this, growth is an allocator's step whatever its percentage (heap arenas and huge pages
 # come in such steps on some machines); over the 30 s test it is still ~35 bytes a request.
 STEP_KIB = 1024
 STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
-    "gunicorn": gunicorn,
+    "gunicorn": lambda env: gunicorn(env, workers=None),  # its default unless env says
     "functions-framework": functions_framework_server,
 }
 
 
 def expected_workers(target: str, env: Mapping[str, str]) -> int:
-    """How many workers the target forks: gunicorn.conf.py's and functions-framework's defaults."""
-    env = {**os.environ, **env}  # Server passes the caller's environment on, then `env`
+    """How many workers the target forks: gunicorn.conf.py's and functions-framework's defaults.
+
+    `env` is all the settings a server started here gets: it inherits none from this process.
+    """
     if target == "gunicorn":
         return int(env.get("WEB_CONCURRENCY") or len(os.sched_getaffinity(0)))
     return int(env.get("WORKERS") or 1)
-
-
-def uss_kib(pid: int) -> int:
-    """Unique set size: the memory only this process holds (private clean + dirty), in KiB."""
-    total = 0
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("Private_Clean", "Private_Dirty"):
-            total += int(rest.split()[0])
-    return total
 
 
 def second_half_growth(kib: Sequence[int]) -> float:
@@ -69,7 +60,7 @@ class Memory:
     def sample(self, workers: list[int], at: float) -> None:
         for pid in workers:
             try:
-                self.samples.setdefault(pid, []).append((at, uss_kib(pid)))
+                self.samples.setdefault(pid, []).append((at, memory_kib(pid)["uss"]))
             except OSError:
                 pass  # a worker gone between listing and reading: the pid check reports it
 
@@ -86,8 +77,6 @@ def soak(
     report = Report(f"soak: {target}, {duration:.0f} s at {connections} connections")
     server = STARTERS[target](dict(env or {})).start()
     try:
-        assert server.proc is not None
-        master = server.proc.pid
         workers = all_workers(server, expected_workers(target, env or {}))
         memory = Memory()
         started = time.monotonic()
@@ -96,10 +85,10 @@ def soak(
             memory.sample(workers, time.monotonic() - started)
             while (left := duration - (time.monotonic() - started)) > 0:
                 time.sleep(min(every, left))
-                memory.sample(children(master), time.monotonic() - started)
+                memory.sample(server.pids()[1], time.monotonic() - started)
             outcomes = load.stop()
         elapsed = time.monotonic() - started
-        after = children(master)
+        after = server.pids()[1]
         tally = Tally(outcomes)
         report.facts.update(
             workers=len(workers),

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import iris_rows, single_bodies, write_bodies
-from bench.run import FULL, gunicorn, single_row
+from bench.run import FULL, service, single_row
+from testkit.samples import iris_rows, single_bodies, write_bodies
 
 
 def main(argv: list[str]) -> None:
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
         bodies = write_bodies(Path(tmp), "single", single_bodies(rows))
         probe = single_bodies(rows)[0].encode()
         for args in ["", *argv]:
-            pair = (gunicorn(), gunicorn("bench.baselines:app"))
+            pair = (service(), service(baseline=True))
             for server in pair:
                 server.env["GUNICORN_CMD_ARGS"] = args
                 server.env["WEB_CONCURRENCY"] = "2"

@@ -1,17 +1,13 @@
-"""Shared fixtures: freshly trained artifacts, the app, its clients, real server processes."""
+"""Shared fixtures: freshly trained artifacts, the app, its clients, real server processes.
+
+Every test carries one tier marker, unit, integration or browser (slow may come on top): see
+pyproject.toml. Collection fails on a test without exactly one.
+"""
 
 from __future__ import annotations
 
-import http.client
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +18,11 @@ from flask.testing import FlaskClient
 from hypothesis import settings
 
 import train
+from testkit.processes import ROOT, Server, functions_framework_server, gunicorn
 from webapp import create_app
 from webapp.settings import SETTING_NAMES
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-
-# What a server started here inherits from the caller's environment: nothing that configures
-# the project, gunicorn, functions-framework or Python's warnings; only what locates programs
-# and files, and the machine's BLAS kernel choice (the suite must pass under any of them).
-INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "OPENBLAS_CORETYPE")
+TIERS = ("unit", "integration", "browser")
 # Settings the tests' own process must not take from the caller's shell either.
 PROJECT_SETTINGS = (
     *SETTING_NAMES,
@@ -58,11 +48,6 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
-def server_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment for a server process: the inherited basics, then `extra`."""
-    return {**{k: os.environ[k] for k in INHERITED if k in os.environ}, **extra}
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--base-url",
@@ -70,6 +55,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also run the contract suite against an already running server at this URL "
         "(the container test uses it)",
     )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects any: every collected test is checked
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the collection if a test has no tier marker, or more than one."""
+    wrong = []
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers()} & set(TIERS))
+        if len(tiers) != 1:
+            wrong.append(f"  {item.nodeid}: {', '.join(tiers) or 'none'}")
+    if wrong:
+        raise pytest.UsageError(
+            f"each test takes exactly one tier marker of {', '.join(TIERS)}:\n" + "\n".join(wrong)
+        )
 
 
 def train_into(folder: Path, dataset: str = "iris") -> Path:
@@ -132,121 +131,6 @@ def send_unsized(client: FlaskClient, method: str, path: str, size: int) -> tupl
         environ_overrides={"wsgi.input": stream, "wsgi.input_terminated": True},
     )
     return response, stream.read_bytes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A real server process on 127.0.0.1, started by the tests and stopped with SIGTERM."""
-
-    argv: list[str]
-    env: Mapping[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    cwd: Path = ROOT
-    proc: subprocess.Popen[bytes] | None = None
-    log: Any = None  # a temporary file: a pipe nobody reads would block a chatty server
-    _output: str = ""
-
-    @classmethod
-    def at(cls, base_url: str) -> Server:
-        """A server somebody else started, such as the container, at http://127.0.0.1:PORT."""
-        host, _, port = base_url.removeprefix("http://").rstrip("/").rpartition(":")
-        assert host in ("127.0.0.1", "localhost"), "tests talk to this machine only"
-        return cls([], port=int(port))
-
-    def start(
-        self, ready_path: str = "/health", deadline: float = 30.0, attempts: int = 3
-    ) -> Server:
-        env = server_env({"PORT": str(self.port), **self.env})
-        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            argv, cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        until = time.monotonic() + deadline
-        while time.monotonic() < until:
-            if self.proc.poll() is not None:
-                code = self.stop()
-                taken = "Connection in use" in self.output() or "already in use" in self.output()
-                if taken and attempts > 1:  # another process bound it after free_port() chose it
-                    self.port = free_port()
-                    return self.start(ready_path, deadline, attempts - 1)
-                raise AssertionError(f"{argv} exited {code}:\n{self.output()}")
-            try:
-                if self.request("GET", ready_path)[0] == 200:
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"{argv} not ready in {deadline}s:\n{self.output()}")
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 10.0,
-    ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            try:
-                conn.request(method, path, body=body, headers=dict(headers or {}))
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # answered (a 413, say) and closed before the whole body was sent
-            response = conn.getresponse()
-            return response.status, response.headers, response.read()
-        finally:
-            conn.close()
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, wait, and keep the output; returns the exit status."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"did not stop on SIGTERM:\n{self.output()}") from None
-        finally:
-            self.output()
-            self.log.close()
-
-    def output(self) -> str:
-        """Everything the process has printed so far."""
-        if not self.log.closed:
-            self.log.seek(0)
-            self._output = self.log.read().decode(errors="replace")
-        return self._output
-
-
-def gunicorn(env: Mapping[str, str] | None = None) -> Server:
-    """gunicorn exactly as `make run` starts it, with two workers unless `env` says otherwise
-    (its default is one per CPU, and the tests must not depend on the machine)."""
-    return Server([str(BIN / "python"), "serve.py"], {"WEB_CONCURRENCY": "2", **(env or {})})
-
-
-def functions_framework_server(env: Mapping[str, str] | None = None) -> Server:
-    """The function exactly as Cloud Functions runs it, from a working directory elsewhere."""
-    argv = [
-        str(BIN / "functions-framework"),
-        "--target",
-        "predict",
-        "--source",
-        str(ROOT / "gcf" / "main.py"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-    ]
-    return Server(argv, env or {}, cwd=Path("/"))
 
 
 @pytest.fixture(scope="session")

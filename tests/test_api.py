@@ -12,11 +12,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sklearn.datasets import load_iris, load_wine
 
+from testkit.processes import ROOT
+from testkit.samples import SETOSA
 from webapp import create_app
 from webapp.model import load_model
 from webapp.settings import ConfigError
 
-from .conftest import ROOT, SETOSA, send_unsized
+from .conftest import send_unsized
+
+pytestmark = pytest.mark.unit
 
 FEATURES = list(SETOSA)
 

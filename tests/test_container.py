@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from .conftest import BIN, ROOT
+from testkit.processes import BIN, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -27,6 +27,7 @@ def instructions() -> list[tuple[str, str]]:
     return pairs
 
 
+@pytest.mark.integration
 def test_hadolint() -> None:
     proc = subprocess.run(
         [str(BIN / "hadolint"), "--no-color", "Dockerfile"],
@@ -38,6 +39,7 @@ def test_hadolint() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.unit
 def test_model_pin_matches_the_manifest() -> None:
     pins = [args for name, args in instructions() if name == "ARG" and "=" in args]
     pins = [pin for pin in pins if pin.startswith("MODEL_SHA256=")]
@@ -48,6 +50,7 @@ def test_model_pin_matches_the_manifest() -> None:
     )
 
 
+@pytest.mark.unit
 def test_image_promises() -> None:
     """Official base by default, thread caps, every interface, a numeric non-root user, and
     gunicorn (through serve.py) as PID 1."""
@@ -100,6 +103,7 @@ def copied_sources() -> list[str]:
     return sources
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "path",
     [
@@ -119,6 +123,7 @@ def test_dockerignore_leaves_out(path: str) -> None:
     assert ignored(path)
 
 
+@pytest.mark.unit
 def test_dockerignore_keeps_what_the_image_copies() -> None:
     sources = copied_sources()
     assert {"requirements.txt", "webapp", "model.pkl", "model.json"} <= set(sources)

@@ -13,14 +13,20 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from testkit.processes import Server
+from testkit.samples import SETOSA
 from webapp import create_app
-
-from .conftest import SETOSA, Server
 
 Call = Callable[[str, str, bytes | None, Mapping[str, str]], tuple[int, Any, bytes]]
 
 JSON = {"Content-Type": "application/json"}
-TARGETS = ["flask", "function", "gunicorn", "functions-framework"]
+# The test clients run in process; the real servers, and --base-url's, are integration tests.
+TARGETS = {
+    "flask": pytest.mark.unit,
+    "function": pytest.mark.unit,
+    "gunicorn": pytest.mark.integration,
+    "functions-framework": pytest.mark.integration,
+}
 
 
 def _via_client(client: FlaskClient) -> Call:
@@ -50,8 +56,11 @@ def _via_server(server: Server) -> Call:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test taking `call` runs on every target, plus --base-url when one is given."""
     if "call" in metafunc.fixturenames:
-        extra = ["base-url"] if metafunc.config.getoption("--base-url") else []
-        metafunc.parametrize("call", TARGETS + extra, indirect=True)
+        targets = dict(TARGETS)
+        if metafunc.config.getoption("--base-url"):
+            targets["base-url"] = pytest.mark.integration
+        params = [pytest.param(name, marks=mark) for name, mark in targets.items()]
+        metafunc.parametrize("call", params, indirect=True)
 
 
 @pytest.fixture()

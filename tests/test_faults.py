@@ -19,6 +19,8 @@ from bench.faults import (
     slow_clients,
 )
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 def kept(report: Report) -> bool:
     print(report.text())

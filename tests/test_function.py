@@ -14,27 +14,23 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from .conftest import (
-    BIN,
-    ROOT,
-    SETOSA,
-    Server,
-    free_port,
-    functions_framework_server,
-    gunicorn,
-    send_unsized,
-)
+from testkit.processes import BIN, ROOT, Server, free_port, functions_framework_server, gunicorn
+from testkit.samples import SETOSA
+
+from .conftest import send_unsized
 
 JSON = {"Content-Type": "application/json"}
 LIMIT = 2 * 1024 * 1024
 
 
+@pytest.mark.unit
 def test_loading_the_function_leaves_the_collector_on(function_client: FlaskClient) -> None:
     """gcf/main.py turns it off while it loads the model, then freezes what loading made."""
     assert gc.isenabled()
     assert gc.get_freeze_count() > 100_000
 
 
+@pytest.mark.unit
 def test_root_is_the_prediction_endpoint(function_client: FlaskClient) -> None:
     assert function_client.post("/", json=SETOSA).data == b'{"prediction":0}'
     response = function_client.get("/")
@@ -42,6 +38,7 @@ def test_root_is_the_prediction_endpoint(function_client: FlaskClient) -> None:
     assert response.headers["Allow"] == "POST"
 
 
+@pytest.mark.unit
 def test_unread_body_of_another_route_is_not_read_either(function_client: FlaskClient) -> None:
     response, read = send_unsized(function_client, "GET", "/health", 10**8)
     assert response.data == b'{"status":"ok"}'
@@ -66,6 +63,7 @@ def raw_post(port: int, declared_length: int, sent: int) -> bytes:
         return answer
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("target", ["gunicorn_server", "function_server"])
 def test_over_limit_body_is_a_413_not_a_500(target: str, request: pytest.FixtureRequest) -> None:
     server: Server = request.getfixturevalue(target)
@@ -75,6 +73,7 @@ def test_over_limit_body_is_a_413_not_a_500(target: str, request: pytest.Fixture
     assert json.loads(body)["code"] == 413
 
 
+@pytest.mark.integration
 def test_model_is_loaded_once_per_instance() -> None:
     server = functions_framework_server().start()
     for _ in range(20):
@@ -84,6 +83,7 @@ def test_model_is_loaded_once_per_instance() -> None:
     assert server.output().count("loaded model") == 1, server.output()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "setup",
     [
@@ -106,6 +106,7 @@ def test_blas_and_openmp_use_one_thread(setup: str) -> None:
     assert proc.stdout.strip() == "[1]"
 
 
+@pytest.mark.integration
 def test_vertex_ai_routes_and_port() -> None:
     port = free_port()
     server = gunicorn(
@@ -132,6 +133,8 @@ def test_vertex_ai_routes_and_port() -> None:
         assert server.stop() == 0
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_deployed_bundle_serves_the_contract_from_a_clean_environment(tmp_path: Path) -> None:
     """Build the upload, install it from its own requirements, serve it, run the contract."""
     bundle = tmp_path / "function"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, Server
+from testkit.processes import BIN, Server
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("fixture", ["gunicorn_server", "function_server"])

@@ -21,16 +21,15 @@ from typing import Any
 
 import pytest
 
-from .conftest import SETOSA, Server
-from .rawhttp import CRLF, NoResponse, RawResponse, chunked, exchange, request_bytes
+from testkit.processes import Server
+from testkit.rawhttp import CRLF, NoResponse, RawResponse, chunked, exchange, request_bytes
+from testkit.samples import FEATURES, ROWS, SETOSA
 
 APP = "app"  # the service answers, in its JSON error shape
 GUNICORN = "gunicorn"  # gunicorn refuses the request itself, with its HTML page
 EITHER = "either"  # gunicorn in one target, the app in the other (their limits differ)
 TARGETS = ["gunicorn", "functions-framework"]
-FEATURES = list(SETOSA)
 MiB = 1024 * 1024
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5], [6.4, 3.2, 4.5, 1.5]]
 SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a response may carry as X-Request-ID
 
 
@@ -668,6 +667,7 @@ def check_invariants(case: Case, response: RawResponse) -> None:
     assert ("errors" in document) == (status == 422), response
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", CASES)
 def test_hostile_request(target: Server, case: Case) -> None:
     try:
@@ -680,11 +680,13 @@ def test_hostile_request(target: Server, case: Case) -> None:
     check_invariants(case, response)
 
 
+@pytest.mark.unit
 def test_hostile_cases_are_many_and_distinct() -> None:
     ids = [p.id for p in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 60
 
 
+@pytest.mark.integration
 def test_no_request_data_in_errors_or_logs(target: Server) -> None:
     """Values from the body, query and headers never come back in an error or go to the log.
 

@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
-from .conftest import BIN, ROOT
+from testkit.processes import BIN, ROOT
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ import sklearn.base
 import train
 from webapp.model import ArtifactError, load_model, sha256_hex
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture()
 def artifact(iris_model: Path, tmp_path: Path) -> Path:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from testkit.processes import Server, children, functions_framework_server, gunicorn
+from testkit.samples import SETOSA
 from webapp import create_app
-
-from .conftest import SETOSA, Server, functions_framework_server, gunicorn
 
 JSON = {"Content-Type": "application/json"}
 TRACE_ID = "105445aa7843bc8bf206b12000100000"
@@ -39,6 +39,7 @@ def sum_samples(exposition: str, name: str, **labels: str) -> float:
     return total
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("start", [gunicorn, functions_framework_server])
 def test_json_logs_with_trace_and_request_id(start: Any) -> None:
     server = start(
@@ -74,6 +75,7 @@ def test_json_logs_with_trace_and_request_id(start: Any) -> None:
         assert str(value) not in text
 
 
+@pytest.mark.integration
 def test_gunicorn_access_log_is_json_too() -> None:
     server = gunicorn({"GUNICORN_ACCESS_LOG": "1", "WEB_CONCURRENCY": "1"}).start()
     server.request("GET", "/health")
@@ -82,6 +84,7 @@ def test_gunicorn_access_log_is_json_too() -> None:
     assert access and access[-1]["httpRequest"]["requestUrl"] == "/health"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("headers", "trace", "span", "sampled"),
     [
@@ -105,12 +108,14 @@ def test_trace_headers(
         assert trace_of(request.environ) == (trace, span, sampled)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("supplied", ["", "x" * 129, "a b", "id;drop", "é"])
 def test_unusable_request_ids_are_replaced(client: FlaskClient, supplied: str) -> None:
     response = client.get("/health", headers={"X-Request-ID": supplied} if supplied else {})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
 
 
+@pytest.mark.integration
 def test_metrics_add_up_over_workers_and_survive_a_restart() -> None:
     server = gunicorn({"WEB_CONCURRENCY": "2"}).start()
     try:
@@ -136,18 +141,11 @@ def test_metrics_add_up_over_workers_and_survive_a_restart() -> None:
     assert sum_samples(exposition, "model_info", version="1.0.0") == 1
 
 
-def worker_pids(server: Server) -> list[int]:
-    """The master's children, read from /proc."""
-    assert server.proc is not None
-    children = f"/proc/{server.proc.pid}/task/{server.proc.pid}/children"
-    with open(children) as handle:
-        return [int(pid) for pid in handle.read().split()]
-
-
 def wait_for_workers(server: Server, done: Any, deadline: float = 15.0) -> list[int]:
     """The master's children once `done(pids)` holds (a worker forks a little after /health)."""
+    assert server.proc is not None
     until = time.monotonic() + deadline
-    while not done(pids := worker_pids(server)):
+    while not done(pids := children(server.proc.pid)):
         assert time.monotonic() < until, f"workers: {pids}"
         time.sleep(0.05)
     return pids
@@ -159,6 +157,7 @@ def worker_pids_seen(server: Server) -> int:
     )
 
 
+@pytest.mark.unit
 def test_function_serves_its_own_metrics(function_client: FlaskClient) -> None:
     before = sum_samples(function_client.get("/metrics").get_data(as_text=True),
                          "http_requests_total", route="/", status="200")  # fmt: skip

@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
+from testkit.samples import SETOSA
 from webapp import create_app
 
-from .conftest import SETOSA
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,10 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from testkit.samples import SETOSA
 from webapp import create_app
 
-from .conftest import SETOSA
+pytestmark = pytest.mark.unit
 
 FEATURES = list(SETOSA)
 LOW, HIGH = 0.0, 100.0  # the Iris manifest's range, in cm: LOW < x <= HIGH

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, Server
+from testkit.processes import ROOT, Server
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SERVERS = {"8080": "gunicorn_server", "8081": "function_server"}
@@ -63,10 +63,12 @@ def parse_curl(command: str) -> tuple[str, str, str, dict[str, str], bytes | Non
     return method or ("POST" if body else "GET"), match[1], match[2], headers, body
 
 
+@pytest.mark.unit
 def test_the_readme_has_examples_to_check() -> None:
     assert len(curl_examples(README)) >= 4 and len(inline_examples(README)) >= 2
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("command", "answer"), curl_examples(README))
 def test_curl_example(command: str, answer: str, request: pytest.FixtureRequest) -> None:
     method, port, path, headers, body = parse_curl(command)
@@ -75,6 +77,7 @@ def test_curl_example(command: str, answer: str, request: pytest.FixtureRequest)
     assert got == answer.encode(), f"{command}\n  README: {answer}\n  server: {got.decode()}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("body", "answer"), inline_examples(README))
 def test_inline_example(body: str, answer: str, gunicorn_server: Server) -> None:
     headers = {"Content-Type": "application/json"}

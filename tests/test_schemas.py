@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from testkit.processes import ROOT
 from webapp.accept import ValidRows
 from webapp.model import load_model
 from webapp.schemas import batch_schema, instance_schema
 
-from .conftest import ROOT
+pytestmark = pytest.mark.unit
 
 MODEL = load_model(ROOT / "model.pkl")
 NAMES = list(MODEL.feature_names)

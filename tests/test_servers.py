@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris, load_wine
 
+from testkit.processes import Server, flask_run, functions_framework_server, gunicorn
+from testkit.samples import SETOSA
 from webapp.model import sha256_hex
 
-from .conftest import BIN, SETOSA, Server, functions_framework_server, gunicorn
+pytestmark = pytest.mark.integration
 
 JSON = {"Content-Type": "application/json"}
 STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
@@ -142,8 +144,7 @@ def test_gunicorn_runs_preloaded_workers_and_stops_cleanly() -> None:
 
 def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
     """gunicorn.conf.py turns the collector off for the start: the workers must have it on."""
-    argv = [str(BIN / "python"), "serve.py", "tests.collector_probe:app"]
-    server = Server(argv, {"WEB_CONCURRENCY": "2"}).start()
+    server = gunicorn({"WEB_CONCURRENCY": "2"}, app="tests.collector_probe:app").start()
     try:
         states = [json.loads(server.request("GET", "/")[2]) for _ in range(4)]
     finally:
@@ -170,9 +171,8 @@ def test_flask_run_shows_its_debugger_only_in_debug_mode(debug: bool) -> None:
     """`make dev` (flask run --debug): an unexpected error is Flask's debugger page; without
     --debug it is the generic JSON 500. Log records are JSON lines either way (Flask's banner
     and the debugger's own traceback are printed, not logged)."""
-    argv = [str(BIN / "flask"), "--app", "tests.failing_app", "run", "--no-reload"]
-    argv += ["--debug" if debug else "--no-debug", "--host", "127.0.0.1", "--port", "{port}"]
-    server = Server(argv).start()
+    options = ["--no-reload", "--debug" if debug else "--no-debug"]
+    server = flask_run("tests.failing_app", options).start()
     try:
         status, headers, body = server.request(
             "POST", "/predict", json.dumps(SETOSA).encode(), JSON

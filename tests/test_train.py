@@ -14,9 +14,10 @@ import sklearn
 from sklearn.datasets import load_iris, load_wine
 
 import train
+from testkit.processes import ROOT
 from webapp.model import load_model, sha256_hex
 
-from .conftest import ROOT
+pytestmark = pytest.mark.unit
 
 
 def requirement_pins() -> dict[str, str]:

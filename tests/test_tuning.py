@@ -17,6 +17,8 @@ from flask import Flask
 from webapp import create_app
 from webapp.tuning import warm_up
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("max_batch_size", ["1", "1000"])
 def test_warm_up_succeeds_quietly(

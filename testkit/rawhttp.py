@@ -1,4 +1,4 @@
-"""A raw-socket HTTP/1.1 client for tests that must put exact bytes on the wire.
+"""A raw-socket HTTP/1.1 client for tests and faults that must put exact bytes on the wire.
 
 http.client normalises what it sends (it refuses bad header names, adds Host and
 Content-Length, encodes the path); hostile-input tests need the server to see the bytes
