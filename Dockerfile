@@ -13,14 +13,15 @@ FROM ${BASE_IMAGE} AS build
 
 # Binary wheels only: the build needs no compiler, and an sdist fails the build here instead of
 # pulling a toolchain into it. The serving venv keeps its .pyc files (a read-only root cannot
-# write them at start) but not pip, setuptools or the 65 MB of numpy/scipy/sklearn test suites.
+# write them at start) but not pip, setuptools or the numpy/scipy/sklearn/pandas test suites.
 RUN python3 -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
         -r /tmp/requirements.txt \
     && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
     && site=/opt/venv/lib/python3.11/site-packages \
-    && find "$site/numpy" "$site/scipy" "$site/sklearn" -type d -name tests -prune -exec rm -rf {} +
+    && find "$site/numpy" "$site/scipy" "$site/sklearn" "$site/pandas" -type d -name tests -prune \
+        -exec rm -rf {} +
 
 WORKDIR /app
 COPY webapp/ webapp/

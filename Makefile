@@ -11,8 +11,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 FUNCTION_PORT ?= 8081
 
-.PHONY: run dev function function-bundle deploy-function deploy-run train test quick lint \
-        clean container-test bytecode
+.PHONY: run dev function function-bundle deploy-function deploy-run package train test quick \
+        lint clean container-test bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,10 +52,12 @@ GOOGLE_CLOUD_REGION ?= europe-west1
 FUNCTION_NAME ?= iris-predict
 SERVICE_NAME ?= iris-predict
 AUTH_FLAG = $(if $(filter 1 true yes,$(ALLOW_UNAUTHENTICATED)),--allow-unauthenticated,--no-allow-unauthenticated)
-MODEL_SHA256 = $(shell sha256sum model.pkl | cut -d' ' -f1)
+# The artifact the function bundle serves: yours with MODEL=path/to/model.pkl.
+MODEL ?= model.pkl
+MODEL_SHA256 = $(shell sha256sum $(MODEL) | cut -d' ' -f1)
 
 function-bundle: $(VENV)/.runtime  ## build/function: exactly what deploy-function uploads
-	$(BIN)/python gcf/bundle.py build/function
+	$(BIN)/python gcf/bundle.py build/function --model $(MODEL)
 
 deploy-function: function-bundle
 	@test -n "$(GOOGLE_CLOUD_PROJECT)" || { echo "set GOOGLE_CLOUD_PROJECT"; exit 2; }
@@ -71,6 +73,10 @@ deploy-run:
 	gcloud run deploy $(SERVICE_NAME) --source . \
 		--project $(GOOGLE_CLOUD_PROJECT) --region $(GOOGLE_CLOUD_REGION) $(AUTH_FLAG) \
 		--cpu 2 --memory 1Gi --set-env-vars WEB_CONCURRENCY=2 --concurrency 2
+
+# Describe your own fitted model for serving: MODEL=path/to/model.pkl [DATA=table.csv].
+package: $(VENV)/.runtime  ## write MODEL's manifest beside it (python -m webapp.package)
+	$(BIN)/python -m webapp.package $(MODEL) $(if $(DATA),--data $(DATA))
 
 train: $(VENV)/.runtime  ## retrain model.pkl and model.json
 	$(BIN)/python train.py

@@ -1,18 +1,14 @@
 """Train a classifier on a dataset bundled with scikit-learn and write the artifact and manifest.
 
-The manifest (model.json beside model.pkl) carries everything dataset-specific the service
-needs: feature names and valid ranges, class labels, metrics, library versions, the sha256.
+The manifest (model.json beside model.pkl, docs/manifest.md) carries everything the service
+needs: feature names, types and valid ranges, class labels, metrics, library versions, the
+sha256. It is written by the same code as `python -m webapp.package`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
-import platform
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +16,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-import sklearn
+import pandas
 from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -28,9 +24,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from webapp import package
+
 SEED = 42
 TEST_SIZE = 0.2
-MANIFEST_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -60,18 +57,18 @@ DATASETS = {
 }
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_pipeline() -> Pipeline:
     """The estimator we ship: standardise, then multinomial logistic regression."""
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
 
 
 def train(dataset_name: str) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit on a stratified split and return the model with its manifest (sha256 still unset)."""
+    """Fit on a stratified split and return the model with its manifest (sha256 still unset).
+
+    The manifest is what `python -m webapp.package` would write for it, given the training
+    rows, plus what only this script knows: the valid ranges and units of the domain, the
+    classes' names, held-out metrics, and held-out rows for the self-check.
+    """
     dataset = DATASETS[dataset_name]
     bunch = dataset.loader()
     X = np.asarray(bunch.data, dtype=np.float64)
@@ -83,72 +80,40 @@ def train(dataset_name: str) -> tuple[Pipeline, dict[str, Any]]:
     model = build_pipeline().fit(X_train, y_train)
     predicted = model.predict(X_test)
 
+    table = pandas.DataFrame(X_train, columns=names)
+    manifest = package.describe(model, table, f"{dataset_name}-logistic-regression", "1.0.0")
+    for feature in manifest["features"]:
+        feature.update(
+            unit=dataset.unit,
+            min=dataset.valid_min,
+            min_inclusive=dataset.min_inclusive,
+            max=dataset.valid_max,
+            max_inclusive=True,
+        )
+    for spec in manifest["classes"]:
+        spec["label"] = str(bunch.target_names[spec["value"]])
     # One held-out row per class, with the answer this model gives: /ready re-checks it.
     check_rows = [int(np.flatnonzero(y_test == c)[0]) for c in np.unique(y_test)]
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "name": f"{dataset_name}-logistic-regression",
-        "version": "1.0.0",
-        "dataset": dataset_name,
-        "estimator": " -> ".join(type(step).__name__ for _, step in model.steps),
-        "artifact": {"file": "", "sha256": ""},
-        "features": [
-            {
-                "name": name,
-                "unit": dataset.unit,
-                "min": dataset.valid_min,
-                "min_inclusive": dataset.min_inclusive,
-                "max": dataset.valid_max,
-                "max_inclusive": True,
-                "train_min": float(X_train[:, i].min()),
-                "train_max": float(X_train[:, i].max()),
-            }
-            for i, name in enumerate(names)
-        ],
-        "classes": [{"id": int(c), "label": str(bunch.target_names[c])} for c in model.classes_],
-        "metrics": {
-            "accuracy": float(accuracy_score(y_test, predicted)),
-            "macro_f1": float(f1_score(y_test, predicted, average="macro")),
-            "train_rows": len(y_train),
-            "test_rows": len(y_test),
-            "split_seed": SEED,
-        },
-        "self_check": {
-            "instances": X_test[check_rows].tolist(),
-            "predictions": [int(p) for p in predicted[check_rows]],
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-            "joblib": joblib.__version__,
-        },
+    manifest["self_check"] = {
+        "instances": [dict(zip(names, X_test[i].tolist(), strict=True)) for i in check_rows],
+        "predictions": predicted[check_rows].tolist(),
+    }
+    manifest["dataset"] = dataset_name
+    manifest["metrics"] = {
+        "accuracy": float(accuracy_score(y_test, predicted)),
+        "macro_f1": float(f1_score(y_test, predicted, average="macro")),
+        "train_rows": len(y_train),
+        "test_rows": len(y_test),
+        "split_seed": SEED,
     }
     return model, manifest
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file in the same folder, so a reader never sees half a file."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save(model: Pipeline, manifest: dict[str, Any], output: Path) -> Path:
     """Write the pickle, then the manifest that pins its sha256; return the manifest's path."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(output, lambda tmp: joblib.dump(model, tmp))
-    manifest["artifact"] = {"file": output.name, "sha256": sha256_of(output)}
-    manifest_path = output.with_suffix(".json")
-    text = json.dumps(manifest, indent=2) + "\n"
-    _write_atomically(manifest_path, lambda tmp: tmp.write_text(text))
-    return manifest_path
+    package.write_atomically(output, lambda tmp: joblib.dump(model, tmp))
+    return package.write_manifest(manifest, output, replace=True)
 
 
 def main(argv: list[str] | None = None) -> int:

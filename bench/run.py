@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import report
 from bench.harness import ensure_wrk, run_wrk, wrk_version
+from testkit import zoo
 from testkit.processes import (
     JSON,
     ROOT,
@@ -214,6 +215,30 @@ def batches(
             load = measure(server, case["bodies"], plan.batch_connections, plan.batch_seconds)
             case["runs"].append({**load, "rows_per_s": load["rps"] * case["size"]})
     return [{k: v for k, v in c.items() if k not in ("bodies", "probe")} for c in cases]
+
+
+def own_model_batches(plan: Plan, folder: Path) -> dict[str, Any]:
+    """Rows per second for 10,000 mixed-type objects (integers, numbers, strings, nulls) through
+    gunicorn serving testkit's column-transformer model: a pipeline fitted on a DataFrame."""
+    print("batches: your own model (column-transformer), gunicorn", flush=True)
+    specimen = zoo.build("column-transformer", folder / "own-model")
+    rows = specimen.rows
+    bodies = [
+        json.dumps({"instances": [rows[(v * 7 + i) % len(rows)] for i in range(10_000)]})
+        for v in range(4)
+    ]
+    path = write_bodies(folder, "own-model-batches", bodies)
+    result: dict[str, Any] = {"model": specimen.name, "size": 10_000, "runs": []}
+    own = gunicorn({"MODEL_PATH": str(specimen.path)}, workers=None, name="own model, gunicorn")
+    with running(own, body=json.dumps(rows[0]).encode()) as (server,):
+        status, _, answer = server.request("POST", server.predict_path, bodies[0].encode(), JSON)
+        if status != 200 or len(json.loads(answer)["predictions"]) != 10_000:
+            raise RuntimeError(f"own model batch: {status} {answer[:200]!r}")
+        run_wrk(server, path, plan.batch_connections, plan.warmup)
+        for _ in range(plan.batch_reps):
+            load = measure(server, path, plan.batch_connections, plan.batch_seconds)
+            result["runs"].append({**load, "rows_per_s": load["rps"] * 10_000})
+    return result
 
 
 # The cold-start floor: a bare python that imports what the service imports (werkzeug comes
@@ -435,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
         sections: dict[str, Callable[[], Any]] = {
             "single": lambda: single_row(plan, pairs, single_path, probe),
             "batches": lambda: batches(plan, rows, folder, probe),
+            "own_model_batches": lambda: own_model_batches(plan, folder),
             "cold_start": lambda: cold_start(plan, probe, args.engine, args.image),
             "memory": lambda: memory(plan, single_path, batch_path, probe),
             "faults": lambda: faults(plan, args.engine, args.image, probe),

@@ -1,6 +1,6 @@
 """Assemble exactly what `make deploy-function` uploads to Cloud Functions.
 
-    python gcf/bundle.py build/function
+    python gcf/bundle.py build/function [--model path/to/model.pkl]
 
 The bundle is main.py (this folder's entry point) at the root, the webapp package, the
 artifact and its manifest, and the pinned runtime requirements: nothing else, no copy kept
@@ -15,20 +15,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = {
-    "main.py": ROOT / "gcf" / "main.py",
-    "model.pkl": ROOT / "model.pkl",
-    "model.json": ROOT / "model.json",
-    "requirements.txt": ROOT / "requirements.txt",
-}
 
 
-def build(output: Path) -> list[Path]:
-    """Write the bundle into an empty `output` and return the files it holds."""
+def build(output: Path, model: Path = ROOT / "model.pkl") -> list[Path]:
+    """Write the bundle, serving `model` (and its manifest), into an empty `output`; return
+    the files it holds."""
+    files = {
+        "main.py": ROOT / "gcf" / "main.py",
+        "model.pkl": model,
+        "model.json": model.with_suffix(".json"),
+        "requirements.txt": ROOT / "requirements.txt",
+    }
     if output.exists():
         shutil.rmtree(output)
     (output / "webapp").mkdir(parents=True)
-    for name, source in FILES.items():
+    for name, source in files.items():
         shutil.copy2(source, output / name)
     for module in sorted((ROOT / "webapp").glob("*.py")):
         shutil.copy2(module, output / "webapp" / module.name)
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: build the bundle and list it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, nargs="?", default=ROOT / "build" / "function")
+    parser.add_argument("--model", type=Path, default=ROOT / "model.pkl", help="the artifact")
     args = parser.parse_args(argv)
-    for path in build(args.output):
+    for path in build(args.output, args.model):
         print(args.output / path)
     return 0
 

@@ -176,7 +176,12 @@ def test_metadata(client: FlaskClient, iris_model: Path) -> None:
     manifest = json.loads(iris_model.with_suffix(".json").read_text())
     assert document["sha256"] == manifest["artifact"]["sha256"]
     assert document["features"] == manifest["features"]
-    assert document["classes"][0] == {"id": 0, "label": "setosa"}
+    assert document["classes"][0] == {"value": 0, "label": "setosa"}
+    assert (document["task"], document["input"], document["probabilities"]) == (
+        "classification",
+        "array",
+        True,
+    )
     assert set(document["versions"]) == {"python", "scikit-learn", "numpy", "joblib"}
 
 

@@ -1,22 +1,42 @@
 """The README's examples are true to the byte: every answer it shows is what the servers say.
 
 Two kinds of example are checked: a `curl` command in a shell block followed by a `# {...}`
-line (sent to gunicorn for port 8080, to functions-framework for 8081), and an inline
-"`{request}` → `{answer}`" pair about POST /predict.
+line (sent to gunicorn for port 8080, to functions-framework for 8081, and for 8090 to
+gunicorn serving the model "Serve your own model" trains and packages, made the same way), and
+an inline "`{request}` → `{answer}`" pair about POST /predict.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testkit.processes import ROOT, Server
+from testkit.processes import ROOT, Server, gunicorn
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SERVERS = {"8080": "gunicorn_server", "8081": "function_server"}
+SERVERS = {"8080": "gunicorn_server", "8081": "function_server", "8090": "own_model_server"}
+
+
+@pytest.fixture(scope="module")
+def own_model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The README's own model: trained by docs/examples/churn.py, packaged, served."""
+    folder: Path = tmp_path_factory.mktemp("churn")
+    for argv in (
+        ["docs/examples/churn.py", str(folder)],
+        ["-m", "webapp.package", f"{folder}/model.pkl", "--data", f"{folder}/customers.csv",
+         "--name", "churn", "--version", "1.0.0"],
+    ):  # fmt: skip
+        subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, capture_output=True)
+    server = gunicorn({"MODEL_PATH": str(folder / "model.pkl")}).start()
+    yield server
+    server.stop()
 
 
 def shell_blocks(text: str) -> list[list[str]]:

@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 
 from testkit.processes import ROOT
 from webapp.accept import ValidRows
-from webapp.model import load_model
+from webapp.model import Feature, load_model
 from webapp.schemas import batch_schema, instance_schema
 
 pytestmark = pytest.mark.unit
@@ -111,3 +111,85 @@ def test_fast_predictions_are_exactly_scikit_learns(model_path: str, wine_model:
     assert model._predict != model.estimator.predict  # the fast path is in use
     rows = model.verification_rows(count=50_000, seed=12345)
     assert model.predict(rows) == model.estimator.predict(rows).tolist()
+
+
+# A model of every feature kind: the typed path (one column per feature) against marshmallow.
+TYPED = (
+    Feature("n", "number", nullable=True, min=-10.0, max=10.0, min_inclusive=False),
+    Feature("i", "integer", min=0, max=1000),
+    Feature("big", "integer", nullable=True),
+    Feature("c", "category", nullable=True, categories=("a", "b")),
+    Feature("s", "category"),
+)
+TYPED_NAMES = [f.name for f in TYPED]
+TYPED_SCHEMA = batch_schema(TYPED, 50)
+TYPED_INSTANCE = instance_schema(TYPED)
+TYPED_FAST = ValidRows(TYPED, 50)
+typed_values = st.one_of(
+    st.integers(-20, 1200),
+    st.integers(2**53 - 2, 2**53 + 2),
+    st.sampled_from([-10, -10.0, 10, 10.0, 0.5, 3.0, -0.0, 2.0**53, 2.0**53 + 2, 1e400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["a", "b", "z", ""]),
+    st.text(max_size=2),
+    st.none(),
+    st.booleans(),
+    st.just([1]),
+)
+typed_objects = st.fixed_dictionaries(
+    {name: typed_values for name in TYPED_NAMES}, optional={"colour": typed_values}
+)
+
+
+def same_columns(fast: Any, loaded_rows: list[list[Any]]) -> bool:
+    """The fast columns hold what marshmallow loaded, of the same kind (an int stays an int)."""
+    expected = [list(column) for column in zip(*loaded_rows, strict=True)]
+    return all(
+        [(type(v) is int, v) for v in got] == [(type(v) is int, v) for v in want]
+        if feature.type == "integer"
+        else got == want
+        for feature, got, want in zip(TYPED, fast, expected, strict=True)
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(typed_objects, max_size=8) | st.lists(st.lists(typed_values, max_size=6)))
+def test_typed_batch_policy_matches_marshmallow(instances: list[Any]) -> None:
+    document = {"instances": instances}
+    fast = TYPED_FAST.of_batch(document)
+    try:
+        rows = TYPED_SCHEMA.load(document)["instances"]
+    except ValidationError:
+        assert fast is None
+    else:
+        assert fast is None or same_columns(fast, rows)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(typed_objects)
+def test_typed_single_instance_policy_matches_marshmallow(document: Any) -> None:
+    fast = TYPED_FAST.of_instance(document)
+    try:
+        loaded = TYPED_INSTANCE.load(document)
+    except ValidationError:
+        assert fast is None
+    else:
+        assert fast is not None and same_columns(fast, [[loaded[n] for n in TYPED_NAMES]])
+
+
+valid_typed = st.fixed_dictionaries(
+    {
+        "n": st.none() | st.floats(-10, 10, exclude_min=True),
+        "i": st.integers(0, 1000) | st.integers(0, 1000).map(float),
+        "big": st.none() | st.integers(-(2**53), 2**53),
+        "c": st.sampled_from([None, "a", "b"]),
+        "s": st.text(max_size=4),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(valid_typed, min_size=1, max_size=20))
+def test_valid_typed_documents_take_the_fast_path(rows: list[dict[str, Any]]) -> None:
+    assert TYPED_FAST.of_batch({"instances": rows}) is not None
+    assert TYPED_FAST.of_instance(rows[0]) is not None

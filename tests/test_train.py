@@ -43,15 +43,22 @@ def test_manifest_describes_the_artifact(iris_model: Path) -> None:
         "petal_length",
         "petal_width",
     ]
+    assert (manifest["format"], manifest["task"], manifest["input"]) == (
+        2,
+        "classification",
+        "array",
+    )
     for feature in manifest["features"]:
+        assert (feature["type"], feature["nullable"], feature["unit"]) == ("number", False, "cm")
         assert (feature["min"], feature["min_inclusive"]) == (0, False)
         assert (feature["max"], feature["max_inclusive"]) == (100, True)
         assert 0 < feature["train_min"] < feature["train_max"] < 100
     assert manifest["classes"] == [
-        {"id": 0, "label": "setosa"},
-        {"id": 1, "label": "versicolor"},
-        {"id": 2, "label": "virginica"},
+        {"value": 0, "label": "setosa"},
+        {"value": 1, "label": "versicolor"},
+        {"value": 2, "label": "virginica"},
     ]
+    assert manifest["probabilities"] is True
     assert manifest["artifact"]["sha256"] == sha256_hex(iris_model.read_bytes())
     assert manifest["versions"] == {
         "python": platform.python_version(),

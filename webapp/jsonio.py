@@ -62,6 +62,9 @@ def _key_count(document: Any) -> int:
             node = list(node.values())
         elif set(map(type, node)) == {dict}:  # a batch of objects: count them in bulk
             count += sum(map(len, node))
+            kinds = set(map(type, chain.from_iterable(map(dict.values, node))))
+            if kinds.isdisjoint((dict, list)):
+                continue  # objects of scalars, the usual batch: nothing nested to count
             node = list(chain.from_iterable(map(dict.values, node)))
         if not set(map(type, node)).isdisjoint((dict, list)):
             pending.extend(v for v in node if type(v) is dict or type(v) is list)

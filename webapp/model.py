@@ -11,21 +11,21 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
+import sys
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 2  # docs/manifest.md
 
 # Probabilities are answered to 12 decimal places. Their last bits depend on the CPU's BLAS
 # kernel (the order it sums in): rounded, every host answers the same bytes.
@@ -36,21 +36,61 @@ class ArtifactError(Exception):
     """The model artifact cannot be served; the message says why in one line."""
 
 
+TYPES = ("number", "integer", "category")
+
+
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its name and the closed or half-open range the service accepts."""
+    """One input: its name, JSON type, whether it may be null, and the values it may take.
+
+    Numbers and integers: the (closed, half-open or open) range, None for unbounded.
+    Categories: the allowed strings, None for any.
+    """
 
     name: str
-    min: float
-    min_inclusive: bool
-    max: float
-    max_inclusive: bool
+    type: str = "number"
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    categories: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_manifest(cls, spec: dict[str, Any]) -> Feature:
+        """A feature from its manifest entry; ValueError or KeyError if it is malformed."""
+        kind = spec.get("type", "number")
+        if kind not in TYPES:
+            raise ValueError(f"feature {spec['name']!r} has type {kind!r}, not one of {TYPES}")
+        categories = spec.get("categories")
+        if categories is not None and not all(isinstance(c, str) for c in categories):
+            raise ValueError(f"feature {spec['name']!r}: categories must be strings")
+        bounds = [spec.get("min"), spec.get("max")]
+        if not all(b is None or isinstance(b, (int, float)) for b in bounds):
+            raise ValueError(f"feature {spec['name']!r}: min and max must be numbers or null")
+        return cls(
+            name=str(spec["name"]),
+            type=kind,
+            nullable=bool(spec.get("nullable", False)),
+            min=bounds[0],
+            max=bounds[1],
+            min_inclusive=bool(spec.get("min_inclusive", True)),
+            max_inclusive=bool(spec.get("max_inclusive", True)),
+            categories=None if categories is None else tuple(categories),
+        )
+
+    @property
+    def numeric(self) -> bool:
+        """Whether its values are numbers (number or integer), not strings."""
+        return self.type != "category"
 
     def contains(self, number: float) -> bool:
-        """Whether a finite float lies inside this feature's range."""
-        above = number >= self.min if self.min_inclusive else number > self.min
-        below = number <= self.max if self.max_inclusive else number < self.max
-        return above and below
+        """Whether a finite number lies inside this feature's range."""
+        if self.min is not None and not (
+            number >= self.min if self.min_inclusive else number > self.min
+        ):
+            return False
+        return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
 
 
 class LinearPipeline:
@@ -63,6 +103,10 @@ class LinearPipeline:
     """
 
     def __init__(self, estimator: Any) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
         if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
             raise TypeError("not a two-step pipeline")
         scaler, classifier = (step for _, step in estimator.steps)
@@ -84,6 +128,9 @@ class LinearPipeline:
         return self.classes[(rows @ self.coef_t + self.intercept).argmax(axis=1)]
 
 
+Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
+
+
 class Model:
     """A verified estimator with its manifest: the only object that calls into scikit-learn."""
 
@@ -91,34 +138,48 @@ class Model:
         self.estimator = estimator
         self.manifest = manifest
         self.sha256 = sha256
-        self.features = tuple(
-            Feature(f["name"], f["min"], f["min_inclusive"], f["max"], f["max_inclusive"])
-            for f in manifest["features"]
-        )
+        self.features = tuple(Feature.from_manifest(f) for f in manifest["features"])
         self.feature_names = tuple(f.name for f in self.features)
-        self.labels = {int(c["id"]): str(c["label"]) for c in manifest["classes"]}
+        self.numeric = all(f.numeric for f in self.features)
+        self.dataframe = manifest["input"] == "dataframe"
+        self.classification = manifest["task"] == "classification"
+        classes = manifest.get("classes", []) if self.classification else []
+        self.classes = [c["value"] for c in classes]
+        self.labels = {c["value"]: str(c["label"]) for c in classes}
+        self.probabilities = self.classification and bool(manifest.get("probabilities"))
         self._check_consistency()
         self._predict = self._fastest_exact_predict()
 
     def _check_consistency(self) -> None:
         """The estimator must take the manifest's features and predict its classes."""
-        for method in ("predict", "predict_proba"):
+        methods = ["predict", "predict_proba"] if self.probabilities else ["predict"]
+        for method in methods:
             if not callable(getattr(self.estimator, method, None)):
                 raise ArtifactError(f"the estimator has no {method}() method")
-        n_features = getattr(self.estimator, "n_features_in_", None)
+        n_features = getattr(self.estimator, "n_features_in_", len(self.features))
         if n_features != len(self.features):
             raise ArtifactError(
                 f"the estimator takes {n_features} features, the manifest lists "
                 f"{len(self.features)}"
             )
-        classes = [int(c) for c in getattr(self.estimator, "classes_", [])]
-        if classes != list(self.labels):
-            raise ArtifactError(
-                f"the estimator's classes {classes} differ from the manifest's {list(self.labels)}"
-            )
+        names = getattr(self.estimator, "feature_names_in_", None)
+        if self.dataframe and (names is None or list(names) != list(self.feature_names)):
+            raise ArtifactError("the estimator was not fitted on the manifest's columns")
+        if self.classification:
+            classes = np.asarray(getattr(self.estimator, "classes_", [])).tolist()
+            if classes != self.classes or [type(c) for c in classes] != [
+                type(c) for c in self.classes
+            ]:
+                raise ArtifactError(
+                    f"the estimator's classes {classes} differ from the manifest's {self.classes}"
+                )
+            if len(set(self.labels.values())) != len(self.labels):
+                raise ArtifactError("two classes have the same label")
 
     def _fastest_exact_predict(self) -> Any:
         """The numpy fast path if it gives `estimator.predict`'s answers, else scikit-learn's."""
+        if self.dataframe or not self.numeric:
+            return self.estimator.predict
         try:
             fast = LinearPipeline(self.estimator)
         except TypeError:
@@ -135,49 +196,113 @@ class Model:
 
         Random points across each feature's training range widened threefold, the self-check
         rows, and points on the valid range's bounds, where rounding is most likely to differ.
+        Numbers only.
         """
         rng = np.random.default_rng(seed)
         spec = self.manifest["features"]
-        low = np.array([f["train_min"] for f in spec])
-        high = np.array([f["train_max"] for f in spec])
-        width = high - low
-        lo = np.maximum(low - width, [f["min"] for f in spec])
-        hi = np.minimum(high + width, [f["max"] for f in spec])
+        low = np.array([f.get("train_min", -1.0) for f in spec], dtype=np.float64)
+        high = np.array([f.get("train_max", 1.0) for f in spec], dtype=np.float64)
+        width = np.maximum(high - low, 1.0)
+        valid_low = np.array([-np.inf if f.min is None else f.min for f in self.features])
+        valid_high = np.array([np.inf if f.max is None else f.max for f in self.features])
+        lo = np.maximum(low - width, valid_low)
+        hi = np.minimum(high + width, valid_high)
         box = rng.uniform(lo, hi, size=(count, len(spec)))
-        valid = rng.uniform([f["min"] for f in spec], [f["max"] for f in spec], (count, len(spec)))
-        checks = np.asarray(self.manifest["self_check"]["instances"], dtype=np.float64)
-        return np.vstack([box, valid, checks, [f["max"] for f in spec]])
+        checks = self.matrix(self.columns(self.manifest["self_check"]["instances"]))
+        edges = np.where(np.isfinite(valid_high), valid_high, hi)
+        return np.vstack([box, checks, edges])
 
-    def predict(self, rows: np.ndarray) -> list[int]:
-        """Class ids for a 2-D float array in manifest feature order."""
-        return list(map(int, self._predict(rows).tolist()))
+    def columns(self, instances: Sequence[Any]) -> list[list[Any]]:
+        """Instances (objects by feature name, or arrays in feature order) as columns."""
+        return [
+            [i[name] if isinstance(i, dict) else i[n] for i in instances]
+            for n, name in enumerate(self.feature_names)
+        ]
 
-    def predict_proba(self, rows: np.ndarray) -> list[dict[str, float]]:
+    def matrix(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Numeric columns as a float matrix, null as NaN."""
+        return np.array(columns, dtype=np.float64).T.reshape(-1, len(self.features))
+
+    def estimator_input(self, rows: Rows) -> Any:
+        """What the estimator takes: a DataFrame with its columns' dtypes, or a 2-D array."""
+        if isinstance(rows, np.ndarray) and not self.dataframe:
+            return rows
+        return estimator_input(self.features, self.dataframe, rows)
+
+    def predict(self, rows: Rows) -> list[Any]:
+        """What the estimator predicts for each row, as JSON values (int, float, str, bool)."""
+        predicted: list[Any] = np.asarray(self._predict(self.estimator_input(rows))).tolist()
+        return predicted
+
+    def predict_proba(self, rows: Rows) -> list[dict[str, float]]:
         """Per-class probabilities keyed by label, one mapping per row, to 12 decimal places."""
-        labels = [self.labels[int(c)] for c in self.estimator.classes_]
-        probabilities = np.round(self.estimator.predict_proba(rows), PROBABILITY_DECIMALS)
-        return [dict(zip(labels, row, strict=True)) for row in probabilities.tolist()]
+        labels = [self.labels[c] for c in self.classes]
+        proba = self.estimator.predict_proba(self.estimator_input(rows))
+        rounded = np.round(proba, PROBABILITY_DECIMALS).tolist()
+        return [dict(zip(labels, row, strict=True)) for row in rounded]
 
     def self_check(self) -> None:
-        """Predict the manifest's check rows and compare with the answers recorded at training."""
+        """Predict the manifest's check rows and compare with the answers recorded for them."""
         check = self.manifest["self_check"]
-        rows = np.asarray(check["instances"], dtype=np.float64)
-        if self.predict(rows) != list(check["predictions"]):
-            raise ArtifactError("self-check predictions differ from those recorded at training")
+        got = self.predict(self.columns(check["instances"]))
+        expected = list(check["predictions"])
+        if self.classification:
+            same = got == expected
+        else:  # regression outputs: the last bits may follow the CPU's BLAS kernel
+            same = len(got) == len(expected) and all(
+                math.isclose(g, e, rel_tol=1e-9, abs_tol=1e-12)
+                for g, e in zip(got, expected, strict=True)
+            )
+        if not same:
+            raise ArtifactError("self-check predictions differ from those recorded for them")
 
     def describe(self) -> dict[str, Any]:
         """The manifest's public facts, for GET /metadata."""
-        m = self.manifest
-        return {
-            "name": m["name"],
-            "version": m["version"],
-            "sha256": self.sha256,
-            "estimator": m["estimator"],
-            "features": m["features"],
-            "classes": m["classes"],
-            "metrics": m["metrics"],
-            "versions": m["versions"],
-        }
+        public = "name version task estimator input features classes probabilities metrics versions"
+        facts: dict[str, Any] = {k: self.manifest[k] for k in public.split() if k in self.manifest}
+        return {"sha256": self.sha256, **facts}
+
+
+def estimator_input(features: Sequence[Feature], dataframe: bool, rows: Rows) -> Any:
+    """Rows (a float matrix, or one sequence per feature) as the estimator takes them: a
+    pandas DataFrame with its columns' dtypes when it was fitted on one, else a 2-D array."""
+    columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
+    typed = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
+    if dataframe:
+        import pandas
+
+        return pandas.DataFrame(typed, columns=[f.name for f in features])
+    kind = np.float64 if all(f.numeric for f in features) else object
+    return np.array(list(typed.values()), dtype=kind).T.reshape(-1, len(features))
+
+
+def _column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
+    """One feature's values as the estimator's training data had them: floats with NaN for
+    numbers, int64 for integers without nulls, objects with NaN for categories."""
+    missing = None in values  # (a list's own search: no value equals None but None)
+    if feature.type == "category":
+        # NaN, as pandas reads a missing string: scikit-learn's imputers look for NaN, not None
+        return np.array(
+            [np.nan if v is None else v for v in values] if missing else values, dtype=object
+        )
+    if feature.type == "integer" and not missing:
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=np.float64)
+
+
+@contextmanager
+def _pandas_kept_out(keep_out: bool) -> Iterator[None]:
+    """scikit-learn imports pandas whenever it is installed, though only a model fitted on a
+    DataFrame needs it: for any other, pandas stays out while scikit-learn is first imported
+    (a part of the cold start and of every worker's memory, docs/performance.md)."""
+    blocked = keep_out and "pandas" not in sys.modules and "sklearn" not in sys.modules
+    if blocked:
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # import pandas: ImportError
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get("pandas", False) is None:
+            del sys.modules["pandas"]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -200,6 +325,12 @@ def load_model(path: Path, pinned_sha256: str | None = None) -> Model:
     except ValueError as exc:
         raise ArtifactError(f"manifest {manifest_path} is not valid JSON: {exc}") from None
 
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ArtifactError(
+            f"manifest {manifest_path} has format {found!r}, this service reads format "
+            f"{MANIFEST_FORMAT}: write it again with `python -m webapp.package {path}`"
+        )
     digest = sha256_hex(data)
     try:
         recorded = manifest["artifact"]["sha256"]
@@ -210,6 +341,10 @@ def load_model(path: Path, pinned_sha256: str | None = None) -> Model:
         raise ArtifactError(f"{path} has sha256 {digest}, the manifest records {recorded}")
     if pinned_sha256 is not None and digest != pinned_sha256:
         raise ArtifactError(f"{path} has sha256 {digest}, MODEL_SHA256 pins {pinned_sha256}")
+    with _pandas_kept_out(manifest.get("input") != "dataframe"):
+        import joblib
+        import sklearn
+        from sklearn.exceptions import InconsistentVersionWarning
     if trained_with != sklearn.__version__:
         raise ArtifactError(
             f"{path} was trained with scikit-learn {trained_with}, "

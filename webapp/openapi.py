@@ -78,29 +78,38 @@ def build_spec(service: PredictionService) -> dict[str, Any]:
     assert plugin.converter is not None  # set by APISpec when it initialises the plugin
     plugin.converter.add_attribute_function(_exclusive_bounds)
     plugin.converter.add_attribute_function(_batch_fields)
-    components = {
+    components = _components(service)
+    for name, schema in components.items():
+        spec.components.schema(name, schema=schema)
+    for route in routes_for(service.settings):
+        doc = DOCS.get(route.handler)
+        if doc is not None:
+            operation = _operation(route, doc, service, set(components))
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", route.rule)
+            spec.path(path=path, operations={m.lower(): operation for m in route.methods})
+    return spec.to_dict()
+
+
+def _components(service: PredictionService) -> dict[str, Any]:
+    """Every schema the document names, by name: requests, answers, the error envelope."""
+    model = service.model
+    labels = model.labels if model.classification else None
+    return {
         "Instance": service.instance_schema,
         "Batch": service.batch_schema,
         "Error": ErrorBody(),
         "Status": Status(),
         "Metadata": Metadata(),
         "Document": Document(),
-        **answer_schemas(service.model.labels),
+        **answer_schemas(labels, model.probabilities),
     }
-    for name, schema in components.items():
-        spec.components.schema(name, schema=schema)
-    for route in routes_for(service.settings):
-        doc = DOCS.get(route.handler)
-        if doc is not None:
-            operation = _operation(route, doc, service)
-            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", route.rule)
-            spec.path(path=path, operations={m.lower(): operation for m in route.methods})
-    return spec.to_dict()
 
 
-def _operation(route: Route, doc: Doc, service: PredictionService) -> dict[str, Any]:
+def _operation(
+    route: Route, doc: Doc, service: PredictionService, known: set[str]
+) -> dict[str, Any]:
     """One route's operation: its summary, request (for predictions), answer and failures."""
-    refs = [{"$ref": f"#/components/schemas/{name}"} for name in doc.answers]
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in doc.answers if name in known]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs} if refs else {"type": "string"}
     answer = {"description": "Success.", "content": {doc.media_type: {"schema": schema}}}
     if doc.media_type == "application/json":
@@ -111,14 +120,13 @@ def _operation(route: Route, doc: Doc, service: PredictionService) -> dict[str, 
         responses[status] = {"description": ERRORS[status], "content": {"application/json": error}}
     operation = {"summary": (route.handler.__doc__ or "").splitlines()[0], "responses": responses}
     if route.predicts:
-        example_row = service.model.manifest["self_check"]["instances"][0]
-        example = dict(zip(service.model.feature_names, example_row, strict=True))
+        example = service.model.manifest["self_check"]["instances"][0]
+        second: Any = example
+        if service.valid_rows.arrays:
+            second = [example[name] for name in service.model.feature_names]
         examples = {
             "one": {"summary": "One instance", "value": example},
-            "batch": {
-                "summary": "A batch of an object and an array",
-                "value": {"instances": [example, example_row]},
-            },
+            "batch": {"summary": "A batch of two", "value": {"instances": [example, second]}},
         }
         either = {"oneOf": [{"$ref": f"#/components/schemas/{n}"} for n in ("Instance", "Batch")]}
         operation["parameters"] = [{"in": "query", "schema": PredictQuery}]

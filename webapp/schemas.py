@@ -1,7 +1,9 @@
 """marshmallow schemas: prediction requests, built from the model's features, and the answers.
 
-The policy: JSON numbers only (no numeric strings, booleans or null), finite, inside each
-feature's range, every feature required, unknown fields rejected. Nothing about HTTP here.
+The policy: every feature required and of its JSON type (numbers finite, integers without a
+fractional part, categories strings; never a numeric string or a boolean for a number), inside
+its range or among its categories, null only where the model takes a missing value; unknown
+fields rejected. Nothing about HTTP here.
 """
 
 from __future__ import annotations
@@ -35,42 +37,80 @@ class JSONNumber(fields.Float):
         return number
 
 
-def feature_field(feature: Feature) -> JSONNumber:
-    """A required number inside the feature's range."""
-    return JSONNumber(
-        required=True,
-        validate=validate.Range(
+# The largest integer a float64 holds exactly, and an int64 with room: an integer feature's
+# values stay within it whatever its range says.
+LARGEST_INTEGER = 2**53
+
+
+class JSONInteger(fields.Field):
+    """A JSON number without a fractional part (5 or 5.0, not 5.5, "5" or true), as an int."""
+
+    default_error_messages = {
+        "invalid": "Not a valid integer.",
+        "too_large": f"Must be at most {LARGEST_INTEGER} in magnitude.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is not int:
+            raise self.make_error("invalid")
+        if abs(value) > LARGEST_INTEGER:
+            raise self.make_error("too_large")
+        return value
+
+
+def feature_field(feature: Feature) -> fields.Field:
+    """The feature's field: required, typed, inside its range or among its categories, and
+    null only where the model takes a missing value."""
+    kind = {"number": "a finite number", "integer": "an integer", "category": "a string"}
+    options: dict[str, Any] = {
+        "required": True,
+        "allow_none": feature.nullable,
+        "metadata": {
+            "description": f"{feature.name}, {kind[feature.type]}"
+            + (" or null" if feature.nullable else "")
+        },
+    }
+    if feature.type == "category":
+        if feature.categories is not None:
+            options["validate"] = validate.OneOf(feature.categories)
+        return fields.String(**options)
+    if feature.min is not None or feature.max is not None:
+        options["validate"] = validate.Range(
             min=feature.min,
             max=feature.max,
             min_inclusive=feature.min_inclusive,
             max_inclusive=feature.max_inclusive,
-        ),
-        metadata={"description": f"{feature.name}, a finite number"},
-    )
+        )
+    return JSONInteger(**options) if feature.type == "integer" else JSONNumber(**options)
 
 
 class Instance(fields.Field):
-    """One instance of a batch: an object like the single request, or an array in feature order."""
+    """One instance of a batch: an object like the single request, or, where every feature is a
+    number, an array in feature order."""
 
     default_error_messages = {
         "invalid": "Must be an object of features or an array of numbers.",
+        "object": "Must be an object of features.",
         "length": "Must hold exactly {count} numbers, in the order of the features.",
     }
 
-    def __init__(self, instance_schema: Schema, **kwargs: Any) -> None:
+    def __init__(self, instance_schema: Schema, arrays: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.instance_schema = instance_schema
+        self.arrays = arrays
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[float]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
         schema = self.instance_schema
         if isinstance(value, dict):
             loaded = schema.load(value)
             return [loaded[name] for name in schema.fields]
-        if not isinstance(value, list):
-            raise self.make_error("invalid")
+        if not isinstance(value, list) or not self.arrays:
+            raise self.make_error("invalid" if self.arrays else "object")
         if len(value) != len(schema.fields):
             raise self.make_error("length", count=len(schema.fields))
-        row: list[float] = []
+        row: list[Any] = []
         errors: dict[str, Any] = {}
         for (name, field), item in zip(schema.fields.items(), value, strict=True):
             try:
@@ -96,20 +136,17 @@ class Instances(fields.List):
 
 
 def instance_schema(features: Sequence[Feature]) -> Schema:
-    """The single-instance request: one required number field per feature, in order."""
+    """The single-instance request: one required field per feature, in order."""
     cls = Schema.from_dict({f.name: feature_field(f) for f in features}, name="Instance")
     return cls()
 
 
 def batch_schema(features: Sequence[Feature], max_batch_size: int) -> Schema:
     """The batch request: {"instances": [...]}, each an object or an array."""
+    arrays = all(f.numeric for f in features)
+    instance = Instance(instance_schema(features), arrays)
     cls = Schema.from_dict(
-        {
-            "instances": Instances(
-                Instance(instance_schema(features)), max_batch_size, required=True
-            )
-        },
-        name="Batch",
+        {"instances": Instances(instance, max_batch_size, required=True)}, name="Batch"
     )
     return cls()
 
@@ -147,15 +184,18 @@ class ErrorBody(Schema):
 
 
 class Metadata(Schema):
-    """GET /metadata: the manifest's public facts."""
+    """GET /metadata: the manifest's public facts (docs/manifest.md)."""
 
     name = fields.String(required=True)
     version = fields.String(required=True)
     sha256 = fields.String(required=True)
+    task = fields.String(required=True, validate=validate.OneOf(["classification", "regression"]))
     estimator = fields.String(required=True)
+    input = fields.String(required=True, validate=validate.OneOf(["array", "dataframe"]))
     features = fields.List(fields.Dict(), required=True)
-    classes = fields.List(fields.Dict(), required=True)
-    metrics = fields.Dict(required=True)
+    classes = fields.List(fields.Dict())
+    probabilities = fields.Boolean()
+    metrics = fields.Dict()
     versions = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
 
 
@@ -168,30 +208,40 @@ class Document(Schema):
         unknown = INCLUDE
 
 
-def answer_schemas(labels: Mapping[int, str]) -> dict[str, Schema]:
-    """POST /predict's answers for a model's classes (class id -> label), by component name."""
-    class_id = fields.Integer(required=True, validate=validate.OneOf(list(labels)))
-    label = fields.String(required=True, validate=validate.OneOf(list(labels.values())))
-    probability = fields.Float(required=True, validate=validate.Range(0, 1))
-    probabilities = Schema.from_dict(
-        {name: probability for name in labels.values()}, name="Probabilities"
-    )
-    labeled = Schema.from_dict(
-        {
-            "prediction": class_id,
-            "label": label,
-            "probabilities": fields.Nested(probabilities, required=True),
-        },
-        name="Labeled",
-    )
-    return {
-        "Prediction": Schema.from_dict({"prediction": class_id}, name="Prediction")(),
-        "Labeled": labeled(),
+def answer_schemas(labels: Mapping[Any, str] | None, probabilities: bool) -> dict[str, Schema]:
+    """POST /predict's answers, by component name: for a classifier's classes (value -> label),
+    with its probabilities if it has them; for a regressor (None), numbers."""
+    if labels is None:
+        value: fields.Field = fields.Float(required=True)
+    else:
+        value = _class_field(list(labels))
+    answers = {
+        "Prediction": Schema.from_dict({"prediction": value}, name="Prediction")(),
         "Predictions": Schema.from_dict(
-            {"predictions": fields.List(class_id, required=True)}, name="Predictions"
-        )(),
-        "LabeledPredictions": Schema.from_dict(
-            {"predictions": fields.List(fields.Nested(labeled), required=True)},
-            name="LabeledPredictions",
+            {"predictions": fields.List(value, required=True)}, name="Predictions"
         )(),
     }
+    if labels is None or not probabilities:
+        return answers
+    label = fields.String(required=True, validate=validate.OneOf(list(labels.values())))
+    probability = fields.Float(required=True, validate=validate.Range(0, 1))
+    each = Schema.from_dict({name: probability for name in labels.values()}, name="Probabilities")
+    labeled = Schema.from_dict(
+        {"prediction": value, "label": label, "probabilities": fields.Nested(each, required=True)},
+        name="Labeled",
+    )
+    answers["Labeled"] = labeled()
+    answers["LabeledPredictions"] = Schema.from_dict(
+        {"predictions": fields.List(fields.Nested(labeled), required=True)},
+        name="LabeledPredictions",
+    )()
+    return answers
+
+
+def _class_field(classes: list[Any]) -> fields.Field:
+    """A class value: of the JSON type the classes share, and one of them."""
+    kinds = {type(c) for c in classes}
+    kind = {bool: fields.Boolean, int: fields.Integer, str: fields.String}.get(
+        kinds.pop() if len(kinds) == 1 else float, fields.Float
+    )
+    return kind(required=True, validate=validate.OneOf(classes))

@@ -12,7 +12,6 @@ import os
 from collections import Counter
 from typing import Any
 
-import numpy as np
 from flask import Request, Response
 from marshmallow import ValidationError
 from werkzeug import wsgi
@@ -41,9 +40,11 @@ class PredictionService:
         self.valid_rows = ValidRows(model.features, settings.max_batch_size)
         self.query_schema = PredictQuery()
         self.observer = Observer(model.manifest["version"], settings.access_log)
+        # predictions counted by class label; a regressor's all under ""
         self._predicted = {
-            class_id: metrics.PREDICTIONS.labels(label) for class_id, label in model.labels.items()
+            value: metrics.PREDICTIONS.labels(label) for value, label in model.labels.items()
         }
+        self._predicted_value = metrics.PREDICTIONS.labels("")
         self._checked_pid: int | None = None
         self._spec: dict[str, Any] | None = None
         metrics.MODEL_INFO.labels(
@@ -110,38 +111,44 @@ class PredictionService:
             document = parse_json(req, self.settings.max_content_length)
             batch = isinstance(document, dict) and "instances" in document
             if batch:
-                matrix = self.valid_rows.of_batch(document)
-                if matrix is None:  # invalid, most likely: marshmallow says where
-                    rows = self._load(self.batch_schema, document)["instances"]
-                    matrix = np.asarray(rows, dtype=np.float64)
+                rows = self.valid_rows.of_batch(document)
+                if rows is None:  # invalid, most likely: marshmallow says where
+                    loaded = self._load(self.batch_schema, document)["instances"]
+                    rows = self.model.columns(loaded)
             else:
-                matrix = self.valid_rows.of_instance(document)
-                if matrix is None:
-                    loaded = self._load(self.instance_schema, document)
-                    matrix = np.array([[loaded[name] for name in self.model.feature_names]])
+                rows = self.valid_rows.of_instance(document)
+                if rows is None:
+                    rows = self.model.columns([self._load(self.instance_schema, document)])
         except ApiError as exc:
             metrics.VALIDATION_FAILURES.labels(str(exc.status)).inc()
             return api_error_response(exc)
 
-        class_ids = self.model.predict(matrix)
-        metrics.BATCH_SIZE.observe(len(class_ids))
-        if len(class_ids) == 1:  # most requests: skip the Counter
-            self._predicted[class_ids[0]].inc()
-        else:
-            for class_id, count in Counter(class_ids).items():
-                self._predicted[class_id].inc(count)
+        predictions = self.model.predict(rows)
+        self._count(predictions)
         if query["probabilities"]:
+            labels = self.model.labels
             results: list[Any] = [
-                {"prediction": cid, "label": self.model.labels[cid], "probabilities": proba}
-                for cid, proba in zip(class_ids, self.model.predict_proba(matrix), strict=True)
+                {"prediction": value, "label": labels[value], "probabilities": proba}
+                for value, proba in zip(predictions, self.model.predict_proba(rows), strict=True)
             ]
         else:
-            results = class_ids
+            results = predictions
         if batch:
             return json_response({"predictions": results})
         if query["probabilities"]:
             return json_response(results[0])
         return json_response({"prediction": results[0]})
+
+    def _count(self, predictions: list[Any]) -> None:
+        """Observe the batch size, and count the predictions by class."""
+        metrics.BATCH_SIZE.observe(len(predictions))
+        if not self.model.classification:
+            self._predicted_value.inc(len(predictions))
+        elif len(predictions) == 1:  # most requests: skip the Counter
+            self._predicted[predictions[0]].inc()
+        else:
+            for value, count in Counter(predictions).items():
+                self._predicted[value].inc(count)
 
     def _query(self, req: Request) -> Any:
         """The validated query parameters; most requests have none, and skip the schema."""
@@ -150,7 +157,11 @@ class PredictionService:
         repeated = {k: ["Given more than once."] for k, v in req.args.lists() if len(v) > 1}
         if repeated:
             raise ApiError(422, "Request failed validation.", repeated)
-        return self._load(self.query_schema, req.args.to_dict())
+        query = self._load(self.query_schema, req.args.to_dict())
+        if query["probabilities"] and not self.model.probabilities:
+            message = ["This model gives no probabilities."]
+            raise ApiError(422, "Request failed validation.", {"probabilities": message})
+        return query
 
     @staticmethod
     def _load(schema: Any, document: Any) -> Any:

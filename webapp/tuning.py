@@ -78,14 +78,15 @@ def warm_up(app: Any) -> None:
     service = getattr(app, "extensions", {}).get("prediction_service")
     if service is None:
         return
-    arrays = service.model.manifest["self_check"]["instances"][: service.settings.max_batch_size]
-    objects = [dict(zip(service.model.feature_names, row, strict=True)) for row in arrays]
-    requests: list[tuple[str, Any]] = [
-        ("/predict", objects[0]),
-        ("/predict", {"instances": objects}),
-        ("/predict", {"instances": arrays}),
-        ("/predict?probabilities=true", objects[0]),
-    ]
+    model = service.model
+    objects = model.manifest["self_check"]["instances"][: service.settings.max_batch_size]
+    requests: list[tuple[str, Any]] = [("/predict", objects[0])]
+    requests.append(("/predict", {"instances": objects}))
+    if service.valid_rows.arrays:
+        arrays = [[row[name] for name in model.feature_names] for row in objects]
+        requests.append(("/predict", {"instances": arrays}))
+    if model.probabilities:
+        requests.append(("/predict?probabilities=true", objects[0]))
     client = app.test_client()
     disabled = logging.root.manager.disable
     logging.disable(logging.INFO)

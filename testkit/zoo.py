@@ -1,0 +1,170 @@
+"""A zoo of fitted models unlike the shipped one, built by the tests themselves.
+
+Each is fitted on synthetic data made here, saved with joblib beside a CSV of rows like its
+training data, and packaged with `python -m webapp.package` exactly as a user would. Held-out
+rows and what scikit-learn itself answers for them are kept for the tests to compare with.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 400
+HELD_OUT = 40
+
+
+@dataclass
+class Specimen:
+    """A fitted model, where it is packaged, and held-out rows with scikit-learn's answers."""
+
+    name: str
+    estimator: Any
+    path: Path
+    rows: list[dict[str, Any]]  # held out, as JSON objects (null for missing)
+    frame: Any  # the same rows as the estimator takes them
+
+    def predict(self) -> list[Any]:
+        return np.asarray(self.estimator.predict(self.frame)).tolist()  # type: ignore[no-any-return]
+
+    def predict_proba(self) -> Any:
+        return self.estimator.predict_proba(self.frame)
+
+
+def _numbers(rng: np.random.Generator, columns: int) -> pd.DataFrame:
+    data = rng.normal(size=(ROWS, columns)) * rng.uniform(0.5, 20, columns) + rng.uniform(-5, 5)
+    return pd.DataFrame(data, columns=[f"f{i}" for i in range(columns)])
+
+
+def _classes(frame: pd.DataFrame, labels: list[Any]) -> np.ndarray:
+    score = frame.to_numpy(dtype=float, na_value=0.0) @ np.linspace(1, -1, frame.shape[1])
+    edges = np.quantile(score, np.linspace(0, 1, len(labels) + 1)[1:-1])
+    return np.array(labels, dtype=object)[np.searchsorted(edges, score)]
+
+
+def random_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """100 trees on a bare array: names come from the table's header."""
+    table = _numbers(rng, 6)
+    y = _classes(table, [0, 1, 2]).astype(int)
+    model = RandomForestClassifier(n_estimators=100, random_state=0).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
+def gradient_boosting(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Fitted on a DataFrame of numbers: it knows its columns' names."""
+    table = _numbers(rng, 4)
+    y = _classes(table, [0, 1]).astype(int)
+    return GradientBoostingClassifier(random_state=0).fit(table, y), table, y, True
+
+
+def hist_gradient_boosting(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """A regressor that takes missing values itself."""
+    table = _numbers(rng, 5)
+    y = table.to_numpy() @ rng.normal(size=5) + rng.normal(size=ROWS)
+    table = table.mask(rng.random(table.shape) < 0.1)
+    model = HistGradientBoostingRegressor(random_state=0).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
+def string_labels(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Logistic regression whose classes are strings."""
+    table = _numbers(rng, 3)
+    y = _classes(table, ["low", "mid", "high"])
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
+def column_transformer(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """A DataFrame with string columns: imputed, one-hot encoded, columns chosen by name."""
+    table = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, ROWS),
+            "spend": rng.normal(50, 15, ROWS),
+            "plan": rng.choice(["basic", "pro", "team"], ROWS),
+            "region": rng.choice(["north", "south", "east", "west"], ROWS),
+        }
+    )
+    table["plan"] = table["plan"].mask(rng.random(ROWS) < 0.1)
+    table["spend"] = table["spend"].mask(rng.random(ROWS) < 0.1)
+    y = np.where(table["spend"].fillna(50) + (table["plan"] == "pro") * 15 > 58, "yes", "no")
+    numbers = make_pipeline(SimpleImputer(), StandardScaler())
+    strings = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder())
+    encode = ColumnTransformer(
+        [
+            ("numbers", numbers, ["tenure", "spend"]),
+            ("plan", strings, ["plan"]),
+            ("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
+
+
+def support_vectors(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """An SVC without probabilities."""
+    table = _numbers(rng, 4)
+    y = _classes(table, [0, 1]).astype(int)
+    return make_pipeline(StandardScaler(), SVC()).fit(table.to_numpy(), y), table, y, False
+
+
+def nearest_neighbours(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """k nearest neighbours, with boolean classes."""
+    table = _numbers(rng, 3)
+    y = _classes(table, [False, True]).astype(bool)
+    return KNeighborsClassifier().fit(table.to_numpy(), y), table, y, False
+
+
+BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any, bool]]] = {
+    "random-forest": random_forest,
+    "gradient-boosting": gradient_boosting,
+    "hist-gradient-boosting": hist_gradient_boosting,
+    "string-labels": string_labels,
+    "column-transformer": column_transformer,
+    "svc": support_vectors,
+    "knn": nearest_neighbours,
+}
+
+
+def build(name: str, folder: Path) -> Specimen:
+    """Fit `name`, save and package it in `folder` with the command, the table then removed."""
+    rng = np.random.default_rng(sorted(BUILDERS).index(name))
+    estimator, table, _, dataframe = BUILDERS[name](rng)
+    held_out = table.iloc[-HELD_OUT:]
+    path = folder / "model.pkl"
+    joblib.dump(estimator, path)
+    csv = folder / "table.csv"
+    table.iloc[:-HELD_OUT].to_csv(csv, index=False)
+    subprocess.run(
+        [sys.executable, "-m", "webapp.package", str(path), "--data", str(csv), "--name", name],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    csv.unlink()
+    rows = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in held_out.astype(object).to_dict(orient="records")
+    ]
+    rows = [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()} for r in rows]
+    frame = held_out if dataframe else held_out.to_numpy()
+    return Specimen(name, estimator, path, rows, frame)

@@ -1,0 +1,130 @@
+"""Models unlike the shipped one (testkit/zoo.py), packaged with `python -m webapp.package` and
+served from MODEL_PATH by real gunicorn and functions-framework processes, the table gone:
+every answer is what scikit-learn itself answers, and every bad value a 422 naming its field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from testkit import zoo
+from testkit.processes import JSON, Server, children, functions_framework_server, gunicorn
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+STARTERS = {"gunicorn": gunicorn, "functions-framework": functions_framework_server}
+
+
+@pytest.fixture(scope="session")
+def specimens(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zoo.Specimen]:
+    return {name: zoo.build(name, tmp_path_factory.mktemp(name)) for name in zoo.BUILDERS}
+
+
+@pytest.fixture(scope="module", params=[(m, t) for m in zoo.BUILDERS for t in STARTERS])
+def served(
+    request: pytest.FixtureRequest, specimens: dict[str, zoo.Specimen]
+) -> Iterator[tuple[zoo.Specimen, Server]]:
+    name, target = request.param
+    specimen = specimens[name]
+    server = STARTERS[target]({"MODEL_PATH": str(specimen.path), "WEB_CONCURRENCY": "1"}).start()
+    yield specimen, server
+    server.stop()
+
+
+def post(server: Server, document: Any, query: str = "") -> tuple[int, Any]:
+    body = json.dumps(document).encode()
+    status, _, body = server.request("POST", f"/predict{query}", body, JSON)
+    return status, json.loads(body)
+
+
+def test_every_row_answers_as_scikit_learn(served: tuple[zoo.Specimen, Server]) -> None:
+    specimen, server = served
+    expected = specimen.predict()
+    answers = [post(server, row) for row in specimen.rows]
+    assert answers == [(200, {"prediction": value}) for value in expected]
+    assert post(server, {"instances": specimen.rows}) == (200, {"predictions": expected})
+
+
+def test_probabilities_are_scikit_learn_s(served: tuple[zoo.Specimen, Server]) -> None:
+    specimen, server = served
+    manifest = json.loads(specimen.path.with_suffix(".json").read_text())
+    status, document = post(server, {"instances": specimen.rows}, "?probabilities=true")
+    if not manifest.get("probabilities"):
+        assert status == 422
+        assert set(document["errors"]) == {"probabilities"}
+        return
+    assert status == 200
+    labels = [c["label"] for c in manifest["classes"]]
+    expected = specimen.predict_proba()
+    answers = zip(document["predictions"], specimen.predict(), expected, strict=True)
+    for answer, value, row in answers:
+        assert answer["prediction"] == value and answer["label"] == str(value)
+        assert list(answer["probabilities"]) == labels
+        assert np.allclose(list(answer["probabilities"].values()), row, rtol=0, atol=1e-11)
+
+
+def test_bad_values_are_refused_by_name(served: tuple[zoo.Specimen, Server]) -> None:
+    specimen, server = served
+    manifest = json.loads(specimen.path.with_suffix(".json").read_text())
+    row = specimen.rows[0]
+    for feature in manifest["features"]:
+        name = feature["name"]
+        wrong = 1.5 if feature["type"] == "category" else "1.5"
+        missing = {k: v for k, v in row.items() if k != name}
+        cases = [{**row, name: wrong}, {**row, name: True}, missing]
+        if not feature["nullable"]:
+            cases.append({**row, name: None})
+        if feature.get("categories"):
+            cases.append({**row, name: "an unseen category"})
+        if feature.get("max") is not None:
+            cases.append({**row, name: feature["max"] * 10 if feature["max"] > 0 else 1})
+        for case in cases:
+            status, document = post(server, case)
+            assert status == 422, (case, document)
+            assert set(document["errors"]) == {name}, (case, document)
+
+
+def test_metadata_and_readiness(served: tuple[zoo.Specimen, Server]) -> None:
+    specimen, server = served
+    manifest = json.loads(specimen.path.with_suffix(".json").read_text())
+    status, _, body = server.request("GET", "/metadata")
+    assert status == 200
+    facts = json.loads(body)
+    assert (facts["name"], facts["task"], facts["input"]) == (
+        specimen.name,
+        manifest["task"],
+        manifest["input"],
+    )
+    assert server.request("GET", "/ready")[:3:2] == (200, b'{"status":"ready"}')
+
+
+def libraries(server: Server) -> set[str]:
+    """The site-packages libraries mapped into the server's processes (its .so files)."""
+    assert server.proc is not None
+    found = set()
+    for pid in [server.proc.pid, *children(server.proc.pid)]:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            _, _, path = line.partition("site-packages/")
+            if path:
+                found.add(path.split("/")[0])
+    return found
+
+
+@pytest.mark.parametrize("start", [gunicorn, functions_framework_server])
+def test_pandas_is_loaded_only_for_a_model_fitted_on_a_dataframe(
+    start: Any, specimens: dict[str, zoo.Specimen]
+) -> None:
+    """The shipped model's processes never map pandas; a DataFrame model's do."""
+    for model_path, needs_pandas in ((None, False), (specimens["column-transformer"].path, True)):
+        env = {"WEB_CONCURRENCY": "1", **({"MODEL_PATH": str(model_path)} if model_path else {})}
+        server = start(env).start()
+        try:
+            assert post(server, {"instances": []})[0] == 422  # a request served, by a worker
+            assert ("pandas" in libraries(server)) is needs_pandas
+        finally:
+            server.stop()

@@ -1,0 +1,394 @@
+"""Describe a fitted scikit-learn model for serving: `python -m webapp.package MODEL.pkl`.
+
+    python -m webapp.package MODEL.pkl [--data TABLE.csv] [--name NAME] [--version VERSION]
+
+Reads the pickle (your own: unpickling runs its code), asks the estimator and, with --data, a
+table with its training columns what it takes and what it answers, checks the answer by
+predicting, and writes the manifest beside the pickle (docs/manifest.md). train.py describes
+the shipped model with the same code. Packaging needs pandas; serving a model that was not
+fitted on a DataFrame does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.base import is_classifier
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from .model import MANIFEST_FORMAT, Feature, estimator_input
+
+# Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
+# largest float, then smaller ones. Integers start at 2**53, beyond which floats skip some.
+_MAGNITUDES = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
+_LARGEST_INTEGER = 2**53
+_UNSEEN = "\x00unseen category"
+
+
+class PackageError(Exception):
+    """The model cannot be described; the message says why in one line."""
+
+
+def describe(
+    estimator: Any,
+    table: Any = None,
+    name: str = "model",
+    version: str = "1.0.0",
+) -> dict[str, Any]:
+    """The manifest of a fitted estimator (its artifact's sha256 still unset).
+
+    `table` is a pandas DataFrame of rows like the training data (the target column left
+    out), or None: then only what the estimator itself tells is used.
+    """
+    if not callable(getattr(estimator, "predict", None)):
+        raise PackageError(f"{type(estimator).__name__} has no predict() method")
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise PackageError(f"{type(estimator).__name__} is not fitted") from None
+    names, dataframe = _feature_names(estimator, table)
+    if table is not None:
+        table = table[names]
+    encoders = dict(_encoders(estimator, names))
+    features = [_feature(column, encoders.get(column), table) for column in names]
+    model = _Probe(estimator, features, dataframe)
+    rows = _sample_rows(features, table)
+    first = model.predict(rows[:1])
+    if np.ndim(first) != 1:
+        raise PackageError("multi-output models are not supported: predict() gives a table")
+    for feature in features:
+        _check_nulls(model, rows[0], feature)
+        _check_categories(model, rows[0], feature)
+        _check_bounds(model, rows[0], feature)
+    _check_corners(model, rows[0], features)
+    classifier = is_classifier(estimator) and hasattr(estimator, "classes_")
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "version": version,
+        "task": "classification" if classifier else "regression",
+        "estimator": _summary(estimator),
+        "artifact": {"file": "", "sha256": ""},
+        "input": "dataframe" if dataframe else "array",
+        "features": features,
+    }
+    if classifier:
+        values = np.asarray(estimator.classes_).tolist()
+        if np.ndim(values) != 1:
+            raise PackageError("multi-output classifiers are not supported")
+        manifest["classes"] = [{"value": v, "label": str(v)} for v in values]
+        if len({str(v) for v in values}) != len(values):
+            raise PackageError("two classes have the same name as a string")
+        manifest["probabilities"] = callable(getattr(estimator, "predict_proba", None))
+    checks = _self_check_rows(model, rows, classifier)
+    manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
+    manifest["versions"] = versions(dataframe)
+    return manifest
+
+
+def versions(dataframe: bool) -> dict[str, str]:
+    """The library versions a model is packaged with (pandas only where it is needed)."""
+    found = {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+    if dataframe:
+        import pandas
+
+        found["pandas"] = pandas.__version__
+    return found
+
+
+class _Probe:
+    """The estimator, given rows (dicts by feature name) exactly as the service will give them."""
+
+    def __init__(self, estimator: Any, features: list[dict[str, Any]], dataframe: bool) -> None:
+        self.estimator, self.features, self.dataframe = estimator, features, dataframe
+
+    def predict(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        features = [Feature.from_manifest(f) for f in self.features]
+        columns = [[row[f.name] for row in rows] for f in features]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predicted = self.estimator.predict(estimator_input(features, self.dataframe, columns))
+        answers: list[Any] = np.asarray(predicted).tolist()
+        return answers
+
+    def works(self, rows: Sequence[dict[str, Any]]) -> bool:
+        """Whether the estimator predicts these rows, and finite values if it regresses."""
+        try:
+            answers = self.predict(rows)
+        except Exception:  # any refusal: a value the service must not let through
+            return False
+        return all(not isinstance(a, float) or math.isfinite(a) for a in answers)
+
+
+def _feature_names(estimator: Any, table: Any) -> tuple[list[str], bool]:
+    """The features' names in the estimator's order, and whether it was fitted on a DataFrame."""
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None:
+        names = [str(n) for n in fitted_names]
+        if table is not None and set(names) - set(table.columns):
+            missing = sorted(set(names) - set(table.columns))
+            raise PackageError(f"the table lacks the estimator's columns {missing}")
+        return names, True
+    count = getattr(estimator, "n_features_in_", None)
+    if count is None:
+        raise PackageError("the estimator does not say how many features it takes")
+    if table is None:
+        return [f"x{i}" for i in range(count)], False
+    if len(table.columns) != count:
+        raise PackageError(
+            f"the table has {len(table.columns)} columns, the estimator takes {count} features "
+            "(leave the target out of the table, or name it with --target)"
+        )
+    return [str(c) for c in table.columns], False
+
+
+def _encoders(estimator: Any, names: list[str]) -> Iterator[tuple[str, Any]]:
+    """(column, the encoder that turns it into numbers) for every column an encoder takes."""
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    if isinstance(first, ColumnTransformer):
+        for _, transformer, columns in first.transformers_:
+            selected = _column_names(columns, names)
+            encoder = _last_encoder(transformer)
+            if encoder is not None:
+                yield from ((column, (encoder, i)) for i, column in enumerate(selected))
+        return
+    encoder = _last_encoder(first)
+    if encoder is not None:
+        yield from ((column, (encoder, i)) for i, column in enumerate(names))
+
+
+def _column_names(columns: Any, names: list[str]) -> list[str]:
+    if isinstance(columns, str):
+        return [columns]
+    if isinstance(columns, slice) or callable(columns):
+        return []  # not how a fitted ColumnTransformer keeps them
+    picked = np.arange(len(names))[columns] if np.asarray(columns).dtype == bool else columns
+    return [names[c] if isinstance(c, (int, np.integer)) else str(c) for c in picked]
+
+
+def _last_encoder(transformer: Any) -> Any:
+    steps = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
+    found = [s for _, s in steps if isinstance(s, (OneHotEncoder, OrdinalEncoder))]
+    return found[0] if found else None
+
+
+def _feature(name: str, encoding: Any, table: Any) -> dict[str, Any]:
+    """A feature's description from its encoder (if any) and its table column (if any)."""
+    column = None if table is None else table[name]
+    if column is not None and column.dtype.kind in "iu":
+        kind = "integer"
+    elif column is not None and column.dtype.kind in "fb":
+        kind = "number"
+    elif column is not None or encoding is not None:
+        kind = "category"
+    else:
+        kind = "number"
+    feature: dict[str, Any] = {"name": name, "type": kind, "nullable": False}
+    if kind == "category":
+        encoder, index = encoding if encoding is not None else (None, 0)
+        known = [] if encoder is None else np.asarray(encoder.categories_[index]).tolist()
+        feature["categories"] = sorted(str(c) for c in known if isinstance(c, str)) or None
+        if column is not None:
+            seen = column.dropna().astype(str).unique().tolist()
+            feature["train_categories"] = sorted(seen)
+        return feature
+    feature.update(min=None, max=None, min_inclusive=True, max_inclusive=True)
+    if column is not None and column.notna().any():
+        low, high = column.min(), column.max()
+        feature["train_min"], feature["train_max"] = _json_number(low), _json_number(high)
+    return feature
+
+
+def _json_number(value: Any) -> int | float:
+    number = value.item() if hasattr(value, "item") else value
+    return number if isinstance(number, int) else float(number)
+
+
+def _sample_rows(features: list[dict[str, Any]], table: Any) -> list[dict[str, Any]]:
+    """Rows to probe and to self-check with: the table's complete rows, else made up."""
+    if table is not None:
+        complete = table.dropna()
+        if len(complete):
+            return [
+                {k: v.item() if hasattr(v, "item") else v for k, v in record.items()}
+                for record in complete.to_dict(orient="records")
+            ]
+    made_up: dict[str, Any] = {}
+    for feature in features:
+        if feature["type"] == "category":
+            made_up[feature["name"]] = (feature.get("categories") or ["a"])[0]
+        else:
+            made_up[feature["name"]] = 0 if feature["type"] == "integer" else 0.0
+    return [made_up]
+
+
+def _check_nulls(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
+    """Nullable only if the estimator takes a missing value there: imputed, or its own."""
+    feature["nullable"] = model.works([{**row, feature["name"]: None}])
+
+
+def _check_categories(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
+    """A category's values are open (any string) only if an unseen one predicts."""
+    if feature["type"] != "category":
+        return
+    if model.works([{**row, feature["name"]: _UNSEEN}]):
+        feature["categories"] = None
+    elif not feature.get("categories"):
+        known = feature.get("train_categories")
+        if not known:
+            raise PackageError(
+                f"cannot tell which values {feature['name']!r} takes: give the table (--data)"
+            )
+        feature["categories"] = known
+
+
+def _check_bounds(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
+    """For a number without bounds, the largest magnitude the estimator still turns into an
+    answer: values beyond it are refused. No bound if it takes the largest float itself."""
+    if feature["type"] == "category" or (feature["min"], feature["max"]) != (None, None):
+        return
+    name, integer = feature["name"], feature["type"] == "integer"
+    magnitudes = [_LARGEST_INTEGER, *(m for m in _MAGNITUDES if m < _LARGEST_INTEGER)]
+    for magnitude in magnitudes if integer else _MAGNITUDES:
+        bound = int(magnitude) if integer else magnitude
+        if model.works([{**row, name: bound}, {**row, name: -bound}]):
+            break
+    else:
+        raise PackageError(f"{name!r}: the estimator refuses even {_MAGNITUDES[-1]:g}")
+    if integer or bound != _MAGNITUDES[0]:
+        feature["min"], feature["max"] = -bound, bound
+
+
+def _check_corners(model: _Probe, row: dict[str, Any], features: list[dict[str, Any]]) -> None:
+    """Every bounded number at its bound at once: shrink all bounds tenfold until it predicts."""
+    bounded = [f for f in features if f["type"] != "category" and f["max"] is not None]
+    for _ in range(8):
+        corners = [{**row, **{f["name"]: sign * f["max"] for f in bounded}} for sign in (1.0, -1.0)]
+        if not bounded or model.works(corners):
+            return
+        for f in bounded:
+            f["min"], f["max"] = f["min"] / 10, f["max"] / 10
+    raise PackageError("the estimator refuses its features' values taken together")
+
+
+def _self_check_rows(
+    model: _Probe, rows: list[dict[str, Any]], classifier: bool, most: int = 5
+) -> list[dict[str, Any]]:
+    """A few rows for /ready to replay: one per class where the rows give them."""
+    if not classifier:
+        return rows[:most]
+    chosen: dict[Any, dict[str, Any]] = {}
+    for row, predicted in zip(rows[:1000], model.predict(rows[:1000]), strict=True):
+        chosen.setdefault(predicted, row)
+    return list(chosen.values())[:most]
+
+
+def _summary(estimator: Any) -> str:
+    if isinstance(estimator, Pipeline):
+        return " -> ".join(type(step).__name__ for _, step in estimator.steps)
+    return type(estimator).__name__
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary file in the same folder, so a reader never sees half a file."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = False) -> Path:
+    """Record the artifact's sha256 in the manifest and write it beside the artifact."""
+    path = artifact.with_suffix(".json")
+    if path.exists() and not replace:
+        raise PackageError(f"{path} exists: pass --force to replace it")
+    manifest["artifact"] = {"file": artifact.name, "sha256": sha256_of(artifact)}
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: describe MODEL.pkl, write MODEL.json; one line on failure, exit 1."""
+    parser = argparse.ArgumentParser(prog="python -m webapp.package", description=__doc__)
+    parser.add_argument("model", type=Path, help="a fitted estimator saved with joblib")
+    parser.add_argument("--data", type=Path, help="a CSV table of rows like the training data")
+    parser.add_argument("--name", help="the model's name (default: the file's stem)")
+    parser.add_argument("--version", default="1.0.0", help="the model's version")
+    parser.add_argument("--target", help="the table's target column, if it has one: left out")
+    parser.add_argument("--force", action="store_true", help="replace an existing manifest")
+    args = parser.parse_args(argv)
+    try:
+        manifest_path = args.model.with_suffix(".json")
+        if manifest_path.exists() and not args.force:
+            raise PackageError(f"{manifest_path} exists: pass --force to replace it")
+        estimator = _load(args.model)
+        table = _read_table(args.data, args.target) if args.data else None
+        manifest = describe(estimator, table, args.name or args.model.stem, args.version)
+        path = write_manifest(manifest, args.model, replace=args.force)
+    except PackageError as exc:
+        print(f"cannot package {args.model}: {exc}", file=sys.stderr)
+        return 1
+    kinds = ", ".join(f"{f['name']} ({f['type']})" for f in manifest["features"])
+    print(f"wrote {path}: {manifest['task']}, {manifest['input']} input: {kinds}")
+    return 0
+
+
+def _load(path: Path) -> Any:
+    try:
+        return joblib.load(path)
+    except OSError as exc:
+        raise PackageError(f"cannot read it: {exc.strerror}") from None
+    except Exception as exc:  # a corrupt or foreign file can raise almost anything
+        raise PackageError(f"cannot unpickle it: {type(exc).__name__}: {exc}") from None
+
+
+def _read_table(path: Path, target: str | None) -> Any:
+    import pandas
+
+    try:
+        table = pandas.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"cannot read {path}: {exc}") from None
+    if target is not None:
+        if target not in table.columns:
+            raise PackageError(f"the table has no column {target!r}")
+        table = table.drop(columns=[target])
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())
