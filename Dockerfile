@@ -3,11 +3,12 @@
 #
 # BASE_IMAGE lets a builder without registry access substitute its own python 3.11 base.
 ARG BASE_IMAGE=python:3.11-slim
-# The sha256 the image serves, as ENV MODEL_SHA256. A literal, because ENV needs a value before
-# any RUN, and every way to build (`gcloud run deploy --source .` takes no build arguments)
-# must pin the same bytes. tests/test_container.py holds it equal to model.json's sha256, and
-# the build boots the app with it, so a stale pin fails the tests and the build, never a boot.
-ARG MODEL_SHA256=c869581cb53c34f01e051dbfcf732b11c31e5698fe11adce93fa7d409214ffd2
+# The manifest's sha256 (model.json records every other file's), as ENV MODEL_SHA256. A literal,
+# because ENV needs a value before any RUN, and every way to build (`gcloud run deploy --source
+# .` takes no build arguments) must pin the same bytes. tests/test_container.py holds it equal
+# to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
+# and the build, never a boot.
+ARG MODEL_SHA256=abb5d040a28875e955ad59cc5dc3175b99d113a6d999af8f47ad9859da98b287
 
 FROM ${BASE_IMAGE} AS build
 
@@ -25,10 +26,10 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-
 
 WORKDIR /app
 COPY webapp/ webapp/
-COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json ./
+COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json model.onnx ./
 
-# Loading the app checks model.pkl against the pin and the manifest, the scikit-learn version
-# and the self-check prediction. Our modules' bytecode is compiled here, like the venv's: the
+# Loading the app checks model.json against the pin, the files it serves from against the
+# manifest, the engine's versions and the self-check prediction. Our modules' bytecode is compiled here, like the venv's: the
 # runtime writes none, and compiling them would cost every start (docs/performance.md). checked-hash pycs stay
 # valid whatever mtimes the copy between stages gives the sources, and never outlive an edit.
 ARG MODEL_SHA256

@@ -54,7 +54,8 @@ SERVICE_NAME ?= iris-predict
 AUTH_FLAG = $(if $(filter 1 true yes,$(ALLOW_UNAUTHENTICATED)),--allow-unauthenticated,--no-allow-unauthenticated)
 # The artifact the function bundle serves: yours with MODEL=path/to/model.pkl.
 MODEL ?= model.pkl
-MODEL_SHA256 = $(shell sha256sum $(MODEL) | cut -d' ' -f1)
+# The pin is the manifest's sha256: the manifest records every other file's.
+MODEL_SHA256 = $(shell sha256sum $(basename $(MODEL)).json | cut -d' ' -f1)
 
 function-bundle: $(VENV)/.runtime  ## build/function: exactly what deploy-function uploads
 	$(BIN)/python gcf/bundle.py build/function --model $(MODEL)
@@ -75,10 +76,10 @@ deploy-run:
 		--cpu 2 --memory 1Gi --set-env-vars WEB_CONCURRENCY=2 --concurrency 2
 
 # Describe your own fitted model for serving: MODEL=path/to/model.pkl [DATA=table.csv].
-package: $(VENV)/.runtime  ## write MODEL's manifest beside it (python -m webapp.package)
+package: $(VENV)/.dev  ## write MODEL's manifest and compiled form beside it (webapp.package)
 	$(BIN)/python -m webapp.package $(MODEL) $(if $(DATA),--data $(DATA))
 
-train: $(VENV)/.runtime  ## retrain model.pkl and model.json
+train: $(VENV)/.dev  ## retrain model.pkl, model.json and model.onnx
 	$(BIN)/python train.py
 
 lint: $(VENV)/.dev

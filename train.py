@@ -62,8 +62,9 @@ def build_pipeline() -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
 
 
-def train(dataset_name: str) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit on a stratified split and return the model with its manifest (sha256 still unset).
+def train(dataset_name: str) -> tuple[Pipeline, dict[str, Any], pandas.DataFrame]:
+    """Fit on a stratified split; return the model, its manifest (sha256 still unset) and the
+    training rows (what the compiled form is verified on, with many more).
 
     The manifest is what `python -m webapp.package` would write for it, given the training
     rows, plus what only this script knows: the valid ranges and units of the domain, the
@@ -106,13 +107,17 @@ def train(dataset_name: str) -> tuple[Pipeline, dict[str, Any]]:
         "test_rows": len(y_test),
         "split_seed": SEED,
     }
-    return model, manifest
+    return model, manifest, table
 
 
-def save(model: Pipeline, manifest: dict[str, Any], output: Path) -> Path:
-    """Write the pickle, then the manifest that pins its sha256; return the manifest's path."""
+def save(
+    model: Pipeline, manifest: dict[str, Any], output: Path, table: pandas.DataFrame | None = None
+) -> Path:
+    """Write the pickle and its verified compiled form, then the manifest that records their
+    sha256; return the manifest's path."""
     output.parent.mkdir(parents=True, exist_ok=True)
     package.write_atomically(output, lambda tmp: joblib.dump(model, tmp))
+    package.compile_into(model, manifest, table, output)
     return package.write_manifest(manifest, output, replace=True)
 
 
@@ -125,14 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    model, manifest = train(args.dataset)
-    manifest_path = save(model, manifest, args.output)
+    model, manifest, table = train(args.dataset)
+    manifest_path = save(model, manifest, args.output, table)
     metrics = manifest["metrics"]
     print(
         f"{manifest['name']}: held-out accuracy {metrics['accuracy']:.4f}, "
         f"macro F1 {metrics['macro_f1']:.4f} on {metrics['test_rows']} rows"
     )
-    print(f"wrote {args.output} (sha256 {manifest['artifact']['sha256']}) and {manifest_path}")
+    compiled = manifest["compiled"]
+    if "file" in compiled:
+        print(f"compiled {compiled['file']}: verified on {compiled['verification']['rows']} rows")
+    else:
+        print(f"not compiled: {compiled['error']}")
+    digest = package.sha256_of(manifest_path)
+    print(f"wrote {args.output} and {manifest_path} (sha256 {digest}: the MODEL_SHA256 pin)")
     return 0
 
 

@@ -3,8 +3,8 @@
     python gcf/bundle.py build/function [--model path/to/model.pkl]
 
 The bundle is main.py (this folder's entry point) at the root, the webapp package, the
-artifact and its manifest, and the pinned runtime requirements: nothing else, no copy kept
-in the repository.
+artifact, its manifest and its compiled form (if it has one), and the pinned runtime
+requirements: nothing else, no copy kept in the repository.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def build(output: Path, model: Path = ROOT / "model.pkl") -> list[Path]:
-    """Write the bundle, serving `model` (and its manifest), into an empty `output`; return
-    the files it holds."""
+    """Write the bundle, serving `model` (its manifest and compiled form beside it), into an
+    empty `output`; return the files it holds."""
     files = {
         "main.py": ROOT / "gcf" / "main.py",
         "model.pkl": model,
         "model.json": model.with_suffix(".json"),
         "requirements.txt": ROOT / "requirements.txt",
     }
+    if model.with_suffix(".onnx").exists():
+        files["model.onnx"] = model.with_suffix(".onnx")
     if output.exists():
         shutil.rmtree(output)
     (output / "webapp").mkdir(parents=True)

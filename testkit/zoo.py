@@ -120,6 +120,27 @@ def column_transformer(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
     return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
 
 
+def categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """A DataFrame with a string column and no missing values: compiled, one input per column."""
+    table = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, ROWS),
+            "income": rng.normal(40, 12, ROWS),
+            "colour": rng.choice(["red", "green", "blue"], ROWS),
+            "size": rng.choice(["s", "m", "l", "xl"], ROWS),
+        }
+    )
+    y = np.where(table["income"] + (table["colour"] == "red") * 10 > 45, "buy", "pass")
+    encode = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), ["age", "income"]),
+            ("colour", OneHotEncoder(), ["colour"]),
+            ("size", OneHotEncoder(handle_unknown="ignore"), ["size"]),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
+
+
 def support_vectors(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """An SVC without probabilities."""
     table = _numbers(rng, 4)
@@ -134,21 +155,33 @@ def nearest_neighbours(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
     return KNeighborsClassifier().fit(table.to_numpy(), y), table, y, False
 
 
+def wide_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """100 trees on 30 features, the benchmark's forest (bench/run.py); not in the zoo."""
+    table = _numbers(rng, 30)
+    y = _classes(table, [0, 1, 2]).astype(int)
+    model = RandomForestClassifier(n_estimators=100, random_state=0).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
 BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any, bool]]] = {
     "random-forest": random_forest,
     "gradient-boosting": gradient_boosting,
     "hist-gradient-boosting": hist_gradient_boosting,
     "string-labels": string_labels,
     "column-transformer": column_transformer,
+    "categories": categories,
     "svc": support_vectors,
     "knn": nearest_neighbours,
 }
 
 
+BENCHMARKED = {"forest-30": wide_forest}
+
+
 def build(name: str, folder: Path) -> Specimen:
     """Fit `name`, save and package it in `folder` with the command, the table then removed."""
-    rng = np.random.default_rng(sorted(BUILDERS).index(name))
-    estimator, table, _, dataframe = BUILDERS[name](rng)
+    rng = np.random.default_rng(sorted([*BUILDERS, *BENCHMARKED]).index(name))
+    estimator, table, _, dataframe = {**BUILDERS, **BENCHMARKED}[name](rng)
     held_out = table.iloc[-HELD_OUT:]
     path = folder / "model.pkl"
     joblib.dump(estimator, path)

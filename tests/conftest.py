@@ -73,9 +73,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def train_into(folder: Path, dataset: str = "iris") -> Path:
     """Train `dataset` into `folder` and return the artifact's path."""
-    model, manifest = train.train(dataset)
+    model, manifest, table = train.train(dataset)
     path = folder / "model.pkl"
-    train.save(model, manifest, path)
+    train.save(model, manifest, path, table)
     return path
 
 

@@ -15,7 +15,7 @@ from sklearn.datasets import load_iris, load_wine
 from testkit.processes import ROOT
 from testkit.samples import SETOSA
 from webapp import create_app
-from webapp.model import load_model
+from webapp.model import load_model, sha256_hex
 from webapp.settings import ConfigError
 
 from .conftest import send_unsized
@@ -174,7 +174,8 @@ def test_probabilities_false_keeps_the_plain_answer(client: FlaskClient) -> None
 def test_metadata(client: FlaskClient, iris_model: Path) -> None:
     document = client.get("/metadata").get_json()
     manifest = json.loads(iris_model.with_suffix(".json").read_text())
-    assert document["sha256"] == manifest["artifact"]["sha256"]
+    assert document["sha256"] == sha256_hex(iris_model.with_suffix(".json").read_bytes())
+    assert document["engine"]["name"] == "onnx"
     assert document["features"] == manifest["features"]
     assert document["classes"][0] == {"value": 0, "label": "setosa"}
     assert (document["task"], document["input"], document["probabilities"]) == (

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from testkit.processes import BIN, ROOT
+from webapp.model import sha256_hex
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -43,10 +44,9 @@ def test_hadolint() -> None:
 def test_model_pin_matches_the_manifest() -> None:
     pins = [args for name, args in instructions() if name == "ARG" and "=" in args]
     pins = [pin for pin in pins if pin.startswith("MODEL_SHA256=")]
-    manifest = json.loads((ROOT / "model.json").read_text())
-    recorded = manifest["artifact"]["sha256"]
-    assert pins == [f"MODEL_SHA256={recorded}"], (
-        f"model.json records {recorded}: set ARG MODEL_SHA256 in the Dockerfile to it"
+    manifest = sha256_hex((ROOT / "model.json").read_bytes())
+    assert pins == [f"MODEL_SHA256={manifest}"], (
+        f"model.json's sha256 is {manifest}: set ARG MODEL_SHA256 in the Dockerfile to it"
     )
 
 
@@ -126,7 +126,7 @@ def test_dockerignore_leaves_out(path: str) -> None:
 @pytest.mark.unit
 def test_dockerignore_keeps_what_the_image_copies() -> None:
     sources = copied_sources()
-    assert {"requirements.txt", "webapp", "model.pkl", "model.json"} <= set(sources)
+    assert {"requirements.txt", "webapp", "model.pkl", "model.json", "model.onnx"} <= set(sources)
     for source in sources:
         path = ROOT / source
         assert path.exists(), f"the Dockerfile copies {source}, which does not exist"

@@ -140,7 +140,7 @@ def test_deployed_bundle_serves_the_contract_from_a_clean_environment(tmp_path: 
     bundle = tmp_path / "function"
     subprocess.run([sys.executable, "gcf/bundle.py", str(bundle)], cwd=ROOT, check=True)
     files = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
-    assert "main.py" in files and "model.pkl" in files and "requirements.txt" in files
+    assert {"main.py", "model.pkl", "model.json", "model.onnx", "requirements.txt"} <= set(files)
     assert not [f for f in files if f.startswith(("tests", "gcf", ".")) or "__pycache__" in f]
 
     env_dir = tmp_path / "venv"
@@ -164,5 +164,7 @@ def test_deployed_bundle_serves_the_contract_from_a_clean_environment(tmp_path: 
         assert " passed" in proc.stdout
         status, _, body = server.request("POST", "/", json.dumps(SETOSA).encode(), JSON)
         assert (status, body) == (200, b'{"prediction":0}')
+        status, _, body = server.request("GET", "/metadata")
+        assert json.loads(body)["engine"]["name"] == "onnx"  # the bundle serves the compiled form
     finally:
         server.stop()

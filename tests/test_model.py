@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture()
 def artifact(iris_model: Path, tmp_path: Path) -> Path:
     """A private copy of the freshly trained artifact and manifest, free to damage."""
-    for suffix in (".pkl", ".json"):
+    for suffix in (".pkl", ".json", ".onnx"):
         shutil.copy(iris_model.with_suffix(suffix), tmp_path / f"model{suffix}")
     return tmp_path / "model.pkl"
 
@@ -33,14 +33,60 @@ def rewrite_manifest(path: Path, **changes: object) -> None:
 
 
 def test_loads_and_predicts(artifact: Path) -> None:
+    for engine in ("auto", "onnx", "sklearn"):
+        model = load_model(artifact, engine=engine)
+        assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]
+        assert model.sha256 == sha256_hex(artifact.with_suffix(".json").read_bytes())
+        assert model.engine.name == ("sklearn" if engine == "sklearn" else "onnx")
+        model.self_check()
+
+
+def test_pin_covers_the_manifest(artifact: Path) -> None:
+    """MODEL_SHA256 is the manifest's sha256; a pin of the pickle's says what changed."""
+    manifest = sha256_hex(artifact.with_suffix(".json").read_bytes())
+    assert load_model(artifact, manifest).sha256 == manifest
+    with pytest.raises(ArtifactError, match="that is model.pkl's: MODEL_SHA256 now pins"):
+        load_model(artifact, sha256_hex(artifact.read_bytes()))
+
+
+def test_tampered_compiled_form_stops_the_load(artifact: Path) -> None:
+    compiled = artifact.with_suffix(".onnx")
+    data = bytearray(compiled.read_bytes())
+    data[-5] ^= 0x01
+    compiled.write_bytes(bytes(data))
+    for engine in ("auto", "onnx"):
+        with pytest.raises(ArtifactError, match="model.onnx has sha256 .* the manifest records"):
+            load_model(artifact, engine=engine)
+    assert load_model(artifact, engine="sklearn").engine.name == "sklearn"  # never reads it
+
+
+def test_missing_compiled_form_stops_the_load(artifact: Path) -> None:
+    artifact.with_suffix(".onnx").unlink()
+    with pytest.raises(ArtifactError, match="cannot read .*model.onnx"):
+        load_model(artifact)
+
+
+def test_compiled_under_another_onnxruntime_is_not_served(artifact: Path) -> None:
+    """Never served blindly: scikit-learn serves it (auto), or the boot stops (onnx)."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    compiled = manifest["compiled"]
+    compiled["versions"]["onnxruntime"] = "1.0.0"
+    rewrite_manifest(artifact, compiled=compiled)
     model = load_model(artifact)
-    assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]
-    assert model.sha256 == sha256_hex(artifact.read_bytes())
-    model.self_check()
+    assert model.engine.name == "sklearn"
+    assert "verified with onnxruntime 1.0.0" in model.why
+    with pytest.raises(ArtifactError, match="ENGINE=onnx, but .*onnxruntime 1.0.0"):
+        load_model(artifact, engine="onnx")
 
 
-def test_pin_that_matches_is_accepted(artifact: Path) -> None:
-    assert load_model(artifact, sha256_hex(artifact.read_bytes())).sha256
+def test_model_without_compiled_form_is_served_by_scikit_learn(artifact: Path) -> None:
+    rewrite_manifest(artifact, compiled={"error": "skl2onnx cannot convert it"})
+    model = load_model(artifact)
+    assert model.engine.name == "sklearn"
+    assert "no compiled form (skl2onnx cannot convert it)" in model.why
+    assert model.describe()["engine"] == {"name": "sklearn", "why": model.why}
+    with pytest.raises(ArtifactError, match="ENGINE=onnx, but the model has no compiled form"):
+        load_model(artifact, engine="onnx")
 
 
 def test_missing_artifact(tmp_path: Path) -> None:
@@ -58,7 +104,7 @@ def test_unreadable_artifact(artifact: Path) -> None:
     artifact.unlink()
     artifact.mkdir()
     with pytest.raises(ArtifactError, match="cannot read"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_tampered_artifact(artifact: Path) -> None:
@@ -66,7 +112,7 @@ def test_tampered_artifact(artifact: Path) -> None:
     data[-10] ^= 0xFF
     artifact.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="the manifest records"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_mis_pinned_artifact(artifact: Path) -> None:
@@ -81,7 +127,7 @@ def test_corrupt_artifact_with_matching_manifest(artifact: Path) -> None:
         artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
     )
     with pytest.raises(ArtifactError, match="cannot be unpickled"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_manifest_not_json(artifact: Path) -> None:
@@ -94,12 +140,12 @@ def test_manifest_from_another_sklearn(artifact: Path) -> None:
     manifest = json.loads(artifact.with_suffix(".json").read_text())
     rewrite_manifest(artifact, versions={**manifest["versions"], "scikit-learn": "0.24.2"})
     with pytest.raises(ArtifactError, match="trained with scikit-learn 0.24.2"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """InconsistentVersionWarning is an error here, even if the manifest was made to agree."""
-    model, manifest = train.train("iris")
+    model, manifest, _ = train.train("iris")
     monkeypatch.setattr(sklearn.base, "__version__", "1.0.0")
     joblib.dump(model, artifact)
     monkeypatch.undo()
@@ -107,21 +153,21 @@ def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyP
         artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
     )
     with pytest.raises(ArtifactError, match="pickled by another scikit-learn version"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_manifest_features_must_match_estimator(artifact: Path) -> None:
     manifest = json.loads(artifact.with_suffix(".json").read_text())
     rewrite_manifest(artifact, features=manifest["features"][:3])
     with pytest.raises(ArtifactError, match="takes 4 features, the manifest lists 3"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_manifest_classes_must_match_estimator(artifact: Path) -> None:
     manifest = json.loads(artifact.with_suffix(".json").read_text())
     rewrite_manifest(artifact, classes=manifest["classes"][:2])
     with pytest.raises(ArtifactError, match="classes"):
-        load_model(artifact)
+        load_model(artifact, engine="sklearn")
 
 
 def test_self_check_catches_a_model_that_changed(artifact: Path) -> None:
@@ -138,28 +184,3 @@ def test_probabilities_are_keyed_by_label(artifact: Path) -> None:
     (proba,) = load_model(artifact).predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))
     assert list(proba) == ["setosa", "versicolor", "virginica"]
     assert max(proba, key=proba.__getitem__) == "setosa"
-
-
-def test_other_estimators_are_served_by_scikit_learn(artifact: Path) -> None:
-    from sklearn.datasets import load_iris
-    from sklearn.tree import DecisionTreeClassifier
-
-    data = load_iris()
-    tree = DecisionTreeClassifier(random_state=0).fit(data.data, data.target)
-    joblib.dump(tree, artifact)
-    rewrite_manifest(
-        artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
-    )
-    model = load_model(artifact)
-    assert model._predict == model.estimator.predict
-    assert model.predict(data.data) == tree.predict(data.data).tolist()
-
-
-def test_fast_path_that_disagrees_is_not_used(
-    artifact: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from webapp.model import LinearPipeline
-
-    monkeypatch.setattr(LinearPipeline, "predict", lambda self, rows: np.zeros(len(rows), int))
-    model = load_model(artifact)
-    assert model._predict == model.estimator.predict

@@ -110,8 +110,9 @@ def flask_client() -> FlaskClient:
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    """The loaded artifact, to compute the predictions a valid request must get."""
-    return create_app().extensions["prediction_service"].model
+    """The artifact served by scikit-learn itself, for the predictions a valid request must get
+    (the apps above serve its compiled form)."""
+    return create_app({"ENGINE": "sklearn"}).extensions["prediction_service"].model
 
 
 def check(
@@ -143,7 +144,7 @@ def check(
         return
     assert status == 200, (body, answer)
     matrix, batch = expected
-    predicted = [int(c) for c in model.estimator.predict(np.asarray(matrix))]
+    predicted = [int(c) for c in model.engine.estimator.predict(np.asarray(matrix))]
     results = answer["predictions"] if batch else [answer]
     assert len(results) == len(predicted)
     if probabilities:

@@ -27,24 +27,47 @@ STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
 }
 
 
+# (damage, the engine asked for, what the refusal says). The compiled engine never reads the
+# pickle, so the pickle's damages are shown to the engine that does.
+DAMAGES = {
+    "missing-manifest": ("auto", "cannot read"),
+    "missing-compiled": ("auto", "cannot read"),
+    "tampered-compiled": ("auto", "the manifest records"),
+    "tampered-manifest": ("auto", "MODEL_SHA256 pins"),
+    "pin": ("auto", "MODEL_SHA256 pins"),
+    "missing": ("sklearn", "cannot read"),
+    "tampered": ("sklearn", "the manifest records"),
+    "corrupt": ("sklearn", "cannot be unpickled"),
+    "wrong-version": ("sklearn", "trained with scikit-learn 1.2.2"),
+}
+
+
 def damaged_copy(iris_model: Path, folder: Path, damage: str) -> Path:
-    """A copy of the artifact broken in one of the ways a deployment can break it."""
-    for suffix in (".pkl", ".json"):
+    """A copy of the model broken in one of the ways a deployment can break it."""
+    for suffix in (".pkl", ".json", ".onnx"):
         shutil.copy(iris_model.with_suffix(suffix), folder / f"model{suffix}")
     path = folder / "model.pkl"
     manifest = json.loads(path.with_suffix(".json").read_text())
     if damage == "missing":
         path.unlink()
-    elif damage == "tampered":
-        data = bytearray(path.read_bytes())
+    elif damage in ("tampered", "tampered-compiled"):
+        damaged = path if damage == "tampered" else path.with_suffix(".onnx")
+        data = bytearray(damaged.read_bytes())
         data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
+        damaged.write_bytes(bytes(data))
     elif damage == "corrupt":
         path.write_bytes(b"garbage")
         manifest["artifact"]["sha256"] = sha256_hex(b"garbage")
     elif damage == "wrong-version":
         manifest["versions"]["scikit-learn"] = "1.2.2"
-    path.with_suffix(".json").write_text(json.dumps(manifest))
+    elif damage == "tampered-manifest":
+        manifest["features"][0]["max"] = 1e9  # pinned below: the pin no longer matches
+    elif damage == "missing-compiled":
+        path.with_suffix(".onnx").unlink()
+    if damage == "missing-manifest":
+        path.with_suffix(".json").unlink()
+    else:
+        path.with_suffix(".json").write_text(json.dumps(manifest))
     return path
 
 
@@ -63,19 +86,24 @@ def run_to_exit(server: Server, timeout: float = 20.0) -> tuple[int, str, float]
 
 
 @pytest.mark.parametrize("target", sorted(STARTERS))
-@pytest.mark.parametrize("damage", ["missing", "tampered", "corrupt", "wrong-version", "pin"])
+@pytest.mark.parametrize("damage", list(DAMAGES))
 def test_bad_artifact_stops_the_boot(
     target: str, damage: str, iris_model: Path, tmp_path: Path
 ) -> None:
+    pinned = sha256_hex(iris_model.with_suffix(".json").read_bytes())
     path = damaged_copy(iris_model, tmp_path, damage)
-    env = {"MODEL_PATH": str(path)}
+    engine, says = DAMAGES[damage]
+    env = {"MODEL_PATH": str(path), "ENGINE": engine}
     if damage == "pin":
         env["MODEL_SHA256"] = "f" * 64
+    elif damage == "tampered-manifest":
+        env["MODEL_SHA256"] = pinned
     code, output, seconds = run_to_exit(STARTERS[target](env))
     assert code != 0
     assert seconds < 15
     refusals = [line for line in output.splitlines() if "refusing to start" in line]
     assert len(refusals) == 1, output
+    assert says in refusals[0], refusals
     assert "Listening at" not in output and "Booting worker" not in output
 
 

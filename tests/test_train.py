@@ -85,14 +85,14 @@ PROBABILITY_TOLERANCE = 1e-9
 def test_committed_artifact_is_what_training_produces(iris_model: Path) -> None:
     """Retraining with the pinned requirements gives the committed model's every prediction,
     and its probabilities up to the last bits that the BLAS kernel decides."""
-    committed = load_model(ROOT / "model.pkl")
-    retrained = load_model(iris_model)
+    committed = load_model(ROOT / "model.pkl", engine="sklearn")
+    retrained = load_model(iris_model, engine="sklearn")
     box = np.random.default_rng(0).uniform(0.01, 100, size=(100_000, 4))
     for X in (load_iris().data, box):
         assert committed.predict(X) == retrained.predict(X)
         np.testing.assert_allclose(
-            retrained.estimator.predict_proba(X),
-            committed.estimator.predict_proba(X),
+            retrained.engine.predict_proba(X),
+            committed.engine.predict_proba(X),
             rtol=0,
             atol=PROBABILITY_TOLERANCE,
         )

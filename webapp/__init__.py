@@ -24,7 +24,7 @@ def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionS
 
     settings = Settings.from_mapping(config)
     return PredictionService(
-        load_model(settings.model_path, settings.model_sha256), settings, debug
+        load_model(settings.model_path, settings.model_sha256, settings.engine), settings, debug
     )
 
 

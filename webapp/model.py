@@ -1,25 +1,23 @@
-"""The model artifact: load and verify it, describe it, predict with it. No Flask here.
+"""The model: its manifest, verified files and the engine that answers for it. No Flask here.
 
-A pickle is code: loading one runs whatever it says. So the bytes are hashed and compared
-with the manifest and the deploy-time pin before anything is unpickled, and an artifact from
-another scikit-learn version is refused rather than trusted to behave the same.
+The manifest (model.json beside model.pkl, docs/manifest.md) records the sha256 of every
+file it names; MODEL_SHA256 pins the manifest's own. So one pin covers everything that is
+loaded, and nothing is loaded before its bytes are checked. Two engines answer alike: the
+compiled ONNX form, proven equal to the estimator when it was packaged (onnx_engine.py), and
+the pickled estimator itself (sklearn_engine.py), the fallback. Only the one chosen is imported.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import math
 import os
-import sys
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -93,124 +91,40 @@ class Feature:
         return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
 
 
-class LinearPipeline:
-    """StandardScaler then LogisticRegression, as plain numpy: the same arithmetic, in order.
-
-    scikit-learn spends far longer validating a one-row input than on its arithmetic; this
-    does only the arithmetic, exactly as StandardScaler.transform and
-    LogisticRegression.decision_function/predict do it. Model proves it agrees with
-    `estimator.predict` before using it, and falls back to scikit-learn for anything else.
-    """
-
-    def __init__(self, estimator: Any) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
-            raise TypeError("not a two-step pipeline")
-        scaler, classifier = (step for _, step in estimator.steps)
-        if type(scaler) is not StandardScaler or type(classifier) is not LogisticRegression:
-            raise TypeError("not StandardScaler -> LogisticRegression")
-        if classifier.coef_.shape[0] < 2:
-            raise TypeError("binary logistic regression thresholds differently")
-        self.mean = scaler.mean_ if scaler.with_mean else None
-        self.scale = scaler.scale_ if scaler.with_std else None
-        self.coef_t = classifier.coef_.T
-        self.intercept = classifier.intercept_
-        self.classes = classifier.classes_
-
-    def predict(self, rows: np.ndarray) -> np.ndarray:
-        if self.mean is not None:
-            rows = rows - self.mean
-        if self.scale is not None:
-            rows = rows / self.scale
-        return self.classes[(rows @ self.coef_t + self.intercept).argmax(axis=1)]
-
-
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 
 
-class Model:
-    """A verified estimator with its manifest: the only object that calls into scikit-learn."""
+class Engine(Protocol):
+    """What answers for a model: the compiled graph or the estimator, indistinguishably."""
 
-    def __init__(self, estimator: Any, manifest: dict[str, Any], sha256: str) -> None:
-        self.estimator = estimator
+    name: str
+    tolerance: float  # relative, for regression outputs against those the manifest records
+
+    def predict(self, rows: Rows) -> list[Any]:
+        """What the estimator's predict() gives for each row, as JSON values."""
+
+    def predict_proba(self, rows: Rows) -> Any:
+        """What the estimator's predict_proba() gives: a float array, a column per class."""
+
+
+class Model:
+    """A verified manifest and the engine that answers for it."""
+
+    def __init__(self, manifest: dict[str, Any], sha256: str, engine: Engine, why: str) -> None:
         self.manifest = manifest
-        self.sha256 = sha256
-        self.features = tuple(Feature.from_manifest(f) for f in manifest["features"])
+        self.sha256 = sha256  # the manifest's: what MODEL_SHA256 pins
+        self.engine = engine
+        self.why = why  # why this engine serves, for the log and /metadata
+        self.features = features_of(manifest)
         self.feature_names = tuple(f.name for f in self.features)
         self.numeric = all(f.numeric for f in self.features)
-        self.dataframe = manifest["input"] == "dataframe"
         self.classification = manifest["task"] == "classification"
         classes = manifest.get("classes", []) if self.classification else []
         self.classes = [c["value"] for c in classes]
         self.labels = {c["value"]: str(c["label"]) for c in classes}
         self.probabilities = self.classification and bool(manifest.get("probabilities"))
-        self._check_consistency()
-        self._predict = self._fastest_exact_predict()
-
-    def _check_consistency(self) -> None:
-        """The estimator must take the manifest's features and predict its classes."""
-        methods = ["predict", "predict_proba"] if self.probabilities else ["predict"]
-        for method in methods:
-            if not callable(getattr(self.estimator, method, None)):
-                raise ArtifactError(f"the estimator has no {method}() method")
-        n_features = getattr(self.estimator, "n_features_in_", len(self.features))
-        if n_features != len(self.features):
-            raise ArtifactError(
-                f"the estimator takes {n_features} features, the manifest lists "
-                f"{len(self.features)}"
-            )
-        names = getattr(self.estimator, "feature_names_in_", None)
-        if self.dataframe and (names is None or list(names) != list(self.feature_names)):
-            raise ArtifactError("the estimator was not fitted on the manifest's columns")
-        if self.classification:
-            classes = np.asarray(getattr(self.estimator, "classes_", [])).tolist()
-            if classes != self.classes or [type(c) for c in classes] != [
-                type(c) for c in self.classes
-            ]:
-                raise ArtifactError(
-                    f"the estimator's classes {classes} differ from the manifest's {self.classes}"
-                )
-            if len(set(self.labels.values())) != len(self.labels):
-                raise ArtifactError("two classes have the same label")
-
-    def _fastest_exact_predict(self) -> Any:
-        """The numpy fast path if it gives `estimator.predict`'s answers, else scikit-learn's."""
-        if self.dataframe or not self.numeric:
-            return self.estimator.predict
-        try:
-            fast = LinearPipeline(self.estimator)
-        except TypeError:
-            return self.estimator.predict
-        probe = self.verification_rows()
-        if np.array_equal(fast.predict(probe), self.estimator.predict(probe)):
-            log.info("using the numpy fast path, verified on %d rows", len(probe))
-            return fast.predict
-        log.warning("numpy fast path disagrees with scikit-learn; using scikit-learn")
-        return self.estimator.predict
-
-    def verification_rows(self, count: int = 5_000, seed: int = 0) -> np.ndarray:
-        """Rows to compare two predictors on: the training box, its surroundings, the extremes.
-
-        Random points across each feature's training range widened threefold, the self-check
-        rows, and points on the valid range's bounds, where rounding is most likely to differ.
-        Numbers only.
-        """
-        rng = np.random.default_rng(seed)
-        spec = self.manifest["features"]
-        low = np.array([f.get("train_min", -1.0) for f in spec], dtype=np.float64)
-        high = np.array([f.get("train_max", 1.0) for f in spec], dtype=np.float64)
-        width = np.maximum(high - low, 1.0)
-        valid_low = np.array([-np.inf if f.min is None else f.min for f in self.features])
-        valid_high = np.array([np.inf if f.max is None else f.max for f in self.features])
-        lo = np.maximum(low - width, valid_low)
-        hi = np.minimum(high + width, valid_high)
-        box = rng.uniform(lo, hi, size=(count, len(spec)))
-        checks = self.matrix(self.columns(self.manifest["self_check"]["instances"]))
-        edges = np.where(np.isfinite(valid_high), valid_high, hi)
-        return np.vstack([box, checks, edges])
+        if len(set(self.labels.values())) != len(self.labels):
+            raise ArtifactError("two classes have the same label")
 
     def columns(self, instances: Sequence[Any]) -> list[list[Any]]:
         """Instances (objects by feature name, or arrays in feature order) as columns."""
@@ -219,26 +133,14 @@ class Model:
             for n, name in enumerate(self.feature_names)
         ]
 
-    def matrix(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
-        """Numeric columns as a float matrix, null as NaN."""
-        return np.array(columns, dtype=np.float64).T.reshape(-1, len(self.features))
-
-    def estimator_input(self, rows: Rows) -> Any:
-        """What the estimator takes: a DataFrame with its columns' dtypes, or a 2-D array."""
-        if isinstance(rows, np.ndarray) and not self.dataframe:
-            return rows
-        return estimator_input(self.features, self.dataframe, rows)
-
     def predict(self, rows: Rows) -> list[Any]:
         """What the estimator predicts for each row, as JSON values (int, float, str, bool)."""
-        predicted: list[Any] = np.asarray(self._predict(self.estimator_input(rows))).tolist()
-        return predicted
+        return self.engine.predict(rows)
 
     def predict_proba(self, rows: Rows) -> list[dict[str, float]]:
         """Per-class probabilities keyed by label, one mapping per row, to 12 decimal places."""
         labels = [self.labels[c] for c in self.classes]
-        proba = self.estimator.predict_proba(self.estimator_input(rows))
-        rounded = np.round(proba, PROBABILITY_DECIMALS).tolist()
+        rounded = np.round(self.engine.predict_proba(rows), PROBABILITY_DECIMALS).tolist()
         return [dict(zip(labels, row, strict=True)) for row in rounded]
 
     def self_check(self) -> None:
@@ -248,61 +150,25 @@ class Model:
         expected = list(check["predictions"])
         if self.classification:
             same = got == expected
-        else:  # regression outputs: the last bits may follow the CPU's BLAS kernel
+        else:  # regression outputs: the last bits follow the engine and the CPU's BLAS kernel
             same = len(got) == len(expected) and all(
-                math.isclose(g, e, rel_tol=1e-9, abs_tol=1e-12)
+                math.isclose(g, e, rel_tol=self.engine.tolerance, abs_tol=1e-12)
                 for g, e in zip(got, expected, strict=True)
             )
         if not same:
             raise ArtifactError("self-check predictions differ from those recorded for them")
 
     def describe(self) -> dict[str, Any]:
-        """The manifest's public facts, for GET /metadata."""
+        """The manifest's public facts, for GET /metadata, and which engine serves."""
         public = "name version task estimator input features classes probabilities metrics versions"
         facts: dict[str, Any] = {k: self.manifest[k] for k in public.split() if k in self.manifest}
-        return {"sha256": self.sha256, **facts}
+        engine = {"name": self.engine.name, "why": self.why}
+        return {"sha256": self.sha256, **facts, "engine": engine}
 
 
-def estimator_input(features: Sequence[Feature], dataframe: bool, rows: Rows) -> Any:
-    """Rows (a float matrix, or one sequence per feature) as the estimator takes them: a
-    pandas DataFrame with its columns' dtypes when it was fitted on one, else a 2-D array."""
-    columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
-    typed = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
-    if dataframe:
-        import pandas
-
-        return pandas.DataFrame(typed, columns=[f.name for f in features])
-    kind = np.float64 if all(f.numeric for f in features) else object
-    return np.array(list(typed.values()), dtype=kind).T.reshape(-1, len(features))
-
-
-def _column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
-    """One feature's values as the estimator's training data had them: floats with NaN for
-    numbers, int64 for integers without nulls, objects with NaN for categories."""
-    missing = None in values  # (a list's own search: no value equals None but None)
-    if feature.type == "category":
-        # NaN, as pandas reads a missing string: scikit-learn's imputers look for NaN, not None
-        return np.array(
-            [np.nan if v is None else v for v in values] if missing else values, dtype=object
-        )
-    if feature.type == "integer" and not missing:
-        return np.array(values, dtype=np.int64)
-    return np.array(values, dtype=np.float64)
-
-
-@contextmanager
-def _pandas_kept_out(keep_out: bool) -> Iterator[None]:
-    """scikit-learn imports pandas whenever it is installed, though only a model fitted on a
-    DataFrame needs it: for any other, pandas stays out while scikit-learn is first imported
-    (a part of the cold start and of every worker's memory, docs/performance.md)."""
-    blocked = keep_out and "pandas" not in sys.modules and "sklearn" not in sys.modules
-    if blocked:
-        sys.modules["pandas"] = None  # type: ignore[assignment]  # import pandas: ImportError
-    try:
-        yield
-    finally:
-        if blocked and sys.modules.get("pandas", False) is None:
-            del sys.modules["pandas"]
+def features_of(manifest: dict[str, Any]) -> tuple[Feature, ...]:
+    """The manifest's features; ValueError or KeyError if one is malformed."""
+    return tuple(Feature.from_manifest(f) for f in manifest["features"])
 
 
 def sha256_hex(data: bytes) -> str:
@@ -310,65 +176,122 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_model(path: Path, pinned_sha256: str | None = None) -> Model:
-    """Read, verify and unpickle the artifact at `path`, with its manifest beside it.
+def load_model(path: Path, pinned_sha256: str | None = None, engine: str = "auto") -> Model:
+    """The model whose pickle is at `path`, served by `engine`: its manifest and compiled
+    form are beside it, with the same name (MODEL.json, MODEL.onnx).
 
-    Raises ArtifactError for a missing, unreadable, corrupt, tampered, mis-pinned or
-    version-mismatched artifact; nothing is unpickled before the hash checks pass.
+    "auto" serves the compiled form where the manifest has a verified one for this
+    onnxruntime, else the pickle; "onnx" and "sklearn" insist. Raises ArtifactError for a
+    missing, unreadable, corrupt, tampered, mis-pinned or version-mismatched file; nothing is
+    unpickled or handed to onnxruntime before its sha256 matches.
     """
     manifest_path = path.with_suffix(".json")
     try:
-        data = path.read_bytes()
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        text = manifest_path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    digest = sha256_hex(text)
+    if pinned_sha256 is not None and digest != pinned_sha256:
+        raise ArtifactError(_pin_mismatch(manifest_path, digest, pinned_sha256))
+    try:
+        manifest = json.loads(text)
     except ValueError as exc:
         raise ArtifactError(f"manifest {manifest_path} is not valid JSON: {exc}") from None
-
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise ArtifactError(
             f"manifest {manifest_path} has format {found!r}, this service reads format "
             f"{MANIFEST_FORMAT}: write it again with `python -m webapp.package {path}`"
         )
-    digest = sha256_hex(data)
     try:
-        recorded = manifest["artifact"]["sha256"]
-        trained_with = manifest["versions"]["scikit-learn"]
-    except (KeyError, TypeError):
-        raise ArtifactError(f"manifest {manifest_path} lacks artifact.sha256 or versions") from None
-    if digest != recorded:
-        raise ArtifactError(f"{path} has sha256 {digest}, the manifest records {recorded}")
-    if pinned_sha256 is not None and digest != pinned_sha256:
-        raise ArtifactError(f"{path} has sha256 {digest}, MODEL_SHA256 pins {pinned_sha256}")
-    with _pandas_kept_out(manifest.get("input") != "dataframe"):
-        import joblib
-        import sklearn
-        from sklearn.exceptions import InconsistentVersionWarning
-    if trained_with != sklearn.__version__:
-        raise ArtifactError(
-            f"{path} was trained with scikit-learn {trained_with}, "
-            f"this environment has {sklearn.__version__}"
-        )
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", InconsistentVersionWarning)
-            estimator = joblib.load(io.BytesIO(data))
-    except InconsistentVersionWarning as exc:
-        raise ArtifactError(f"{path} was pickled by another scikit-learn version: {exc}") from None
-    except Exception as exc:  # a corrupt pickle can raise almost anything
-        raise ArtifactError(f"{path} cannot be unpickled: {type(exc).__name__}") from None
-
-    try:
-        model = Model(estimator, manifest, digest)
+        chosen, why = _engine(path, manifest, engine)
+        model = Model(manifest, digest, chosen, why)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest {manifest_path} is malformed: {exc!r}") from None
     log.info(
-        "loaded model %s %s (sha256 %s) in pid %d",
-        model.manifest["name"],
-        model.manifest["version"],
+        "loaded model %s %s (manifest sha256 %s) in pid %d, served by %s: %s",
+        manifest["name"],
+        manifest["version"],
         digest[:12],
         os.getpid(),
+        chosen.name,
+        why,
     )
     return model
+
+
+def _engine(path: Path, manifest: dict[str, Any], choice: str) -> tuple[Engine, str]:
+    """The engine to serve with, and why: the compiled form if it may, else the pickle."""
+    compiled = manifest.get("compiled") or {}
+    if choice != "sklearn":
+        why_not = _cannot_run_compiled(compiled)
+        if why_not is None:
+            from .onnx_engine import OnnxEngine
+
+            graph = verified_bytes(path.with_suffix(".onnx"), compiled["sha256"])
+            engine = OnnxEngine(
+                graph,
+                compiled,
+                features_of(manifest),
+                _classes(manifest),
+                bool(manifest.get("probabilities")),
+            )
+            rows = compiled["verification"]["rows"]
+            return engine, f"the compiled form, verified on {rows} rows against the estimator"
+        if choice == "onnx":
+            raise ArtifactError(f"ENGINE=onnx, but {why_not}")
+        log.warning("serving with scikit-learn: %s", why_not)
+    else:
+        why_not = "ENGINE=sklearn"
+    from .sklearn_engine import SklearnEngine
+
+    pickle = verified_bytes(path, manifest["artifact"]["sha256"])
+    return SklearnEngine.load(pickle, path, manifest), why_not
+
+
+def _cannot_run_compiled(compiled: dict[str, Any]) -> str | None:
+    """Why the compiled form cannot serve here, or None if it can."""
+    if "file" not in compiled:
+        return f"the model has no compiled form ({compiled.get('error', 'not compiled')})"
+    try:
+        from .onnx_engine import runtime_version
+    except ImportError:
+        return "onnxruntime is not installed"
+    recorded, installed = compiled["versions"]["onnxruntime"], runtime_version()
+    if recorded != installed:
+        return (
+            f"the compiled form was verified with onnxruntime {recorded}, this environment has "
+            f"{installed}: package the model again to verify it here"
+        )
+    return None
+
+
+def _classes(manifest: dict[str, Any]) -> list[Any] | None:
+    if manifest["task"] != "classification":
+        return None
+    return [c["value"] for c in manifest["classes"]]
+
+
+def verified_bytes(path: Path, recorded: str) -> bytes:
+    """A file read whole and checked against the sha256 the manifest records for it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    digest = sha256_hex(data)
+    if digest != recorded:
+        raise ArtifactError(f"{path} has sha256 {digest}, the manifest records {recorded}")
+    return data
+
+
+def _pin_mismatch(manifest_path: Path, digest: str, pinned: str) -> str:
+    """The refusal for a pin that is not the manifest's sha256; it says so if it is the
+    pickle's, the meaning MODEL_SHA256 had before the manifest covered every file."""
+    message = f"{manifest_path} has sha256 {digest}, MODEL_SHA256 pins {pinned}"
+    pickle = manifest_path.with_suffix(".pkl")
+    try:
+        if sha256_hex(pickle.read_bytes()) == pinned:
+            message += f" (that is {pickle.name}'s: MODEL_SHA256 now pins the manifest)"
+    except OSError:
+        pass
+    return message

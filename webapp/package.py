@@ -34,7 +34,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from .model import MANIFEST_FORMAT, Feature, estimator_input
+from .model import MANIFEST_FORMAT, Feature
+from .sklearn_engine import estimator_input
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
 # largest float, then smaller ones. Integers start at 2**53, beyond which floats skip some.
@@ -68,6 +69,7 @@ def describe(
     if table is not None:
         table = table[names]
     encoders = dict(_encoders(estimator, names))
+    imputed = _imputed_columns(estimator, names)
     features = [_feature(column, encoders.get(column), table) for column in names]
     model = _Probe(estimator, features, dataframe)
     rows = _sample_rows(features, table)
@@ -75,7 +77,8 @@ def describe(
     if np.ndim(first) != 1:
         raise PackageError("multi-output models are not supported: predict() gives a table")
     for feature in features:
-        _check_nulls(model, rows[0], feature)
+        seen_missing = table is None or bool(table[feature["name"]].isna().any())
+        _check_nulls(model, rows[0], feature, feature["name"] in imputed or seen_missing)
         _check_categories(model, rows[0], feature)
         _check_bounds(model, rows[0], feature)
     _check_corners(model, rows[0], features)
@@ -180,6 +183,29 @@ def _encoders(estimator: Any, names: list[str]) -> Iterator[tuple[str, Any]]:
         yield from ((column, (encoder, i)) for i, column in enumerate(names))
 
 
+def _imputed_columns(estimator: Any, names: list[str]) -> set[str]:
+    """The columns an imputer fills in: all of them if a pipeline step before the estimator
+    is one, else those a ColumnTransformer hands to one."""
+    from sklearn.impute import KNNImputer, SimpleImputer
+
+    def imputes(step: Any) -> bool:
+        steps = step.steps if isinstance(step, Pipeline) else [("", step)]
+        return any(isinstance(s, (SimpleImputer, KNNImputer)) for _, s in steps)
+
+    steps = estimator.steps[:-1] if isinstance(estimator, Pipeline) else []
+    if any(imputes(step) for _, step in steps):
+        return set(names)
+    first = steps[0][1] if steps else None
+    if not isinstance(first, ColumnTransformer):
+        return set()
+    return {
+        column
+        for _, transformer, columns in first.transformers_
+        if imputes(transformer)
+        for column in _column_names(columns, names)
+    }
+
+
 def _column_names(columns: Any, names: list[str]) -> list[str]:
     if isinstance(columns, str):
         return [columns]
@@ -245,9 +271,13 @@ def _sample_rows(features: list[dict[str, Any]], table: Any) -> list[dict[str, A
     return [made_up]
 
 
-def _check_nulls(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
-    """Nullable only if the estimator takes a missing value there: imputed, or its own."""
-    feature["nullable"] = model.works([{**row, feature["name"]: None}])
+def _check_nulls(
+    model: _Probe, row: dict[str, Any], feature: dict[str, Any], expected: bool
+) -> None:
+    """Nullable only if the estimator takes a missing value there, and a missing value is to
+    be expected: the pipeline imputes it, or the table has some. An estimator that takes NaN
+    itself (trees, HistGradientBoosting*) but never saw one there guesses where it goes."""
+    feature["nullable"] = expected and model.works([{**row, feature["name"]: None}])
 
 
 def _check_categories(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
@@ -330,12 +360,30 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact: Path) -> None:
+    """Compile the estimator to MODEL.onnx beside the artifact, verified (compile.py), and
+    record the outcome in the manifest: the file's entry, or why there is none."""
+    from .compile import compile_model
+
+    target = artifact.with_suffix(".onnx")
+    entry, graph = compile_model(estimator, manifest, table, target.name)
+    manifest["compiled"] = entry
+    if graph is None:
+        target.unlink(missing_ok=True)  # an earlier compiled form no longer describes the model
+    else:
+        write_atomically(target, lambda tmp: tmp.write_bytes(graph))
+
+
 def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = False) -> Path:
-    """Record the artifact's sha256 in the manifest and write it beside the artifact."""
+    """Record the sha256 of the artifact and of its compiled form in the manifest, and write
+    it beside the artifact."""
     path = artifact.with_suffix(".json")
     if path.exists() and not replace:
         raise PackageError(f"{path} exists: pass --force to replace it")
     manifest["artifact"] = {"file": artifact.name, "sha256": sha256_of(artifact)}
+    compiled = manifest.get("compiled", {})
+    if "file" in compiled:
+        compiled["sha256"] = sha256_of(artifact.parent / compiled["file"])
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
@@ -352,18 +400,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace an existing manifest")
     args = parser.parse_args(argv)
     try:
-        manifest_path = args.model.with_suffix(".json")
-        if manifest_path.exists() and not args.force:
-            raise PackageError(f"{manifest_path} exists: pass --force to replace it")
+        for written in (args.model.with_suffix(".json"), args.model.with_suffix(".onnx")):
+            if written.exists() and not args.force:
+                raise PackageError(f"{written} exists: pass --force to replace it")
         estimator = _load(args.model)
         table = _read_table(args.data, args.target) if args.data else None
         manifest = describe(estimator, table, args.name or args.model.stem, args.version)
+        compile_into(estimator, manifest, table, args.model)
         path = write_manifest(manifest, args.model, replace=args.force)
     except PackageError as exc:
         print(f"cannot package {args.model}: {exc}", file=sys.stderr)
         return 1
     kinds = ", ".join(f"{f['name']} ({f['type']})" for f in manifest["features"])
     print(f"wrote {path}: {manifest['task']}, {manifest['input']} input: {kinds}")
+    compiled = manifest["compiled"]
+    if "file" in compiled:
+        rows = compiled["verification"]["rows"]
+        print(
+            f"wrote {args.model.with_suffix('.onnx')}: the compiled form, verified on {rows} rows"
+        )
+    else:
+        print(f"not compiled, scikit-learn will serve it: {compiled['error']}")
     return 0
 
 

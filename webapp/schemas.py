@@ -183,12 +183,19 @@ class ErrorBody(Schema):
     )
 
 
+class Engine(Schema):
+    """Which engine answers for the model, and why (model.py)."""
+
+    name = fields.String(required=True, validate=validate.OneOf(["onnx", "sklearn"]))
+    why = fields.String(required=True)
+
+
 class Metadata(Schema):
-    """GET /metadata: the manifest's public facts (docs/manifest.md)."""
+    """GET /metadata: the manifest's public facts (docs/manifest.md), and the engine serving."""
 
     name = fields.String(required=True)
     version = fields.String(required=True)
-    sha256 = fields.String(required=True)
+    sha256 = fields.String(required=True)  # the manifest's: what MODEL_SHA256 pins
     task = fields.String(required=True, validate=validate.OneOf(["classification", "regression"]))
     estimator = fields.String(required=True)
     input = fields.String(required=True, validate=validate.OneOf(["array", "dataframe"]))
@@ -197,6 +204,7 @@ class Metadata(Schema):
     probabilities = fields.Boolean()
     metrics = fields.Dict()
     versions = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    engine = fields.Nested(Engine, required=True)
 
 
 class Document(Schema):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+ENGINES = ("auto", "onnx", "sklearn")  # model.py's engines
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.pkl"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -20,6 +21,7 @@ _URL_PATH = re.compile(r"/[A-Za-z0-9._~:@!$&'()*+,;=/-]*")
 SETTING_NAMES = (
     "MODEL_PATH",
     "MODEL_SHA256",
+    "ENGINE",
     "MAX_CONTENT_LENGTH",
     "MAX_BATCH_SIZE",
     "AIP_HEALTH_ROUTE",
@@ -37,7 +39,8 @@ class Settings:
     """Everything configurable about the API, validated."""
 
     model_path: Path = DEFAULT_MODEL_PATH
-    model_sha256: str | None = None
+    model_sha256: str | None = None  # the manifest's sha256, which covers every model file
+    engine: str = "auto"  # auto: the verified compiled form where there is one; onnx; sklearn
     max_content_length: int = 2 * 1024 * 1024
     max_batch_size: int = 10_000
     access_log: bool = False
@@ -56,6 +59,8 @@ class Settings:
             if not _SHA256.fullmatch(pin):
                 raise ConfigError("MODEL_SHA256 must be 64 hexadecimal characters")
             chosen["model_sha256"] = pin
+        if values.get("ENGINE"):
+            chosen["engine"] = choice("ENGINE", values["ENGINE"], ENGINES)
         if values.get("MAX_CONTENT_LENGTH") is not None:
             chosen["max_content_length"] = positive_int(
                 "MAX_CONTENT_LENGTH", values["MAX_CONTENT_LENGTH"], 2**30
@@ -90,6 +95,14 @@ def ip_address(name: str, value: object) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise ConfigError(f"{name} must be an IP address such as 127.0.0.1, got {text!r}") from None
+
+
+def choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (any case), or ConfigError naming the setting and the choices."""
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return text
 
 
 def boolean(name: str, value: object) -> bool:

@@ -1,0 +1,52 @@
+"""The compiled engine in a process that forks, as gunicorn's master and the function's do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from testkit.processes import ROOT, server_env
+
+pytestmark = pytest.mark.unit
+
+# Loads the shipped model's compiled form, forks, predicts in the child and lets it exit as
+# a gunicorn worker does (sys.exit, so every exit handler runs); the parent reports how.
+FORK = """
+import os, sys, time
+from pathlib import Path
+import numpy as np
+from webapp.model import load_model
+model = load_model(Path("model.pkl"), engine="onnx")
+print(len(os.listdir("/proc/self/task")), flush=True)
+pid = os.fork()
+if pid == 0:
+    assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]
+    sys.exit(7)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print(os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, 9)
+    print("hung")
+"""
+
+
+def test_a_forked_worker_exits_cleanly() -> None:
+    """No thread in the parent (onnxruntime's telemetry would be one, even if asked for), so
+    the child's exit handlers neither hang nor abort: it exits with its own status."""
+    # one BLAS thread, as the servers set (webapp/tuning.py); telemetry asked for, and refused
+    env = server_env(
+        {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "0"}
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", FORK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    threads, child = done.stdout.split()
+    assert (threads, child) == ("1", "7"), done.stdout + done.stderr
+    assert "terminate called" not in done.stderr

@@ -1,0 +1,267 @@
+"""Compile a fitted estimator to ONNX, and accept the result only if it answers as the estimator.
+
+Called by `python -m webapp.package` and train.py after the manifest is described. skl2onnx
+converts; onnxruntime, through the very engine the service runs (onnx_engine.py), answers the
+verification rows: the table's, at least 100,000 drawn across every feature's observed range,
+categories and nulls, and edge values. Accepted only if every predicted class is identical,
+regression outputs agree within 1e-6 relative and probabilities within 1e-6 absolute.
+
+Numbers are given as float64 first (linear models compute in float64), then float32 (the
+trees scikit-learn fits compare float32 values; onnxruntime's float64 trees also do not load in
+this version pairing). The first form that passes is written; if none does, the manifest says
+why and the service runs scikit-learn itself.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .model import Feature
+from .sklearn_engine import estimator_input
+
+VERIFICATION_ROWS = 100_000
+REGRESSION_RTOL = 1e-6
+PROBABILITY_ATOL = 1e-6
+_UNSEEN = "\x00unseen category"
+
+
+def compile_model(
+    estimator: Any, manifest: dict[str, Any], table: Any, file_name: str
+) -> tuple[dict[str, Any], bytes | None]:
+    """The verified ONNX form of `estimator`, and the manifest's entry for it.
+
+    The entry is {"file", "inputs", "dtype", "verification", "opsets", "versions"} (the file's
+    sha256 is added by package.write_manifest), or {"error": why} and no graph when no form
+    passed.
+    """
+    try:
+        import skl2onnx
+
+        from .onnx_engine import OnnxEngine, runtime_version
+    except ImportError as exc:
+        return {"error": f"{exc.name} is not installed: pip install -r requirements-dev.txt"}, None
+
+    features = [Feature.from_manifest(f) for f in manifest["features"]]
+    # the rows as the service holds them (accept.py): one float matrix where every feature is
+    # a number that may not be null, else one list per feature
+    plain = all(f.type == "number" and not f.nullable for f in features)
+    classes = [c["value"] for c in manifest.get("classes", [])] or None
+    probabilities = bool(manifest.get("probabilities"))
+    columns = verification_columns(manifest["features"], features, table)
+    for check in manifest["self_check"]["instances"]:  # the rows /ready replays, too
+        for column, f in zip(columns, features, strict=True):
+            column.append(check[f.name])
+    expected = _answers(
+        estimator, features, manifest["input"] == "dataframe", columns, probabilities
+    )
+
+    failures = []
+    for entry in _forms(estimator, all(f.numeric for f in features)):
+        form = f"{entry['inputs']} of {entry['dtype']}"
+        try:
+            graph = _convert(estimator, features, entry, classes is not None)
+            engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
+            rows = engine_rows(features, columns) if plain else columns
+            got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)
+        except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
+            failures.append(f"{form}: {type(exc).__name__}: {_first_line(exc)}")
+            continue
+        verdict, verification = _compare(expected, got, classes is not None)
+        if verdict:
+            failures.append(f"{form}: {verdict}")
+            continue
+        return {
+            "file": file_name,
+            **entry,
+            "verification": {"rows": len(columns[0]), **verification},
+            "opsets": {o.domain or "ai.onnx": o.version for o in graph.opset_import},
+            "versions": {
+                "onnxruntime": runtime_version(),
+                "skl2onnx": skl2onnx.__version__,
+            },
+        }, graph.SerializeToString()
+    return {"error": "; ".join(failures)}, None
+
+
+def _forms(estimator: Any, numeric: bool) -> list[dict[str, str]]:
+    """The input forms to try, most faithful first.
+
+    A tree ensemble given the features directly compares them as float32, as scikit-learn
+    casts them: float32 inputs agree exactly, not just on the rows tried. Anything else
+    computes in float64. Numbers may come as one matrix; named columns are for pipelines that
+    pick their columns by name, and the only way to give strings.
+    """
+    trees = hasattr(estimator, "tree_") or any(
+        hasattr(e, "tree_") for e in np.ravel(getattr(estimator, "estimators_", []))
+    )
+    dtypes = ("float32", "float64") if trees else ("float64", "float32")
+    layouts = ("matrix", "columns") if numeric else ("columns",)
+    return [{"inputs": layout, "dtype": dtype} for layout in layouts for dtype in dtypes]
+
+
+def engine_rows(features: Sequence[Feature], columns: list[list[Any]]) -> np.ndarray:
+    """Numeric columns as the float matrix the service hands an array model (NaN for null)."""
+    return np.array(
+        [[math.nan if v is None else v for v in c] for c in columns], dtype=np.float64
+    ).T.reshape(-1, len(features))
+
+
+def verification_columns(
+    spec: list[dict[str, Any]],
+    features: Sequence[Feature],
+    table: Any,
+    count: int = VERIFICATION_ROWS,
+) -> list[list[Any]]:
+    """Rows to verify on, as one list per feature (None for null): drawn, edges, the table's.
+
+    Numbers are drawn across their training range widened threefold (within the valid range),
+    integers as whole numbers, categories from their allowed values (and an unseen one where
+    any string is allowed); a tenth are null where null is allowed. Then each bound alone and
+    all at once, and the table's rows as they are.
+    """
+    rng = np.random.default_rng(0)
+    drawn: list[list[Any]] = []
+    for f, s in zip(features, spec, strict=True):
+        if f.type == "category":
+            values = list(f.categories or s.get("train_categories") or ["a"])
+            if f.categories is None:
+                values.append(_UNSEEN)
+            column: list[Any] = [values[i] for i in rng.integers(0, len(values), count)]
+        else:
+            low, high = _interval(f, s)
+            numbers = rng.uniform(low, high, count)
+            column = (
+                np.round(numbers).astype(np.int64).tolist()
+                if f.type == "integer"
+                else numbers.tolist()
+            )
+        if f.nullable:
+            column = [
+                None if hit else v for v, hit in zip(column, rng.random(count) < 0.1, strict=True)
+            ]
+        drawn.append(column)
+    base = [c[0] if c[0] is not None else c[1] for c in drawn]
+    edges = _edges(features, spec, base)
+    given = _table_columns(table, [f.name for f in features])
+    return [
+        d + [e[i] for e in edges] + g for i, (d, g) in enumerate(zip(drawn, given, strict=True))
+    ]
+
+
+def _interval(feature: Feature, spec: dict[str, Any]) -> tuple[float, float]:
+    low, high = spec.get("train_min", -1.0), spec.get("train_max", 1.0)
+    width = max(high - low, 1.0)
+    lo = max(low - width, -math.inf if feature.min is None else feature.min)
+    hi = min(high + width, math.inf if feature.max is None else feature.max)
+    return lo, hi
+
+
+def _edges(
+    features: Sequence[Feature], spec: list[dict[str, Any]], base: list[Any]
+) -> list[list[Any]]:
+    """Rows at each feature's bounds and training extremes, one feature at a time, then all."""
+    rows = []
+    high_corner, low_corner = list(base), list(base)
+    for i, (f, s) in enumerate(zip(features, spec, strict=True)):
+        if not f.numeric:
+            continue
+        for value in (f.min, f.max, s.get("train_min"), s.get("train_max"), 0):
+            if value is not None and f.contains(value):
+                rows.append(
+                    [*base[:i], int(value) if f.type == "integer" else value, *base[i + 1 :]]
+                )
+        if f.max is not None and f.contains(f.max):
+            high_corner[i] = f.max
+        if f.min is not None and f.contains(f.min):
+            low_corner[i] = f.min
+    return [*rows, high_corner, low_corner]
+
+
+def _table_columns(table: Any, names: list[str]) -> list[list[Any]]:
+    if table is None:
+        return [[] for _ in names]
+    columns = []
+    for name in names:
+        values = table[name].astype(object).tolist()
+        columns.append([None if isinstance(v, float) and math.isnan(v) else v for v in values])
+    return columns
+
+
+def _answers(
+    estimator: Any,
+    features: Sequence[Feature],
+    dataframe: bool,
+    columns: list[list[Any]],
+    proba: bool,
+) -> tuple[list[Any], np.ndarray | None]:
+    """The estimator's own predictions (and probabilities) for the verification rows."""
+    given = estimator_input(features, dataframe, columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = np.asarray(estimator.predict(given)).tolist()
+        probabilities = estimator.predict_proba(given) if proba else None
+    return predicted, probabilities
+
+
+def _convert(
+    estimator: Any, features: Sequence[Feature], entry: dict[str, Any], classifier: bool
+) -> Any:
+    """skl2onnx's graph for the estimator, taking inputs as the entry says."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+
+    number = DoubleTensorType if entry["dtype"] == "float64" else FloatTensorType
+    if entry["inputs"] == "matrix":
+        initial_types = [("input", number([None, len(features)]))]
+    else:
+        initial_types = [
+            (f.name, number([None, 1]) if f.numeric else StringTensorType([None, 1]))
+            for f in features
+        ]
+    # Probabilities as one tensor, not a list of maps; labels and probabilities in classes order.
+    options = {"zipmap": False} if classifier else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # A fixed graph name (skl2onnx draws a random one): the same model, the same bytes.
+        return convert_sklearn(estimator, "model", initial_types=initial_types, options=options)
+
+
+def _compare(
+    expected: tuple[list[Any], np.ndarray | None],
+    got: tuple[list[Any], np.ndarray | None],
+    classifier: bool,
+) -> tuple[str | None, dict[str, Any]]:
+    """(why the answers differ, or None; the largest differences found)."""
+    want, want_proba = expected
+    have, have_proba = got
+    if classifier:
+        differing = sum(
+            1 for w, h in zip(want, have, strict=True) if w != h or type(w) is not type(h)
+        )
+        if differing:
+            return f"{differing} of {len(want)} predicted classes differ", {}
+        found: dict[str, Any] = {"predictions": "identical"}
+    else:
+        w, h = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
+        relative = float(np.max(np.abs(h - w) / np.maximum(np.abs(w), 1e-300), initial=0.0))
+        if not np.all(np.isfinite(h)) or relative > REGRESSION_RTOL:
+            return f"regression outputs differ by up to {relative:.3g} relative", {}
+        found = {"largest_relative_difference": relative}
+    if want_proba is not None and have_proba is not None:
+        if want_proba.shape != have_proba.shape:
+            return f"probabilities of shape {have_proba.shape}, not {want_proba.shape}", {}
+        absolute = float(np.max(np.abs(have_proba - want_proba), initial=0.0))
+        if absolute > PROBABILITY_ATOL:
+            return f"probabilities differ by up to {absolute:.3g}", {}
+        found["largest_probability_difference"] = absolute
+    return None, found
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""

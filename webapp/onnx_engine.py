@@ -1,0 +1,143 @@
+"""The compiled engine: the model's ONNX form, run by onnxruntime. No scikit-learn, no pickle.
+
+`python -m webapp.package` (compile.py) wrote the graph and proved it answers as the estimator
+does; this runs it. It takes rows exactly as the service holds them (a float matrix, or one
+list per feature) and gives what `estimator.predict` and `predict_proba` give, in the same
+order and types, so the Model above it cannot tell the engines apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# onnxruntime's wheel starts a telemetry thread when it is imported, unless this is set. A
+# thread in gunicorn's master is copied into no worker, yet its state is: every forked worker
+# then hung, or aborted, in onnxruntime's exit handlers (tests/test_faults.py's recycling and
+# tests/test_onnx_engine.py). And a prediction service has no business reporting telemetry.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+import onnxruntime  # noqa: E402
+
+from .model import ArtifactError, Feature, Rows
+
+NAME = "onnx"
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def runtime_version() -> str:
+    """The installed onnxruntime's version, recorded at compile time and checked at load."""
+    return str(onnxruntime.__version__)
+
+
+class OnnxEngine:
+    """An onnxruntime session over the compiled graph, with the manifest's view of its I/O.
+
+    `entry` is the manifest's "compiled" object: "inputs" is "matrix" (one [N, features]
+    tensor) or "columns" (one [N, 1] tensor per feature, named after it), "dtype" the float
+    type numbers are given in (float32 where scikit-learn's trees compare float32 values).
+    """
+
+    name = NAME
+    # Regression outputs may differ from scikit-learn's in the last float32 bits; compile.py
+    # accepted the graph only within this relative difference.
+    tolerance = 1e-6
+
+    def __init__(
+        self,
+        graph: bytes,
+        entry: dict[str, Any],
+        features: Sequence[Feature],
+        classes: Sequence[Any] | None,
+        probabilities: bool,
+    ) -> None:
+        options = onnxruntime.SessionOptions()
+        # One request at a time per worker process: threads would only contend for the CPUs.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(
+                graph, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own types for a bad graph
+            raise ArtifactError(f"onnxruntime cannot load the compiled model: {exc}") from None
+        # The session's own run, without InferenceSession.run's per-call check of the input
+        # names: feeds() always gives exactly the inputs checked below. Half the cost of a
+        # single-row call (docs/performance.md), and onnxruntime's version is pinned.
+        self._run = self.session._sess.run
+        self.features = tuple(features)
+        self.dtype = DTYPES[entry["dtype"]]
+        self.matrix_input = entry["inputs"] == "matrix"
+        inputs = [i.name for i in self.session.get_inputs()]
+        expected = ["input"] if self.matrix_input else [f.name for f in self.features]
+        if inputs != expected:
+            raise ArtifactError(f"the compiled model takes inputs {inputs}, not {expected}")
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.label_output = [outputs[0]]
+        self.proba_output = [outputs[1]] if probabilities else None
+        if probabilities and len(outputs) < 2:
+            raise ArtifactError("the compiled model gives no probabilities")
+        # Labels come back as int64 or strings; classes of another type (bool) are looked up.
+        self.lookup: dict[Any, Any] | None = None
+        if classes is not None and not all(type(c) in (int, str) for c in classes):
+            self.lookup = {_label_key(c): c for c in classes}
+
+    def feeds(self, rows: Rows) -> dict[str, np.ndarray]:
+        """The graph's inputs for rows: a float matrix, or one sequence of values per feature."""
+        if self.matrix_input:
+            matrix = rows if isinstance(rows, np.ndarray) else _numbers(rows).T
+            return {"input": matrix.astype(self.dtype, copy=False)}
+        columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
+        return {
+            f.name: _tensor(f, values, self.dtype)
+            for f, values in zip(self.features, columns, strict=True)
+        }
+
+    def predict(self, rows: Rows) -> list[Any]:
+        """What the estimator's predict() gives, as JSON values."""
+        (raw,) = self._run(self.label_output, self.feeds(rows), None)
+        if self.lookup is None:
+            # regression outputs (float32 from trees) as the float64 the estimator gives
+            flat = raw.ravel()
+            values: list[Any] = (
+                flat.astype(np.float64) if flat.dtype.kind == "f" else flat
+            ).tolist()
+            return values
+        return [self.lookup[v] for v in raw.ravel().tolist()]
+
+    def predict_proba(self, rows: Rows) -> np.ndarray:
+        """What the estimator's predict_proba() gives: one column per class, in classes order."""
+        assert self.proba_output is not None
+        (proba,) = self._run(self.proba_output, self.feeds(rows), None)
+        return np.asarray(proba, dtype=np.float64)
+
+
+def _label_key(value: Any) -> Any:
+    """How the compiled graph gives a class: booleans as 0 and 1."""
+    return int(value) if isinstance(value, (bool, np.bool_)) else value
+
+
+def _numbers(columns: Sequence[Sequence[Any]]) -> np.ndarray:
+    """Columns of numbers (None for missing) as a float64 array, one row per feature."""
+    return np.array(
+        [[np.nan if v is None else v for v in c] if None in c else c for c in columns],
+        dtype=np.float64,
+    )
+
+
+def _tensor(feature: Feature, values: Sequence[Any] | np.ndarray, dtype: Any) -> np.ndarray:
+    """One feature's values as its [N, 1] input: floats (NaN for missing) or strings."""
+    if feature.type == "category":
+        # An empty string is what the compiled imputers take for a missing category.
+        strings = [("" if v is None else v) for v in values]
+        return np.array(strings, dtype=object).reshape(-1, 1)
+    if isinstance(values, np.ndarray):
+        return values.astype(dtype).reshape(-1, 1)
+    floats = np.array(
+        [np.nan if v is None else v for v in values] if None in values else values, dtype=np.float64
+    )
+    return floats.astype(dtype, copy=False).reshape(-1, 1)

@@ -1,0 +1,142 @@
+"""The fallback engine: the pickled estimator, answered by scikit-learn itself.
+
+Used for a model with no compiled form that passed verification, or with ENGINE=sklearn. A
+pickle is code: loading one runs whatever it says. model.py has checked its bytes against
+the manifest (and the manifest against the pin) before this unpickles them, and an artifact
+from another scikit-learn version is refused rather than trusted to behave the same.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import ArtifactError, Feature, Rows, features_of
+
+NAME = "sklearn"
+
+
+class SklearnEngine:
+    """A fitted estimator, given its rows as it was fitted on them (DataFrame or array)."""
+
+    name = NAME
+    tolerance = 1e-9  # regression outputs' last bits follow the CPU's BLAS kernel
+
+    def __init__(self, estimator: Any, manifest: dict[str, Any]) -> None:
+        self.estimator = estimator
+        self.features = features_of(manifest)
+        self.dataframe = manifest["input"] == "dataframe"
+        self._check(manifest)
+
+    @classmethod
+    def load(cls, data: bytes, path: Path, manifest: dict[str, Any]) -> SklearnEngine:
+        """Unpickle verified bytes, refusing another scikit-learn version's artifact."""
+        with _pandas_kept_out(manifest.get("input") != "dataframe"):
+            import joblib
+            import sklearn
+            from sklearn.exceptions import InconsistentVersionWarning
+        trained_with = manifest["versions"]["scikit-learn"]
+        if trained_with != sklearn.__version__:
+            raise ArtifactError(
+                f"{path} was trained with scikit-learn {trained_with}, "
+                f"this environment has {sklearn.__version__}"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", InconsistentVersionWarning)
+                estimator = joblib.load(io.BytesIO(data))
+        except InconsistentVersionWarning as exc:
+            raise ArtifactError(
+                f"{path} was pickled by another scikit-learn version: {exc}"
+            ) from None
+        except Exception as exc:  # a corrupt pickle can raise almost anything
+            raise ArtifactError(f"{path} cannot be unpickled: {type(exc).__name__}") from None
+        return cls(estimator, manifest)
+
+    def _check(self, manifest: dict[str, Any]) -> None:
+        """The estimator must take the manifest's features and predict its classes."""
+        classification = manifest["task"] == "classification"
+        methods = ["predict", "predict_proba"] if manifest.get("probabilities") else ["predict"]
+        for method in methods:
+            if not callable(getattr(self.estimator, method, None)):
+                raise ArtifactError(f"the estimator has no {method}() method")
+        n_features = getattr(self.estimator, "n_features_in_", len(self.features))
+        if n_features != len(self.features):
+            raise ArtifactError(
+                f"the estimator takes {n_features} features, the manifest lists "
+                f"{len(self.features)}"
+            )
+        names = getattr(self.estimator, "feature_names_in_", None)
+        if self.dataframe and (names is None or list(names) != [f.name for f in self.features]):
+            raise ArtifactError("the estimator was not fitted on the manifest's columns")
+        if classification:
+            expected = [c["value"] for c in manifest["classes"]]
+            classes = np.asarray(getattr(self.estimator, "classes_", [])).tolist()
+            if classes != expected or [type(c) for c in classes] != [type(c) for c in expected]:
+                raise ArtifactError(
+                    f"the estimator's classes {classes} differ from the manifest's {expected}"
+                )
+
+    def estimator_input(self, rows: Rows) -> Any:
+        """What the estimator takes: a DataFrame with its columns' dtypes, or a 2-D array."""
+        if isinstance(rows, np.ndarray) and not self.dataframe:
+            return rows
+        return estimator_input(self.features, self.dataframe, rows)
+
+    def predict(self, rows: Rows) -> list[Any]:
+        predicted: list[Any] = np.asarray(
+            self.estimator.predict(self.estimator_input(rows))
+        ).tolist()
+        return predicted
+
+    def predict_proba(self, rows: Rows) -> Any:
+        return self.estimator.predict_proba(self.estimator_input(rows))
+
+
+def estimator_input(features: Sequence[Feature], dataframe: bool, rows: Rows) -> Any:
+    """Rows (a float matrix, or one sequence per feature) as the estimator takes them: a
+    pandas DataFrame with its columns' dtypes when it was fitted on one, else a 2-D array."""
+    columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
+    typed = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
+    if dataframe:
+        import pandas
+
+        return pandas.DataFrame(typed, columns=[f.name for f in features])
+    kind = np.float64 if all(f.numeric for f in features) else object
+    return np.array(list(typed.values()), dtype=kind).T.reshape(-1, len(features))
+
+
+def _column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
+    """One feature's values as the estimator's training data had them: floats with NaN for
+    numbers, int64 for integers without nulls, objects with NaN for categories."""
+    missing = None in values  # (a list's own search: no value equals None but None)
+    if feature.type == "category":
+        # NaN, as pandas reads a missing string: scikit-learn's imputers look for NaN, not None
+        return np.array(
+            [np.nan if v is None else v for v in values] if missing else values, dtype=object
+        )
+    if feature.type == "integer" and not missing:
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=np.float64)
+
+
+@contextmanager
+def _pandas_kept_out(keep_out: bool) -> Iterator[None]:
+    """scikit-learn imports pandas whenever it is installed, though only a model fitted on a
+    DataFrame needs it: for any other, pandas stays out while scikit-learn is first imported
+    (a part of the cold start and of every worker's memory, docs/performance.md)."""
+    blocked = keep_out and "pandas" not in sys.modules and "sklearn" not in sys.modules
+    if blocked:
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # import pandas: ImportError
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get("pandas", False) is None:
+            del sys.modules["pandas"]
