@@ -60,6 +60,17 @@ TUNING = (
         "~20 ms of each start where `PYTHONDONTWRITEBYTECODE` is set (2816ad6)",
     ),
     (
+        "onnxruntime's session run without `InferenceSession.run`'s input-name check",
+        "`webapp/onnx_engine.py`",
+        "one Iris row: ~7 µs instead of 10-17 µs, as fast as the hand-written numpy pipeline "
+        "it replaced (~7 µs, same machine, same load); scikit-learn ~310 µs (issue 15)",
+    ),
+    (
+        "onnxruntime's telemetry thread never started",
+        "`webapp/onnx_engine.py`",
+        "not speed: with it, every forked worker hung or aborted on exit (issue 15)",
+    ),
+    (
         "the process id kept for prometheus_client",
         "`webapp/metrics.py`",
         "one `getpid()` system call fewer per metric increment, six per prediction (7392416)",
@@ -70,6 +81,9 @@ _NUMBERS_ALSO_TOLD = {"slowest_ms", "p99_ms", "exit_seconds"}
 MEMORY_HEADER = ("workers", "state", "master PSS / USS", "worker PSS", "worker USS", "total PSS")
 
 Row = Sequence[Any]
+
+
+COLD_GOAL = 0.4  # spawn to first answer, against python importing scikit-learn and unpickling
 
 
 def med(values: Sequence[float]) -> float:
@@ -99,6 +113,7 @@ def goals(results: dict[str, Any]) -> list[Row]:
     for key, label, floor in (
         ("gunicorn", "/predict on gunicorn", 0.85),
         ("function", "the function", 0.8),
+        ("forest", "a 100-tree forest on 30 features, gunicorn", 0.8),
     ):
         runs = single[key]["runs"]["16"]
         ratio = med(series(runs["target"], "rps")) / med(series(runs["baseline"], "rps"))
@@ -109,7 +124,7 @@ def goals(results: dict[str, Any]) -> list[Row]:
         runs = single[key]["runs"]["16"]["target"]
         ratio = med(series(runs, "p99_ms")) / med(series(runs, "p50_ms"))
         rows.append((f"{label}: p99 <= 2x p50, 16 connections", f"{ratio:.2f}x", ratio <= 2))
-    for shape, floor in (("arrays", 1_000_000), ("objects", 500_000)):
+    for shape, floor in (("arrays", 3_000_000), ("objects", 500_000)):
         case = next(c for c in results["batches"] if c["size"] == 10_000 and c["shape"] == shape)
         rate = med(series(case["runs"], "rows_per_s"))
         rows.append(
@@ -122,7 +137,9 @@ def goals(results: dict[str, Any]) -> list[Row]:
     floor_s = med(cold["floor: imports + unpickle"])
     for name in ("gunicorn, 1 worker", "functions-framework"):
         ratio = med(cold[name]) / floor_s
-        rows.append((f"cold start, {name} <= 1.1x the floor", f"{ratio:.2f}x", ratio <= 1.1))
+        rows.append(
+            (f"cold start, {name} <= {COLD_GOAL}x the floor", f"{ratio:.2f}x", ratio <= COLD_GOAL)
+        )
     for state in list(results["memory"][0]["states"])[1:]:
         uss = max(w["uss"] / MIB for m in results["memory"] for w in m["states"][state]["workers"])
         rows.append((f"every worker's USS {state} <= 15 MiB", f"{uss:.1f} MiB at most", uss <= 15))
@@ -207,10 +224,15 @@ def errorbar(ax: Any, xs: Sequence[float], groups: Sequence[Sequence[float]], **
     ax.errorbar(xs, mids, yerr=[lows, highs], capsize=3, marker="o", **kw)
 
 
+def curves(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pairs measured at several connection counts (the forest's only at 16: a table)."""
+    return [pair for pair in results["single"].values() if len(pair["runs"]) > 1]
+
+
 def draw_throughput(results: dict[str, Any]) -> Callable[[Any], None]:
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
-        for pair, colour in zip(results["single"].values(), PAIR_COLOURS, strict=False):
+        for pair, colour in zip(curves(results), PAIR_COLOURS, strict=False):
             conns = [int(c) for c in pair["runs"]]
             for side, style in (("target", "-"), ("baseline", "--")):
                 groups = [series(r[side], "rps") for r in pair["runs"].values()]
@@ -225,7 +247,7 @@ def draw_throughput(results: dict[str, Any]) -> Callable[[Any], None]:
 
 def draw_latency(results: dict[str, Any]) -> Callable[[Any], None]:
     def draw(fig: Any) -> None:
-        pairs = list(results["single"].values())
+        pairs = curves(results)
         for i, pair in enumerate(pairs):
             ax = fig.add_subplot(1, len(pairs), i + 1)
             conns = [int(c) for c in pair["runs"]]
@@ -245,7 +267,7 @@ def draw_latency(results: dict[str, Any]) -> Callable[[Any], None]:
 def draw_batches(results: dict[str, Any]) -> Callable[[Any], None]:
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
-        for shape, goal in (("objects", 500_000), ("arrays", 1_000_000)):
+        for shape, goal in (("objects", 500_000), ("arrays", 3_000_000)):
             cases = [c for c in results["batches"] if c["shape"] == shape]
             sizes = [c["size"] for c in cases]
             errorbar(ax, sizes, [series(c["runs"], "rows_per_s") for c in cases], label=shape)
@@ -269,7 +291,8 @@ def draw_cold(results: dict[str, Any]) -> Callable[[Any], None]:
         highs = [max(g) - m for m, g in zip(mids, groups, strict=True)]
         colours = ["tab:grey" if i < 2 else "tab:blue" for i in range(len(names))]
         ax.barh(names, mids, xerr=[lows, highs], capsize=3, color=colours)
-        ax.axvline(mids[0] * 1.1, linestyle=":", color="black", label="goal: 1.1x the floor")
+        goal = f"goal: {COLD_GOAL}x the floor"
+        ax.axvline(mids[0] * COLD_GOAL, linestyle=":", color="black", label=goal)
         ax.invert_yaxis()
         ax.set(xlabel="seconds from spawn to first prediction (median, min-max)")
         ax.legend(fontsize=7, loc="lower right")
@@ -326,7 +349,7 @@ def write(results: dict[str, Any], docs: Path) -> None:
     (docs / "performance.json").write_text(json.dumps(results, indent=1) + "\n")
     plots = {
         "perf-throughput.png": (draw_throughput(results), (8, 4.5)),
-        "perf-latency.png": (draw_latency(results), (4.5 * len(results["single"]), 4.5)),
+        "perf-latency.png": (draw_latency(results), (4.5 * len(curves(results)), 4.5)),
         "perf-batches.png": (draw_batches(results), (7, 4)),
         "perf-cold-start.png": (draw_cold(results), (7, 3)),
         "perf-memory.png": (draw_memory(results), (9, 4)),
@@ -398,6 +421,10 @@ The gunicorn pair runs `python serve.py` (gunicorn with `gunicorn.conf.py`, the 
 constant reply): the same worker class, workers and preload, only `--bind 127.0.0.1`. The function
 pair runs `functions-framework --target predict --source gcf/main.py` and a plain function
 (`bench/plain_function.py`) with functions-framework's defaults (one worker, gthread).
+The forest pairs serve a 100-tree random forest on 30 features (`forest-30` in
+`testkit/zoo.py`, packaged with `python -m webapp.package`) under the gunicorn pair's settings,
+bodies cycling through its held-out rows, at 16 connections only: its compiled form, then
+`ENGINE=sklearn` (scikit-learn itself), each beside the empty endpoint.
 
 {single_tables(results)}
 ![throughput against connections](perf-throughput.png)
@@ -426,6 +453,8 @@ Spawn to the first successful `POST /predict`, {plan["cold_reps"]} times each, t
 turns after one untimed round. The floor is a bare python that imports what the service
 imports and unpickles the artifact: `{results["floor"]}`.
 `flask run` is `make dev` without the reloader; gunicorn and the container run 1 worker.
+Every target serves the shipped model's compiled form (onnxruntime, no scikit-learn) except
+the two `scikit-learn engine` rows, which set `ENGINE=sklearn` and unpickle the model.
 
 {table(("target", "seconds", "vs the floor"), cold_rows)}
 

@@ -161,15 +161,25 @@ def measure(server: Server, bodies: Path, connections: int, seconds: float) -> d
     return {**asdict(load), "rps": load.rps}
 
 
-def single_row(
-    plan: Plan, pairs: dict[str, tuple[Server, Server]], bodies: Path, probe: bytes
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Pair:
+    """A target and its baseline, the single-row bodies they get, and at which connections."""
+
+    target: Server
+    baseline: Server
+    bodies: Path
+    probe: bytes
+    connections: tuple[int, ...] | None = None  # None: the plan's
+
+
+def single_row(plan: Plan, pairs: dict[str, Pair]) -> dict[str, Any]:
     """Single-row /predict at each connection count, each target interleaved with its baseline.
 
     The order alternates between repetitions, so neither side always runs on a warmer machine.
     """
     results: dict[str, Any] = {}
-    for key, (target, baseline) in pairs.items():
+    for key, pair in pairs.items():
+        target, baseline, bodies, probe = pair.target, pair.baseline, pair.bodies, pair.probe
         print(f"single-row /predict: {target.name} vs {baseline.name}", flush=True)
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
         with running(target, baseline, body=probe):
@@ -177,7 +187,7 @@ def single_row(
             check_single(baseline, probe)
             for server in (target, baseline):
                 run_wrk(server, bodies, 16, plan.warmup)
-            for connections in plan.connections:
+            for connections in pair.connections or plan.connections:
                 pair = runs.setdefault(str(connections), {"target": [], "baseline": []})
                 for rep in range(plan.reps):
                     order = [("target", target), ("baseline", baseline)]
@@ -185,6 +195,23 @@ def single_row(
                         pair[side].append(measure(server, bodies, connections, plan.seconds))
         results[key] = {"target": target.name, "baseline": baseline.name, "runs": runs}
     return results
+
+
+def forest_pairs(folder: Path) -> dict[str, Pair]:
+    """A 100-tree random forest on 30 features, packaged as a user would (testkit/zoo.py), at
+    16 connections beside the empty endpoint: served compiled, then by scikit-learn itself."""
+    forest = zoo.build("forest-30", folder / "forest")
+    bodies = write_bodies(folder, "forest-single", [json.dumps(row) for row in forest.rows])
+    probe = json.dumps(forest.rows[0]).encode()
+    pairs = {}
+    for key, engine, label in (
+        ("forest", "auto", "100-tree forest, gunicorn"),
+        ("forest, scikit-learn", "sklearn", "100-tree forest, scikit-learn engine, gunicorn"),
+    ):
+        env = {"MODEL_PATH": str(forest.path), "ENGINE": engine}
+        target = gunicorn(env, workers=None, name=label)
+        pairs[key] = Pair(target, service(baseline=True), bodies, probe, (16,))
+    return pairs
 
 
 def check_single(server: Server, body: bytes) -> None:
@@ -262,10 +289,13 @@ def cold_start(plan: Plan, probe: bytes, engine: str, image: str | None) -> dict
     The targets take turns within each repetition; a first, untimed round warms the page cache.
     """
     print("cold start", flush=True)
+    sklearn = {"ENGINE": "sklearn"}
     targets: dict[str, Callable[[], Server]] = {
         "flask run": flask_run,
         "gunicorn, 1 worker": lambda: service(workers=1),
         "functions-framework": function,
+        "gunicorn, 1 worker, scikit-learn engine": lambda: gunicorn(sklearn, workers=1),
+        "functions-framework, scikit-learn engine": lambda: functions_framework_server(sklearn),
     }
     if image:
         targets["container, 1 worker"] = lambda: in_container(engine, image, workers=1)
@@ -447,18 +477,21 @@ def main(argv: list[str] | None = None) -> None:
         if args.image and args.engine == "podman" and "CONTAINERS_CONF" not in os.environ:
             os.environ["CONTAINERS_CONF"] = str(private_podman_conf(folder))
         pairs = {
-            "gunicorn": (service(), service(baseline=True)),
-            "function": (function(), function(baseline=True)),
+            "gunicorn": Pair(service(), service(baseline=True), single_path, probe),
+            "function": Pair(function(), function(baseline=True), single_path, probe),
         }
         if args.image:
             results["image"] = f"{args.image} ({image_id(args.engine, args.image)})"
-            pairs["container"] = (
+            pairs["container"] = Pair(
                 in_container(args.engine, args.image),
                 in_container(args.engine, args.image, baseline=True),
+                single_path,
+                probe,
             )
+        pairs.update(forest_pairs(folder))
         batch_path = write_bodies(folder, "memory-batch", batch_bodies(rows, 10_000, "objects"))
         sections: dict[str, Callable[[], Any]] = {
-            "single": lambda: single_row(plan, pairs, single_path, probe),
+            "single": lambda: single_row(plan, pairs),
             "batches": lambda: batches(plan, rows, folder, probe),
             "own_model_batches": lambda: own_model_batches(plan, folder),
             "cold_start": lambda: cold_start(plan, probe, args.engine, args.image),
