@@ -183,6 +183,7 @@ def build(name: str, folder: Path) -> Specimen:
     rng = np.random.default_rng(sorted([*BUILDERS, *BENCHMARKED]).index(name))
     estimator, table, _, dataframe = {**BUILDERS, **BENCHMARKED}[name](rng)
     held_out = table.iloc[-HELD_OUT:]
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.pkl"
     joblib.dump(estimator, path)
     csv = folder / "table.csv"

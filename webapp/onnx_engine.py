@@ -59,6 +59,10 @@ class OnnxEngine:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # No arena: a 10,000-row batch's buffers go back to malloc, then to the system
+        # (tuning.release), instead of staying in onnxruntime's pool; as fast for one row or
+        # 10,000 (0.6 MiB left after a 10,000-row batch instead of 1.8).
+        options.enable_cpu_mem_arena = False
         try:
             self.session = onnxruntime.InferenceSession(
                 graph, options, providers=["CPUExecutionProvider"]
