@@ -9,11 +9,13 @@ google-cloud-storage is imported here only, and only when a gs:// location is gi
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -53,6 +55,17 @@ def model_files(manifest: Mapping[str, Any]) -> list[str]:
         if name not in names:
             names.append(name)
     return names
+
+
+def local_files(artifact: Path) -> list[Path]:
+    """A local model's files, as they go into a bucket: the manifest beside `artifact`, then
+    the files it names (`make deploy-vertex` uploads these)."""
+    manifest = artifact.with_suffix(".json")
+    try:
+        names = model_files(json.loads(manifest.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read manifest {manifest}: {exc}") from None
+    return [manifest, *(artifact.parent / name for name in names)]
 
 
 def fetch(url: str) -> Path:
@@ -169,3 +182,19 @@ def _remove_at_exit(folder: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
     atexit.register(remove)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: list a local model's files, one per line."""
+    parser = argparse.ArgumentParser(description="List the files of a model: its manifest first.")
+    parser.add_argument("artifact", type=Path, help="the pickle, e.g. model.pkl")
+    try:
+        files = local_files(parser.parse_args(argv).artifact)
+    except ArtifactError as exc:
+        sys.exit(str(exc))
+    print("\n".join(map(str, files)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
