@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Mapping
 
-from .logs import configure_logging
+from .logs import DEFAULT_SERVICE, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,6 @@ PROJECT_ID_PATH = "/computeMetadata/v1/project/project-id"
 # Well under a second: on Google Cloud the server answers in milliseconds, and elsewhere the
 # start must not wait for it.
 TIMEOUT = 0.5
-DEFAULT_SERVICE = "sklearn-serve"
 # Project ids, domain-scoped ones ("example.com:project") included; nothing else is logged.
 _PROJECT_ID = re.compile(r"[a-z][a-z0-9.:-]{0,99}")
 

@@ -24,6 +24,7 @@ TRACE = "logging.googleapis.com/trace"
 SPAN = "logging.googleapis.com/spanId"
 SAMPLED = "logging.googleapis.com/trace_sampled"
 ERROR_EVENT = "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
+DEFAULT_SERVICE = "sklearn-serve"  # Error Reporting's service, where the platform names none
 
 
 class RequestContext(NamedTuple):
@@ -51,7 +52,7 @@ class CloudLoggingFormatter(JsonFormatter):
             timestamp="time",
         )
         self.project = project
-        self.service_context = dict(service_context or {"service": "sklearn-serve"})
+        self.service_context = dict(service_context or {"service": DEFAULT_SERVICE})
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]

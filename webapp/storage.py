@@ -105,7 +105,10 @@ def fetch(url: str) -> Path:
     if local_manifest in names:
         raise ArtifactError(f"manifest {folder_url}{manifest_name} names itself as a file")
 
-    local = Path(tempfile.mkdtemp(prefix="model-"))  # private (0700), under TMPDIR
+    try:
+        local = Path(tempfile.mkdtemp(prefix="model-"))  # private (0700), under TMPDIR
+    except OSError as exc:  # a read-only root and no TMPDIR (Cloud Run's /tmp is in memory)
+        raise ArtifactError(f"no writable temporary folder for the model's files: {exc}") from None
     _remove_at_exit(local)
     (local / local_manifest).write_bytes(raw)
     for name in names:
