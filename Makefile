@@ -11,8 +11,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 FUNCTION_PORT ?= 8081
 
-.PHONY: run dev function function-bundle deploy-function deploy-run package train test quick \
-        lint clean container-test bytecode
+.PHONY: run dev function function-bundle deploy-function deploy-run deploy-vertex package train \
+        test quick lint clean container-test bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,10 @@ function: $(VENV)/.runtime bytecode  ## the Cloud Function under functions-frame
 	OMP_NUM_THREADS=1 $(BIN)/functions-framework --target predict --source gcf/main.py \
 		--host $(HOST) --port $(FUNCTION_PORT)
 
-# Deploys: project and region come from the environment, nothing is hard-coded. The default
-# is IAM-authenticated (callers need roles/run.invoker and an identity token); set
-# ALLOW_UNAUTHENTICATED=1 for a public endpoint.
+# Deploys: project and region come from the environment, nothing is hard-coded, and each
+# deployment is told its project (GOOGLE_CLOUD_PROJECT: the logs' trace field) rather than
+# asking the metadata server for it. The default is IAM-authenticated (callers need
+# roles/run.invoker and an identity token); set ALLOW_UNAUTHENTICATED=1 for a public endpoint.
 GOOGLE_CLOUD_PROJECT ?=
 GOOGLE_CLOUD_REGION ?= europe-west1
 FUNCTION_NAME ?= iris-predict
@@ -65,7 +66,8 @@ deploy-function: function-bundle
 	gcloud functions deploy $(FUNCTION_NAME) --gen2 --runtime python311 \
 		--project $(GOOGLE_CLOUD_PROJECT) --region $(GOOGLE_CLOUD_REGION) \
 		--source build/function --entry-point predict --trigger-http $(AUTH_FLAG) \
-		--memory 512Mi --set-env-vars MODEL_SHA256=$(MODEL_SHA256)
+		--memory 512Mi \
+		--set-env-vars MODEL_SHA256=$(MODEL_SHA256),GOOGLE_CLOUD_PROJECT=$(GOOGLE_CLOUD_PROJECT)
 
 # --concurrency = workers x threads: Cloud Run queues the rest at its front end and scales
 # out, instead of in the listen backlog, where gunicorn resets them on SIGTERM.
@@ -73,7 +75,40 @@ deploy-run:
 	@test -n "$(GOOGLE_CLOUD_PROJECT)" || { echo "set GOOGLE_CLOUD_PROJECT"; exit 2; }
 	gcloud run deploy $(SERVICE_NAME) --source . \
 		--project $(GOOGLE_CLOUD_PROJECT) --region $(GOOGLE_CLOUD_REGION) $(AUTH_FLAG) \
-		--cpu 2 --memory 1Gi --set-env-vars WEB_CONCURRENCY=2 --concurrency 2
+		--cpu 2 --memory 1Gi --concurrency 2 \
+		--set-env-vars WEB_CONCURRENCY=2,GOOGLE_CLOUD_PROJECT=$(GOOGLE_CLOUD_PROJECT)
+
+# Vertex AI (docs/vertex.md): MODEL's files go to a folder of VERTEX_BUCKET named by their
+# sha256, so an upload never changes what a deployed model reads; Cloud Build builds the image
+# into Artifact Registry; the model is uploaded with that image and the folder (the container
+# gets it as AIP_STORAGE_URI and fetches it at start, pinned by MODEL_SHA256), then deployed
+# to the endpoint named VERTEX_MODEL, created on the first deploy.
+VERTEX_BUCKET ?=
+VERTEX_MODEL ?= $(SERVICE_NAME)
+VERTEX_IMAGE ?= $(GOOGLE_CLOUD_REGION)-docker.pkg.dev/$(GOOGLE_CLOUD_PROJECT)/sklearn-serve/sklearn-serve
+VERTEX_MACHINE_TYPE ?= n1-standard-2
+VERTEX_ARTIFACTS = gs://$(VERTEX_BUCKET)/$(VERTEX_MODEL)/$(MODEL_SHA256)/
+GCLOUD_WHERE = --project $(GOOGLE_CLOUD_PROJECT) --region $(GOOGLE_CLOUD_REGION)
+VERTEX_FIND = --filter display_name=$(VERTEX_MODEL) --format 'value(name.basename())'
+
+deploy-vertex: $(VENV)/.runtime
+	@test -n "$(GOOGLE_CLOUD_PROJECT)" || { echo "set GOOGLE_CLOUD_PROJECT"; exit 2; }
+	@test -n "$(VERTEX_BUCKET)" || { echo "set VERTEX_BUCKET (a bucket name, no gs://)"; exit 2; }
+	gcloud storage cp $$($(BIN)/python -m webapp.storage $(MODEL)) $(VERTEX_ARTIFACTS)
+	gcloud builds submit $(GCLOUD_WHERE) --tag $(VERTEX_IMAGE) .
+	gcloud ai models upload $(GCLOUD_WHERE) --display-name $(VERTEX_MODEL) \
+		--container-image-uri $(VERTEX_IMAGE) --artifact-uri $(VERTEX_ARTIFACTS) \
+		--container-ports 8080 --container-health-route /ready --container-predict-route /predict \
+		--container-env-vars MODEL_SHA256=$(MODEL_SHA256),GOOGLE_CLOUD_PROJECT=$(GOOGLE_CLOUD_PROJECT)
+	model=$$(gcloud ai models list $(GCLOUD_WHERE) $(VERTEX_FIND) --sort-by ~createTime --limit 1) \
+	&& endpoint=$$(gcloud ai endpoints list $(GCLOUD_WHERE) $(VERTEX_FIND) --limit 1) \
+	&& if [ -z "$$endpoint" ]; then \
+		gcloud ai endpoints create $(GCLOUD_WHERE) --display-name $(VERTEX_MODEL) \
+		&& endpoint=$$(gcloud ai endpoints list $(GCLOUD_WHERE) $(VERTEX_FIND) --limit 1); \
+	fi \
+	&& gcloud ai endpoints deploy-model "$$endpoint" $(GCLOUD_WHERE) --model "$$model" \
+		--display-name $(VERTEX_MODEL) --machine-type $(VERTEX_MACHINE_TYPE) \
+		--min-replica-count 1 --traffic-split 0=100
 
 # Describe your own fitted model for serving: MODEL=path/to/model.pkl [DATA=table.csv].
 package: $(VENV)/.dev  ## write MODEL's manifest and compiled form beside it (webapp.package)

@@ -32,6 +32,7 @@ else:  # samples left by an earlier run would be added to this run's
 from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
+from webapp.cloud import service_context  # noqa: E402
 from webapp.logs import CloudLoggingFormatter, parse_level  # noqa: E402
 from webapp.settings import ConfigError, Settings, boolean, ip_address, positive_int  # noqa: E402
 from webapp.worker import BufferingWorker  # noqa: E402
@@ -107,9 +108,19 @@ class JsonLogger(Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+        formatter = CloudLoggingFormatter(project, service_context(os.environ))
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
-                handler.setFormatter(CloudLoggingFormatter(os.environ.get("GOOGLE_CLOUD_PROJECT")))
+                handler.setFormatter(formatter)
+
+    # Error Reporting groups gunicorn's errors (a worker killed or timed out) by where they were
+    # logged: the line in gunicorn that noticed, not this wrapper of gunicorn's.
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.error(msg, *args, stacklevel=2, **kwargs)
+
+    def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.critical(msg, *args, stacklevel=2, **kwargs)
 
 
 logger_class = JsonLogger

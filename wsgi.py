@@ -9,11 +9,11 @@ import os
 import sys
 
 from webapp import create_app
-from webapp.logs import configure_logging
+from webapp.cloud import setup_logging
 from webapp.model import ArtifactError
 from webapp.settings import ConfigError
 
-configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("GOOGLE_CLOUD_PROJECT"))
+setup_logging(os.environ)
 
 try:
     app = create_app()

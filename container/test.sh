@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the Cloud Run image and prove it: run it with a read-only root and a port published on
-# 127.0.0.1, pass the contract suite over HTTP, check PID 1 is gunicorn and not root, and send
-# SIGTERM with requests in flight. Prints the image size and the time to the first prediction.
+# 127.0.0.1, pass the contract suite over HTTP, check PID 1 is gunicorn and not root, send
+# SIGTERM with requests in flight, and serve a model from an emulated Cloud Storage bucket.
+# Prints the image size and the time to the first prediction.
 #
 # Run as root (`make container-test`, which also sets up .venv for the contract suite). It
 # installs rootful podman from Debian's packages when missing. Settings:
@@ -193,6 +194,13 @@ log "SIGTERM drain: $drain"
 if podman logs "$NAME" 2>&1 | grep -q Traceback; then
     die "the container logged a traceback"
 fi
+
+# A model that is not the image's, from a bucket: gcp-storage-emulator on the host's loopback,
+# the image on the host's network with STORAGE_EMULATOR_HOST and AIP_STORAGE_URI, read-only
+# with an in-memory /tmp as on Cloud Run; then a wrong pin, which must stop the boot.
+log "a model from Cloud Storage (gcp-storage-emulator on 127.0.0.1)"
+gcs=$("$PY" -m container.gcs --image "$IMAGE_TAG") || die "serving a model from Cloud Storage"
+log "$gcs"
 
 cat <<EOF
 container-test passed in $SECONDS s

@@ -32,15 +32,15 @@ from werkzeug.exceptions import HTTPException  # noqa: E402
 from werkzeug.routing import Map, Rule  # noqa: E402
 
 from webapp import build_service  # noqa: E402
+from webapp.cloud import setup_logging  # noqa: E402
 from webapp.dispatch import dispatch, refuse  # noqa: E402
 from webapp.errors import http_error_response  # noqa: E402
-from webapp.logs import configure_logging  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
 from webapp.routes import Route, routes_for  # noqa: E402
 from webapp.service import PredictionService  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 
-configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("GOOGLE_CLOUD_PROJECT"))
+setup_logging(os.environ)
 try:
     service = build_service(os.environ)
 except (ArtifactError, ConfigError) as exc:

@@ -83,6 +83,10 @@ class Server:
         return self.name or " ".join(self.argv)
 
     @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def predict_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.predict_path}"
 
@@ -246,6 +250,17 @@ def flask_run(
     argv = [str(BIN / "flask"), "--app", app, "run", *options]
     argv += ["--host", "127.0.0.1", "--port", "{port}"]
     return Server(argv, {"OMP_NUM_THREADS": "1", **(env or {})}, name=name)
+
+
+def storage_emulator(*, name: str = "gcp-storage-emulator") -> Server:
+    """Cloud Storage's JSON API on 127.0.0.1 (gcp-storage-emulator, in memory).
+
+    Clients reach it through STORAGE_EMULATOR_HOST=`server.url`; it answers GET / with 200
+    once it listens, so start() waits for that.
+    """
+    argv = [str(BIN / "gcp-storage-emulator"), "start", "--in-memory", "--quiet"]
+    argv += ["--host", "127.0.0.1", "--port", "{port}"]
+    return Server(argv, name=name)
 
 
 def container(

@@ -168,3 +168,40 @@ def test_function_serves_its_own_metrics(function_client: FlaskClient) -> None:
         response.get_data(as_text=True), "http_requests_total", route="/", status="200"
     )
     assert after == before + 1
+
+
+def process_samples(exposition: str) -> dict[str, dict[int, float]]:
+    """The process_* samples by metric name and pid."""
+    samples: dict[str, dict[int, float]] = {}
+    for match in re.finditer(r'^(process_\w+)\{pid="(\d+)"\} (\S+)$', exposition, re.M):
+        samples.setdefault(match.group(1), {})[int(match.group(2))] = float(match.group(3))
+    return samples
+
+
+@pytest.mark.integration
+def test_process_metrics_for_the_master_and_every_live_worker() -> None:
+    server = gunicorn({"WEB_CONCURRENCY": "2"}).start()
+    try:
+        master, _ = server.pids()
+        workers = wait_for_workers(server, lambda pids: len(pids) == 2)
+        first = process_samples(server.request("GET", "/metrics")[2].decode())
+        os.kill(workers[0], signal.SIGTERM)  # its files stay for its counts; its pid goes
+        replaced = wait_for_workers(server, lambda pids: len(pids) == 2 and workers[0] not in pids)
+        second = process_samples(server.request("GET", "/metrics")[2].decode())
+    finally:
+        server.stop()
+    now = time.time()
+    names = ("cpu_seconds_total", "resident_memory_bytes", "open_fds", "start_time_seconds")
+    for samples, pids in ((first, {master, *workers}), (second, {master, *replaced})):
+        assert sorted(samples) == sorted(f"process_{name}" for name in names)
+        for by_pid in samples.values():
+            assert set(by_pid) == pids
+        cpu = samples["process_cpu_seconds_total"]  # a fresh worker may not have used a tick yet
+        assert cpu[master] > 0 and all(0 <= seconds < 600 for seconds in cpu.values())
+        assert all(
+            20 * 2**20 < rss < 2**31 for rss in samples["process_resident_memory_bytes"].values()
+        )
+        assert all(3 <= fds < 1000 for fds in samples["process_open_fds"].values())
+        started = samples["process_start_time_seconds"]
+        assert all(now - 300 < t <= now + 1 for t in started.values())
+        assert all(started[pid] >= started[master] - 0.02 for pid in pids)

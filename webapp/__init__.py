@@ -23,8 +23,13 @@ def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionS
     from .settings import Settings
 
     settings = Settings.from_mapping(config)
+    path = settings.model_path
+    if settings.model_url:  # in Cloud Storage: fetched once, then verified as a local one
+        from .storage import fetch
+
+        path = fetch(settings.model_url)
     return PredictionService(
-        load_model(settings.model_path, settings.model_sha256, settings.engine), settings, debug
+        load_model(path, settings.model_sha256, settings.engine), settings, debug
     )
 
 

@@ -1,9 +1,10 @@
 """Logging as Cloud Logging reads it: one JSON object per line, with the request's ids.
 
-Entry points call configure_logging() once, before the app exists; gunicorn.conf.py gives
-gunicorn's own error and access lines the same formatter. The
-request context (request id, trace, span, model version) lives in a ContextVar set by the
-observability layer, so every line logged during a request carries it.
+Entry points call configure_logging() once, before the app exists (through cloud.py, which
+learns the project); gunicorn.conf.py gives gunicorn's own error and access lines the same
+formatter. The request context (request id, trace, span, model version) lives in a ContextVar
+set by the observability layer, so every line logged during a request carries it. Errors are
+written as Error Reporting reads them, so it groups them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _ANSI_STYLE = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug's dev server colours its
 TRACE = "logging.googleapis.com/trace"
 SPAN = "logging.googleapis.com/spanId"
 SAMPLED = "logging.googleapis.com/trace_sampled"
+ERROR_EVENT = "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
+DEFAULT_SERVICE = "sklearn-serve"  # Error Reporting's service, where the platform names none
 
 
 class RequestContext(NamedTuple):
@@ -40,13 +43,16 @@ request_context: ContextVar[RequestContext | None] = ContextVar("request_context
 class CloudLoggingFormatter(JsonFormatter):
     """JSON lines with `severity`, `message`, trace fields and `httpRequest` where known."""
 
-    def __init__(self, project: str | None = None) -> None:
+    def __init__(
+        self, project: str | None = None, service_context: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(
             "%(message)s %(name)s",
             rename_fields={"levelname": "severity"},
             timestamp="time",
         )
         self.project = project
+        self.service_context = dict(service_context or {"service": DEFAULT_SERVICE})
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -57,6 +63,8 @@ class CloudLoggingFormatter(JsonFormatter):
             log_data["message"] = _ANSI_STYLE.sub("", str(log_data.get("message", "")))
         if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
             log_data["httpRequest"] = _gunicorn_http_request(record.args)
+        if record.levelno >= logging.ERROR and (record.exc_info or record.name == "gunicorn.error"):
+            self._error_event(log_data, record)
         context = request_context.get()
         if context is None:
             return
@@ -68,6 +76,24 @@ class CloudLoggingFormatter(JsonFormatter):
             log_data[SPAN] = context.span_id
         if context.model_version:
             log_data["modelVersion"] = context.model_version
+
+    def _error_event(self, log_data: dict[str, Any], record: logging.LogRecord) -> None:
+        """Mark an error for Error Reporting, which groups entries by the traceback in
+        `message`, or, for gunicorn's own errors (a worker killed, timed out), by where they
+        were logged."""
+        log_data["@type"] = ERROR_EVENT
+        log_data["serviceContext"] = self.service_context
+        traceback = log_data.pop("exc_info", None)
+        if traceback:
+            log_data["message"] = f"{log_data.get('message', '')}\n{traceback}"
+        else:
+            log_data["context"] = {
+                "reportLocation": {
+                    "filePath": record.pathname,
+                    "lineNumber": record.lineno,
+                    "functionName": record.funcName,
+                }
+            }
 
 
 def _gunicorn_http_request(atoms: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,10 +118,14 @@ def parse_level(level: str) -> str:
     return name
 
 
-def configure_logging(level: str = "INFO", project: str | None = None) -> None:
+def configure_logging(
+    level: str = "INFO",
+    project: str | None = None,
+    service_context: Mapping[str, str] | None = None,
+) -> None:
     """Send every record to stderr as one JSON line, at `level` (LOG_LEVEL)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(CloudLoggingFormatter(project))
+    handler.setFormatter(CloudLoggingFormatter(project, service_context))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(parse_level(level))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -24,6 +26,7 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -137,10 +140,76 @@ def discard_own_samples() -> None:
             os.unlink(os.path.join(MULTIPROCESS_DIR, f"{kind}_{os.getpid()}.db"))
 
 
+class ServerProcesses:
+    """CPU, memory, open files and start time of gunicorn's master and each live worker, by pid.
+
+    prometheus_client's ProcessCollector sees only the process that answers the scrape. The
+    pids here are those with files in the multiprocess directory (each worker's are named after
+    it; the master keeps its model_info file), read from /proc at scrape time. A pid counts
+    only while it is this process's parent or a child of it: a dead worker's files stay for its
+    counts, and its pid may belong to another process by then.
+    """
+
+    _PID = re.compile(r"_(\d+)\.db")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/stat") as stat:
+            self.boot = next(int(line.split()[1]) for line in stat if line.startswith("btime "))
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            labels=["pid"],
+        )
+        memory = GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory size in bytes.", labels=["pid"]
+        )
+        files = GaugeMetricFamily(
+            "process_open_fds", "Number of open file descriptors.", labels=["pid"]
+        )
+        started = GaugeMetricFamily(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            labels=["pid"],
+        )
+        master = os.getppid()
+        for pid in sorted(self._pids()):
+            try:
+                fields = _stat_fields(pid)
+                if pid != master and int(fields[1]) != master:
+                    continue
+                with open(f"/proc/{pid}/statm") as statm:
+                    resident = int(statm.read().split()[1]) * self.page
+                open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except (OSError, ValueError, IndexError):  # exited meanwhile
+                continue
+            label = [str(pid)]
+            cpu.add_metric(label, (int(fields[11]) + int(fields[12])) / self.ticks)
+            memory.add_metric(label, resident)
+            files.add_metric(label, open_fds)
+            started.add_metric(label, self.boot + int(fields[19]) / self.ticks)
+        yield from (cpu, memory, files, started)
+
+    def _pids(self) -> set[int]:
+        return {int(m.group(1)) for n in os.listdir(self.directory) if (m := self._PID.search(n))}
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from its third field (state, ppid, ...): the command name before it, in
+    parentheses, may hold spaces."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type, summed over processes when there are many."""
     if MULTIPROCESS_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(ServerProcesses(MULTIPROCESS_DIR))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

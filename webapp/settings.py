@@ -18,8 +18,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.pkl"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _URL_PATH = re.compile(r"/[A-Za-z0-9._~:@!$&'()*+,;=/-]*")
+# gs://bucket/object: Cloud Storage's bucket naming rules, and an object name without control
+# characters, empty, "." or ".." segments.
+_GS_URL = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:/(.*))?", re.DOTALL)
+_GS_SEGMENT = re.compile(r"[^\x00-\x1f\x7f]+")
 SETTING_NAMES = (
     "MODEL_PATH",
+    "AIP_STORAGE_URI",
     "MODEL_SHA256",
     "ENGINE",
     "MAX_CONTENT_LENGTH",
@@ -39,6 +44,9 @@ class Settings:
     """Everything configurable about the API, validated."""
 
     model_path: Path = DEFAULT_MODEL_PATH
+    # A model in Cloud Storage, fetched at start (webapp/storage.py): gs://bucket/path/model.pkl,
+    # or a folder (ending in "/") holding model.json, as Vertex AI's AIP_STORAGE_URI names one.
+    model_url: str | None = None
     model_sha256: str | None = None  # the manifest's sha256, which covers every model file
     engine: str = "auto"  # auto: the verified compiled form where there is one; onnx; sklearn
     max_content_length: int = 2 * 1024 * 1024
@@ -52,8 +60,17 @@ class Settings:
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
         """Read the settings named in SETTING_NAMES where present; the rest keep defaults."""
         chosen: dict[str, Any] = {}
-        if values.get("MODEL_PATH"):
-            chosen["model_path"] = Path(str(values["MODEL_PATH"]))
+        # MODEL_PATH is the operator's own word; AIP_STORAGE_URI is what Vertex AI passes when
+        # the model has an artifact folder, so it counts only where MODEL_PATH is unset.
+        model_path = str(values.get("MODEL_PATH") or "")
+        if model_path.startswith("gs://"):
+            chosen["model_url"] = gs_url("MODEL_PATH", model_path, folder=False)
+        elif "://" in model_path:
+            raise ConfigError(f"MODEL_PATH must be a local path or a gs:// URL, got {model_path!r}")
+        elif model_path:
+            chosen["model_path"] = Path(model_path)
+        elif values.get("AIP_STORAGE_URI"):
+            chosen["model_url"] = gs_url("AIP_STORAGE_URI", values["AIP_STORAGE_URI"], folder=True)
         if values.get("MODEL_SHA256"):
             pin = str(values["MODEL_SHA256"]).strip().lower()
             if not _SHA256.fullmatch(pin):
@@ -78,6 +95,22 @@ class Settings:
             if values.get(name):
                 chosen[key] = url_path(name, values[name])
         return cls(**chosen)
+
+
+def gs_url(name: str, value: object, folder: bool) -> str:
+    """gs://bucket/path/model.pkl, or with `folder` gs://bucket[/path] (returned ending in "/")."""
+    url = str(value).strip()
+    match = _GS_URL.fullmatch(url)
+    kind = "gs://bucket/folder" if folder else "gs://bucket/path/model.pkl"
+    if match is None:
+        raise ConfigError(f"{name} must be a Cloud Storage URL such as {kind}, got {url!r}")
+    bucket, name_part = match.group(1), match.group(2) or ""
+    segments = name_part.rstrip("/").split("/") if folder else name_part.split("/")
+    if folder and not name_part.rstrip("/"):
+        return f"gs://{bucket}/"
+    if not all(_GS_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
+        raise ConfigError(f"{name} must be a Cloud Storage URL such as {kind}, got {url!r}")
+    return f"gs://{bucket}/{'/'.join(segments)}" + ("/" if folder else "")
 
 
 def url_path(name: str, value: object) -> str:

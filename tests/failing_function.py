@@ -1,0 +1,19 @@
+"""The Cloud Function with a failure injected into its model, served as Cloud Functions serves
+gcf/main.py: `functions-framework --target predict --source tests/failing_function.py`."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+# functions-framework puts only this file's folder on sys.path: the repository root too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gcf.main import predict, service  # noqa: E402
+
+
+def _explode(rows: Any) -> list[int]:
+    raise RuntimeError("an injected failure")
+
+
+service.model.predict = _explode  # type: ignore[method-assign]
+__all__ = ["predict"]

@@ -1,0 +1,262 @@
+"""Models in Cloud Storage: a model unlike the committed one, in a bucket of a real emulator
+(gcp-storage-emulator on loopback), served through AIP_STORAGE_URI and MODEL_PATH=gs://...
+by real gunicorn and functions-framework processes; and every way that must stop the boot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testkit import zoo
+from testkit.processes import (
+    ROOT,
+    Server,
+    free_port,
+    functions_framework_server,
+    gunicorn,
+    server_env,
+    storage_emulator,
+)
+from webapp.model import ArtifactError, sha256_hex
+from webapp.settings import ConfigError, Settings
+from webapp.storage import model_files
+
+JSON = {"Content-Type": "application/json"}
+STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
+    "gunicorn": lambda env: gunicorn(env, workers=1),
+    "functions-framework": functions_framework_server,
+}
+
+
+class Bucket:
+    """The emulator, a bucket "models" in it, and a zoo model uploaded in a few shapes."""
+
+    def __init__(self, emulator: Server, specimen: zoo.Specimen) -> None:
+        self.emulator = emulator
+        self.specimen = specimen
+        self.sha256 = sha256_hex(specimen.path.with_suffix(".json").read_bytes())  # the pin
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"STORAGE_EMULATOR_HOST": self.emulator.url, **extra}
+
+
+def upload(emulator: Server, files: Mapping[str, Path]) -> None:
+    """Put each local file at its object name, with google-cloud-storage's own client."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+        from google.cloud import storage
+
+        client = storage.Client(project=None)
+        bucket = client.lookup_bucket("models") or client.create_bucket("models")
+        for name, path in files.items():
+            bucket.blob(name).upload_from_filename(str(path))
+
+
+@pytest.fixture(scope="module")
+def bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
+    specimen = zoo.build("string-labels", tmp_path_factory.mktemp("gcs-model"))
+    pickle, manifest = specimen.path, specimen.path.with_suffix(".json")
+    emulator = storage_emulator().start(ready_path="/")
+    try:
+        upload(
+            emulator,
+            {
+                "zoo/model.pkl": pickle,
+                "zoo/model.json": manifest,
+                "zoo/model.onnx": pickle.with_suffix(".onnx"),  # its compiled form
+                "no-manifest/model.pkl": pickle,
+                "no-artifact/model.json": manifest,
+            },
+        )
+        yield Bucket(emulator, specimen)
+    finally:
+        emulator.stop()
+
+
+def serve(target: str, env: Mapping[str, str]) -> Server:
+    return STARTERS[target](env).start()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", sorted(STARTERS))
+@pytest.mark.parametrize(
+    "location",
+    [{"AIP_STORAGE_URI": "gs://models/zoo"}, {"MODEL_PATH": "gs://models/zoo/model.pkl"}],
+    ids=["AIP_STORAGE_URI", "MODEL_PATH"],
+)
+def test_a_model_from_cloud_storage_answers_as_its_estimator(
+    bucket: Bucket, target: str, location: dict[str, str]
+) -> None:
+    server = serve(target, bucket.env(MODEL_SHA256=bucket.sha256, **location))
+    try:
+        body = json.dumps({"instances": bucket.specimen.rows}).encode()
+        status, _, answer = server.request("POST", "/predict", body, JSON)
+        assert status == 200, answer
+        assert json.loads(answer) == {"predictions": bucket.specimen.predict()}
+        metadata = json.loads(server.request("GET", "/metadata")[2])
+        assert (metadata["name"], metadata["sha256"]) == ("string-labels", bucket.sha256)
+        assert metadata["engine"]["name"] == "onnx"  # the compiled form came from the bucket too
+    finally:
+        assert server.stop() == 0
+    assert "fetched model.json and model.pkl, model.onnx from gs://models/zoo/" in server.output()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", sorted(STARTERS))
+@pytest.mark.parametrize(
+    ("case", "location", "reason"),
+    [
+        ("pin", {"MODEL_PATH": "gs://models/zoo/model.pkl"}, "MODEL_SHA256 pins ffff"),
+        (
+            "missing-object",
+            {"AIP_STORAGE_URI": "gs://models/no-artifact/"},
+            "cannot read gs://models/no-artifact/model.pkl: no such object (404)",
+        ),
+        (
+            "missing-manifest",
+            {"MODEL_PATH": "gs://models/no-manifest/model.pkl"},
+            "cannot read gs://models/no-manifest/model.json: no such object (404)",
+        ),
+        (
+            "missing-bucket",
+            {"AIP_STORAGE_URI": "gs://elsewhere/zoo"},
+            "cannot read gs://elsewhere/zoo/model.json: no such object (404)",
+        ),
+        ("unreachable", {"AIP_STORAGE_URI": "gs://models/zoo"}, "unreachable after 10 s"),
+    ],
+)
+def test_what_cannot_be_fetched_or_trusted_stops_the_boot(
+    bucket: Bucket, target: str, case: str, location: dict[str, str], reason: str
+) -> None:
+    env = bucket.env(MODEL_SHA256=("f" if case == "pin" else "0") * 64, **location)
+    if case == "unreachable":
+        env["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{free_port()}"
+    server = STARTERS[target](env)
+    server.spawn()
+    assert server.proc is not None
+    code = server.proc.wait(60)
+    server.stop()
+    output = server.output()
+    refusals = [line for line in output.splitlines() if "refusing to start: " in line]
+    assert code == 1, output
+    assert len(refusals) == 1 and reason in refusals[0], output
+    assert "Listening at" not in output and "Booting worker" not in output
+    assert "Traceback" not in output
+
+
+# What google-cloud-storage brings in: its own package and the libraries it stands on.
+STORAGE_STACK = (
+    "google.cloud.storage",
+    "google.api_core",
+    "google.auth",
+    "google.oauth2",
+    "google.protobuf",
+    "google.resumable_media",
+    "google_crc32c",
+    "requests",
+    "cryptography",
+)
+
+
+def storage_modules(code: str) -> list[str]:
+    """The modules of STORAGE_STACK that a fresh interpreter holds after running `code`."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout.splitlines()[-1])
+    return [m for m in modules if m.split(".")[0] in STORAGE_STACK or m.startswith(STORAGE_STACK)]
+
+
+def mapped_google_files(pid: int) -> set[str]:
+    """Files of the google packages (their C extensions) mapped into a process."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {line.split()[-1] for line in maps if "/site-packages/google" in line}
+
+
+@pytest.mark.integration
+def test_a_local_model_never_imports_the_storage_client(bucket: Bucket) -> None:
+    assert storage_modules("import wsgi") == []
+    function = "import functions_framework as f; f.create_app('predict', 'gcf/main.py')"
+    assert storage_modules(function) == []
+    assert storage_modules("from google.cloud import storage")  # the probe's control
+
+    local = gunicorn(workers=1).start()
+    remote = gunicorn(bucket.env(AIP_STORAGE_URI="gs://models/zoo"), workers=1).start()
+    try:
+        # the control: fetching from gs:// does map the library's extensions into the process
+        assert mapped_google_files(remote.pids()[0])
+        for pid in (local.pids()[0], *local.pids()[1]):
+            assert mapped_google_files(pid) == set()
+    finally:
+        local.stop()
+        remote.stop()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("values", "path", "url"),
+    [
+        ({"MODEL_PATH": "gs://models/a/b/model.pkl"}, None, "gs://models/a/b/model.pkl"),
+        ({"AIP_STORAGE_URI": "gs://models/a/b"}, None, "gs://models/a/b/"),
+        ({"AIP_STORAGE_URI": "gs://models/a/b/"}, None, "gs://models/a/b/"),
+        ({"AIP_STORAGE_URI": "gs://models"}, None, "gs://models/"),
+        # the operator's MODEL_PATH wins over what Vertex AI passes
+        ({"MODEL_PATH": "/m/model.pkl", "AIP_STORAGE_URI": "gs://models/a"}, "/m/model.pkl", None),
+        (
+            {"MODEL_PATH": "gs://x-1/m.pkl", "AIP_STORAGE_URI": "gs://models/a"},
+            None,
+            "gs://x-1/m.pkl",
+        ),
+    ],
+)
+def test_model_location_settings(values: dict[str, str], path: str | None, url: str | None) -> None:
+    settings = Settings.from_mapping(values)
+    assert settings.model_url == url
+    if path:
+        assert settings.model_path == Path(path)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"MODEL_PATH": "gs://Models/model.pkl"}, "MODEL_PATH must be a Cloud Storage URL"),
+        ({"MODEL_PATH": "gs://models/"}, "MODEL_PATH must be a Cloud Storage URL"),
+        ({"MODEL_PATH": "gs://models/a/../model.pkl"}, "MODEL_PATH must be a Cloud Storage URL"),
+        ({"MODEL_PATH": "s3://models/model.pkl"}, "MODEL_PATH must be a local path or a gs://"),
+        ({"AIP_STORAGE_URI": "/local/folder"}, "AIP_STORAGE_URI must be a Cloud Storage URL"),
+        ({"AIP_STORAGE_URI": "gs://models/a//b"}, "AIP_STORAGE_URI must be a Cloud Storage URL"),
+    ],
+)
+def test_bad_model_locations_name_their_setting(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        Settings.from_mapping(values)
+
+
+@pytest.mark.unit
+def test_the_files_a_manifest_names() -> None:
+    manifest: dict[str, Any] = {
+        "name": "m",
+        "artifact": {"file": "model.pkl", "sha256": "0"},
+        "compiled": {"file": "model.onnx", "sha256": "1"},
+        "features": [{"file": "not-top-level"}],
+        "metrics": {"accuracy": 1.0},
+    }
+    assert model_files(manifest) == ["model.pkl", "model.onnx"]
+    for bad in ("../model.pkl", "a/model.pkl", "..", "", "a\\b", 7):
+        manifest["compiled"]["file"] = bad
+        with pytest.raises(ArtifactError, match="'compiled' names a file that is not a plain name"):
+            model_files(manifest)
