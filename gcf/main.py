@@ -36,7 +36,7 @@ from webapp.dispatch import dispatch, refuse  # noqa: E402
 from webapp.errors import http_error_response  # noqa: E402
 from webapp.logs import configure_logging  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
-from webapp.routes import Route, routes_for  # noqa: E402
+from webapp.routes import CONVERTERS, Route, routes_for  # noqa: E402
 from webapp.service import PredictionService  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 
@@ -51,9 +51,8 @@ tuning.settle()
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
 _routes = [*routes_for(service.settings), Route("/", ("POST",), PredictionService.predict)]
 # Bound once: matching needs only the path and method (no host or SCRIPT_NAME rules).
-_matcher = Map([Rule(r.rule, methods=r.methods, endpoint=i) for i, r in enumerate(_routes)]).bind(
-    "function"
-)
+_rules = [Rule(r.rule, methods=r.methods, endpoint=i) for i, r in enumerate(_routes)]
+_matcher = Map(_rules, converters=CONVERTERS).bind("function")
 
 
 def predict(request: Request) -> Response:
