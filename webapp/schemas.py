@@ -250,7 +250,7 @@ class InferRequest(Schema):
     inputs = fields.List(
         fields.Nested(RequestInput), required=True, validate=validate.Length(min=1)
     )
-    outputs = fields.List(fields.Nested(RequestOutput))
+    outputs = fields.List(fields.Nested(RequestOutput), validate=validate.Length(min=1))
 
 
 # What the service answers, described as marshmallow schemas: the OpenAPI document is built
