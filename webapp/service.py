@@ -215,7 +215,8 @@ class PredictionService:
 
     def v2_model(self, req: Request, name: str, version: str | None = None) -> Response:
         """Open Inference Protocol: the model's inputs and outputs."""
-        return self._v2_unknown(name, version) or json_response(self.v2_metadata)
+        unknown = self._v2_unknown(name, version)
+        return json_response(self.v2_metadata) if unknown is None else unknown
 
     def v2_model_ready(self, req: Request, name: str, version: str | None = None) -> Response:
         """Open Inference Protocol: whether the model is ready."""
@@ -227,8 +228,11 @@ class PredictionService:
 
     def v2_infer(self, req: Request, name: str, version: str | None = None) -> Response:
         """Open Inference Protocol: input tensors in, predictions and probabilities out."""
-        response = self._v2_unknown(name, version) or self._v2_infer(req)
-        tuning.release(wsgi.get_content_length(req.environ) or 0)
+        unknown = self._v2_unknown(name, version)
+        if unknown is not None:
+            return unknown
+        response = self._v2_infer(req)
+        tuning.release(wsgi.get_content_length(req.environ) or 0)  # its temporaries are gone
         return response
 
     def _v2_unknown(self, name: str, version: str | None) -> Response | None:
