@@ -28,11 +28,12 @@ os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 
 import functions_framework  # noqa: E402
 from flask import Request, Response  # noqa: E402
+from flask import request as current_request  # noqa: E402
 from werkzeug.exceptions import HTTPException  # noqa: E402
 from werkzeug.routing import Map, Rule  # noqa: E402
 
 from webapp import build_service  # noqa: E402
-from webapp.dispatch import dispatch, refuse  # noqa: E402
+from webapp.dispatch import dispatch, is_v2, refuse  # noqa: E402
 from webapp.errors import http_error_response  # noqa: E402
 from webapp.logs import configure_logging  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
@@ -67,8 +68,9 @@ def predict(request: Request) -> Response:
 @functions_framework.errorhandler(HTTPException)
 def _framework_refusal(exc: HTTPException) -> Response:
     """What functions-framework answers itself (its /robots.txt and /favicon.ico, requests its
-    routing refuses), in the service's JSON error shape instead of its HTML."""
-    return _unread_body_stays_unread(http_error_response(exc))
+    routing refuses, such as a path with a newline), in the service's JSON error shape instead
+    of its HTML: under /v2 the Open Inference Protocol's, as the service answers there."""
+    return _unread_body_stays_unread(http_error_response(exc, is_v2(current_request.path)))
 
 
 def _unread_body_stays_unread(response: Response) -> Response:

@@ -575,3 +575,10 @@ def test_v2_example_in_the_document_is_answered(client: FlaskClient) -> None:
     for example in content["application/json"]["examples"].values():
         answer = client.post(f"/v2/models/{NAME}/infer", json=example["value"])
         assert answer.status_code == 200, answer.get_json()
+
+
+@pytest.mark.unit
+def test_the_function_refuses_under_v2_in_the_v2_shape(function_client: FlaskClient) -> None:
+    """functions-framework's own routing refuses a path with a newline, before ours sees it."""
+    answer = function_client.get("/v2/models/a%0Ab/ready")
+    assert (answer.status_code, answer.get_json()) == (404, {"error": "No such route."})
