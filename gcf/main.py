@@ -28,15 +28,16 @@ os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 
 import functions_framework  # noqa: E402
 from flask import Request, Response  # noqa: E402
+from flask import request as current_request  # noqa: E402
 from werkzeug.exceptions import HTTPException  # noqa: E402
 from werkzeug.routing import Map, Rule  # noqa: E402
 
 from webapp import build_service  # noqa: E402
 from webapp.cloud import setup_logging  # noqa: E402
-from webapp.dispatch import dispatch, refuse  # noqa: E402
+from webapp.dispatch import dispatch, is_v2, refuse  # noqa: E402
 from webapp.errors import http_error_response  # noqa: E402
 from webapp.model import ArtifactError  # noqa: E402
-from webapp.routes import Route, routes_for  # noqa: E402
+from webapp.routes import CONVERTERS, Route, routes_for  # noqa: E402
 from webapp.service import PredictionService  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 
@@ -51,9 +52,8 @@ tuning.settle()
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
 _routes = [*routes_for(service.settings), Route("/", ("POST",), PredictionService.predict)]
 # Bound once: matching needs only the path and method (no host or SCRIPT_NAME rules).
-_matcher = Map([Rule(r.rule, methods=r.methods, endpoint=i) for i, r in enumerate(_routes)]).bind(
-    "function"
-)
+_rules = [Rule(r.rule, methods=r.methods, endpoint=i) for i, r in enumerate(_routes)]
+_matcher = Map(_rules, converters=CONVERTERS).bind("function")
 
 
 def predict(request: Request) -> Response:
@@ -68,8 +68,9 @@ def predict(request: Request) -> Response:
 @functions_framework.errorhandler(HTTPException)
 def _framework_refusal(exc: HTTPException) -> Response:
     """What functions-framework answers itself (its /robots.txt and /favicon.ico, requests its
-    routing refuses), in the service's JSON error shape instead of its HTML."""
-    return _unread_body_stays_unread(http_error_response(exc))
+    routing refuses, such as a path with a newline), in the service's JSON error shape instead
+    of its HTML: under /v2 the Open Inference Protocol's, as the service answers there."""
+    return _unread_body_stays_unread(http_error_response(exc, is_v2(current_request.path)))
 
 
 def _unread_body_stays_unread(response: Response) -> Response:

@@ -99,7 +99,7 @@ def test_batch_errors_carry_the_instance_index(client: FlaskClient) -> None:
         {"instances": "all"},
         {"instances": None},
         {"instances": [5.1]},
-        {"instances": [SETOSA], "parameters": {}},
+        {"instances": [SETOSA], "parameters": {"threshold": 0.5}},
         {"instances": [SETOSA], **SETOSA},
     ],
 )

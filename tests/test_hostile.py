@@ -186,7 +186,10 @@ SHAPES = [
     case("batch-zero-in-row", post(doc({"instances": [[5.1, 3.5, 1.4, 0]]})), 422),
     case("batch-one-bad-among-good", post(doc({"instances": [*ROWS, [5.1, None, 1.4, 0.2]]})), 422),
     case("batch-row-object-extra-field", post(doc({"instances": [with_(x=1)]})), 422),
-    case("batch-plus-extra-key", post(doc({"instances": ROWS, "parameters": {}})), 422),
+    case("batch-plus-extra-key", post(doc({"instances": ROWS, "signature_name": "x"})), 422),
+    case(
+        "batch-plus-unknown-parameter", post(doc({"instances": ROWS, "parameters": {"k": 1}})), 422
+    ),
     case("batch-plus-features", post(doc({"instances": ROWS, **SETOSA})), 422),
     case("batch-in-batch", post(doc({"instances": [{"instances": ROWS}]})), 422),
 ]

@@ -38,6 +38,16 @@ def test_spec_is_valid_openapi(spec: dict[str, Any]) -> None:
         "/predict",
         "/metrics",
         "/openapi.json",
+        "/v1/models/{name}",
+        "/v1/models/{name}:predict",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        *(
+            f"/v2/models/{{name}}{version}{action}"
+            for version in ("", "/versions/{version}")
+            for action in ("", "/ready", "/infer")
+        ),
     }
 
 

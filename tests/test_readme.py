@@ -3,7 +3,8 @@
 Two kinds of example are checked: a `curl` command in a shell block followed by a `# {...}`
 line (sent to gunicorn for port 8080, to functions-framework for 8081, and for 8090 to
 gunicorn serving the model "Serve your own model" trains and packages, made the same way), and
-an inline "`{request}` → `{answer}`" pair about POST /predict.
+an inline "`{request}` → `{answer}`" pair about POST /predict. The curl examples of
+docs/protocols.md are checked the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from testkit.processes import ROOT, Server, gunicorn
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PROTOCOLS = (ROOT / "docs" / "protocols.md").read_text(encoding="utf-8")
 SERVERS = {"8080": "gunicorn_server", "8081": "function_server", "8090": "own_model_server"}
 
 
@@ -86,10 +88,11 @@ def parse_curl(command: str) -> tuple[str, str, str, dict[str, str], bytes | Non
 @pytest.mark.unit
 def test_the_readme_has_examples_to_check() -> None:
     assert len(curl_examples(README)) >= 4 and len(inline_examples(README)) >= 2
+    assert len(curl_examples(PROTOCOLS)) >= 8
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("command", "answer"), curl_examples(README))
+@pytest.mark.parametrize(("command", "answer"), curl_examples(README) + curl_examples(PROTOCOLS))
 def test_curl_example(command: str, answer: str, request: pytest.FixtureRequest) -> None:
     method, port, path, headers, body = parse_curl(command)
     server: Server = request.getfixturevalue(SERVERS[port])

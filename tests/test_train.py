@@ -123,4 +123,6 @@ def test_every_requirement_is_pinned_exactly() -> None:
         for line in (ROOT / name).read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r "):
-                assert re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.+-]*", line), line
+                assert re.fullmatch(r"[A-Za-z0-9._-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.+-]*", line), (
+                    line
+                )

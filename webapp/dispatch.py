@@ -27,9 +27,9 @@ def dispatch(
     try:
         response = route.handler(service, request, **values)
     except HTTPException as exc:
-        response = http_error_response(exc)
+        response = http_error_response(exc, route.v2)
     except Exception as exc:
-        response = internal_error_response(exc)
+        response = internal_error_response(exc, route.v2)
         if service.debug:  # `flask run --debug`: its debugger shows the error instead
             service.observer.finish(observation, request, response)
             raise
@@ -37,6 +37,15 @@ def dispatch(
 
 
 def refuse(service: PredictionService, request: Request, error: HTTPException) -> Response:
-    """Answer a request no route takes (404, 405 with Allow, ...): observed like the rest."""
+    """Answer a request no route takes (404, 405 with Allow, ...): observed like the rest.
+
+    Under /v2, in the Open Inference Protocol's error shape, which its clients read.
+    """
     observation = service.observer.begin(request, "unmatched", predicting=False)
-    return service.observer.finish(observation, request, http_error_response(error))
+    v2 = is_v2(request.path)
+    return service.observer.finish(observation, request, http_error_response(error, v2))
+
+
+def is_v2(path: str) -> bool:
+    """Whether a path is the Open Inference Protocol's (/v2 and below)."""
+    return path == "/v2" or path.startswith("/v2/")

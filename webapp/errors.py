@@ -3,7 +3,9 @@
     {"code": 422, "status": "Unprocessable Entity", "message": "...", "errors": {...}}
 
 `errors` names the offending fields and appears on validation failures only. Messages are
-fixed texts: no request data, no exception text, no traceback ever reaches a client.
+fixed texts: no request data, no exception text, no traceback ever reaches a client. The /v2
+routes answer in the Open Inference Protocol's own shape instead, `{"error": "..."}`, which
+its clients read (v2=True below); its messages name the input or field at fault.
 """
 
 from __future__ import annotations
@@ -57,13 +59,22 @@ def error_response(
     )
 
 
-def api_error_response(exc: ApiError) -> Response:
+def infer_error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A failure on a /v2 route, in the Open Inference Protocol's shape: {"error": "..."}."""
+    return Response(dumps({"error": message}), status, headers=headers, mimetype="application/json")
+
+
+def api_error_response(exc: ApiError, v2: bool = False) -> Response:
     """Render an ApiError; a 413 also closes the connection so its body is never drained."""
     headers = {"Connection": "close"} if exc.status == 413 else None
+    if v2:
+        return infer_error_response(exc.status, exc.message, headers)
     return error_response(exc.status, exc.message, exc.errors, headers)
 
 
-def http_error_response(exc: HTTPException) -> Response:
+def http_error_response(exc: HTTPException, v2: bool = False) -> Response:
     """Render a routing or protocol error (404, 405, 413, ...), keeping headers such as Allow."""
     status = exc.code or 500
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
@@ -73,10 +84,14 @@ def http_error_response(exc: HTTPException) -> Response:
     if status == 413:
         headers["Connection"] = "close"
     message = _MESSAGES.get(status, HTTPStatus(status).description)
+    if v2:
+        return infer_error_response(status, message, headers)
     return error_response(status, message, headers=headers)
 
 
-def internal_error_response(exc: BaseException) -> Response:
+def internal_error_response(exc: BaseException, v2: bool = False) -> Response:
     """Log the failure with its traceback, answer a 500 that reveals nothing."""
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    if v2:
+        return infer_error_response(500, "Internal server error.")
     return error_response(500, "Internal server error.")

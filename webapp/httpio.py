@@ -59,12 +59,40 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(req: Request, limit: int) -> Any:
-    """The request's JSON document: 415 for another content type, 413 too big, 400 malformed."""
+def parse_json(req: Request, limit: int, untyped: bool = False) -> Any:
+    """The request's JSON document: 415 for another content type, 413 too big, 400 malformed.
+
+    `untyped`: a body without a Content-Type is JSON too (V2 clients such as tritonclient's
+    send none).
+    """
+    return _loads(request_body(req, limit, untyped))
+
+
+def parse_infer(req: Request, limit: int) -> tuple[Any, bytes]:
+    """A V2 infer request's JSON document, and the binary tensor data after it: the binary
+    tensor extension, when the Inference-Header-Content-Length header says where the JSON ends."""
+    header = req.environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+    if header is None:
+        return parse_json(req, limit, untyped=True), b""
+    data = request_body(req, limit, untyped=True, binary=True)
+    size = header.strip()
+    if not (size.isdigit() and 0 < int(size) <= len(data)):
+        raise ApiError(400, "Inference-Header-Content-Length must be the JSON's length in bytes.")
+    return _loads(data[: int(size)]), data[int(size) :]
+
+
+def request_body(req: Request, limit: int, untyped: bool = False, binary: bool = False) -> bytes:
+    """The body of a JSON request, read after its headers' checks (parse_json).
+
+    `binary`: the body may also be application/octet-stream (JSON, then binary tensor data).
+    """
     environ = req.environ  # read directly: werkzeug's header views cost more than the checks
-    if environ.get("CONTENT_TYPE") != "application/json":  # else parse it: parameters, case
+    content_type = environ.get("CONTENT_TYPE")
+    if content_type != "application/json" and not (untyped and not content_type):
+        # else parse it: parameters, case
         charset = req.mimetype_params.get("charset", "utf-8").lower()
-        if not req.is_json or charset not in ("utf-8", "utf8"):
+        octets = binary and req.mimetype == "application/octet-stream"
+        if not (req.is_json or octets) or charset not in ("utf-8", "utf8"):
             raise ApiError(415, "Content-Type must be application/json (UTF-8).")
     encoding = environ.get("HTTP_CONTENT_ENCODING")
     if encoding is not None and encoding.strip().lower() != "identity":
@@ -72,7 +100,10 @@ def parse_json(req: Request, limit: int) -> Any:
     codings = environ.get("HTTP_TRANSFER_ENCODING")
     if codings is not None and codings.lower().replace(" ", "") not in ("chunked", ""):
         raise ApiError(400, "Transfer-Encoding other than chunked is not supported.")
-    data = read_body(environ, limit)
+    return read_body(environ, limit)
+
+
+def _loads(data: bytes) -> Any:
     if not data or data.isspace():
         raise ApiError(400, "Request body is empty.")
     try:

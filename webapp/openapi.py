@@ -1,8 +1,9 @@
 """The OpenAPI 3 document, built from the route table and the marshmallow schemas.
 
-Paths come from the routes the service serves (the Vertex AI aliases included), summaries from
-their handlers' docstrings, request and answer shapes from the schemas that validate requests
-and describe answers: the served model's own features, ranges, classes and batch limit.
+Paths come from the routes the service serves (the Vertex AI aliases, KServe V1 and the Open
+Inference Protocol included), summaries from their handlers' docstrings, request and answer
+shapes from the schemas that validate requests and describe answers: the served model's own
+features, ranges, classes, name, version and batch limit.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields, validate
 
+from . import v2
 from .routes import Route, routes_for
 from .schemas import (
     Document,
     ErrorBody,
+    InferError,
+    InferRequest,
+    InferResponse,
     Instance,
     Instances,
+    JSONInteger,
+    Live,
     Metadata,
+    ModelMetadata,
+    ModelReady,
     PredictQuery,
+    Ready,
+    ServerMetadata,
     Status,
     answer_schemas,
 )
@@ -29,33 +40,61 @@ from .service import PredictionService
 
 
 class Doc(NamedTuple):
-    """How a handler's route is documented: its answer's schemas (one of), its failures."""
+    """How a handler's route is documented: its answer's schemas (one of), its failures, its
+    request body's schemas (one of), and the schema of its error bodies."""
 
     answers: tuple[str, ...]
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
+    body: tuple[str, ...] = ()
+    error: str = "Error"
 
 
+_BATCHES = ("Predictions", "LabeledPredictions")
+_V2 = "InferError"
 # Documented handlers; the docs page and its assets are not API.
 DOCS = {
     PredictionService.health: Doc(("Status",)),
     PredictionService.ready: Doc(("Status",), (503,)),
     PredictionService.metadata: Doc(("Metadata",)),
     PredictionService.predict: Doc(
-        ("Prediction", "Labeled", "Predictions", "LabeledPredictions"), (400, 413, 415, 422, 500)
+        ("Prediction", "Labeled", *_BATCHES), (400, 413, 415, 422, 500), body=("Instance", "Batch")
     ),
     PredictionService.metrics: Doc((), media_type="text/plain"),
     PredictionService.openapi: Doc(("Document",)),
+    PredictionService.v1_model: Doc(("ModelReady",), (404, 503)),
+    PredictionService.v1_predict: Doc(_BATCHES, (400, 404, 413, 415, 422, 500), body=("Batch",)),
+    PredictionService.v2_server: Doc(("ServerMetadata",), error=_V2),
+    PredictionService.v2_live: Doc(("Live",), error=_V2),
+    PredictionService.v2_ready: Doc(("Ready",), (503,), error=_V2),
+    PredictionService.v2_model: Doc(("ModelMetadata",), (404,), error=_V2),
+    PredictionService.v2_model_ready: Doc(("ModelReady",), (404, 503), error=_V2),
+    PredictionService.v2_infer: Doc(
+        ("InferResponse",), (400, 404, 413, 415, 500), body=("InferRequest",), error=_V2
+    ),
 }
 ERRORS = {
     400: "The body is empty or not strict JSON (malformed, not UTF-8, NaN, duplicate keys, "
     "too deep).",
+    404: "No model of this name (or version).",
     413: "The body is larger than MAX_CONTENT_LENGTH.",
     415: "Content-Type is not application/json (UTF-8).",
     422: "Validation failed; `errors` names every offending field.",
     500: "Unexpected failure; nothing internal is revealed.",
     503: "The model's self-check prediction failed.",
 }
+V2_ERRORS = {
+    **ERRORS,
+    400: "The body is not strict JSON, or the inputs or outputs are not what the model takes, "
+    "or a value is invalid: `error` names the input and field.",
+}
+# What a readiness route answers while the model's self-check fails: its own answer, not ready.
+_NOT_READY = {
+    PredictionService.v1_model,
+    PredictionService.v2_ready,
+    PredictionService.v2_model_ready,
+}
+
 _REQUEST_ID = {
     "X-Request-ID": {
         "description": "The request's id: the client's X-Request-ID if usable, else generated.",
@@ -78,6 +117,7 @@ def build_spec(service: PredictionService) -> dict[str, Any]:
     assert plugin.converter is not None  # set by APISpec when it initialises the plugin
     plugin.converter.add_attribute_function(_exclusive_bounds)
     plugin.converter.add_attribute_function(_batch_fields)
+    plugin.map_to_openapi_type(JSONInteger, fields.Integer)
     components = _components(service)
     for name, schema in components.items():
         spec.components.schema(name, schema=schema)
@@ -102,39 +142,84 @@ def _components(service: PredictionService) -> dict[str, Any]:
         "Metadata": Metadata(),
         "Document": Document(),
         **answer_schemas(labels, model.probabilities),
+        "ModelReady": ModelReady(),
+        "ServerMetadata": ServerMetadata(),
+        "Live": Live(),
+        "Ready": Ready(),
+        "ModelMetadata": ModelMetadata(),
+        "InferRequest": InferRequest(),
+        "InferResponse": InferResponse(),
+        "InferError": InferError(),
     }
 
 
 def _operation(
     route: Route, doc: Doc, service: PredictionService, known: set[str]
 ) -> dict[str, Any]:
-    """One route's operation: its summary, request (for predictions), answer and failures."""
+    """One route's operation: its summary, parameters, request body, answer and failures."""
     refs = [{"$ref": f"#/components/schemas/{name}"} for name in doc.answers if name in known]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs} if refs else {"type": "string"}
     answer = {"description": "Success.", "content": {doc.media_type: {"schema": schema}}}
     if doc.media_type == "application/json":
         answer["headers"] = _REQUEST_ID
     responses: dict[int, Any] = {200: answer}
+    descriptions = V2_ERRORS if doc.error == _V2 else ERRORS
     for status in doc.errors:
-        error = {"schema": {"$ref": "#/components/schemas/Error"}}
-        responses[status] = {"description": ERRORS[status], "content": {"application/json": error}}
-    operation = {"summary": (route.handler.__doc__ or "").splitlines()[0], "responses": responses}
-    if route.predicts:
-        example = service.model.manifest["self_check"]["instances"][0]
-        second: Any = example
-        if service.valid_rows.arrays:
-            second = [example[name] for name in service.model.feature_names]
-        examples = {
-            "one": {"summary": "One instance", "value": example},
-            "batch": {"summary": "A batch of two", "value": {"instances": [example, second]}},
+        error: dict[str, Any] = {"$ref": f"#/components/schemas/{doc.error}"}
+        if status == 503 and route.handler in _NOT_READY:
+            error = schema
+        content = {"application/json": {"schema": error}}
+        responses[status] = {"description": descriptions[status], "content": content}
+    operation: dict[str, Any] = {
+        "summary": (route.handler.__doc__ or "").splitlines()[0],
+        "responses": responses,
+    }
+    parameters = _path_parameters(route, service)
+    if route.handler in (PredictionService.predict, PredictionService.v1_predict):
+        parameters.append({"in": "query", "schema": PredictQuery})
+    if parameters:
+        operation["parameters"] = parameters
+    if doc.body:
+        bodies = [{"$ref": f"#/components/schemas/{name}"} for name in doc.body]
+        body = {
+            "schema": bodies[0] if len(bodies) == 1 else {"oneOf": bodies},
+            "examples": _examples(doc, service),
         }
-        either = {"oneOf": [{"$ref": f"#/components/schemas/{n}"} for n in ("Instance", "Batch")]}
-        operation["parameters"] = [{"in": "query", "schema": PredictQuery}]
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": either, "examples": examples}},
-        }
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
     return operation
+
+
+def _path_parameters(route: Route, service: PredictionService) -> list[dict[str, Any]]:
+    """The model's name and version in a route's path: the manifest's, the only ones served."""
+    manifest = service.model.manifest
+    return [
+        {"in": "path", "name": key, "required": True, "schema": {"type": "string", "enum": [value]}}
+        for key, value in (("name", manifest["name"]), ("version", manifest["version"]))
+        if re.search(rf"<(?:[^:>]+:)?{key}>", route.rule)
+    ]
+
+
+def _examples(doc: Doc, service: PredictionService) -> dict[str, Any]:
+    """Requests that the served model takes, from its manifest's self-check rows."""
+    model = service.model
+    example = model.manifest["self_check"]["instances"][0]
+    second: Any = example
+    if service.valid_rows.arrays:
+        second = [example[name] for name in model.feature_names]
+    batch = {"summary": "A batch of two", "value": {"instances": [example, second]}}
+    if doc.body == ("Instance", "Batch"):
+        return {"one": {"summary": "One instance", "value": example}, "batch": batch}
+    if doc.body == ("Batch",):
+        return {"batch": batch}
+    if v2.takes_matrix(model):
+        row = [example[name] for name in model.feature_names]
+        inputs = [{"name": v2.MATRIX, "shape": [1, len(row)], "datatype": "FP64", "data": row}]
+    else:
+        inputs = [
+            {**tensor, "shape": [1], "data": [example[tensor["name"]]]}
+            for tensor in service.v2_metadata["inputs"]
+        ]
+    return {"infer": {"summary": "One row", "value": {"id": "1", "inputs": inputs}}}
 
 
 def _exclusive_bounds(self: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:

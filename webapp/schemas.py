@@ -86,6 +86,17 @@ def feature_field(feature: Feature) -> fields.Field:
     return JSONInteger(**options) if feature.type == "integer" else JSONNumber(**options)
 
 
+class JSONBoolean(fields.Boolean):
+    """true or false: not "true", 1 or null, which fields.Boolean would take."""
+
+    default_error_messages = {"invalid": "Not a valid boolean."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
 class Instance(fields.Field):
     """One instance of a batch: an object like the single request, or, where every feature is a
     number, an array in feature order."""
@@ -142,22 +153,104 @@ def instance_schema(features: Sequence[Feature]) -> Schema:
 
 
 def batch_schema(features: Sequence[Feature], max_batch_size: int) -> Schema:
-    """The batch request: {"instances": [...]}, each an object or an array."""
+    """The batch request: {"instances": [...]}, each an object or an array, and Vertex AI's
+    optional {"parameters": {...}}."""
     arrays = all(f.numeric for f in features)
     instance = Instance(instance_schema(features), arrays)
     cls = Schema.from_dict(
-        {"instances": Instances(instance, max_batch_size, required=True)}, name="Batch"
+        {
+            "instances": Instances(instance, max_batch_size, required=True),
+            "parameters": fields.Nested(PredictParameters),
+        },
+        name="Batch",
     )
     return cls()
+
+
+_PROBABILITIES = "Add the class label and per-class probabilities."
 
 
 class PredictQuery(Schema):
     """Query parameters of POST /predict."""
 
-    probabilities = fields.Boolean(
-        load_default=False,
-        metadata={"description": "Add the class label and per-class probabilities."},
+    probabilities = fields.Boolean(load_default=False, metadata={"description": _PROBABILITIES})
+
+
+class PredictParameters(Schema):
+    """A batch's `parameters`, as Vertex AI sends them: the query parameters, as JSON values."""
+
+    probabilities = JSONBoolean(metadata={"description": _PROBABILITIES})
+
+
+# Open Inference Protocol V2 (webapp/v2.py): an infer request's structure. The tensors' values
+# are checked by webapp/v2.py against their datatypes, then as the features' fields above.
+
+DATATYPES = (
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "BF16", "FP32", "FP64", "BYTES",
+)  # fmt: skip
+
+
+class TensorData(fields.Raw):
+    """A tensor's values, flat or nested in row-major order: an array, read by webapp/v2.py."""
+
+    default_error_messages = {"invalid": "Must be an array."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if type(value) is not list:
+            raise self.make_error("invalid")
+        return value
+
+
+class InputParameters(Schema):
+    """An input tensor's parameters: the binary tensor extension's only."""
+
+    binary_data_size = JSONInteger(
+        validate=validate.Range(min=0),
+        metadata={"description": "The input's bytes follow the JSON (binary tensor extension)."},
     )
+
+
+class RequestInput(Schema):
+    """An input tensor: the [N, n_features] matrix, or one feature's [N] or [N, 1] column."""
+
+    name = fields.String(required=True)
+    shape = fields.List(JSONInteger(validate=validate.Range(min=0)), required=True)
+    datatype = fields.String(required=True, validate=validate.OneOf(DATATYPES))
+    parameters = fields.Nested(InputParameters)
+    data = TensorData(metadata={"type": "array", "items": {}})
+
+
+class OutputParameters(Schema):
+    """A requested output's parameters: the binary tensor extension's only."""
+
+    binary_data = JSONBoolean(metadata={"description": "Answer this output in binary."})
+
+
+class RequestOutput(Schema):
+    """An output the request asks for: predict or predict_proba."""
+
+    name = fields.String(required=True)
+    parameters = fields.Nested(OutputParameters)
+
+
+class RequestParameters(Schema):
+    """The infer request's parameters: the binary tensor extension's only."""
+
+    binary_data_output = JSONBoolean(
+        metadata={"description": "Answer every output in binary (binary tensor extension)."}
+    )
+
+
+class InferRequest(Schema):
+    """POST /v2/models/{name}/infer."""
+
+    id = fields.String(metadata={"description": "Echoed in the answer."})
+    parameters = fields.Nested(RequestParameters)
+    inputs = fields.List(
+        fields.Nested(RequestInput), required=True, validate=validate.Length(min=1)
+    )
+    outputs = fields.List(fields.Nested(RequestOutput), validate=validate.Length(min=1))
 
 
 # What the service answers, described as marshmallow schemas: the OpenAPI document is built
@@ -214,6 +307,76 @@ class Document(Schema):
 
     class Meta:
         unknown = INCLUDE
+
+
+class ModelReady(Schema):
+    """GET /v1/models/{name} and /v2/models/{name}/ready."""
+
+    name = fields.String(required=True)
+    ready = fields.Boolean(required=True)
+
+
+class Live(Schema):
+    """GET /v2/health/live."""
+
+    live = fields.Boolean(required=True)
+
+
+class Ready(Schema):
+    """GET /v2/health/ready."""
+
+    ready = fields.Boolean(required=True)
+
+
+class ServerMetadata(Schema):
+    """GET /v2."""
+
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    extensions = fields.List(fields.String(), required=True)
+
+
+class MetadataTensor(Schema):
+    """An input or output the model takes or gives; -1 where the batch's size goes."""
+
+    name = fields.String(required=True)
+    datatype = fields.String(required=True, validate=validate.OneOf(DATATYPES))
+    shape = fields.List(fields.Integer(), required=True)
+
+
+class ModelMetadata(Schema):
+    """GET /v2/models/{name}."""
+
+    name = fields.String(required=True)
+    versions = fields.List(fields.String(), required=True)
+    platform = fields.String(required=True)
+    inputs = fields.List(fields.Nested(MetadataTensor), required=True)
+    outputs = fields.List(fields.Nested(MetadataTensor), required=True)
+
+
+class ResponseOutput(Schema):
+    """An output tensor: its values in `data`, or its size when they follow in binary."""
+
+    name = fields.String(required=True, validate=validate.OneOf(["predict", "predict_proba"]))
+    datatype = fields.String(required=True, validate=validate.OneOf(DATATYPES))
+    shape = fields.List(fields.Integer(), required=True)
+    data = fields.Raw(metadata={"type": "array", "items": {}})
+    parameters = fields.Dict()
+
+
+class InferResponse(Schema):
+    """POST /v2/models/{name}/infer."""
+
+    model_name = fields.String(required=True)
+    model_version = fields.String(required=True)
+    id = fields.String()
+    outputs = fields.List(fields.Nested(ResponseOutput), required=True)
+
+
+class InferError(Schema):
+    """Every failure's answer on a /v2 route, in the protocol's own shape."""
+
+    error = fields.String(required=True)
 
 
 def answer_schemas(labels: Mapping[Any, str] | None, probabilities: bool) -> dict[str, Schema]:

@@ -1,0 +1,408 @@
+"""Open Inference Protocol V2 (KServe, Triton, MLServer): tensors in, predictions as tensors out.
+
+An infer request's input tensors become the instances of a /predict batch, so that every value
+then passes the same checks (webapp/accept.py, webapp/schemas.py); the predictions become output
+tensors. What the protocol itself refuses raises TensorError, a 400 whose message names the
+input or field. No Flask here: webapp/service.py does the HTTP. docs/protocols.md tells it all.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from marshmallow import ValidationError
+
+from .model import Model
+from .schemas import InferRequest
+
+SERVER_NAME = "sklearn-serve"
+SERVER_VERSION = "0.1.0"  # pyproject.toml's; tests/test_protocols.py holds them equal
+EXTENSIONS = ("binary_tensor_data",)
+PLATFORM = "scikit-learn"
+MATRIX = "input"  # an all-numeric model's one input: [N, n_features], the manifest's order
+PREDICT, PROBA = "predict", "predict_proba"  # the outputs, named after the estimator's methods
+MAX_MESSAGES = 10  # value errors told in one answer; the count of the rest follows
+
+_INTEGERS = {
+    f"{kind}{bits}": (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if kind == "INT"
+    else (0, 2**bits - 1)
+    for kind in ("INT", "UINT")
+    for bits in (8, 16, 32, 64)
+}
+_NUMBERS = frozenset({"FP32", "FP64", *_INTEGERS})
+# Element types of the binary tensor extension, little-endian as it specifies.
+_BINARY = {
+    "FP32": "<f4",
+    "FP64": "<f8",
+    "BOOL": "?",
+    **{
+        name: f"<{'i' if name[0] == 'I' else 'u'}{int(name.lstrip('UINT')) // 8}"
+        for name in _INTEGERS
+    },
+}
+_FEATURE_TYPES = {"number": "FP64", "integer": "INT64", "category": "BYTES"}
+_NONE = type(None)
+_REQUEST = InferRequest()
+
+
+class TensorError(Exception):
+    """An infer request the model cannot take: a 400, with a message naming the input."""
+
+
+def server_metadata() -> dict[str, Any]:
+    """GET /v2: this server's name, version and protocol extensions."""
+    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
+
+
+def takes_matrix(model: Model) -> bool:
+    """Whether the model takes its features as one [N, n_features] tensor (all numeric)."""
+    return model.numeric and MATRIX not in model.feature_names
+
+
+def predict_datatype(model: Model) -> str:
+    """The datatype of the predict output: the classes' own type, FP64 for a regressor."""
+    kinds = {type(c) for c in model.classes} if model.classification else {float}
+    if kinds == {bool}:
+        return "BOOL"
+    if kinds == {int}:
+        return "INT64"
+    return "FP64" if kinds <= {int, float} else "BYTES"
+
+
+def model_metadata(model: Model) -> dict[str, Any]:
+    """GET /v2/models/<name>: the model's inputs and outputs; -1 where the batch's size goes."""
+    if takes_matrix(model):
+        inputs = [_tensor(MATRIX, "FP64", [-1, len(model.features)])]
+    else:
+        inputs = [_tensor(f.name, _FEATURE_TYPES[f.type], [-1]) for f in model.features]
+    outputs = [_tensor(PREDICT, predict_datatype(model), [-1])]
+    if model.probabilities:
+        outputs.append(_tensor(PROBA, "FP64", [-1, len(model.classes)]))
+    return {
+        "name": model.manifest["name"],
+        "versions": [model.manifest["version"]],
+        "platform": PLATFORM,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def _tensor(name: str, datatype: str, shape: list[int]) -> dict[str, Any]:
+    return {"name": name, "datatype": datatype, "shape": shape}
+
+
+def parse_request(document: Any) -> dict[str, Any]:
+    """The infer request's structure, checked (schemas.InferRequest); its values are not yet."""
+    try:
+        request: dict[str, Any] = _REQUEST.load(document)
+    except ValidationError as exc:
+        raise TensorError(_sentence(_flatten(exc.messages))) from None
+    return request
+
+
+def requested_outputs(request: Mapping[str, Any], model: Model) -> list[tuple[str, bool]]:
+    """The outputs to answer, in order, each with whether it goes in binary; all if none asked."""
+    offered = [PREDICT, PROBA] if model.probabilities else [PREDICT]
+    binary = request.get("parameters", {}).get("binary_data_output", False)
+    asked = request.get("outputs")
+    if asked is None:
+        return [(name, binary) for name in offered]
+    chosen: list[tuple[str, bool]] = []
+    for index, output in enumerate(asked):
+        name = output["name"]
+        if name == PROBA and not model.probabilities:
+            raise TensorError(f"outputs.{index}: this model gives no probabilities ({PROBA})")
+        if name not in offered:
+            raise TensorError(f"outputs.{index}: no such output; this model gives {_list(offered)}")
+        if any(name == seen for seen, _ in chosen):
+            raise TensorError(f'outputs.{index}: output "{name}" is asked for twice')
+        chosen.append((name, output.get("parameters", {}).get("binary_data", binary)))
+    return chosen
+
+
+def read_inputs(
+    request: Mapping[str, Any], blob: bytes, model: Model, max_rows: int
+) -> tuple[list[Any], bool]:
+    """The input tensors as a /predict batch's instances (arrays in the manifest's order, or
+    objects by feature name), and whether they came as the one matrix."""
+    inputs = request["inputs"]
+    data = _data(inputs, blob)
+    if len(inputs) == 1 and inputs[0]["name"] == MATRIX and takes_matrix(model):
+        return _matrix(inputs[0], data[0], model, max_rows), True
+    return _columns(inputs, data, model, max_rows), False
+
+
+def _data(inputs: Sequence[Mapping[str, Any]], blob: bytes) -> list[Any]:
+    """Each input's values: its JSON `data`, or the bytes of the body after the JSON that are
+    its own (binary tensor extension), in the inputs' order."""
+    found: list[Any] = []
+    offset = 0
+    for index, tensor in enumerate(inputs):
+        size = tensor.get("parameters", {}).get("binary_data_size")
+        if size is None:
+            if "data" not in tensor:
+                raise TensorError(f"inputs.{index}.data: Missing data for required field.")
+            found.append(tensor["data"])
+            continue
+        if "data" in tensor:
+            raise TensorError(f"inputs.{index}: both data and binary_data_size are given")
+        if offset + size > len(blob):
+            raise TensorError(f"inputs.{index}: the body ends before its binary data does")
+        found.append(blob[offset : offset + size])
+        offset += size
+    if offset != len(blob):
+        raise TensorError("the body holds more binary data than its inputs' binary_data_size")
+    return found
+
+
+def _matrix(tensor: Mapping[str, Any], data: Any, model: Model, max_rows: int) -> list[Any]:
+    """The [N, n_features] tensor's rows, as arrays in the manifest's order."""
+    width = len(model.features)
+    where = f'input "{MATRIX}"'
+    shape = tensor["shape"]
+    if len(shape) != 2 or shape[1] != width:
+        raise TensorError(f"{where}: shape must be [N, {width}] (rows, then the model's features)")
+    rows = _rows(shape, where, max_rows)
+    if tensor["datatype"] not in _NUMBERS:
+        raise TensorError(f"{where}: datatype must be FP64, FP32 or an integer type")
+    values = _values(data, shape, tensor["datatype"], where)
+    return [values[row * width : (row + 1) * width] for row in range(rows)]
+
+
+def _columns(
+    inputs: Sequence[Mapping[str, Any]], data: Sequence[Any], model: Model, max_rows: int
+) -> list[Any]:
+    """One tensor per feature, each [N] or [N, 1]: the rows, as objects by feature name."""
+    features = {f.name: f for f in model.features}
+    columns: dict[str, list[Any]] = {}
+    rows = None
+    for index, (tensor, values) in enumerate(zip(inputs, data, strict=True)):
+        name = tensor["name"]
+        if name not in features:
+            raise TensorError(f"inputs.{index}: no such input; {_takes(model)}")
+        where = f'input "{name}"'
+        if name in columns:
+            raise TensorError(f"{where} is given twice")
+        shape = tensor["shape"]
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise TensorError(f"{where}: shape must be [N] or [N, 1]")
+        if rows is not None and shape[0] != rows:
+            raise TensorError(f"{where}: holds {shape[0]} rows, the inputs before it {rows}")
+        rows = _rows(shape, where, max_rows)
+        datatype = tensor["datatype"]
+        if features[name].type == "category" and datatype != "BYTES":
+            raise TensorError(f"{where}: datatype must be BYTES (a category)")
+        if features[name].type != "category" and datatype not in _NUMBERS:
+            raise TensorError(f"{where}: datatype must be FP64, FP32 or an integer type")
+        columns[name] = _values(values, shape, datatype, where)
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise TensorError(f"missing input {_list(missing)}; {_takes(model)}")
+    return [dict(zip(features, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _rows(shape: Sequence[int], where: str, max_rows: int) -> int:
+    """The batch's size, the tensor's first dimension: 1 to MAX_BATCH_SIZE rows."""
+    if not 1 <= shape[0] <= max_rows:
+        raise TensorError(f"{where}: must hold between 1 and {max_rows} rows (MAX_BATCH_SIZE)")
+    return shape[0]
+
+
+def _values(data: Any, shape: Sequence[int], datatype: str, where: str) -> list[Any]:
+    """A tensor's values, flat, row-major, checked against its shape and datatype: JSON numbers
+    for the numeric types (integers, in range, for the integer types), strings for BYTES; null
+    passes here, and is then refused unless the feature takes a missing value."""
+    values = (
+        _decode(data, datatype, where) if isinstance(data, bytes) else _flat(data, shape, where)
+    )
+    if len(values) != math.prod(shape):
+        count = math.prod(shape)
+        raise TensorError(
+            f"{where}: holds {len(values)} values, its shape {list(shape)} says {count}"
+        )
+    kinds = set(map(type, values)) - {_NONE}
+    if datatype == "BYTES":
+        if not kinds <= {str}:
+            raise TensorError(f"{where}: data.{_first(values, str)} is not a string (BYTES)")
+        return values
+    if not kinds <= {int, float} or (datatype in _INTEGERS and float in kinds):
+        kind = int if datatype in _INTEGERS else (int, float)
+        raise TensorError(f"{where}: data.{_first(values, kind)} is not {datatype}")
+    if datatype in _INTEGERS:
+        low, high = _INTEGERS[datatype]
+        present = [v for v in values if v is not None] if None in values else values
+        if present and not low <= min(present) <= max(present) <= high:
+            index = next(i for i, v in enumerate(values) if v is not None and not low <= v <= high)
+            raise TensorError(f"{where}: data.{index} is out of {datatype}'s range")
+    elif datatype == "FP32":  # the numbers an FP32 tensor holds: rounded to single precision
+        values = _single(values, where)
+    return values
+
+
+def _flat(data: list[Any], shape: Sequence[int], where: str) -> list[Any]:
+    """JSON data flat or nested row-major, flattened; no deeper than the shape's dimensions."""
+    for _ in range(len(shape) - 1):
+        nested = [type(v) is list for v in data]
+        if not any(nested):
+            break
+        if not all(nested):
+            raise TensorError(f"{where}: data nests unevenly")
+        data = list(chain.from_iterable(data))
+    return data
+
+
+def _single(values: list[Any], where: str) -> list[Any]:
+    """Numbers rounded to float32 and back: an FP32 tensor's values. Too large for float32:
+    infinite, which the feature then refuses as not a finite number."""
+    present = [v for v in values if v is not None] if None in values else values
+    try:
+        with np.errstate(over="ignore"):
+            rounded = iter(np.array(present, np.float64).astype(np.float32).astype(float).tolist())
+    except OverflowError:  # an integer beyond any float
+        raise TensorError(f"{where}: holds a value beyond FP32") from None
+    return [None if v is None else next(rounded) for v in values]
+
+
+def _decode(data: bytes, datatype: str, where: str) -> list[Any]:
+    """An input's binary data (binary tensor extension) as values: little-endian elements, or
+    for BYTES each string's 4-byte little-endian length, then its UTF-8 bytes."""
+    if datatype == "BYTES":
+        strings: list[Any] = []
+        offset = 0
+        try:
+            while offset < len(data):
+                (size,) = struct.unpack_from("<I", data, offset)
+                chunk = data[offset + 4 : offset + 4 + size]
+                if len(chunk) != size:
+                    raise TensorError(f"{where}: binary BYTES data ends inside an element")
+                strings.append(chunk.decode("utf-8"))
+                offset += 4 + size
+        except (struct.error, UnicodeDecodeError):
+            raise TensorError(f"{where}: binary BYTES data is not length-prefixed UTF-8") from None
+        return strings
+    if datatype not in _BINARY:
+        raise TensorError(f"{where}: datatype {datatype} is not taken")
+    kind = np.dtype(_BINARY[datatype])
+    if len(data) % kind.itemsize:
+        raise TensorError(f"{where}: binary data is not a whole number of {datatype} elements")
+    values: list[Any] = np.frombuffer(data, kind).tolist()
+    return values
+
+
+def value_errors(messages: Any, matrix: bool, names: Sequence[str]) -> str:
+    """marshmallow's refusal of the instances, as one line naming each input, row and feature."""
+    found = []
+    column = {name: index for index, name in enumerate(names)}
+    for path, message in _flatten(messages):
+        parts = path.split(".", 2)
+        if len(parts) == 3 and parts[0] == "instances" and parts[2] in column:
+            _, row, feature = parts
+            if matrix:
+                place = f'input "{MATRIX}" row {row}, column {column[feature]} ({feature})'
+            else:
+                place = f'input "{feature}" row {row}'
+            found.append((place, message))
+        else:
+            found.append((path, message))
+    return _sentence(found)
+
+
+def answer(
+    model: Model,
+    request: Mapping[str, Any],
+    outputs: Sequence[tuple[str, bool]],
+    predictions: list[Any],
+    probabilities: list[dict[str, float]] | None,
+) -> tuple[dict[str, Any], bytes]:
+    """The inference response, and the binary data that follows it (b"" if none)."""
+    tensors, blobs = [], []
+    for name, binary in outputs:
+        if name == PREDICT:
+            datatype = predict_datatype(model)
+            shape = [len(predictions)]
+            values = _as(predictions, datatype)
+        else:
+            assert probabilities is not None
+            datatype = "FP64"
+            shape = [len(probabilities), len(model.classes)]
+            values = [p for row in probabilities for p in row.values()]
+        tensor: dict[str, Any] = _tensor(name, datatype, shape)
+        if binary:
+            raw = _encode(values, datatype)
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            tensor["data"] = values
+        tensors.append(tensor)
+    body: dict[str, Any] = {
+        "model_name": model.manifest["name"],
+        "model_version": model.manifest["version"],
+    }
+    if "id" in request:
+        body["id"] = request["id"]
+    body["outputs"] = tensors
+    return body, b"".join(blobs)
+
+
+def _as(values: list[Any], datatype: str) -> list[Any]:
+    """Predictions as values of the output's datatype."""
+    if datatype == "FP64":
+        return [float(v) for v in values]
+    if datatype == "BYTES":
+        return [v if type(v) is str else str(v) for v in values]
+    return values
+
+
+def _encode(values: list[Any], datatype: str) -> bytes:
+    """Values in the binary tensor extension's layout (see _decode)."""
+    if datatype == "BYTES":
+        encoded = [v.encode("utf-8") for v in values]
+        return b"".join(struct.pack("<I", len(e)) + e for e in encoded)
+    return np.asarray(values, dtype=_BINARY[datatype]).tobytes()
+
+
+def _takes(model: Model) -> str:
+    """What the model takes, for an error message."""
+    each = f"one input per feature: {_list(model.feature_names)}"
+    if not takes_matrix(model):
+        return f"the model takes {each}"
+    return f'the model takes one input "{MATRIX}" of shape [N, {len(model.features)}], or {each}'
+
+
+def _list(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _first(values: Sequence[Any], kind: Any) -> int:
+    """The index of the first value that is neither null nor of `kind`."""
+    return next(
+        i
+        for i, v in enumerate(values)
+        if v is not None and (not isinstance(v, kind) or type(v) is bool)
+    )
+
+
+def _flatten(messages: Any, path: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested messages as (dotted path, message) pairs."""
+    if isinstance(messages, dict):
+        return [
+            pair
+            for key, value in messages.items()
+            for pair in _flatten(value, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [(path, " ".join(messages))]
+    return [pair for item in messages for pair in _flatten(item, path)]
+
+
+def _sentence(found: Sequence[tuple[str, str]]) -> str:
+    """At most MAX_MESSAGES of them on one line, and how many more there are."""
+    told = "; ".join(f"{place}: {message}" for place, message in found[:MAX_MESSAGES])
+    more = len(found) - MAX_MESSAGES
+    return told + (f" (and {more} more)" if more > 0 else "")
