@@ -14,24 +14,38 @@ FROM ${BASE_IMAGE} AS build
 
 # Binary wheels only: the build needs no compiler, and an sdist fails the build here instead of
 # pulling a toolchain into it. The serving venv keeps its .pyc files (a read-only root cannot
-# write them at start) but not pip, setuptools or the numpy/scipy/sklearn/pandas test suites.
+# write them at start) but not what the image never runs: pip, setuptools, the test suites,
+# C headers and Cython sources, functions-framework and its web stack (the function's, not
+# gunicorn's), onnxruntime's C library (its Python binding links its own copy) and its
+# model-building tools, nor pandas unless the model was fitted on a DataFrame (for any other
+# it is never imported). What each costs is in README.md's container table.
 RUN python3 -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt model.json /tmp/
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
         -r /tmp/requirements.txt \
+    && if grep -q '"input": "array"' /tmp/model.json; then \
+        /opt/venv/bin/pip uninstall --yes --quiet pandas python-dateutil tzdata; fi \
+    && /opt/venv/bin/pip uninstall --yes --quiet functions-framework cloudevents deprecation \
+        uvicorn uvicorn-worker h11 starlette anyio watchdog \
     && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
     && site=/opt/venv/lib/python3.11/site-packages \
-    && find "$site/numpy" "$site/scipy" "$site/sklearn" "$site/pandas" -type d -name tests -prune \
-        -exec rm -rf {} +
+    && find "$site/numpy" "$site/scipy" "$site/sklearn" -type d -name tests -prune \
+        -exec rm -rf {} + \
+    && find "$site" \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.h' \
+        -o -name '*.c' -o -name '*.cpp' -o -name '*.hpp' \) -type f -delete \
+    && rm -rf "$site/pandas/tests" "$site"/onnxruntime/capi/libonnxruntime.so* \
+        "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" \
+        "$site/onnxruntime/tools"
 
 WORKDIR /app
 COPY webapp/ webapp/
 COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json model.onnx ./
 
 # Loading the app checks model.json against the pin, the files it serves from against the
-# manifest, the engine's versions and the self-check prediction. Our modules' bytecode is compiled here, like the venv's: the
-# runtime writes none, and compiling them would cost every start (docs/performance.md). checked-hash pycs stay
-# valid whatever mtimes the copy between stages gives the sources, and never outlive an edit.
+# manifest, the engine's versions and the self-check prediction. Our modules' bytecode is
+# compiled here, like the venv's: the runtime writes none, and compiling them would cost every
+# start (docs/performance.md). checked-hash pycs stay valid whatever mtimes the copy between
+# stages gives the sources, and never outlive an edit.
 ARG MODEL_SHA256
 RUN /opt/venv/bin/python -m compileall -q --invalidation-mode checked-hash \
         webapp wsgi.py gunicorn.conf.py \
