@@ -8,7 +8,7 @@ ARG BASE_IMAGE=python:3.11-slim
 # .` takes no build arguments) must pin the same bytes. tests/test_container.py holds it equal
 # to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
 # and the build, never a boot.
-ARG MODEL_SHA256=abb5d040a28875e955ad59cc5dc3175b99d113a6d999af8f47ad9859da98b287
+ARG MODEL_SHA256=2e3a3c5f25e6ae19935813082585b541461219321e00c1f496167b727c25f05e
 
 FROM ${BASE_IMAGE} AS build
 

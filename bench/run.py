@@ -268,11 +268,14 @@ def own_model_batches(plan: Plan, folder: Path) -> dict[str, Any]:
     return result
 
 
-# The cold-start floor: a bare python that imports what the service imports (werkzeug comes
-# with flask; the pipeline's own sklearn modules with the pickle) and unpickles the artifact.
-# os._exit skips the interpreter's teardown, which no server pays before its first answer.
+# The scikit-learn floor: a bare python that imports what serving the pickle takes (werkzeug
+# comes with flask; the pipeline's own sklearn modules with the pickle) and unpickles it.
+# pandas is kept out as the scikit-learn engine keeps it out for a model not fitted on a
+# DataFrame (scikit-learn imports it whenever it is installed): the floor is no slower than
+# the fallback itself. os._exit skips the teardown, which no server pays before its answer.
 FLOOR = (
-    "import flask, marshmallow, numpy, sklearn, joblib, os; joblib.load('model.pkl'); os._exit(0)"
+    "import sys; sys.modules['pandas'] = None; import flask, marshmallow, numpy, sklearn, joblib,"
+    " os; joblib.load('model.pkl'); os._exit(0)"
 )
 
 

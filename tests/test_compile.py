@@ -108,3 +108,40 @@ def test_tree_ensembles_are_given_float32_like_scikit_learn() -> None:
         {"inputs": "columns", "dtype": "float64"},
         {"inputs": "columns", "dtype": "float32"},
     ]
+
+
+def test_linear_parameters_that_disagree_with_the_graph_are_not_used(
+    artifact: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recorded parameters must give the graph's labels at load, or the graph answers."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    assert load_model(artifact).engine.linear is not None
+    manifest["compiled"]["linear"]["intercept"][0] += 5.0
+    artifact.with_suffix(".json").write_text(json.dumps(manifest))
+    model = load_model(artifact)
+    assert model.engine.linear is None
+    assert "disagree with the compiled graph" in caplog.text
+    assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])) == [0, 2]
+
+
+def test_only_a_scaled_multinomial_logistic_regression_records_linear_parameters() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y3, y2 = np.arange(60) % 3, np.arange(60) % 2
+    assert compiling._linear_parameters(
+        make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y3)
+    )
+    assert (
+        compiling._linear_parameters(
+            make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y2)
+        )
+        is None
+    )
+    assert (
+        compiling._linear_parameters(make_pipeline(MinMaxScaler(), LogisticRegression()).fit(X, y3))
+        is None
+    )
+    assert compiling._linear_parameters(LogisticRegression().fit(X, y3)) is None

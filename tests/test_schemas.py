@@ -115,6 +115,9 @@ def test_compiled_predictions_are_scikit_learns(model_path: str, wine_model: Pat
     low = np.array([f["train_min"] for f in compiled.manifest["features"]])
     high = np.array([f["train_max"] for f in compiled.manifest["features"]])
     rows = rng.uniform(low / 2, high * 2, size=(50_000, len(low)))
+    assert compiled.engine.linear is not None  # its labels in numpy, from the recorded parameters
+    assert compiled.predict(rows) == plain.predict(rows)
+    compiled.engine.linear = None  # and the graph's own
     assert compiled.predict(rows) == plain.predict(rows)
     np.testing.assert_allclose(
         compiled.engine.predict_proba(rows), plain.engine.predict_proba(rows), rtol=0, atol=1e-6

@@ -42,7 +42,7 @@ def compile_model(
     try:
         import skl2onnx
 
-        from .onnx_engine import OnnxEngine, runtime_version
+        from .onnx_engine import LinearLabels, OnnxEngine, runtime_version
     except ImportError as exc:
         return {"error": f"{exc.name} is not installed: pip install -r requirements-dev.txt"}, None
 
@@ -75,6 +75,11 @@ def compile_model(
         if verdict:
             failures.append(f"{form}: {verdict}")
             continue
+        linear = _linear_parameters(estimator) if plain and entry["dtype"] == "float64" else None
+        if linear is not None and classes is not None:
+            labels = LinearLabels(linear, classes).predict(engine_rows(features, columns))
+            if _compare(expected, (labels, None), True)[0] is None:
+                entry["linear"] = linear  # the numpy path for its labels, as exact
         return {
             "file": file_name,
             **entry,
@@ -88,7 +93,29 @@ def compile_model(
     return {"error": "; ".join(failures)}, None
 
 
-def _forms(estimator: Any, numeric: bool) -> list[dict[str, str]]:
+def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
+    """A StandardScaler -> multinomial LogisticRegression pipeline's parameters, which the
+    compiled engine may compute labels from in numpy (onnx_engine.LinearLabels); else None."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
+        return None
+    scaler, classifier = (step for _, step in estimator.steps)
+    if type(scaler) is not StandardScaler or type(classifier) is not LogisticRegression:
+        return None
+    if classifier.coef_.shape[0] < 2:  # a binary one thresholds one score instead
+        return None
+    return {
+        "mean": scaler.mean_.tolist() if scaler.with_mean else None,
+        "scale": scaler.scale_.tolist() if scaler.with_std else None,
+        "coef": classifier.coef_.tolist(),
+        "intercept": classifier.intercept_.tolist(),
+    }
+
+
+def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
     """The input forms to try, most faithful first.
 
     A tree ensemble given the features directly compares them as float32, as scikit-learn
