@@ -7,6 +7,7 @@ pyproject.toml. Collection fails on a test without exactly one.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,15 @@ def train_into(folder: Path, dataset: str = "iris") -> Path:
 @pytest.fixture(scope="session")
 def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_into(tmp_path_factory.mktemp("iris"))
+
+
+@pytest.fixture()
+def artifact(iris_model: Path, tmp_path: Path) -> Path:
+    """A private copy of the freshly trained model (pickle, manifest, compiled form), free to
+    damage."""
+    for suffix in (".pkl", ".json", ".onnx"):
+        shutil.copy(iris_model.with_suffix(suffix), tmp_path / f"model{suffix}")
+    return tmp_path / "model.pkl"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from webapp import package
 from webapp.model import load_model
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture()
-def artifact(iris_model: Path, tmp_path: Path) -> Path:
-    """A private copy of the freshly trained artifact, its manifest and compiled form."""
-    for suffix in (".pkl", ".json", ".onnx"):
-        shutil.copy(iris_model.with_suffix(suffix), tmp_path / f"model{suffix}")
-    return tmp_path / "model.pkl"
 
 
 def repackage(artifact: Path) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import joblib
@@ -15,14 +14,6 @@ import train
 from webapp.model import ArtifactError, load_model, sha256_hex
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture()
-def artifact(iris_model: Path, tmp_path: Path) -> Path:
-    """A private copy of the freshly trained artifact and manifest, free to damage."""
-    for suffix in (".pkl", ".json", ".onnx"):
-        shutil.copy(iris_model.with_suffix(suffix), tmp_path / f"model{suffix}")
-    return tmp_path / "model.pkl"
 
 
 def rewrite_manifest(path: Path, **changes: object) -> None:

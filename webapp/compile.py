@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from .model import Feature
+from .package import UNSEEN
 from .sklearn_engine import estimator_input
 
 VERIFICATION_ROWS = 100_000
 REGRESSION_RTOL = 1e-6
 PROBABILITY_ATOL = 1e-6
-_UNSEEN = "\x00unseen category"
 
 
 def compile_model(
@@ -42,7 +42,7 @@ def compile_model(
     try:
         import skl2onnx
 
-        from .onnx_engine import LinearLabels, OnnxEngine, runtime_version
+        from .onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
     except ImportError as exc:
         return {"error": f"{exc.name} is not installed: pip install -r requirements-dev.txt"}, None
 
@@ -60,13 +60,13 @@ def compile_model(
         estimator, features, manifest["input"] == "dataframe", columns, probabilities
     )
 
+    rows = number_rows(columns) if plain else columns  # as the service holds them
     failures = []
     for entry in _forms(estimator, all(f.numeric for f in features)):
         form = f"{entry['inputs']} of {entry['dtype']}"
         try:
             graph = _convert(estimator, features, entry, classes is not None)
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
-            rows = engine_rows(features, columns) if plain else columns
             got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)
         except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
             failures.append(f"{form}: {type(exc).__name__}: {_first_line(exc)}")
@@ -75,9 +75,9 @@ def compile_model(
         if verdict:
             failures.append(f"{form}: {verdict}")
             continue
-        linear = _linear_parameters(estimator) if plain and entry["dtype"] == "float64" else None
-        if linear is not None and classes is not None:
-            labels = LinearLabels(linear, classes).predict(engine_rows(features, columns))
+        linear = _linear_parameters(estimator) if entry["dtype"] == "float64" else None
+        if linear is not None and classes is not None and isinstance(rows, np.ndarray):
+            labels = LinearLabels(linear, classes).predict(rows)
             if _compare(expected, (labels, None), True)[0] is None:
                 entry["linear"] = linear  # the numpy path for its labels, as exact
         return {
@@ -131,13 +131,6 @@ def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
     return [{"inputs": layout, "dtype": dtype} for layout in layouts for dtype in dtypes]
 
 
-def engine_rows(features: Sequence[Feature], columns: list[list[Any]]) -> np.ndarray:
-    """Numeric columns as the float matrix the service hands an array model (NaN for null)."""
-    return np.array(
-        [[math.nan if v is None else v for v in c] for c in columns], dtype=np.float64
-    ).T.reshape(-1, len(features))
-
-
 def verification_columns(
     spec: list[dict[str, Any]],
     features: Sequence[Feature],
@@ -157,7 +150,7 @@ def verification_columns(
         if f.type == "category":
             values = list(f.categories or s.get("train_categories") or ["a"])
             if f.categories is None:
-                values.append(_UNSEEN)
+                values.append(UNSEEN)
             column: list[Any] = [values[i] for i in rng.integers(0, len(values), count)]
         else:
             low, high = _interval(f, s)

@@ -97,7 +97,7 @@ class OnnxEngine:
     def feeds(self, rows: Rows) -> dict[str, np.ndarray]:
         """The graph's inputs for rows: a float matrix, or one sequence of values per feature."""
         if self.matrix_input:
-            matrix = rows if isinstance(rows, np.ndarray) else _numbers(rows).T
+            matrix = rows if isinstance(rows, np.ndarray) else number_rows(rows)
             return {"input": matrix.astype(self.dtype, copy=False)}
         columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
         return {
@@ -186,12 +186,12 @@ def _label_key(value: Any) -> Any:
     return int(value) if isinstance(value, (bool, np.bool_)) else value
 
 
-def _numbers(columns: Sequence[Sequence[Any]]) -> np.ndarray:
-    """Columns of numbers (None for missing) as a float64 array, one row per feature."""
+def number_rows(columns: Sequence[Sequence[Any]]) -> np.ndarray:
+    """Columns of numbers (None for missing) as a float64 matrix, a row per instance."""
     return np.array(
         [[np.nan if v is None else v for v in c] if None in c else c for c in columns],
         dtype=np.float64,
-    )
+    ).T
 
 
 def _tensor(feature: Feature, values: Sequence[Any] | np.ndarray, dtype: Any) -> np.ndarray:

@@ -41,7 +41,7 @@ from .sklearn_engine import estimator_input
 # largest float, then smaller ones. Integers start at 2**53, beyond which floats skip some.
 _MAGNITUDES = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
 _LARGEST_INTEGER = 2**53
-_UNSEEN = "\x00unseen category"
+UNSEEN = "\x00unseen category"  # a string no encoder has seen (compile.py too)
 
 
 class PackageError(Exception):
@@ -284,7 +284,7 @@ def _check_categories(model: _Probe, row: dict[str, Any], feature: dict[str, Any
     """A category's values are open (any string) only if an unseen one predicts."""
     if feature["type"] != "category":
         return
-    if model.works([{**row, feature["name"]: _UNSEEN}]):
+    if model.works([{**row, feature["name"]: UNSEEN}]):
         feature["categories"] = None
     elif not feature.get("categories"):
         known = feature.get("train_categories")
