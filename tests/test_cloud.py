@@ -143,7 +143,7 @@ def test_the_project_id_is_asked_for_only_on_google_cloud(metadata: MetadataServ
     [
         (None, 0.0, "not a metadata server"),
         ("Other", 0.0, "not a metadata server"),
-        ("Google", 2.0, "timed out"),
+        ("Google", 10.0, "timed out"),
     ],
 )
 def test_a_doubtful_metadata_server_is_not_believed(
@@ -152,7 +152,7 @@ def test_a_doubtful_metadata_server_is_not_believed(
     with MetadataServer(flavor, delay) as server:
         started = time.monotonic()
         project, why = cloud.project_id({"K_SERVICE": "s", "GCE_METADATA_HOST": server.host})
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # the timeout (0.5 s) cut it, not the answer
     assert project is None and why is not None and problem in why
 
 
