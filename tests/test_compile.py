@@ -101,6 +101,51 @@ def test_tree_ensembles_are_given_float32_like_scikit_learn() -> None:
     ]
 
 
+def test_ensembles_of_pipelines_and_of_tree_arrays_get_their_forms() -> None:
+    """Members come as a list or as a 2-D array (gradient boosting); a Pipeline member has a
+    length and items, which once made numpy take it for a sequence and packaging crash."""
+    from sklearn.ensemble import GradientBoostingClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    boosting = GradientBoostingClassifier(n_estimators=3).fit(X, y)
+    assert compiling._forms(boosting, True)[0] == {"inputs": "matrix", "dtype": "float32"}
+    members = [
+        ("linear", make_pipeline(StandardScaler(), LogisticRegression())),
+        ("tree", make_pipeline(StandardScaler(), DecisionTreeClassifier(max_depth=2))),
+    ]
+    voting = VotingClassifier(members, voting="soft").fit(X, y)
+    assert compiling._forms(voting, True)[0] == {"inputs": "matrix", "dtype": "float64"}
+
+
+def test_a_voting_ensemble_with_a_pipeline_is_packaged_and_served_as_it_answers(
+    tmp_path: Path,
+) -> None:
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(1).normal(size=(200, 3))
+    y = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    members = [
+        ("linear", make_pipeline(StandardScaler(), LogisticRegression())),
+        ("tree", DecisionTreeClassifier(max_depth=3)),
+    ]
+    voting = VotingClassifier(members, voting="soft").fit(X, y)
+    artifact = tmp_path / "voting.pkl"
+    joblib.dump(voting, artifact)
+    assert package.main([str(artifact)]) == 0
+    model = load_model(artifact)
+    rows = np.random.default_rng(2).normal(size=(500, 3))
+    assert model.predict(rows) == voting.predict(rows).tolist()
+
+
 def test_linear_parameters_that_disagree_with_the_graph_are_not_used(
     artifact: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -123,9 +123,11 @@ def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
     computes in float64. Numbers may come as one matrix; named columns are for pipelines that
     pick their columns by name, and the only way to give strings.
     """
-    trees = hasattr(estimator, "tree_") or any(
-        hasattr(e, "tree_") for e in np.ravel(getattr(estimator, "estimators_", []))
-    )
+    members = getattr(estimator, "estimators_", [])
+    # a list (bagging, voting) or a 2-D array (gradient boosting); never np.ravel a list: a
+    # Pipeline member has a length and items, and numpy would take it for a sequence
+    members = members.ravel().tolist() if isinstance(members, np.ndarray) else list(members)
+    trees = hasattr(estimator, "tree_") or any(hasattr(e, "tree_") for e in members)
     dtypes = ("float32", "float64") if trees else ("float64", "float32")
     layouts = ("matrix", "columns") if numeric else ("columns",)
     return [{"inputs": layout, "dtype": dtype} for layout in layouts for dtype in dtypes]
