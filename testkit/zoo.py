@@ -27,7 +27,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +155,14 @@ def nearest_neighbours(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
     return KNeighborsClassifier().fit(table.to_numpy(), y), table, y, False
 
 
+def log_scale(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Logarithms of positive measurements: only values above zero can be answered for."""
+    table = pd.DataFrame(rng.lognormal(size=(ROWS, 3)), columns=["f0", "f1", "f2"])
+    y = _classes(np.log(table), [0, 1]).astype(int)
+    pipeline = make_pipeline(FunctionTransformer(np.log), StandardScaler(), LogisticRegression())
+    return pipeline.fit(table.to_numpy(), y), table, y, False
+
+
 def wide_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """100 trees on 30 features, the benchmark's forest (bench/run.py); not in the zoo."""
     table = _numbers(rng, 30)
@@ -176,12 +184,14 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
 
 
 BENCHMARKED = {"forest-30": wide_forest}
+DOMAINS = {"log-scale": log_scale}  # in-process property tests only (tests/test_own_models.py)
 
 
 def build(name: str, folder: Path) -> Specimen:
     """Fit `name`, save and package it in `folder` with the command, the table then removed."""
-    rng = np.random.default_rng(sorted([*BUILDERS, *BENCHMARKED]).index(name))
-    estimator, table, _, dataframe = {**BUILDERS, **BENCHMARKED}[name](rng)
+    builders = {**BUILDERS, **BENCHMARKED, **DOMAINS}
+    rng = np.random.default_rng(sorted(builders).index(name))
+    estimator, table, _, dataframe = builders[name](rng)
     held_out = table.iloc[-HELD_OUT:]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.pkl"

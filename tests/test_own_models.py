@@ -3,6 +3,7 @@ scikit-learn does, and refuses a bad value with a 422 that names its feature (te
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,17 @@ from webapp.model import Feature, load_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # it packages with the command
 SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-# Two served by scikit-learn (their compiled forms fail), three by onnxruntime: the property
-# below is also the proof that the compiled engine answers as scikit-learn does.
-MODELS = ["column-transformer", "hist-gradient-boosting", "string-labels", "knn", "random-forest"]
+# Three served by scikit-learn (their compiled forms fail), three by onnxruntime: the property
+# below is also the proof that the compiled engine answers as scikit-learn does. log-scale's
+# features are bounded at zero, exclusive, by what its logarithm answers for.
+MODELS = [
+    "column-transformer",
+    "hist-gradient-boosting",
+    "log-scale",
+    "string-labels",
+    "knn",
+    "random-forest",
+]
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -86,6 +95,9 @@ def wrong_value(feature: Feature) -> st.SearchStrategy[Any]:
         wrong.append(st.text(max_size=8).filter(lambda t: t not in feature.categories))
     if feature.max is not None:
         wrong.append(st.just(feature.max * 2 + 1 if feature.max >= 0 else feature.max / 2 + 1))
+    if feature.min is not None:
+        below = st.floats(max_value=feature.min, exclude_max=feature.min_inclusive)
+        wrong.append(below.filter(math.isfinite))
     if feature.type == "integer":
         fractions = st.floats(-1e6, 1e6, allow_nan=False).filter(lambda x: not x.is_integer())
         wrong.append(fractions)

@@ -38,8 +38,10 @@ from .model import MANIFEST_FORMAT, Feature
 from .sklearn_engine import estimator_input
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
-# largest float, then smaller ones. Integers start at 2**53, beyond which floats skip some.
-_MAGNITUDES = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
+# largest float, then smaller ones, down to those of a narrow domain. Integers start at 2**53,
+# beyond which floats skip some.
+_HUGE = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
+_MAGNITUDES = (*_HUGE, 1e5, 1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
 _LARGEST_INTEGER = 2**53
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (compile.py too)
 
@@ -296,32 +298,67 @@ def _check_categories(model: _Probe, row: dict[str, Any], feature: dict[str, Any
 
 
 def _check_bounds(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
-    """For a number without bounds, the largest magnitude the estimator still turns into an
-    answer: values beyond it are refused. No bound if it takes the largest float itself."""
+    """For a number without bounds, on each side of zero the largest magnitude the estimator
+    still turns into an answer: values beyond it are refused. A side it refuses at every
+    magnitude tried (a logarithm's negatives) ends at zero, itself allowed only if it predicts.
+    No bound on a side where the estimator takes the largest float."""
     if feature["type"] == "category" or (feature["min"], feature["max"]) != (None, None):
         return
     name, integer = feature["name"], feature["type"] == "integer"
-    magnitudes = [_LARGEST_INTEGER, *(m for m in _MAGNITUDES if m < _LARGEST_INTEGER)]
-    for magnitude in magnitudes if integer else _MAGNITUDES:
-        bound = int(magnitude) if integer else magnitude
-        if model.works([{**row, name: bound}, {**row, name: -bound}]):
-            break
-    else:
-        raise PackageError(f"{name!r}: the estimator refuses even {_MAGNITUDES[-1]:g}")
-    if integer or bound != _MAGNITUDES[0]:
-        feature["min"], feature["max"] = -bound, bound
+    magnitudes = (
+        [_LARGEST_INTEGER, *(int(m) for m in _MAGNITUDES if 1 <= m < _LARGEST_INTEGER)]
+        if integer
+        else list(_MAGNITUDES)
+    )
+
+    def reach(sign: int) -> int | float | None:
+        for magnitude in magnitudes:
+            if model.works([{**row, name: sign * magnitude}]):
+                return sign * magnitude
+        return None
+
+    zero = model.works([{**row, name: 0 if integer else 0.0}])
+    high, low = reach(1), reach(-1)
+    if high is None and low is None and not zero:
+        raise PackageError(
+            f"{name!r}: the estimator refuses every value tried, of magnitude "
+            f"{magnitudes[-1]:g} to {magnitudes[0]:g} and zero"
+        )
+    for side, reached, sign in (("max", high, 1), ("min", low, -1)):
+        if reached is None:  # that side of zero is refused: zero is the bound
+            if integer:
+                feature[side] = 0 if zero else sign
+            else:
+                feature[side], feature[f"{side}_inclusive"] = 0.0, zero
+        elif integer or abs(reached) != _MAGNITUDES[0]:
+            feature[side] = reached
 
 
 def _check_corners(model: _Probe, row: dict[str, Any], features: list[dict[str, Any]]) -> None:
-    """Every bounded number at its bound at once: shrink all bounds tenfold until it predicts."""
-    bounded = [f for f in features if f["type"] != "category" and f["max"] is not None]
+    """Every bounded number at its bound at once, on each side: shrink all bounds tenfold until
+    it predicts. An exclusive bound is tried just inside it."""
+    bounded = [f for f in features if f["type"] != "category"]
+    bounded = [f for f in bounded if (f["min"], f["max"]) != (None, None)]
     for _ in range(8):
-        corners = [{**row, **{f["name"]: sign * f["max"] for f in bounded}} for sign in (1.0, -1.0)]
+        corners = [
+            {**row, **{f["name"]: _inside(f, side) for f in bounded if f[side] is not None}}
+            for side in ("max", "min")
+        ]
         if not bounded or model.works(corners):
             return
         for f in bounded:
-            f["min"], f["max"] = f["min"] / 10, f["max"] / 10
+            for side in ("max", "min"):
+                if f[side] is not None:
+                    f[side] = f[side] / 10
     raise PackageError("the estimator refuses its features' values taken together")
+
+
+def _inside(feature: dict[str, Any], side: str) -> int | float:
+    """The value at a bound, or the nearest one inside it where the bound is exclusive."""
+    bound = feature[side]
+    if feature[f"{side}_inclusive"]:
+        return bound
+    return math.nextafter(bound, -math.inf if side == "max" else math.inf)
 
 
 def _self_check_rows(
