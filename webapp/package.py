@@ -68,11 +68,16 @@ def describe(
     except NotFittedError:
         raise PackageError(f"{type(estimator).__name__} is not fitted") from None
     names, dataframe = _feature_names(estimator, table)
+    booleans = set()
     if table is not None:
         table = table[names]
+        booleans = {name for name in names if table[name].dtype.kind == "b"}
+        table = table.astype({name: "int64" for name in booleans})  # given as 1 and 0
     encoders = dict(_encoders(estimator, names))
     imputed = _imputed_columns(estimator, names)
-    features = [_feature(column, encoders.get(column), table) for column in names]
+    features = [
+        _feature(column, encoders.get(column), table, column in booleans) for column in names
+    ]
     model = _Probe(estimator, features, dataframe)
     rows = _sample_rows(features, table)
     first = model.predict(rows[:1])
@@ -223,12 +228,12 @@ def _last_encoder(transformer: Any) -> Any:
     return found[0] if found else None
 
 
-def _feature(name: str, encoding: Any, table: Any) -> dict[str, Any]:
+def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> dict[str, Any]:
     """A feature's description from its encoder (if any) and its table column (if any)."""
     column = None if table is None else table[name]
     if column is not None and column.dtype.kind in "iu":
         kind = "integer"
-    elif column is not None and column.dtype.kind in "fb":
+    elif column is not None and column.dtype.kind == "f":
         kind = "number"
     elif column is not None or encoding is not None:
         kind = "category"
@@ -244,6 +249,8 @@ def _feature(name: str, encoding: Any, table: Any) -> dict[str, Any]:
             feature["train_categories"] = sorted(seen)
         return feature
     feature.update(min=None, max=None, min_inclusive=True, max_inclusive=True)
+    if boolean:
+        feature.update(min=0, max=1)
     if column is not None and column.notna().any():
         low, high = column.min(), column.max()
         feature["train_min"], feature["train_max"] = _json_number(low), _json_number(high)

@@ -1,0 +1,103 @@
+"""`python -m webapp.package`: what it refuses, in one line, and what it infers from a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from webapp import create_app, package
+
+pytestmark = pytest.mark.unit
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the command, expecting it to refuse: its one line on stderr."""
+    assert package.main(argv) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"cannot package {argv[0]}: ")
+    return lines[0]
+
+
+def saved(estimator: object, folder: Path, name: str = "model.pkl") -> Path:
+    path = folder / name
+    joblib.dump(estimator, path)
+    return path
+
+
+def frame(rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.normal(size=rows), "flag": rng.random(rows) < 0.5})
+
+
+def test_what_it_cannot_describe_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    unfitted = saved(LogisticRegression(), tmp_path, "unfitted.pkl")
+    assert "LogisticRegression is not fitted" in refusal([str(unfitted)], capsys)
+
+    two_targets = RandomForestRegressor(n_estimators=2).fit(X, np.c_[X[:, 0], X[:, 1]])
+    multi = saved(two_targets, tmp_path, "multi.pkl")
+    assert "multi-output models are not supported" in refusal([str(multi)], capsys)
+
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"not a pickle")
+    assert "cannot unpickle it" in refusal([str(garbage)], capsys)
+
+    on_array = saved(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path, "array.pkl")
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame(np.c_[X, X[:, :1]], columns=["a", "b", "c", "d"]).to_csv(wide, index=False)
+    assert "the table has 4 columns" in refusal([str(on_array), "--data", str(wide)], capsys)
+
+    on_frame = saved(DecisionTreeClassifier().fit(frame(), [0, 1] * 30), tmp_path, "frame.pkl")
+    lacking = tmp_path / "lacking.csv"
+    frame()[["x"]].to_csv(lacking, index=False)
+    said = refusal([str(on_frame), "--data", str(lacking)], capsys)
+    assert "the table lacks the estimator's columns ['flag']" in said
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.onnx"))
+
+
+def test_a_manifest_is_replaced_only_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    model = saved(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path)
+    assert package.main([str(model)]) == 0
+    manifest = model.with_suffix(".json")
+    first = manifest.read_bytes()
+    assert "pass --force to replace it" in refusal([str(model), "--version", "2.0.0"], capsys)
+    assert manifest.read_bytes() == first
+    assert package.main([str(model), "--version", "2.0.0", "--force"]) == 0
+    assert json.loads(manifest.read_text())["version"] == "2.0.0"
+
+
+def test_a_boolean_column_takes_1_and_0_only(tmp_path: Path) -> None:
+    """pandas reads True/False from the table as booleans: the feature is an integer in [0, 1],
+    so 2 is refused, not handed to the estimator as something it never saw."""
+    table = frame()
+    tree = DecisionTreeClassifier(random_state=0).fit(table, table["flag"] ^ (table["x"] > 0))
+    model = saved(tree, tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert package.main([str(model), "--data", str(data)]) == 0
+    flag = json.loads(model.with_suffix(".json").read_text())["features"][1]
+    assert flag["type"] == "integer"
+    assert (flag["min"], flag["max"], flag["train_min"], flag["train_max"]) == (0, 1, 0, 1)
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for x, value in [(-1.0, 0), (-1.0, 1), (1.0, 0), (1.0, 1)]:
+        answer = client.post("/predict", json={"x": x, "flag": value})
+        expected = tree.predict(pd.DataFrame({"x": [x], "flag": [bool(value)]}))[0]
+        assert answer.get_json() == {"prediction": bool(expected)}
+    for wrong in (2, -1, 0.5, "yes"):
+        answer = client.post("/predict", json={"x": 0.0, "flag": wrong})
+        assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"flag"}
