@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
 from webapp import create_app, package
@@ -101,3 +103,26 @@ def test_a_boolean_column_takes_1_and_0_only(tmp_path: Path) -> None:
     for wrong in (2, -1, 0.5, "yes"):
         answer = client.post("/predict", json={"x": 0.0, "flag": wrong})
         assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"flag"}
+
+
+def test_a_logarithm_bounds_its_features_above_zero(tmp_path: Path) -> None:
+    """Zero and the negatives are refused by np.log: a number's range starts just above zero,
+    an integer's at 1; the other side stays as wide as the estimator answers for."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"size": rng.lognormal(size=80), "count": rng.integers(1, 50, 80)})
+    pipeline = make_pipeline(FunctionTransformer(np.log), LogisticRegression())
+    model = saved(pipeline.fit(table, table["size"] > 1), tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert package.main([str(model), "--data", str(data)]) == 0
+    size, count = json.loads(model.with_suffix(".json").read_text())["features"]
+    assert (size["min"], size["min_inclusive"], size["max"]) == (0.0, False, None)
+    assert (count["min"], count["min_inclusive"], count["max"]) == (1, True, 2**53)
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for name, wrong in [("size", 0.0), ("size", -1e-300), ("count", 0), ("count", -3)]:
+        answer = client.post("/predict", json={"size": 1.0, "count": 1, name: wrong})
+        assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {name}
+    row = {"size": 5e-324, "count": 1}  # the smallest float above zero: log gives -744
+    expected = pipeline.predict(pd.DataFrame([row]))[0]
+    assert client.post("/predict", json=row).get_json() == {"prediction": bool(expected)}

@@ -334,7 +334,7 @@ def _check_bounds(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -
     for side, reached, sign in (("max", high, 1), ("min", low, -1)):
         if reached is None:  # that side of zero is refused: zero is the bound
             if integer:
-                feature[side] = 0 if zero else sign
+                feature[side] = 0 if zero else -sign  # or the first whole number past it
             else:
                 feature[side], feature[f"{side}_inclusive"] = 0.0, zero
         elif integer or abs(reached) != _MAGNITUDES[0]:
