@@ -9,7 +9,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import make_column_transformer
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -65,6 +67,11 @@ def test_what_it_cannot_describe_is_refused_in_one_line(
     frame()[["x"]].to_csv(lacking, index=False)
     said = refusal([str(on_frame), "--data", str(lacking)], capsys)
     assert "the table lacks the estimator's columns ['flag']" in said
+
+    logarithm = make_pipeline(FunctionTransformer(np.log), LogisticRegression())
+    positive = saved(logarithm.fit(np.exp(X), X[:, 0] > 0), tmp_path, "log.pkl")
+    said = refusal([str(positive)], capsys)  # no table: its made-up row of zeros is refused
+    assert "the estimator refuses a made-up row" in said and "(--data)" in said
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.onnx"))
 
 
@@ -126,3 +133,26 @@ def test_a_logarithm_bounds_its_features_above_zero(tmp_path: Path) -> None:
     row = {"size": 5e-324, "count": 1}  # the smallest float above zero: log gives -744
     expected = pipeline.predict(pd.DataFrame([row]))[0]
     assert client.post("/predict", json=row).get_json() == {"prediction": bool(expected)}
+
+
+def test_a_text_column_takes_any_string_without_a_table(tmp_path: Path) -> None:
+    """A vectorizer of text in a ColumnTransformer says its column is strings: a category
+    open to any value, found from the pipeline alone."""
+    rng = np.random.default_rng(0)
+    words = np.array(["free", "money", "lunch", "report", "win", "meeting"])
+    table = pd.DataFrame({"text": [" ".join(rng.choice(words, 4)) for _ in range(80)]})
+    table["length"] = rng.normal(size=80)
+    spam = table["text"].str.contains("free|win").map({True: "spam", False: "ham"})
+    columns = make_column_transformer((TfidfVectorizer(), "text"), ("passthrough", ["length"]))
+    pipeline = make_pipeline(columns, LogisticRegression()).fit(table, spam)
+    model = saved(pipeline, tmp_path)
+    assert package.main([str(model)]) == 0
+    text = json.loads(model.with_suffix(".json").read_text())["features"][0]
+    assert (text["name"], text["type"], text["categories"]) == ("text", "category", None)
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for row in ({"text": "win free money", "length": 0.5}, {"text": "never seen", "length": 0}):
+        expected = pipeline.predict(pd.DataFrame([row]))[0]
+        assert client.post("/predict", json=row).get_json() == {"prediction": expected}
+    answer = client.post("/predict", json={"text": 3, "length": 0.5})
+    assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"text"}

@@ -30,8 +30,9 @@ import sklearn
 from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from .model import MANIFEST_FORMAT, Feature
@@ -80,7 +81,15 @@ def describe(
     ]
     model = _Probe(estimator, features, dataframe)
     rows = _sample_rows(features, table)
-    first = model.predict(rows[:1])
+    try:
+        first = model.predict(rows[:1])
+    except Exception as exc:  # the estimator's own refusal, whatever its type
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        where = "the table's first complete row" if table is not None else "a made-up row"
+        raise PackageError(
+            f"the estimator refuses {where} {rows[0]} ({type(exc).__name__}: {said}): "
+            "give a table of rows like the training data (--data)"
+        ) from None
     if np.ndim(first) != 1:
         raise PackageError("multi-output models are not supported: predict() gives a table")
     for feature in features:
@@ -222,9 +231,14 @@ def _column_names(columns: Any, names: list[str]) -> list[str]:
     return [names[c] if isinstance(c, (int, np.integer)) else str(c) for c in picked]
 
 
+ENCODERS = (OneHotEncoder, OrdinalEncoder, TargetEncoder)  # they have categories_
+TEXT = (CountVectorizer, HashingVectorizer)  # TfidfVectorizer too: they take any string
+
+
 def _last_encoder(transformer: Any) -> Any:
+    """The step that takes a column's strings: an encoder of categories, or of text."""
     steps = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
-    found = [s for _, s in steps if isinstance(s, (OneHotEncoder, OrdinalEncoder))]
+    found = [s for _, s in steps if isinstance(s, (*ENCODERS, *TEXT))]
     return found[0] if found else None
 
 
@@ -242,7 +256,8 @@ def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> dic
     feature: dict[str, Any] = {"name": name, "type": kind, "nullable": False}
     if kind == "category":
         encoder, index = encoding if encoding is not None else (None, 0)
-        known = [] if encoder is None else np.asarray(encoder.categories_[index]).tolist()
+        fitted = getattr(encoder, "categories_", None)  # none for text
+        known = [] if fitted is None else np.asarray(fitted[index]).tolist()
         feature["categories"] = sorted(str(c) for c in known if isinstance(c, str)) or None
         if column is not None:
             seen = column.dropna().astype(str).unique().tolist()
