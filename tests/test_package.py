@@ -156,3 +156,22 @@ def test_a_text_column_takes_any_string_without_a_table(tmp_path: Path) -> None:
         assert client.post("/predict", json=row).get_json() == {"prediction": expected}
     answer = client.post("/predict", json={"text": 3, "length": 0.5})
     assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"text"}
+
+
+def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> None:
+    """{"instances": ...} is Vertex's batch envelope, unless a feature has that name and the
+    value is a number: no feature takes a list, so both forms stay unambiguous."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"instances": rng.normal(size=60), "parameters": rng.normal(size=60)})
+    tree = DecisionTreeClassifier(random_state=0).fit(table, table["instances"] > 0)
+    model = saved(tree, tmp_path)
+    assert package.main([str(model)]) == 0
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    rows = [{"instances": 1.5, "parameters": -2.0}, {"instances": -1.5, "parameters": 2.0}]
+    expected = tree.predict(pd.DataFrame(rows)).tolist()
+    for row, answer in zip(rows, expected, strict=True):
+        assert client.post("/predict", json=row).get_json() == {"prediction": answer}
+    batch = client.post("/predict", json={"instances": rows})
+    assert batch.get_json() == {"predictions": expected}
+    wrong = client.post("/predict", json={"instances": "1.5", "parameters": 0.0})
+    assert wrong.status_code == 422 and set(wrong.get_json()["errors"]) == {"instances"}

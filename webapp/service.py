@@ -116,11 +116,20 @@ class PredictionService:
         tuning.release(wsgi.get_content_length(req.environ) or 0)  # its temporaries are gone
         return response
 
+    def _is_batch(self, document: Any) -> bool:
+        """{"instances": ...} is a batch, unless the model has a feature of that name and the
+        value is not a list (no feature takes one): then it is that feature's single row."""
+        if not isinstance(document, dict) or "instances" not in document:
+            return False
+        return "instances" not in self.model.feature_names or isinstance(
+            document["instances"], list
+        )
+
     def _predict(self, req: Request, batch_only: bool) -> Response:
         try:
             query = self._query(req)
             document = parse_json(req, self.settings.max_content_length)
-            batch = batch_only or (isinstance(document, dict) and "instances" in document)
+            batch = batch_only or self._is_batch(document)
             if batch:
                 rows, parameters = self._batch(document)
                 options = self._options(query, parameters)
