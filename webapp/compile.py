@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Feature
+from .model import Feature, one_line
 from .package import UNSEEN
 from .sklearn_engine import estimator_input
 
@@ -69,7 +69,7 @@ def compile_model(
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
             got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)
         except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
-            failures.append(f"{form}: {type(exc).__name__}: {_first_line(exc)}")
+            failures.append(f"{form}: {one_line(exc)}")
             continue
         verdict, verification = _compare(expected, got, classes is not None)
         if verdict:
@@ -282,8 +282,3 @@ def _compare(
             return f"probabilities differ by up to {absolute:.3g}", {}
         found["largest_probability_difference"] = absolute
     return None, found
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""

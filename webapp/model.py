@@ -34,6 +34,12 @@ class ArtifactError(Exception):
     """The model artifact cannot be served; the message says why in one line."""
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line for a log or a refusal: its type, its message's first line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:limit]}" if text else type(exc).__name__
+
+
 TYPES = ("number", "integer", "category")
 
 

@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from .model import MANIFEST_FORMAT, Feature
+from .model import MANIFEST_FORMAT, Feature, one_line
 from .sklearn_engine import estimator_input
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
@@ -84,10 +84,9 @@ def describe(
     try:
         first = model.predict(rows[:1])
     except Exception as exc:  # the estimator's own refusal, whatever its type
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         where = "the table's first complete row" if table is not None else "a made-up row"
         raise PackageError(
-            f"the estimator refuses {where} {rows[0]} ({type(exc).__name__}: {said}): "
+            f"the estimator refuses {where} {rows[0]} ({one_line(exc)}): "
             "give a table of rows like the training data (--data)"
         ) from None
     if np.ndim(first) != 1:

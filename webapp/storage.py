@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .model import ArtifactError
+from .model import ArtifactError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, exceptions.Unauthorized):
         return "not authenticated (401)"
     if isinstance(exc, exceptions.RetryError) and exc.cause is not None:
-        return f"unreachable after {RETRY_SECONDS:g} s of retries ({_first_line(exc.cause)})"
-    return _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+        return f"unreachable after {RETRY_SECONDS:g} s of retries ({one_line(exc.cause, 200)})"
+    return one_line(exc, 200)
 
 
 def _remove_at_exit(folder: Path) -> None:
