@@ -48,7 +48,7 @@ DEADLINE = 20.0
 PREDICT = '.opblock-post:has(.opblock-summary-path[data-path="/predict"])'
 LIVE_STATUS = f"{PREDICT} .live-responses-table tr.response .response-col_status"
 LIVE_BODY = f"{PREDICT} .live-responses-table tr.response .highlight-code code"
-NO_NETWORK = ("data", "blob", "chrome")  # inline data, and Chromium's own built-in pages
+NO_NETWORK = ("data", "blob", "chrome", "chrome-untrusted")  # inline data; Chromium's own pages
 
 
 @pytest.fixture(scope="module")
