@@ -34,7 +34,14 @@ from prometheus_client import multiprocess  # noqa: E402
 
 from webapp.cloud import service_context  # noqa: E402
 from webapp.logs import CloudLoggingFormatter, parse_level  # noqa: E402
-from webapp.settings import ConfigError, Settings, boolean, ip_address, positive_int  # noqa: E402
+from webapp.settings import (  # noqa: E402
+    ConfigError,
+    Settings,
+    boolean,
+    ip_address,
+    non_negative_int,
+    positive_int,
+)
 from webapp.worker import BufferingWorker  # noqa: E402
 
 
@@ -84,7 +91,10 @@ worker_connections = 1000
 timeout = _from_env(positive_int, "GUNICORN_TIMEOUT", 30, 3600)
 # Cloud Run sends SIGTERM and kills 10 s later: drain in-flight requests well before that.
 graceful_timeout = 8
-keepalive = 5
+# A client that asks for HTTP/1.1 keep-alive keeps its connection this many seconds between
+# requests (0: every answer closes it). Behind a load balancer, set it above the balancer's own
+# idle timeout, so that the balancer, not the server, closes idle connections.
+keepalive = _from_env(non_negative_int, "GUNICORN_KEEPALIVE", 5, 3600)
 
 # Where the app is mounted is ours to say: gunicorn would take a SCRIPT_NAME header from any
 # client on 127.0.0.1 (its default trusted forwarder), and answer a mismatched one with a 500.

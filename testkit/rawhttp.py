@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +58,12 @@ def request_bytes(
     content_type: str | None = "application/json",
     length: bool = True,
     version: str = "HTTP/1.1",
+    close: bool = True,
 ) -> bytes:
     """A well-formed request with Host and Connection: close, plus the given headers.
 
-    `length=False` leaves Content-Length out (for chunked bodies the caller frames itself).
+    `length=False` leaves Content-Length out (for chunked bodies the caller frames itself);
+    `close=False` leaves Connection: close out (the connection is kept alive).
     """
     lines = [f"{method} {path} {version}".encode("latin-1"), b"Host: 127.0.0.1"]
     if body is not None and content_type is not None:
@@ -69,7 +71,8 @@ def request_bytes(
     if body is not None and length:
         lines.append(f"Content-Length: {len(body)}".encode())
     lines.extend(f"{k}: {v}".encode("latin-1") for k, v in headers)
-    lines.append(b"Connection: close")
+    if close:
+        lines.append(b"Connection: close")
     return CRLF.join(lines) + CRLF + CRLF + (body or b"")
 
 
@@ -114,7 +117,26 @@ def exchange(
 
 def read_response(sock: socket.socket, *, timeout: float = 15.0, head: bool = False) -> RawResponse:
     """Read one final (non-1xx) response from `sock`, within `timeout` seconds overall."""
+    return _read_one(_Reader(sock, time.monotonic() + timeout), head)
+
+
+def read_responses(
+    sock: socket.socket, heads: Sequence[bool], *, timeout: float = 15.0
+) -> list[RawResponse]:
+    """Read final responses until the server closes, within `timeout` seconds overall; the
+    n-th answers a HEAD request (no body) where heads[n] says so."""
     reader = _Reader(sock, time.monotonic() + timeout)
+    responses: list[RawResponse] = []
+    while True:
+        while not reader.buffer and not reader.eof:
+            reader._fill()
+        if not reader.buffer:
+            return responses
+        head = len(responses) < len(heads) and heads[len(responses)]
+        responses.append(_read_one(reader, head))
+
+
+def _read_one(reader: _Reader, head: bool) -> RawResponse:
     while True:
         raw_head = reader.until(b"\r\n\r\n")
         status_line, *header_lines = raw_head.decode("latin-1").split("\r\n")

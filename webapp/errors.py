@@ -38,8 +38,10 @@ class ApiError(Exception):
         self.errors = errors
 
 
-def error_body(status: int, message: str, errors: Any = None) -> bytes:
-    """The JSON body every failure is answered with."""
+def error_body(status: int, message: str, errors: Any = None, v2: bool = False) -> bytes:
+    """The JSON body every failure is answered with (`v2`: the Open Inference Protocol's)."""
+    if v2:
+        return dumps({"error": message})
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,
@@ -63,7 +65,8 @@ def infer_error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> Response:
     """A failure on a /v2 route, in the Open Inference Protocol's shape: {"error": "..."}."""
-    return Response(dumps({"error": message}), status, headers=headers, mimetype="application/json")
+    body = error_body(status, message, v2=True)
+    return Response(body, status, headers=headers, mimetype="application/json")
 
 
 def api_error_response(exc: ApiError, v2: bool = False) -> Response:

@@ -152,10 +152,19 @@ def boolean(name: str, value: object) -> bool:
 
 def positive_int(name: str, value: object, maximum: int) -> int:
     """Parse a whole number in [1, maximum] or raise ConfigError naming the setting."""
+    return _whole_number(name, value, 1, maximum)
+
+
+def non_negative_int(name: str, value: object, maximum: int) -> int:
+    """Parse a whole number in [0, maximum] or raise ConfigError naming the setting."""
+    return _whole_number(name, value, 0, maximum)
+
+
+def _whole_number(name: str, value: object, minimum: int, maximum: int) -> int:
     try:
         number = value if type(value) is int else int(str(value).strip(), 10)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-    if not 1 <= number <= maximum:
-        raise ConfigError(f"{name} must be between 1 and {maximum}, got {number}")
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {number}")
     return number
