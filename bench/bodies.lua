@@ -1,15 +1,20 @@
 -- wrk script: POST the JSON bodies of the file named after `--`, one body per line, in turn,
 -- so no cache can serve a repeated body. done() prints one parseable line of results.
---   wrk -t1 -c16 -d5s -s bench/bodies.lua http://127.0.0.1:PORT/predict -- bodies.jsonl
+--   wrk -t1 -c16 -d5s -s bench/bodies.lua http://127.0.0.1:PORT/predict -- bodies.jsonl [close]
+-- With "close", every request asks for Connection: close (a new connection each time).
 
 local prepared = {}
 local count = 0
 local next_index = 0
 
 function init(args)
+  local headers = {["Content-Type"] = "application/json"}
+  if args[2] == "close" then
+    headers["Connection"] = "close"
+  end
   for line in io.lines(args[1]) do
     count = count + 1
-    prepared[count] = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, line)
+    prepared[count] = wrk.format("POST", nil, headers, line)
   end
   if count == 0 then
     error("no bodies in " .. args[1])

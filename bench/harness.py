@@ -52,8 +52,11 @@ def ensure_wrk() -> None:
         raise SystemExit("wrk is still missing after apt-get install")
 
 
-def run_wrk(server: Server, bodies: Path, connections: int, seconds: float) -> Load:
-    """Load `server` with wrk for `seconds` at `connections`, cycling through `bodies`.
+def run_wrk(
+    server: Server, bodies: Path, connections: int, seconds: float, close: bool = False
+) -> Load:
+    """Load `server` with wrk for `seconds` at `connections`, cycling through `bodies`;
+    `close`: every request asks for Connection: close, else connections are kept alive.
 
     One wrk thread: on two cores a second one would take CPU from the server it measures.
     A non-2xx answer means the benchmark itself is wrong, so it stops the run.
@@ -70,6 +73,7 @@ def run_wrk(server: Server, bodies: Path, connections: int, seconds: float) -> L
         server.predict_url,
         "--",
         str(bodies),
+        *(["close"] if close else []),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     match = _RESULT.search(done.stdout)

@@ -76,9 +76,14 @@ QUICK = Plan(
 )
 
 
-def service(workers: int | None = None, baseline: bool = False) -> Server:
+def service(workers: int | None = None, baseline: bool = False, stock: bool = False) -> Server:
     """gunicorn with one worker per CPU unless `workers`, serving the service or, with the same
-    settings, bench/baselines.py (a positional app replaces gunicorn.conf.py's wsgi_app)."""
+    settings, bench/baselines.py (a positional app replaces gunicorn.conf.py's wsgi_app);
+    `stock`: the baseline on gunicorn's stock sync workers instead of the project's."""
+    if stock:
+        env = {"GUNICORN_CMD_ARGS": "--worker-class sync"}
+        name = "empty Flask endpoint, stock gunicorn sync workers"
+        return gunicorn(env, workers=workers, app="bench.baselines:app", name=name)
     if baseline:
         return gunicorn(
             workers=workers, app="bench.baselines:app", name="empty Flask endpoint, gunicorn"
@@ -150,11 +155,13 @@ def running(*servers: Server, body: bytes) -> Iterator[tuple[Server, ...]]:
         yield servers
 
 
-def measure(server: Server, bodies: Path, connections: int, seconds: float) -> dict[str, Any]:
+def measure(
+    server: Server, bodies: Path, connections: int, seconds: float, close: bool = False
+) -> dict[str, Any]:
     """One wrk run as a JSON-ready dict, printed as it lands so a long run shows progress."""
-    load = run_wrk(server, bodies, connections, seconds)
+    load = run_wrk(server, bodies, connections, seconds, close)
     print(
-        f"  {server.name:38} c={connections:<3} {load.rps:9.0f} req/s"
+        f"  {server.name:38} c={connections:<3}{' close' if close else ''} {load.rps:9.0f} req/s"
         f"  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms",
         flush=True,
     )
@@ -170,6 +177,7 @@ class Pair:
     bodies: Path
     probe: bytes
     connections: tuple[int, ...] | None = None  # None: the plan's
+    close: bool = False  # every request asks for Connection: close, on both sides
 
 
 def single_row(plan: Plan, pairs: dict[str, Pair]) -> dict[str, Any]:
@@ -186,14 +194,20 @@ def single_row(plan: Plan, pairs: dict[str, Pair]) -> dict[str, Any]:
             check_single(target, probe)
             check_single(baseline, probe)
             for server in (target, baseline):
-                run_wrk(server, bodies, 16, plan.warmup)
+                run_wrk(server, bodies, 16, plan.warmup, pair.close)
             for connections in pair.connections or plan.connections:
-                pair = runs.setdefault(str(connections), {"target": [], "baseline": []})
+                sides = runs.setdefault(str(connections), {"target": [], "baseline": []})
                 for rep in range(plan.reps):
                     order = [("target", target), ("baseline", baseline)]
                     for side, server in order if rep % 2 == 0 else reversed(order):
-                        pair[side].append(measure(server, bodies, connections, plan.seconds))
-        results[key] = {"target": target.name, "baseline": baseline.name, "runs": runs}
+                        load = measure(server, bodies, connections, plan.seconds, pair.close)
+                        sides[side].append(load)
+        results[key] = {
+            "target": target.name,
+            "baseline": baseline.name,
+            "close": pair.close,
+            "runs": runs,
+        }
     return results
 
 
@@ -479,8 +493,14 @@ def main(argv: list[str] | None = None) -> None:
         single_path = write_bodies(folder, "single", singles)
         if args.image and args.engine == "podman" and "CONTAINERS_CONF" not in os.environ:
             os.environ["CONTAINERS_CONF"] = str(private_podman_conf(folder))
+        # Kept alive against the stock sync workers (which close every connection); then both
+        # asked to close; then against the empty endpoint on this project's own worker.
         pairs = {
-            "gunicorn": Pair(service(), service(baseline=True), single_path, probe),
+            "gunicorn": Pair(service(), service(stock=True), single_path, probe),
+            "gunicorn, Connection: close": Pair(
+                service(), service(stock=True), single_path, probe, (16,), close=True
+            ),
+            "gunicorn, same worker": Pair(service(), service(baseline=True), single_path, probe),
             "function": Pair(function(), function(baseline=True), single_path, probe),
         }
         if args.image:

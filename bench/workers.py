@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.run import FULL, service, single_row
+from bench.run import FULL, Pair, service, single_row
 from testkit.samples import iris_rows, single_bodies, write_bodies
 
 
@@ -26,11 +26,11 @@ def main(argv: list[str]) -> None:
         bodies = write_bodies(Path(tmp), "single", single_bodies(rows))
         probe = single_bodies(rows)[0].encode()
         for args in ["", *argv]:
-            pair = (service(), service(baseline=True))
-            for server in pair:
+            pair = Pair(service(), service(baseline=True), bodies, probe)
+            for server in (pair.target, pair.baseline):
                 server.env["GUNICORN_CMD_ARGS"] = args
                 server.env["WEB_CONCURRENCY"] = "2"
-            runs = single_row(plan, {"gunicorn": pair}, bodies, probe)["gunicorn"]["runs"]["16"]
+            runs = single_row(plan, {"gunicorn": pair})["gunicorn"]["runs"]["16"]
             target, baseline = runs["target"], runs["baseline"]
             ratio = statistics.median(r["rps"] for r in target) / statistics.median(
                 r["rps"] for r in baseline
