@@ -60,6 +60,30 @@ class JSONInteger(fields.Field):
         return value
 
 
+class UnicodeText(fields.String):
+    """A JSON string that is Unicode text: not one holding a lone surrogate ("\\ud800"), which
+    JSON's escapes can write but no UTF-8 encoder takes (the compiled engine's among them)."""
+
+    default_error_messages = {"surrogate": "Not valid Unicode text (a lone surrogate)."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if not is_unicode(text):
+            raise self.make_error("surrogate")
+        return text
+
+
+def is_unicode(text: str) -> bool:
+    """Whether a string is Unicode text, encodable as UTF-8: no surrogate code point in it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def feature_field(feature: Feature) -> fields.Field:
     """The feature's field: required, typed, inside its range or among its categories, and
     null only where the model takes a missing value."""
@@ -75,7 +99,7 @@ def feature_field(feature: Feature) -> fields.Field:
     if feature.type == "category":
         if feature.categories is not None:
             options["validate"] = validate.OneOf(feature.categories)
-        return fields.String(**options)
+        return UnicodeText(**options)
     if feature.min is not None or feature.max is not None:
         options["validate"] = validate.Range(
             min=feature.min,
