@@ -246,15 +246,24 @@ def _values(data: Any, shape: Sequence[int], datatype: str, where: str) -> list[
 
 
 def _flat(data: list[Any], shape: Sequence[int], where: str) -> list[Any]:
-    """JSON data flat or nested row-major, flattened; no deeper than the shape's dimensions."""
-    for _ in range(len(shape) - 1):
-        nested = [type(v) is list for v in data]
-        if not any(nested):
-            break
-        if not all(nested):
-            raise TensorError(f"{where}: data nests unevenly")
-        data = list(chain.from_iterable(data))
-    return data
+    """JSON data, flat or nested exactly as the shape says (row-major), flattened.
+
+    Nested, every level must match its dimension: [[1, 2, 3], [4, 5, 6, 7, 8]] holds eight
+    values, but it is not [2, 4]. A value nested deeper than the shape stays a list, and is
+    then refused as not of the datatype.
+    """
+    if list not in set(map(type, data)):
+        return data  # flat: its count is checked against the shape's
+    nodes = [data]
+    for depth, size in enumerate(shape):
+        if depth:
+            nodes = list(chain.from_iterable(nodes))
+        if set(map(type, nodes)) != {list} or set(map(len, nodes)) != {size}:
+            raise TensorError(
+                f"{where}: nested data must match its shape {list(shape)} at every level, "
+                "or be flat"
+            )
+    return list(chain.from_iterable(nodes))
 
 
 def _single(values: list[Any], where: str) -> list[Any]:
