@@ -187,6 +187,23 @@ def test_a_content_length_is_parsed_bounded(
     assert (response.status_code, answer.get("message")) == (status, message), answer
 
 
+@pytest.mark.parametrize("target", ["client", "function_client"])
+def test_an_encoded_slash_is_no_route(target: str, request: pytest.FixtureRequest) -> None:
+    """werkzeug's test client decodes %2F into PATH_INFO, as servers do; the path as sent is in
+    RAW_URI and REQUEST_URI, and with an encoded slash it is no route's (SECURITY.md)."""
+    client = request.getfixturevalue(target)
+    name = "iris-logistic-regression"
+    rows = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1] * 4}]}
+    for path in (f"/v2/models/{name}%2Finfer", f"/v2/models/{name}%2finfer"):
+        answer = client.post(path, json=rows)
+        assert (answer.status_code, answer.get_json()) == (404, {"error": "No such route."})
+    assert client.post(f"/v2/models/{name}/infer", json=rows).status_code == 200
+    answer = client.get(f"/v2/models/{name}%2Fready")
+    assert (answer.status_code, answer.get_json()) == (404, {"error": "No such route."})
+    answer = client.post(f"/v1/models%2F{name}:predict", json={"instances": [[1] * 4]})
+    assert answer.status_code == 404 and answer.get_json()["message"] == "No such route."
+
+
 def test_probabilities_in_a_batch(client: FlaskClient) -> None:
     response = post(client, {"instances": [SETOSA, [6.3, 3.3, 6.0, 2.5]]}, "?probabilities=1")
     first, second = response.get_json()["predictions"]

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -48,7 +49,8 @@ class Case:
     def v2(self) -> bool:
         """Whether it asks for a /v2 path, whose errors are the Open Inference Protocol's."""
         target = self.data.split(b"\r\n", 1)[0].split(b" ")[1:2]
-        return bool(target) and (target[0] == b"/v2" or target[0].startswith(b"/v2/"))
+        path = unquote(urlsplit(target[0].decode("latin-1")).path) if target else ""
+        return path == "/v2" or path.startswith("/v2/")
 
 
 def doc(document: Any) -> bytes:
@@ -97,6 +99,7 @@ def raw_field(name: str, literal: bytes) -> bytes:
 
 
 BODY = doc(SETOSA)
+MODEL = "iris-logistic-regression"
 TEN_THOUSAND = [ROWS[i % 3] for i in range(10_000)]
 
 WRONG_TYPES = [
@@ -454,6 +457,11 @@ PATHS = [
     case("dot-segments", post(BODY, "/x/../predict"), 404),
     case("encoded-dot-segments", request_bytes("GET", "/%2e%2e/%2e%2e/etc/passwd"), 404),
     case("encoded-slash", post(BODY, "/predict%2F"), 404),
+    case("encoded-slash-first", request_bytes("GET", "/%2Fhealth"), 404),
+    case("encoded-slash-v1", post(BODY, f"/v1/models/{MODEL}%2F:predict"), 404),
+    case("encoded-slash-lower-case-v1", post(BODY, f"/v1/models%2f{MODEL}:predict"), 404),
+    case("double-slash-v1", post(BODY, f"/v1/models//{MODEL}:predict"), 404),
+    case("encoded-slash-in-query-is-no-path", post(BODY, "/predict?probabilities=%2F"), 422),
     case("encoded-nul", post(BODY, "/predict%00"), 404),
     case("matrix-parameter", post(BODY, "/predict;x=1"), 404),
     case("invalid-percent", post(BODY, "/pre%zzdict"), 404),
@@ -613,12 +621,16 @@ HEADERS = [
     ),
 ]
 
-INFER = "/v2/models/iris-logistic-regression/infer"
+INFER = f"/v2/models/{MODEL}/infer"
 V2_BODY = doc({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROWS[0]}]})
 
 
 def infer(body: bytes, *headers: tuple[str, str]) -> bytes:
     return post(body, INFER, headers)
+
+
+def infer_at(rest: str, models: str = "/v2/models/") -> bytes:
+    return post(V2_BODY, models + rest)
 
 
 def header_length(value: str) -> bytes:
@@ -639,6 +651,20 @@ V2 = [
     case("v2-header-length-underscore", header_length("4_2"), 400),
     case("v2-header-length-zero", header_length("0"), 400),
     case("v2-header-length-empty", header_length(""), 400),
+    # Servers decode %2F before routing: a path sent with one is no route's, whatever it decodes
+    # to (SECURITY.md), and a doubled slash is not merged into a route's either.
+    case("v2-encoded-slash-infer", infer_at(f"{MODEL}%2Finfer"), 404),
+    case("v2-encoded-slash-lower-case", infer_at(f"{MODEL}%2finfer"), 404),
+    case("v2-encoded-slash-in-version", infer_at(f"{MODEL}/versions%2F1.0.0/infer"), 404),
+    case("v2-encoded-slash-after-v2", infer_at(f"{MODEL}/infer", "/v2%2Fmodels/"), 404),
+    case("v2-encoded-slash-then-slash", infer_at(f"{MODEL}%2F/infer"), 404),
+    case("v2-encoded-slash-get-infer", request_bytes("GET", f"/v2/models/{MODEL}%2Finfer"), 404),
+    case("v2-encoded-slash-ready", request_bytes("GET", f"/v2/models/{MODEL}%2Fready"), 404),
+    case(
+        "v2-encoded-slash-absolute-form", infer_at(f"{MODEL}%2Finfer", "http://x/v2/models/"), 404
+    ),
+    case("v2-double-slash", request_bytes("GET", f"/v2/models/{MODEL}//ready"), 404),
+    case("v2-encoded-slash-in-query-is-no-path", infer_at(f"{MODEL}/infer?x=%2F"), 200),
 ]
 
 CASES = (
