@@ -433,15 +433,20 @@ def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact:
 
 
 def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = False) -> Path:
-    """Record the sha256 of the artifact and of its compiled form in the manifest, and write
-    it beside the artifact."""
+    """Record the sha256 and size of the artifact and of its compiled form in the manifest,
+    and write it beside the artifact. (The size bounds what is fetched from Cloud Storage.)"""
     path = artifact.with_suffix(".json")
     if path.exists() and not replace:
         raise PackageError(f"{path} exists: pass --force to replace it")
-    manifest["artifact"] = {"file": artifact.name, "sha256": sha256_of(artifact)}
+    manifest["artifact"] = {
+        "file": artifact.name,
+        "sha256": sha256_of(artifact),
+        "size": artifact.stat().st_size,
+    }
     compiled = manifest.get("compiled", {})
     if "file" in compiled:
-        compiled["sha256"] = sha256_of(artifact.parent / compiled["file"])
+        graph = artifact.parent / compiled["file"]
+        compiled.update(sha256=sha256_of(graph), size=graph.stat().st_size)
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
