@@ -319,7 +319,7 @@ V2_REFUSALS = [
     (None, {"inputs": [{k: v for k, v in matrix([SETOSA_ROW]).items() if k != "data"}]}, 400,
      "inputs.0.data: Missing data for required field."),
     (None, {"inputs": [matrix([SETOSA_ROW])], "outputs": [{"name": "label"}]}, 400,
-     'outputs.0: no such output; this model gives "predict", "predict_proba"'),
+     "outputs.0.name: No such output; this model gives predict, predict_proba."),
     (None, {"inputs": [matrix([SETOSA_ROW])], "outputs": [{"name": "predict"}] * 2}, 400,
      'outputs.1: output "predict" is asked for twice'),
     (None, {"inputs": [matrix([SETOSA_ROW])], "outputs": []}, 400, "outputs: Shorter than minimum"),

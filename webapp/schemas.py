@@ -252,7 +252,8 @@ class OutputParameters(Schema):
 
 
 class RequestOutput(Schema):
-    """An output the request asks for: predict or predict_proba."""
+    """An output the request asks for: predict or predict_proba (infer_request_schema says
+    which for the served model)."""
 
     name = fields.String(required=True)
     parameters = fields.Nested(OutputParameters)
@@ -275,6 +276,17 @@ class InferRequest(Schema):
         fields.Nested(RequestInput), required=True, validate=validate.Length(min=1)
     )
     outputs = fields.List(fields.Nested(RequestOutput), validate=validate.Length(min=1))
+
+
+def infer_request_schema(outputs: Sequence[str]) -> Schema:
+    """The infer request of a model that gives `outputs`: an output asked for by another name
+    is refused here, and the OpenAPI document lists the names (an enum)."""
+    names = validate.OneOf(outputs, error="No such output; this model gives {choices}.")
+    output = RequestOutput.from_dict(
+        {"name": fields.String(required=True, validate=names)}, name="RequestOutput"
+    )
+    asked = fields.List(fields.Nested(output), validate=validate.Length(min=1))
+    return InferRequest.from_dict({"outputs": asked}, name="InferRequest")()
 
 
 # What the service answers, described as marshmallow schemas: the OpenAPI document is built

@@ -44,6 +44,7 @@ class PredictionService:
         self.query_schema = PredictQuery()
         self.parameters_field = self.batch_schema.fields["parameters"]
         self.v2_metadata = v2.model_metadata(model)
+        self.v2_request = v2.request_schema(model)
         self.observer = Observer(model.manifest["version"], settings.access_log)
         # predictions counted by class label; a regressor's all under ""
         self._predicted = {
@@ -255,7 +256,7 @@ class PredictionService:
     def _v2_infer(self, req: Request) -> Response:
         try:
             document, blob = parse_infer(req, self.settings.max_content_length)
-            request = v2.parse_request(document)
+            request = v2.parse_request(document, self.v2_request)
             outputs = v2.requested_outputs(request, self.model)
             instances, matrix = v2.read_inputs(
                 request, blob, self.model, self.settings.max_batch_size
