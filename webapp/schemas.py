@@ -197,13 +197,24 @@ _PROBABILITIES = "Add the class label and per-class probabilities."
 class PredictQuery(Schema):
     """Query parameters of POST /predict."""
 
-    probabilities = fields.Boolean(load_default=False, metadata={"description": _PROBABILITIES})
+    probabilities = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": f"{_PROBABILITIES} A batch's `parameters.probabilities`, where it "
+            "is given too, wins over this."
+        },
+    )
 
 
 class PredictParameters(Schema):
     """A batch's `parameters`, as Vertex AI sends them: the query parameters, as JSON values."""
 
-    probabilities = JSONBoolean(metadata={"description": _PROBABILITIES})
+    probabilities = JSONBoolean(
+        metadata={
+            "description": f"{_PROBABILITIES} Wins over the query parameter of the same name, "
+            "where both are given."
+        }
+    )
 
 
 # Open Inference Protocol V2 (webapp/v2.py): an infer request's structure. The tensors' values

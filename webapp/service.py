@@ -180,14 +180,8 @@ class PredictionService:
         return rows, parameters
 
     def _options(self, query: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-        """A batch's options: its query's and its `parameters`', which must agree where both
-        give one."""
-        disagree = {key for key, value in parameters.items() if query.get(key, value) != value}
-        if disagree:
-            message = ["Disagrees with the query parameter of the same name."]
-            raise ApiError(
-                422, "Request failed validation.", {"parameters": dict.fromkeys(disagree, message)}
-            )
+        """A batch's options: its query's and its `parameters`', each valid on its own; where
+        both give one, the parameters win (Vertex AI sends them), as the OpenAPI document says."""
         if parameters.get("probabilities") and not self.model.probabilities:
             message = ["This model gives no probabilities."]
             errors = {"parameters": {"probabilities": message}}
