@@ -8,7 +8,7 @@ ARG BASE_IMAGE=python:3.11-slim
 # .` takes no build arguments) must pin the same bytes. tests/test_container.py holds it equal
 # to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
 # and the build, never a boot.
-ARG MODEL_SHA256=2e3a3c5f25e6ae19935813082585b541461219321e00c1f496167b727c25f05e
+ARG MODEL_SHA256=1f53b321b7c6d309323fbbb1c8dbeec20abfed788c811181b9f300b038142476
 
 FROM ${BASE_IMAGE} AS build
 

@@ -52,7 +52,9 @@ tuning.settle()
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
 _routes = [*routes_for(service.settings), Route("/", ("POST",), PredictionService.predict)]
 # Bound once: matching needs only the path and method (no host or SCRIPT_NAME rules).
-_rules = [Rule(r.rule, methods=r.methods, endpoint=i) for i, r in enumerate(_routes)]
+_rules = [
+    Rule(r.rule, methods=r.methods, endpoint=i, merge_slashes=False) for i, r in enumerate(_routes)
+]
 _matcher = Map(_rules, converters=CONVERTERS).bind("function")
 
 

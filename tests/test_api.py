@@ -158,6 +158,52 @@ def test_chunked_body_over_the_limit_is_not_read_to_the_end(
     assert read <= 2 * 1024 * 1024 + 64 * 1024
 
 
+@pytest.mark.parametrize("target", ["client", "function_client"])
+@pytest.mark.parametrize(
+    ("length", "status", "message"),
+    [
+        ("1" * 4301, 413, "Request body too large."),  # int() refuses 4,300+ digits
+        ("0" * 4300 + str(len(json.dumps(SETOSA))), 200, None),  # leading zeros are allowed
+        ("9" * 20, 413, "Request body too large."),
+        ("\u00b2", 400, "Content-Length must be the body's length in bytes."),  # isdigit()
+        ("+42", 400, "Content-Length must be the body's length in bytes."),
+        ("4_2", 400, "Content-Length must be the body's length in bytes."),
+    ],
+)
+def test_a_content_length_is_parsed_bounded(
+    target: str, length: str, status: int, message: str | None, request: pytest.FixtureRequest
+) -> None:
+    """What gunicorn's parser refuses before the app does not reach the app there, but the
+    test client and Flask's dev server pass any Content-Length on: never a 500."""
+    client = request.getfixturevalue(target)
+    body = json.dumps(SETOSA).encode()
+    response = client.post(
+        "/predict",
+        data=body,
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": length},
+    )
+    answer = response.get_json()
+    assert (response.status_code, answer.get("message")) == (status, message), answer
+
+
+@pytest.mark.parametrize("target", ["client", "function_client"])
+def test_an_encoded_slash_is_no_route(target: str, request: pytest.FixtureRequest) -> None:
+    """werkzeug's test client decodes %2F into PATH_INFO, as servers do; the path as sent is in
+    RAW_URI and REQUEST_URI, and with an encoded slash it is no route's (SECURITY.md)."""
+    client = request.getfixturevalue(target)
+    name = "iris-logistic-regression"
+    rows = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1] * 4}]}
+    for path in (f"/v2/models/{name}%2Finfer", f"/v2/models/{name}%2finfer"):
+        answer = client.post(path, json=rows)
+        assert (answer.status_code, answer.get_json()) == (404, {"error": "No such route."})
+    assert client.post(f"/v2/models/{name}/infer", json=rows).status_code == 200
+    answer = client.get(f"/v2/models/{name}%2Fready")
+    assert (answer.status_code, answer.get_json()) == (404, {"error": "No such route."})
+    answer = client.post(f"/v1/models%2F{name}:predict", json={"instances": [[1] * 4]})
+    assert answer.status_code == 404 and answer.get_json()["message"] == "No such route."
+
+
 def test_probabilities_in_a_batch(client: FlaskClient) -> None:
     response = post(client, {"instances": [SETOSA, [6.3, 3.3, 6.0, 2.5]]}, "?probabilities=1")
     first, second = response.get_json()["predictions"]

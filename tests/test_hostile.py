@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -44,6 +45,13 @@ class Case:
     half_close: bool = False  # the client stops sending (mid-body, or before a request)
     head: bool = False
     no_answer_ok: bool = False  # nothing that gunicorn can read as a request: it may just close
+
+    @property
+    def v2(self) -> bool:
+        """Whether it asks for a /v2 path, whose errors are the Open Inference Protocol's."""
+        target = self.data.split(b"\r\n", 1)[0].split(b" ")[1:2]
+        path = unquote(urlsplit(target[0].decode("latin-1")).path) if target else ""
+        return path == "/v2" or path.startswith("/v2/")
 
 
 def doc(document: Any) -> bytes:
@@ -92,6 +100,7 @@ def raw_field(name: str, literal: bytes) -> bytes:
 
 
 BODY = doc(SETOSA)
+MODEL = "iris-logistic-regression"
 TEN_THOUSAND = [ROWS[i % 3] for i in range(10_000)]
 
 WRONG_TYPES = [
@@ -465,6 +474,11 @@ PATHS = [
     case("dot-segments", post(BODY, "/x/../predict"), 404),
     case("encoded-dot-segments", request_bytes("GET", "/%2e%2e/%2e%2e/etc/passwd"), 404),
     case("encoded-slash", post(BODY, "/predict%2F"), 404),
+    case("encoded-slash-first", request_bytes("GET", "/%2Fhealth"), 404),
+    case("encoded-slash-v1", post(BODY, f"/v1/models/{MODEL}%2F:predict"), 404),
+    case("encoded-slash-lower-case-v1", post(BODY, f"/v1/models%2f{MODEL}:predict"), 404),
+    case("double-slash-v1", post(BODY, f"/v1/models//{MODEL}:predict"), 404),
+    case("encoded-slash-in-query-is-no-path", post(BODY, "/predict?probabilities=%2F"), 422),
     case("encoded-nul", post(BODY, "/predict%00"), 404),
     case("matrix-parameter", post(BODY, "/predict;x=1"), 404),
     case("invalid-percent", post(BODY, "/pre%zzdict"), 404),
@@ -624,6 +638,52 @@ HEADERS = [
     ),
 ]
 
+INFER = f"/v2/models/{MODEL}/infer"
+V2_BODY = doc({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROWS[0]}]})
+
+
+def infer(body: bytes, *headers: tuple[str, str]) -> bytes:
+    return post(body, INFER, headers)
+
+
+def infer_at(rest: str, models: str = "/v2/models/") -> bytes:
+    return post(V2_BODY, models + rest)
+
+
+def header_length(value: str) -> bytes:
+    """An infer request whose Inference-Header-Content-Length is `value` (binary extension)."""
+    return infer(V2_BODY, ("Inference-Header-Content-Length", value))
+
+
+V2 = [
+    case("v2-valid", infer(V2_BODY), 200),
+    case("v2-header-length-exact", header_length(str(len(V2_BODY))), 200),
+    # "\xb2", "\xb3" and "\xb9" (latin-1 superscripts) pass str.isdigit(), not int()
+    case("v2-header-length-superscript-two", header_length("\xb2"), 400),
+    case("v2-header-length-superscript-one", header_length("1\xb9"), 400),
+    case("v2-header-length-4301-digits", header_length("1" * 4301), 400),
+    case("v2-header-length-20-digits", header_length("9" * 20), 400),
+    case("v2-header-length-leading-zeros", header_length("0" * 4300 + str(len(V2_BODY))), 200),
+    case("v2-header-length-plus", header_length(f"+{len(V2_BODY)}"), 400),
+    case("v2-header-length-underscore", header_length("4_2"), 400),
+    case("v2-header-length-zero", header_length("0"), 400),
+    case("v2-header-length-empty", header_length(""), 400),
+    # Servers decode %2F before routing: a path sent with one is no route's, whatever it decodes
+    # to (SECURITY.md), and a doubled slash is not merged into a route's either.
+    case("v2-encoded-slash-infer", infer_at(f"{MODEL}%2Finfer"), 404),
+    case("v2-encoded-slash-lower-case", infer_at(f"{MODEL}%2finfer"), 404),
+    case("v2-encoded-slash-in-version", infer_at(f"{MODEL}/versions%2F1.0.0/infer"), 404),
+    case("v2-encoded-slash-after-v2", infer_at(f"{MODEL}/infer", "/v2%2Fmodels/"), 404),
+    case("v2-encoded-slash-then-slash", infer_at(f"{MODEL}%2F/infer"), 404),
+    case("v2-encoded-slash-get-infer", request_bytes("GET", f"/v2/models/{MODEL}%2Finfer"), 404),
+    case("v2-encoded-slash-ready", request_bytes("GET", f"/v2/models/{MODEL}%2Fready"), 404),
+    case(
+        "v2-encoded-slash-absolute-form", infer_at(f"{MODEL}%2Finfer", "http://x/v2/models/"), 404
+    ),
+    case("v2-double-slash", request_bytes("GET", f"/v2/models/{MODEL}//ready"), 404),
+    case("v2-encoded-slash-in-query-is-no-path", infer_at(f"{MODEL}/infer?x=%2F"), 200),
+]
+
 CASES = (
     WRONG_TYPES
     + NUMBERS
@@ -635,6 +695,7 @@ CASES = (
     + METHODS
     + PATHS
     + HEADERS
+    + V2
 )
 
 
@@ -678,6 +739,10 @@ def check_invariants(case: Case, response: RawResponse, function: bool) -> None:
         return
     document = json.loads(response.body)
     if status == 200:
+        return
+    if case.v2:
+        assert set(document) == {"error"} and isinstance(document["error"], str), response
+        assert document["error"], response
         return
     assert isinstance(document, dict) and "prediction" not in document, response
     assert "predictions" not in document, response

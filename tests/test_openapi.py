@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import joblib
+import numpy as np
 import pytest
 from flask.testing import FlaskClient
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
+from sklearn.svm import SVC
 
 from testkit.samples import SETOSA
-from webapp import create_app
+from webapp import create_app, package
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +135,29 @@ def test_paths_come_from_the_route_table(iris_model: Path) -> None:
     validate(spec)
     alias = spec["paths"]["/v1/endpoints/1:predict"]["post"]
     assert alias == spec["paths"]["/predict"]["post"]
+
+
+def output_names(spec: dict[str, Any]) -> list[str]:
+    names: list[str] = spec["components"]["schemas"]["RequestOutput"]["properties"]["name"]["enum"]
+    return names
+
+
+def test_v2_outputs_are_the_served_models(spec: dict[str, Any], tmp_path: Path) -> None:
+    """An infer request may ask for the outputs the model gives, by name, and the document
+    says which: predict_proba only for a model with probabilities. Others are a 400."""
+    assert output_names(spec) == ["predict", "predict_proba"]
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    joblib.dump(SVC().fit(X, X[:, 0] > 0), tmp_path / "model.pkl")
+    assert package.main([str(tmp_path / "model.pkl"), "--name", "svc"]) == 0
+    svc = create_app({"MODEL_PATH": str(tmp_path / "model.pkl")}).test_client()
+    assert output_names(svc.get("/openapi.json").get_json()) == ["predict"]
+    rows = [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [0.5, 0.5]}]
+    for name, status in (("predict", 200), ("predict_proba", 400), ("label", 400)):
+        answer = svc.post(
+            "/v2/models/svc/infer", json={"inputs": rows, "outputs": [{"name": name}]}
+        )
+        assert answer.status_code == status, answer.get_json()
+        if status == 400:
+            assert answer.get_json() == {
+                "error": "outputs.0.name: No such output; this model gives predict."
+            }

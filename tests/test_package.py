@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -73,6 +75,67 @@ def test_what_it_cannot_describe_is_refused_in_one_line(
     said = refusal([str(positive)], capsys)  # no table: its made-up row of zeros is refused
     assert "the estimator refuses a made-up row" in said and "(--data)" in said
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.onnx"))
+
+
+class PredictsButNeverFits:
+    """Has predict() but no fit(): no scikit-learn estimator."""
+
+    def predict(self, X: object) -> object:
+        return X
+
+
+class Unreadable:
+    """Every attribute but the dunders raises, as an unpickled object's own code may."""
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError("an attribute that raises")
+
+
+class Inconsistent(BaseEstimator):
+    """An estimator that says it is fitted, then raises as it is described."""
+
+    def fit(self, X: object, y: object) -> Inconsistent:
+        return self
+
+    def predict(self, X: object) -> object:
+        return X
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def n_features_in_(self) -> int:
+        raise ValueError("raised while described\nover two lines")
+
+
+@pytest.mark.parametrize(
+    ("weird", "said"),
+    [
+        (types.SimpleNamespace(predict=print), "SimpleNamespace is not a scikit-learn estimator: "
+         "it has no fit() method"),
+        (PredictsButNeverFits(), "PredictsButNeverFits is not a scikit-learn estimator: it has no "
+         "fit() method"),
+        (Unreadable(), "Unreadable's attributes cannot be read (RuntimeError: an attribute that "
+         "raises)"),
+        (types.SimpleNamespace(predict=print, fit=print), "SimpleNamespace is not a scikit-learn "
+         "estimator (AttributeError: "),
+        (LogisticRegression, "LogisticRegression is a class, not a fitted estimator"),
+        (json.dumps, "function has no predict() method"),
+        (Inconsistent(), "describing it failed: ValueError: raised while described"),
+    ],
+    ids=["predict-attribute", "no-fit", "raising-attributes", "no-tags", "class", "function",
+         "raising-later"],
+)  # fmt: skip
+def test_weird_pickles_are_refused_in_one_line(
+    weird: object, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unpickling runs the pickle's code, and so does describing what comes out: whatever it
+    is and whatever it raises, one line on stderr, exit 1, nothing written."""
+    line = refusal([str(saved(weird, tmp_path))], capsys)
+    assert said in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pkl"]
 
 
 def test_a_manifest_is_replaced_only_with_force(

@@ -69,8 +69,19 @@ def test_vertex_parameters_ask_for_probabilities(vertex: FlaskClient, path: str)
                                  ({"probabilities": True}, labeled)):  # fmt: skip
         answer = vertex.post(path, json={"instances": rows, "parameters": parameters})
         assert answer.status_code == 200 and answer.get_json() == expected
-    agreeing = {"instances": rows, "parameters": {"probabilities": True}}
-    assert vertex.post(f"{path}?probabilities=true", json=agreeing).get_json() == labeled
+    # Where both give it, the body's parameters win over the query string (Vertex AI sends
+    # parameters), a rule the OpenAPI document states: a client can tell what it gets.
+    for query, parameters, expected in (
+        ("true", True, labeled),
+        ("false", True, labeled),
+        ("true", False, plain),
+        ("1", False, plain),
+    ):
+        document = {"instances": rows, "parameters": {"probabilities": parameters}}
+        answer = vertex.post(f"{path}?probabilities={query}", json=document)
+        assert (answer.status_code, answer.get_json()) == (200, expected)
+    answer = vertex.post(f"{path}?probabilities=true", json={"instances": rows, "parameters": {}})
+    assert answer.get_json() == labeled  # the query's, where the parameters do not say
 
 
 @pytest.mark.unit
@@ -83,11 +94,7 @@ def test_vertex_parameters_ask_for_probabilities(vertex: FlaskClient, path: str)
         ({"probabilities": None}, "", {"probabilities": ["Field may not be null."]}),
         ([True], "", {"_schema": ["Invalid input type."]}),
         (None, "", ["Field may not be null."]),
-        (
-            {"probabilities": True},
-            "?probabilities=false",
-            {"probabilities": ["Disagrees with the query parameter of the same name."]},
-        ),
+        ({"probabilities": 1}, "?probabilities=true", {"probabilities": ["Not a valid boolean."]}),
     ],
 )
 def test_vertex_parameters_are_validated(
@@ -268,17 +275,29 @@ V2_REFUSALS = [
      'input "input": datatype must be FP64, FP32 or an integer type'),
     (None, {"inputs": [matrix([SETOSA_ROW], "FP8")]}, 400, "inputs.0.datatype: Must be one of"),
     (None, {"inputs": [{**matrix([SETOSA_ROW]), "shape": [2, 4]}]}, 400,
+     'input "input": nested data must match its shape [2, 4] at every level, or be flat'),
+    (None, {"inputs": [{**matrix(SETOSA_ROW), "shape": [2, 4]}]}, 400,
      'input "input": holds 4 values, its shape [2, 4] says 8'),
     (None, {"inputs": [{**matrix([SETOSA_ROW]), "shape": [1, 3]}]}, 400,
      'input "input": shape must be [N, 4] (rows, then the model\'s features)'),
     (None, {"inputs": [{**matrix([SETOSA_ROW]), "shape": [4]}]}, 400,
      'input "input": shape must be [N, 4]'),
     (None, {"inputs": [{**matrix([[SETOSA_ROW]]), "shape": [1, 4]}]}, 400,
-     'input "input": holds 1 values, its shape [1, 4] says 4'),
+     'input "input": nested data must match its shape [1, 4] at every level, or be flat'),
+    (None, {"inputs": [{**matrix([[5.1, 3.5, 1.4], [0.2, 6.3, 3.3, 6.0, 2.5]]), "shape": [2, 4]}]},
+     400, 'input "input": nested data must match its shape [2, 4] at every level, or be flat'),
+    (None, {"inputs": [{**matrix([[5.1, 3.5, 1.4, 0.2, 6.3], [3.3, 6.0, 2.5]])}]}, 400,
+     'input "input": nested data must match its shape [2, 4] at every level, or be flat'),
+    (None, {"inputs": [{"name": n, "shape": [2, 1], "datatype": "FP64", "data": [[v, v]]}
+                       for n, v in SETOSA.items()]}, 400,
+     'input "sepal_length": nested data must match its shape [2, 1] at every level, or be flat'),
+    (None, {"inputs": [{"name": n, "shape": [2, 1], "datatype": "FP64", "data": [[v], [v, v]]}
+                       for n, v in SETOSA.items()]}, 400,
+     'input "sepal_length": nested data must match its shape [2, 1] at every level, or be flat'),
     (None, {"inputs": [{"name": "sepal_length", "shape": [1], "datatype": "FP64",
                         "data": [[5.1]]}]}, 400, 'input "sepal_length": data.0 is not FP64'),
     (None, {"inputs": [{**matrix([SETOSA_ROW, 1, 2, 3, 4]), "shape": [2, 4]}]}, 400,
-     'input "input": data nests unevenly'),
+     'input "input": nested data must match its shape [2, 4] at every level, or be flat'),
     (None, {"inputs": [matrix([[5.1, 3.5, 1.4, 0]])]}, 400,
      'input "input" row 0, column 3 (petal_width): Must be greater than 0.0'),
     (None, {"inputs": [matrix([[5.1, "3.5", 1.4, 0.2]])]}, 400, '"input": data.1 is not FP64'),
@@ -307,7 +326,7 @@ V2_REFUSALS = [
     (None, {"inputs": [{k: v for k, v in matrix([SETOSA_ROW]).items() if k != "data"}]}, 400,
      "inputs.0.data: Missing data for required field."),
     (None, {"inputs": [matrix([SETOSA_ROW])], "outputs": [{"name": "label"}]}, 400,
-     'outputs.0: no such output; this model gives "predict", "predict_proba"'),
+     "outputs.0.name: No such output; this model gives predict, predict_proba."),
     (None, {"inputs": [matrix([SETOSA_ROW])], "outputs": [{"name": "predict"}] * 2}, 400,
      'outputs.1: output "predict" is asked for twice'),
     (None, {"inputs": [matrix([SETOSA_ROW])], "outputs": []}, 400, "outputs: Shorter than minimum"),

@@ -31,8 +31,17 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=10**300, max_value=10**400),
 )
+# Strings JSON can hold but Unicode cannot: a lone surrogate ("\ud800", a valid JSON escape).
+surrogates = st.text(st.characters(categories=["Cs", "Ll"]), min_size=1, max_size=3)
 values = st.one_of(
-    numbers, numbers, numbers, st.booleans(), st.none(), st.text(max_size=3), st.just([1.0])
+    numbers,
+    numbers,
+    numbers,
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    surrogates,
+    st.just([1.0]),
 )
 as_array = st.lists(values, min_size=3, max_size=5)
 as_object = st.dictionaries(st.sampled_from([*NAMES, "colour"]), values, min_size=3, max_size=5)
@@ -141,8 +150,9 @@ typed_values = st.one_of(
     st.integers(2**53 - 2, 2**53 + 2),
     st.sampled_from([-10, -10.0, 10, 10.0, 0.5, 3.0, -0.0, 2.0**53, 2.0**53 + 2, 1e400]),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(["a", "b", "z", ""]),
+    st.sampled_from(["a", "b", "z", "", "\ud800", "a\udfff", "\ud83d\ude00"]),
     st.text(max_size=2),
+    surrogates,
     st.none(),
     st.booleans(),
     st.just([1]),
@@ -204,3 +214,24 @@ valid_typed = st.fixed_dictionaries(
 def test_valid_typed_documents_take_the_fast_path(rows: list[dict[str, Any]]) -> None:
     assert TYPED_FAST.of_batch({"instances": rows}) is not None
     assert TYPED_FAST.of_instance(rows[0]) is not None
+
+
+LONE = "Not valid Unicode text (a lone surrogate)."
+
+
+@pytest.mark.parametrize("value", ["\ud800", "ok\udc00", "\ud83d\ude00", "é\udfff"])
+@pytest.mark.parametrize("name", ["s", "c"])  # open to any string, and among categories
+def test_a_lone_surrogate_is_not_text(value: str, name: str) -> None:
+    """JSON's escapes can write a lone surrogate, which no UTF-8 encoder takes (the compiled
+    engine's): a category holding one is refused by name, by the schemas and the fast path."""
+    row = {"n": 1.0, "i": 1, "big": None, "c": "a", "s": "text", name: value}
+    with pytest.raises(ValidationError) as refused:
+        TYPED_INSTANCE.load(row)
+    assert refused.value.messages == {name: [LONE]}
+    assert TYPED_FAST.of_instance(row) is None
+    batch = {"instances": [{**row, name: "b"}, row, {**row, "n": None}]}
+    with pytest.raises(ValidationError) as refused:
+        TYPED_SCHEMA.load(batch)
+    assert refused.value.messages == {"instances": {1: {name: [LONE]}, 2: {name: [LONE]}}}
+    assert TYPED_FAST.of_batch(batch) is None
+    assert TYPED_FAST.of_batch({"instances": [{**row, name: "b"}]}) is not None

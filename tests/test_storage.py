@@ -5,12 +5,17 @@ by real gunicorn and functions-framework processes; and every way that must stop
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import numpy as np
 import pytest
 
 from testkit import zoo
@@ -23,9 +28,9 @@ from testkit.processes import (
     server_env,
     storage_emulator,
 )
-from webapp.model import ArtifactError, sha256_hex
+from webapp.model import ArtifactError, load_model, sha256_hex
 from webapp.settings import ConfigError, Settings
-from webapp.storage import model_files
+from webapp.storage import MANIFEST_LIMIT, file_sizes, model_files
 
 JSON = {"Content-Type": "application/json"}
 STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
@@ -46,16 +51,20 @@ class Bucket:
         return {"STORAGE_EMULATOR_HOST": self.emulator.url, **extra}
 
 
-def upload(emulator: Server, files: Mapping[str, Path]) -> None:
-    """Put each local file at its object name, with google-cloud-storage's own client."""
+def upload(emulator: Server, files: Mapping[str, Path | bytes]) -> None:
+    """Put each local file (or bytes) at its object name, with google-cloud-storage's own
+    client."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
         from google.cloud import storage
 
         client = storage.Client(project=None)
         bucket = client.lookup_bucket("models") or client.create_bucket("models")
-        for name, path in files.items():
-            bucket.blob(name).upload_from_filename(str(path))
+        for name, source in files.items():
+            if isinstance(source, bytes):
+                bucket.blob(name).upload_from_string(source)
+            else:
+                bucket.blob(name).upload_from_filename(str(source))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +143,8 @@ def test_a_model_from_cloud_storage_answers_as_its_estimator(
 def test_what_cannot_be_fetched_or_trusted_stops_the_boot(
     bucket: Bucket, target: str, case: str, location: dict[str, str], reason: str
 ) -> None:
-    env = bucket.env(MODEL_SHA256=("f" if case == "pin" else "0") * 64, **location)
+    # the pin is held before anything but the manifest is fetched: the others pin the genuine one
+    env = bucket.env(MODEL_SHA256="f" * 64 if case == "pin" else bucket.sha256, **location)
     if case == "unreachable":
         env["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{free_port()}"
     server = STARTERS[target](env)
@@ -262,3 +272,195 @@ def test_the_files_a_manifest_names() -> None:
         manifest["compiled"]["file"] = bad
         with pytest.raises(ArtifactError, match="'compiled' names a file that is not a plain name"):
             model_files(manifest)
+    manifest["compiled"] = {"file": "model.onnx", "sha256": "1", "size": 1058}
+    assert file_sizes(manifest) == {"model.pkl": None, "model.onnx": 1058}
+    for bad in (-1, 1.5, "1058", True, [1]):
+        manifest["compiled"]["size"] = bad
+        with pytest.raises(ArtifactError, match="'compiled' declares a size that is not a byte"):
+            file_sizes(manifest)
+    manifest["compiled"] = {"file": "model.pkl", "sha256": "0", "size": 3}
+    with pytest.raises(ArtifactError, match="'compiled' declares another size for model.pkl"):
+        file_sizes(manifest)
+
+
+class CountingProxy:
+    """A TCP relay in front of the emulator: the objects a server asks for and the bytes it is
+    sent back, as the emulator sees them (so nothing in the process under test is trusted)."""
+
+    def __init__(self, upstream: Server) -> None:
+        self.upstream = upstream.port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.targets: list[str] = []  # every request's target, in order
+        self.sent = 0  # bytes relayed to the client: headers and bodies
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def downloads(self) -> list[str]:
+        """The objects whose bytes were asked for, by name."""
+        found = (re.search(r"/download/storage/v1/b/models/o/([^?]+)", t) for t in self.targets)
+        return [unquote(m.group(1)) for m in found if m]
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        pending = b""
+        with client, upstream:
+            while chunk := _receive(client):
+                pending += chunk
+                while b"\r\n\r\n" in pending:  # the client only GETs: no request has a body
+                    head, _, pending = pending.partition(b"\r\n\r\n")
+                    with self.lock:
+                        self.targets.append(head.split(b"\r\n")[0].split(b" ")[1].decode())
+                upstream.sendall(chunk)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        while chunk := _receive(upstream):
+            with self.lock:
+                self.sent += len(chunk)
+            try:
+                client.sendall(chunk)
+            except OSError:
+                return
+
+
+def _receive(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+MiB = 1024 * 1024
+HEADERS = 16 * 1024  # what a few answers' headers may add to the bytes of their bodies
+
+
+@pytest.fixture(scope="module")
+def tampered(bucket: Bucket) -> dict[str, int]:
+    """The zoo model's files in folders that must not be fetched whole; the sizes that matter.
+
+    tampered/: a manifest naming twenty 5 MiB objects (which exist) besides the model's files.
+    padded/: the genuine manifest, beside a pickle 5 MiB longer than it declares.
+    huge/: a manifest of 20 MiB. unsized/: one written before manifests declared sizes.
+    """
+    pickle, manifest_path = bucket.specimen.path, bucket.specimen.path.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    extra = {f"extra{i}": {"file": f"extra{i}.bin", "sha256": "0" * 64, "size": 5 * MiB}
+             for i in range(20)}  # fmt: skip
+    unsized = json.loads(manifest_path.read_text())
+    for entry in (unsized["artifact"], unsized["compiled"]):
+        del entry["size"]
+    padding = bytes(5 * MiB)
+    upload(
+        bucket.emulator,
+        {
+            "tampered/model.json": json.dumps({**manifest, **extra}).encode(),
+            **{f"tampered/extra{i}.bin": padding for i in range(20)},
+            "tampered/model.pkl": pickle,
+            "tampered/model.onnx": pickle.with_suffix(".onnx"),
+            "padded/model.json": manifest_path,
+            "padded/model.pkl": pickle.read_bytes() + padding,
+            "padded/model.onnx": pickle.with_suffix(".onnx"),
+            "huge/model.json": manifest_path.read_bytes() + b" " * (20 * MiB),
+            "unsized/model.json": json.dumps(unsized).encode(),
+            "unsized/model.pkl": pickle,
+            "unsized/model.onnx": pickle.with_suffix(".onnx"),
+        },
+    )
+    return {
+        "manifest": manifest_path.stat().st_size,
+        "pickle": pickle.stat().st_size,
+        "unsized": len(json.dumps(unsized).encode()),
+        "tampered": len(json.dumps({**manifest, **extra}).encode()),
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", sorted(STARTERS))
+@pytest.mark.parametrize(
+    ("folder", "pinned", "reason", "fetched"),
+    [
+        ("tampered", True, "MODEL_SHA256 pins", ["model.json"]),
+        ("padded", True, "the size gs://models/padded/model.json declares",
+         ["model.json", "model.pkl"]),
+        ("huge", False, f"huge/model.json holds more than {MANIFEST_LIMIT} bytes", ["model.json"]),
+        ("unsized", False, "unsized/model.json declares no size for model.pkl, model.onnx "
+         "(written before manifests did): package the model again", ["model.json"]),
+    ],
+)  # fmt: skip
+def test_a_fetch_reads_no_more_than_the_pinned_manifest_declares(
+    bucket: Bucket,
+    tampered: dict[str, int],
+    target: str,
+    folder: str,
+    pinned: bool,
+    reason: str,
+    fetched: list[str],
+) -> None:
+    """The manifest is read to MANIFEST_LIMIT at most and held to the pin before anything else
+    is fetched; each file to the size it declares (and one byte, which tells a longer one)."""
+    proxy = CountingProxy(bucket.emulator)
+    env = {"STORAGE_EMULATOR_HOST": proxy.url, "AIP_STORAGE_URI": f"gs://models/{folder}"}
+    if pinned:
+        env["MODEL_SHA256"] = bucket.sha256  # the genuine manifest's
+    server = STARTERS[target](env)
+    server.spawn()
+    assert server.proc is not None
+    try:
+        code = server.proc.wait(60)
+    finally:
+        server.stop()
+        proxy.close()
+    output = server.output()
+    refusals = [line for line in output.splitlines() if "refusing to start: " in line]
+    assert code == 1 and len(refusals) == 1 and reason in refusals[0], output
+    assert "Traceback" not in output
+    assert proxy.downloads == [f"{folder}/{name}" for name in fetched], proxy.targets
+    most = {
+        "tampered": tampered["tampered"],
+        "padded": tampered["manifest"] + tampered["pickle"] + 1,
+        "huge": MANIFEST_LIMIT + 1,
+        "unsized": tampered["unsized"],
+    }[folder]
+    assert proxy.sent <= most + HEADERS, (proxy.sent, most)
+
+
+@pytest.mark.integration
+def test_an_honest_fetch_reads_each_file_once_and_no_more(bucket: Bucket) -> None:
+    """The control: the same counting, for a model served from the bucket."""
+    proxy = CountingProxy(bucket.emulator)
+    location = {"AIP_STORAGE_URI": "gs://models/zoo", "MODEL_SHA256": bucket.sha256}
+    try:
+        serve("gunicorn", {"STORAGE_EMULATOR_HOST": proxy.url, **location}).stop()
+    finally:
+        proxy.close()
+    assert proxy.downloads == ["zoo/model.json", "zoo/model.pkl", "zoo/model.onnx"]
+    sizes = file_sizes(json.loads(bucket.specimen.path.with_suffix(".json").read_text()))
+    files = bucket.specimen.path.with_suffix(".json").stat().st_size + sum(sizes.values())
+    assert files <= proxy.sent <= files + HEADERS
+
+
+@pytest.mark.unit
+def test_a_manifest_without_sizes_still_loads_from_a_local_folder(artifact: Path) -> None:
+    """Sizes bound what is fetched from a bucket; locally the sha256 alone decides."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    assert set(file_sizes(manifest).values()) == {
+        artifact.stat().st_size,
+        artifact.with_suffix(".onnx").stat().st_size,
+    }
+    for entry in (manifest["artifact"], manifest["compiled"]):
+        del entry["size"]
+    artifact.with_suffix(".json").write_text(json.dumps(manifest))
+    assert load_model(artifact).predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]

@@ -57,6 +57,9 @@ def served(
     server.stop()
 
 
+REFUSED = {"code": 422, "status": "Unprocessable Entity", "message": "Request failed validation."}
+
+
 def engine_of(server: Server) -> dict[str, str]:
     status, _, body = server.request("GET", "/metadata")
     assert status == 200
@@ -116,6 +119,34 @@ def test_bad_values_are_refused_by_name(served: tuple[zoo.Specimen, Server]) -> 
             status, document = post(server, case)
             assert status == 422, (case, document)
             assert set(document["errors"]) == {name}, (case, document)
+
+
+def test_a_lone_surrogate_is_refused_by_name(served: tuple[zoo.Specimen, Server]) -> None:
+    """A category JSON can write but Unicode cannot ("\\ud800", which no UTF-8 encoder takes,
+    the compiled engine's among them): refused by name on /predict, in a batch and on V2."""
+    specimen, server = served
+    manifest = json.loads(specimen.path.with_suffix(".json").read_text())
+    lone = "Not valid Unicode text (a lone surrogate)."
+    row = specimen.rows[0]
+    inputs = json.loads(server.request("GET", f"/v2/models/{specimen.name}")[2])["inputs"]
+    for feature in manifest["features"]:
+        name = feature["name"]
+        if feature["type"] != "category":
+            continue
+        wrong = {**row, name: "ok\ud800"}
+        assert post(server, wrong) == (422, {**REFUSED, "errors": {name: [lone]}})
+        batch = {"instances": [row, wrong]}
+        assert post(server, batch) == (
+            422,
+            {**REFUSED, "errors": {"instances": {"1": {name: [lone]}}}},
+        )
+        tensors = [
+            {"name": i["name"], "shape": [1], "datatype": i["datatype"], "data": [wrong[i["name"]]]}
+            for i in inputs
+        ]
+        body = json.dumps({"inputs": tensors}).encode()
+        status, _, answer = server.request("POST", f"/v2/models/{specimen.name}/infer", body, JSON)
+        assert (status, json.loads(answer)) == (400, {"error": f'input "{name}" row 0: {lone}'})
 
 
 def test_metadata_and_readiness(served: tuple[zoo.Specimen, Server]) -> None:

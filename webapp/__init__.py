@@ -27,7 +27,7 @@ def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionS
     if settings.model_url:  # in Cloud Storage: fetched once, then verified as a local one
         from .storage import fetch
 
-        path = fetch(settings.model_url)
+        path = fetch(settings.model_url, settings.model_sha256)
     return PredictionService(
         load_model(path, settings.model_sha256, settings.engine), settings, debug
     )

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .model import Feature, Rows
-from .schemas import LARGEST_INTEGER
+from .schemas import LARGEST_INTEGER, is_unicode
 
 _NUMBERS = {float, int}  # exact types: bool is a subclass of int, and is refused
 _NONE = type(None)
@@ -110,6 +110,9 @@ class ValidRows:
             if feature.type == "category":
                 allowed = self.allowed[index]
                 if not kinds <= {str} or (allowed is not None and not allowed.issuperset(column)):
+                    return None
+                present = [v for v in column if v is not None] if None in column else column
+                if not is_unicode("".join(present)):  # a lone surrogate: marshmallow says where
                     return None
                 continue
             if not kinds <= _NUMBERS:

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Request, Response
 from werkzeug import wsgi
+from werkzeug.http import parse_set_header
 
 from . import jsonio
 from .errors import ApiError
@@ -18,6 +19,9 @@ from .errors import ApiError
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 64 * 1024
+# A byte count in a header has at most this many digits (leading zeros aside): more than any
+# body read here (MAX_CONTENT_LENGTH is at most 2**30), and few enough to convert in no time.
+_COUNT_DIGITS = 12
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -33,7 +37,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     With a length, the server's own stream is read, never past it; without one, werkzeug's
     get_input_stream decides, as Request.stream would, whether the stream ends by itself.
     """
-    expected = wsgi.get_content_length(environ)
+    expected = _content_length(environ)
     if expected is not None and expected > limit:
         raise ApiError(413, "Request body too large.")
     if expected is None:
@@ -59,6 +63,37 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def byte_count(value: str) -> int | None:
+    """A header's count of bytes, or None if it is not one: ASCII digits only.
+
+    Bounded: str.isdigit() takes "²", which int() refuses, and int() takes other scripts' digits
+    and refuses 4,300 digits or more. A count of more than _COUNT_DIGITS digits is larger than
+    any body, and is returned as 10**_COUNT_DIGITS, without converting it.
+    """
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _COUNT_DIGITS else 10**_COUNT_DIGITS
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    """The body's length as its Content-Length says, None when it has none (or is chunked).
+
+    As werkzeug's get_content_length decides, but bounded (byte_count), and a value that is
+    no count is a 400: werkzeug would call it 0, and leave the body to be read as the next
+    request by a server that keeps the connection.
+    """
+    length = environ.get("CONTENT_LENGTH")
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    if length is None or (coding is not None and "chunked" in parse_set_header(coding)):
+        return None
+    expected = byte_count(length) if length.strip() else 0
+    if expected is None:
+        raise ApiError(400, "Content-Length must be the body's length in bytes.")
+    return expected
+
+
 def parse_json(req: Request, limit: int, untyped: bool = False) -> Any:
     """The request's JSON document: 415 for another content type, 413 too big, 400 malformed.
 
@@ -75,10 +110,10 @@ def parse_infer(req: Request, limit: int) -> tuple[Any, bytes]:
     if header is None:
         return parse_json(req, limit, untyped=True), b""
     data = request_body(req, limit, untyped=True, binary=True)
-    size = header.strip()
-    if not (size.isdigit() and 0 < int(size) <= len(data)):
+    size = byte_count(header)
+    if size is None or not 0 < size <= len(data):
         raise ApiError(400, "Inference-Header-Content-Length must be the JSON's length in bytes.")
-    return _loads(data[: int(size)]), data[int(size) :]
+    return _loads(data[:size]), data[size:]
 
 
 def request_body(req: Request, limit: int, untyped: bool = False, binary: bool = False) -> bytes:

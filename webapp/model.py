@@ -196,9 +196,7 @@ def load_model(path: Path, pinned_sha256: str | None = None, engine: str = "auto
         text = manifest_path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    digest = sha256_hex(text)
-    if pinned_sha256 is not None and digest != pinned_sha256:
-        raise ArtifactError(_pin_mismatch(manifest_path, digest, pinned_sha256))
+    digest = check_pin(text, pinned_sha256, str(manifest_path), path.with_suffix(".pkl"))
     try:
         manifest = json.loads(text)
     except ValueError as exc:
@@ -290,14 +288,20 @@ def verified_bytes(path: Path, recorded: str) -> bytes:
     return data
 
 
-def _pin_mismatch(manifest_path: Path, digest: str, pinned: str) -> str:
-    """The refusal for a pin that is not the manifest's sha256; it says so if it is the
-    pickle's, the meaning MODEL_SHA256 had before the manifest covered every file."""
-    message = f"{manifest_path} has sha256 {digest}, MODEL_SHA256 pins {pinned}"
-    pickle = manifest_path.with_suffix(".pkl")
+def check_pin(text: bytes, pinned: str | None, where: str, pickle: Path | None = None) -> str:
+    """The manifest's sha256, from its bytes; ArtifactError if MODEL_SHA256 pins another.
+
+    Checked before anything the manifest names is read (or fetched, webapp/storage.py).
+    `where` names the manifest in the refusal; `pickle`, a local one beside it, whose sha256
+    the refusal recognises: MODEL_SHA256's meaning before the manifest covered every file.
+    """
+    digest = sha256_hex(text)
+    if pinned is None or digest == pinned:
+        return digest
+    message = f"{where} has sha256 {digest}, MODEL_SHA256 pins {pinned}"
     try:
-        if sha256_hex(pickle.read_bytes()) == pinned:
+        if pickle is not None and sha256_hex(pickle.read_bytes()) == pinned:
             message += f" (that is {pickle.name}'s: MODEL_SHA256 now pins the manifest)"
     except OSError:
         pass
-    return message
+    raise ArtifactError(message)

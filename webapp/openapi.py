@@ -21,7 +21,6 @@ from .schemas import (
     Document,
     ErrorBody,
     InferError,
-    InferRequest,
     InferResponse,
     Instance,
     Instances,
@@ -41,13 +40,15 @@ from .service import PredictionService
 
 class Doc(NamedTuple):
     """How a handler's route is documented: its answer's schemas (one of), its failures, its
-    request body's schemas (one of), and the schema of its error bodies."""
+    request body's schemas (one of), the schema of its error bodies, and whether it may answer
+    in the binary tensor extension instead of JSON."""
 
     answers: tuple[str, ...]
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
     body: tuple[str, ...] = ()
     error: str = "Error"
+    binary: bool = False
 
 
 _BATCHES = ("Predictions", "LabeledPredictions")
@@ -70,7 +71,11 @@ DOCS = {
     PredictionService.v2_model: Doc(("ModelMetadata",), (404,), error=_V2),
     PredictionService.v2_model_ready: Doc(("ModelReady",), (404, 503), error=_V2),
     PredictionService.v2_infer: Doc(
-        ("InferResponse",), (400, 404, 413, 415, 500), body=("InferRequest",), error=_V2
+        ("InferResponse",),
+        (400, 404, 413, 415, 500),
+        body=("InferRequest",),
+        error=_V2,
+        binary=True,
     ),
 }
 ERRORS = {
@@ -99,6 +104,21 @@ _REQUEST_ID = {
     "X-Request-ID": {
         "description": "The request's id: the client's X-Request-ID if usable, else generated.",
         "schema": {"type": "string"},
+    }
+}
+# An infer answer with outputs asked for in binary (docs/protocols.md): the JSON answer, then
+# the outputs' bytes, the JSON's length in a header.
+_BINARY_ANSWER = {
+    "schema": {
+        "type": "string",
+        "format": "binary",
+        "description": "The JSON answer (InferResponse), then the binary outputs' bytes.",
+    }
+}
+_JSON_LENGTH = {
+    "Inference-Header-Content-Length": {
+        "description": "With binary outputs: the length in bytes of the JSON at the start.",
+        "schema": {"type": "integer", "minimum": 1},
     }
 }
 
@@ -147,7 +167,7 @@ def _components(service: PredictionService) -> dict[str, Any]:
         "Live": Live(),
         "Ready": Ready(),
         "ModelMetadata": ModelMetadata(),
-        "InferRequest": InferRequest(),
+        "InferRequest": service.v2_request,
         "InferResponse": InferResponse(),
         "InferError": InferError(),
     }
@@ -159,9 +179,13 @@ def _operation(
     """One route's operation: its summary, parameters, request body, answer and failures."""
     refs = [{"$ref": f"#/components/schemas/{name}"} for name in doc.answers if name in known]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs} if refs else {"type": "string"}
-    answer = {"description": "Success.", "content": {doc.media_type: {"schema": schema}}}
+    content: dict[str, Any] = {doc.media_type: {"schema": schema}}
+    answer: dict[str, Any] = {"description": "Success.", "content": content}
     if doc.media_type == "application/json":
         answer["headers"] = _REQUEST_ID
+    if doc.binary:
+        content["application/octet-stream"] = _BINARY_ANSWER
+        answer["headers"] = {**_REQUEST_ID, **_JSON_LENGTH}
     responses: dict[int, Any] = {200: answer}
     descriptions = V2_ERRORS if doc.error == _V2 else ERRORS
     for status in doc.errors:

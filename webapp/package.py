@@ -62,12 +62,7 @@ def describe(
     `table` is a pandas DataFrame of rows like the training data (the target column left
     out), or None: then only what the estimator itself tells is used.
     """
-    if not callable(getattr(estimator, "predict", None)):
-        raise PackageError(f"{type(estimator).__name__} has no predict() method")
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        raise PackageError(f"{type(estimator).__name__} is not fitted") from None
+    _check_estimator(estimator)
     names, dataframe = _feature_names(estimator, table)
     booleans = set()
     if table is not None:
@@ -120,6 +115,28 @@ def describe(
     manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
     manifest["versions"] = versions(dataframe)
     return manifest
+
+
+def _check_estimator(estimator: Any) -> None:
+    """Refuse, in one line, what is no fitted scikit-learn estimator: a class, a function, an
+    object with predict() but no fit(), one whose attributes raise, one scikit-learn rejects."""
+    kind = type(estimator).__name__
+    if isinstance(estimator, type):
+        raise PackageError(f"{estimator.__name__} is a class, not a fitted estimator")
+    try:
+        predict, fit = getattr(estimator, "predict", None), getattr(estimator, "fit", None)
+    except Exception as exc:  # its own __getattr__, a property: unpickled code runs here
+        raise PackageError(f"{kind}'s attributes cannot be read ({one_line(exc)})") from None
+    if not callable(predict):
+        raise PackageError(f"{kind} has no predict() method")
+    if not callable(fit):
+        raise PackageError(f"{kind} is not a scikit-learn estimator: it has no fit() method")
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise PackageError(f"{kind} is not fitted") from None
+    except Exception as exc:  # scikit-learn's own checks: tags, vars(), __sklearn_is_fitted__
+        raise PackageError(f"{kind} is not a scikit-learn estimator ({one_line(exc)})") from None
 
 
 def versions(dataframe: bool) -> dict[str, str]:
@@ -433,15 +450,20 @@ def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact:
 
 
 def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = False) -> Path:
-    """Record the sha256 of the artifact and of its compiled form in the manifest, and write
-    it beside the artifact."""
+    """Record the sha256 and size of the artifact and of its compiled form in the manifest,
+    and write it beside the artifact. (The size bounds what is fetched from Cloud Storage.)"""
     path = artifact.with_suffix(".json")
     if path.exists() and not replace:
         raise PackageError(f"{path} exists: pass --force to replace it")
-    manifest["artifact"] = {"file": artifact.name, "sha256": sha256_of(artifact)}
+    manifest["artifact"] = {
+        "file": artifact.name,
+        "sha256": sha256_of(artifact),
+        "size": artifact.stat().st_size,
+    }
     compiled = manifest.get("compiled", {})
     if "file" in compiled:
-        compiled["sha256"] = sha256_of(artifact.parent / compiled["file"])
+        graph = artifact.parent / compiled["file"]
+        compiled.update(sha256=sha256_of(graph), size=graph.stat().st_size)
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
@@ -463,7 +485,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise PackageError(f"{written} exists: pass --force to replace it")
         estimator = _load(args.model)
         table = _read_table(args.data, args.target) if args.data else None
-        manifest = describe(estimator, table, args.name or args.model.stem, args.version)
+        try:
+            manifest = describe(estimator, table, args.name or args.model.stem, args.version)
+        except PackageError:
+            raise
+        except Exception as exc:  # the unpickled object's own code, raising as it is asked
+            raise PackageError(f"describing it failed: {one_line(exc)}") from None
         compile_into(estimator, manifest, table, args.model)
         path = write_manifest(manifest, args.model, replace=args.force)
     except PackageError as exc:

@@ -96,6 +96,7 @@ def blueprint(service: PredictionService) -> Blueprint:
             view_func=_view(service, route),
             methods=list(route.methods),
             provide_automatic_options=False,
+            merge_slashes=False,  # a doubled slash is no route: a 404, not a redirect
         )
     return bp
 

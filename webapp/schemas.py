@@ -60,6 +60,30 @@ class JSONInteger(fields.Field):
         return value
 
 
+class UnicodeText(fields.String):
+    """A JSON string that is Unicode text: not one holding a lone surrogate ("\\ud800"), which
+    JSON's escapes can write but no UTF-8 encoder takes (the compiled engine's among them)."""
+
+    default_error_messages = {"surrogate": "Not valid Unicode text (a lone surrogate)."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if not is_unicode(text):
+            raise self.make_error("surrogate")
+        return text
+
+
+def is_unicode(text: str) -> bool:
+    """Whether a string is Unicode text, encodable as UTF-8: no surrogate code point in it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def feature_field(feature: Feature) -> fields.Field:
     """The feature's field: required, typed, inside its range or among its categories, and
     null only where the model takes a missing value."""
@@ -75,7 +99,7 @@ def feature_field(feature: Feature) -> fields.Field:
     if feature.type == "category":
         if feature.categories is not None:
             options["validate"] = validate.OneOf(feature.categories)
-        return fields.String(**options)
+        return UnicodeText(**options)
     if feature.min is not None or feature.max is not None:
         options["validate"] = validate.Range(
             min=feature.min,
@@ -173,13 +197,24 @@ _PROBABILITIES = "Add the class label and per-class probabilities."
 class PredictQuery(Schema):
     """Query parameters of POST /predict."""
 
-    probabilities = fields.Boolean(load_default=False, metadata={"description": _PROBABILITIES})
+    probabilities = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": f"{_PROBABILITIES} A batch's `parameters.probabilities`, where it "
+            "is given too, wins over this."
+        },
+    )
 
 
 class PredictParameters(Schema):
     """A batch's `parameters`, as Vertex AI sends them: the query parameters, as JSON values."""
 
-    probabilities = JSONBoolean(metadata={"description": _PROBABILITIES})
+    probabilities = JSONBoolean(
+        metadata={
+            "description": f"{_PROBABILITIES} Wins over the query parameter of the same name, "
+            "where both are given."
+        }
+    )
 
 
 # Open Inference Protocol V2 (webapp/v2.py): an infer request's structure. The tensors' values
@@ -228,7 +263,8 @@ class OutputParameters(Schema):
 
 
 class RequestOutput(Schema):
-    """An output the request asks for: predict or predict_proba."""
+    """An output the request asks for: predict or predict_proba (infer_request_schema says
+    which for the served model)."""
 
     name = fields.String(required=True)
     parameters = fields.Nested(OutputParameters)
@@ -251,6 +287,17 @@ class InferRequest(Schema):
         fields.Nested(RequestInput), required=True, validate=validate.Length(min=1)
     )
     outputs = fields.List(fields.Nested(RequestOutput), validate=validate.Length(min=1))
+
+
+def infer_request_schema(outputs: Sequence[str]) -> Schema:
+    """The infer request of a model that gives `outputs`: an output asked for by another name
+    is refused here, and the OpenAPI document lists the names (an enum)."""
+    names = validate.OneOf(outputs, error="No such output; this model gives {choices}.")
+    output = RequestOutput.from_dict(
+        {"name": fields.String(required=True, validate=names)}, name="RequestOutput"
+    )
+    asked = fields.List(fields.Nested(output), validate=validate.Length(min=1))
+    return InferRequest.from_dict({"outputs": asked}, name="InferRequest")()
 
 
 # What the service answers, described as marshmallow schemas: the OpenAPI document is built

@@ -44,6 +44,7 @@ class PredictionService:
         self.query_schema = PredictQuery()
         self.parameters_field = self.batch_schema.fields["parameters"]
         self.v2_metadata = v2.model_metadata(model)
+        self.v2_request = v2.request_schema(model)
         self.observer = Observer(model.manifest["version"], settings.access_log)
         # predictions counted by class label; a regressor's all under ""
         self._predicted = {
@@ -179,14 +180,8 @@ class PredictionService:
         return rows, parameters
 
     def _options(self, query: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-        """A batch's options: its query's and its `parameters`', which must agree where both
-        give one."""
-        disagree = {key for key, value in parameters.items() if query.get(key, value) != value}
-        if disagree:
-            message = ["Disagrees with the query parameter of the same name."]
-            raise ApiError(
-                422, "Request failed validation.", {"parameters": dict.fromkeys(disagree, message)}
-            )
+        """A batch's options: its query's and its `parameters`', each valid on its own; where
+        both give one, the parameters win (Vertex AI sends them), as the OpenAPI document says."""
         if parameters.get("probabilities") and not self.model.probabilities:
             message = ["This model gives no probabilities."]
             errors = {"parameters": {"probabilities": message}}
@@ -255,7 +250,7 @@ class PredictionService:
     def _v2_infer(self, req: Request) -> Response:
         try:
             document, blob = parse_infer(req, self.settings.max_content_length)
-            request = v2.parse_request(document)
+            request = v2.parse_request(document, self.v2_request)
             outputs = v2.requested_outputs(request, self.model)
             instances, matrix = v2.read_inputs(
                 request, blob, self.model, self.settings.max_batch_size

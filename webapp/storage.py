@@ -2,9 +2,11 @@
 
 `MODEL_PATH=gs://bucket/path/model.pkl` names an artifact, whose manifest is `model.json` beside
 it; `AIP_STORAGE_URI` (Vertex AI) names a folder whose manifest is `model.json`. The manifest
-comes first, then every file it names (the artifact, and any other entry with a "file"), and
-load_model verifies them exactly as it verifies local files: the pin still decides.
-google-cloud-storage is imported here only, and only when a gs:// location is given.
+comes first, at most MANIFEST_LIMIT bytes of it, and is held to MODEL_SHA256 before anything
+else is fetched; then every file it names (the artifact, and any other entry with a "file"),
+none read past the size the manifest declares for it. load_model then verifies them exactly
+as it verifies local files. google-cloud-storage is imported here only, and only when a gs://
+location is given.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .model import ArtifactError, one_line
+from .model import ArtifactError, check_pin, one_line
 
 log = logging.getLogger(__name__)
 
 FOLDER_MANIFEST = "model.json"  # in a folder: Vertex AI's model.* naming, our manifest
+# A manifest is a few kilobytes, more with many categories: a larger object is no manifest of
+# ours, and is refused without being read to its end.
+MANIFEST_LIMIT = 4 * 1024 * 1024
 # Each request may wait this long to connect and between reads; the retries of transient
 # failures (refused connections, 429, 5xx) stop after RETRY_SECONDS, then the boot is refused.
 CONNECT_TIMEOUT = 5.0
@@ -40,7 +45,13 @@ def model_files(manifest: Mapping[str, Any]) -> list[str]:
     Names are plain file names in the manifest's folder: one with a "/", "\\" or ".." could
     reach outside it, and is refused with ArtifactError.
     """
-    names: list[str] = []
+    return list(file_sizes(manifest))
+
+
+def file_sizes(manifest: Mapping[str, Any]) -> dict[str, int | None]:
+    """The files a manifest names (model_files), each with the size in bytes its entry
+    declares, or None where it declares none (a manifest written before sizes were)."""
+    sizes: dict[str, int | None] = {}
     for key, entry in manifest.items():
         if not isinstance(entry, dict) or "file" not in entry:
             continue
@@ -52,9 +63,12 @@ def model_files(manifest: Mapping[str, Any]) -> list[str]:
             or ".." in name
         ):
             raise ArtifactError(f"manifest entry {key!r} names a file that is not a plain name")
-        if name not in names:
-            names.append(name)
-    return names
+        size = entry.get("size")
+        if size is not None and (type(size) is not int or size < 0):
+            raise ArtifactError(f"manifest entry {key!r} declares a size that is not a byte count")
+        if sizes.setdefault(name, size) != size:
+            raise ArtifactError(f"manifest entry {key!r} declares another size for {name}")
+    return sizes
 
 
 def local_files(artifact: Path) -> list[Path]:
@@ -68,12 +82,15 @@ def local_files(artifact: Path) -> list[Path]:
     return [manifest, *(artifact.parent / name for name in names)]
 
 
-def fetch(url: str) -> Path:
+def fetch(url: str, pinned_sha256: str | None = None) -> Path:
     """Download the model at `url` into a new private folder; the local artifact's path.
 
     `url` is gs://bucket/path/model.pkl, or a folder gs://bucket/path/ holding model.json.
-    Raises ArtifactError for a missing object, a denied read, an unreachable endpoint or a
-    manifest that names its files badly.
+    Nothing but the manifest is fetched before its sha256 is held to `pinned_sha256`
+    (MODEL_SHA256), and no file past the size the manifest declares for it. Raises
+    ArtifactError for a missing object, a denied read, an unreachable endpoint, a manifest
+    that is too large, mis-pinned, declares no sizes or names its files badly, or a file
+    larger than declared.
     """
     started = time.perf_counter()
     bucket_name, _, object_name = url.removeprefix("gs://").partition("/")
@@ -82,28 +99,37 @@ def fetch(url: str) -> Path:
     bucket = _client(folder_url).bucket(bucket_name)
 
     manifest_name = f"{PurePosixPath(artifact).stem}.json" if artifact else FOLDER_MANIFEST
-    raw = _download(bucket, folder_url, manifest_name)
+    where = f"{folder_url}{manifest_name}"
+    most = "the most a manifest may hold"
+    raw = _download(bucket, folder_url, manifest_name, MANIFEST_LIMIT, most)
+    check_pin(raw, pinned_sha256, where)
     try:
         manifest = json.loads(raw)
     except ValueError as exc:
-        raise ArtifactError(
-            f"manifest {folder_url}{manifest_name} is not valid JSON: {exc}"
-        ) from None
+        raise ArtifactError(f"manifest {where} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict):
-        raise ArtifactError(f"manifest {folder_url}{manifest_name} is not a JSON object")
-    names = model_files(manifest)
+        raise ArtifactError(f"manifest {where} is not a JSON object")
+    sizes = file_sizes(manifest)
+    entry = manifest.get("artifact")
     if not artifact:
-        entry = manifest.get("artifact")
         artifact = entry.get("file", "") if isinstance(entry, dict) else ""
         if not artifact:
-            raise ArtifactError(f"manifest {folder_url}{manifest_name} names no artifact file")
-    elif artifact not in names:
-        names.insert(0, artifact)
+            raise ArtifactError(f"manifest {where} names no artifact file")
+    elif artifact not in sizes:  # load_model takes the URL's pickle as the manifest's artifact
+        declared = entry.get("size") if isinstance(entry, dict) else None
+        sizes = {artifact: declared if type(declared) is int else None, **sizes}
+    declared = {name: size for name, size in sizes.items() if size is not None}
+    unsized = [name for name in sizes if name not in declared]
+    if unsized:
+        raise ArtifactError(
+            f"manifest {where} declares no size for {', '.join(unsized)} (written before "
+            "manifests did): package the model again to serve it from Cloud Storage"
+        )
 
     # load_model reads the manifest beside the artifact: <artifact's stem>.json
     local_manifest = f"{PurePosixPath(artifact).stem}.json"
-    if local_manifest in names:
-        raise ArtifactError(f"manifest {folder_url}{manifest_name} names itself as a file")
+    if local_manifest in declared:
+        raise ArtifactError(f"manifest {where} names itself as a file")
 
     try:
         local = Path(tempfile.mkdtemp(prefix="model-"))  # private (0700), under TMPDIR
@@ -111,12 +137,12 @@ def fetch(url: str) -> Path:
         raise ArtifactError(f"no writable temporary folder for the model's files: {exc}") from None
     _remove_at_exit(local)
     (local / local_manifest).write_bytes(raw)
-    for name in names:
-        _download(bucket, folder_url, name, into=local / name)
+    for name, size in declared.items():
+        _download(bucket, folder_url, name, size, f"the size {where} declares", local / name)
     log.info(
         "fetched %s and %s from %s in %.2f s",
         manifest_name,
-        ", ".join(names),
+        ", ".join(declared),
         folder_url,
         time.perf_counter() - started,
     )
@@ -141,18 +167,30 @@ def _retry() -> Any:
     return DEFAULT_RETRY.with_timeout(RETRY_SECONDS).with_delay(initial=0.25, maximum=2.0)
 
 
-def _download(bucket: Any, folder_url: str, name: str, into: Path | None = None) -> bytes:
-    """The object `name` in the folder, as bytes or (`into`) streamed to that file; any failure
-    becomes one ArtifactError line naming the object."""
+def _download(
+    bucket: Any, folder_url: str, name: str, limit: int, why: str, into: Path | None = None
+) -> bytes:
+    """The object `name` in the folder, as bytes or (`into`) streamed to that file, refused if
+    it holds more than `limit` bytes (`why` says whose limit): only `limit` + 1 of them are
+    asked for, which tells. Any failure becomes one ArtifactError line naming the object."""
     blob = bucket.blob(folder_url.removeprefix(f"gs://{bucket.name}/") + name)
-    timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+    # A ranged read: a 206 is never checked against the whole object's checksum (and the
+    # emulator sends none, which the library logs); the pin and the manifest's sha256 decide.
+    options: dict[str, Any] = {"start": 0, "end": limit, "checksum": None, "retry": _retry()}
+    options["timeout"] = (CONNECT_TIMEOUT, READ_TIMEOUT)
     try:
         if into is None:
-            return blob.download_as_bytes(timeout=timeout, retry=_retry())
-        blob.download_to_filename(str(into), timeout=timeout, retry=_retry())
-        return b""
+            data: bytes = blob.download_as_bytes(**options)
+            size = len(data)
+        else:
+            data = b""
+            blob.download_to_filename(str(into), **options)
+            size = into.stat().st_size
     except Exception as exc:
         raise ArtifactError(f"cannot read {folder_url}{name}: {_reason(exc)}") from None
+    if size > limit:
+        raise ArtifactError(f"{folder_url}{name} holds more than {limit} bytes, {why}")
+    return data
 
 
 def _reason(exc: BaseException) -> str:

@@ -15,10 +15,10 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from .model import Model
-from .schemas import InferRequest
+from .schemas import infer_request_schema
 
 SERVER_NAME = "sklearn-serve"
 SERVER_VERSION = "0.1.0"  # pyproject.toml's; tests/test_protocols.py holds them equal
@@ -48,7 +48,6 @@ _BINARY = {
 }
 _FEATURE_TYPES = {"number": "FP64", "integer": "INT64", "category": "BYTES"}
 _NONE = type(None)
-_REQUEST = InferRequest()
 
 
 class TensorError(Exception):
@@ -82,7 +81,7 @@ def model_metadata(model: Model) -> dict[str, Any]:
     else:
         inputs = [_tensor(f.name, _FEATURE_TYPES[f.type], [-1]) for f in model.features]
     outputs = [_tensor(PREDICT, predict_datatype(model), [-1])]
-    if model.probabilities:
+    if PROBA in offered_outputs(model):
         outputs.append(_tensor(PROBA, "FP64", [-1, len(model.classes)]))
     return {
         "name": model.manifest["name"],
@@ -97,29 +96,37 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict[str, Any]:
     return {"name": name, "datatype": datatype, "shape": shape}
 
 
-def parse_request(document: Any) -> dict[str, Any]:
-    """The infer request's structure, checked (schemas.InferRequest); its values are not yet."""
+def offered_outputs(model: Model) -> list[str]:
+    """The outputs the model gives, by name: predict_proba only with probabilities."""
+    return [PREDICT, PROBA] if model.probabilities else [PREDICT]
+
+
+def request_schema(model: Model) -> Schema:
+    """The schema of the model's infer requests (schemas.infer_request_schema)."""
+    return infer_request_schema(offered_outputs(model))
+
+
+def parse_request(document: Any, schema: Schema) -> dict[str, Any]:
+    """The infer request's structure, checked (request_schema); its values are not yet."""
     try:
-        request: dict[str, Any] = _REQUEST.load(document)
+        request: dict[str, Any] = schema.load(document)
     except ValidationError as exc:
         raise TensorError(_sentence(_flatten(exc.messages))) from None
     return request
 
 
 def requested_outputs(request: Mapping[str, Any], model: Model) -> list[tuple[str, bool]]:
-    """The outputs to answer, in order, each with whether it goes in binary; all if none asked."""
-    offered = [PREDICT, PROBA] if model.probabilities else [PREDICT]
+    """The outputs to answer, in order, each with whether it goes in binary; all if none asked.
+
+    The request's schema (request_schema) took only the names of outputs the model gives.
+    """
     binary = request.get("parameters", {}).get("binary_data_output", False)
     asked = request.get("outputs")
     if asked is None:
-        return [(name, binary) for name in offered]
+        return [(name, binary) for name in offered_outputs(model)]
     chosen: list[tuple[str, bool]] = []
     for index, output in enumerate(asked):
         name = output["name"]
-        if name == PROBA and not model.probabilities:
-            raise TensorError(f"outputs.{index}: this model gives no probabilities ({PROBA})")
-        if name not in offered:
-            raise TensorError(f"outputs.{index}: no such output; this model gives {_list(offered)}")
         if any(name == seen for seen, _ in chosen):
             raise TensorError(f'outputs.{index}: output "{name}" is asked for twice')
         chosen.append((name, output.get("parameters", {}).get("binary_data", binary)))
@@ -246,15 +253,24 @@ def _values(data: Any, shape: Sequence[int], datatype: str, where: str) -> list[
 
 
 def _flat(data: list[Any], shape: Sequence[int], where: str) -> list[Any]:
-    """JSON data flat or nested row-major, flattened; no deeper than the shape's dimensions."""
-    for _ in range(len(shape) - 1):
-        nested = [type(v) is list for v in data]
-        if not any(nested):
-            break
-        if not all(nested):
-            raise TensorError(f"{where}: data nests unevenly")
-        data = list(chain.from_iterable(data))
-    return data
+    """JSON data, flat or nested exactly as the shape says (row-major), flattened.
+
+    Nested, every level must match its dimension: [[1, 2, 3], [4, 5, 6, 7, 8]] holds eight
+    values, but it is not [2, 4]. A value nested deeper than the shape stays a list, and is
+    then refused as not of the datatype.
+    """
+    if list not in set(map(type, data)):
+        return data  # flat: its count is checked against the shape's
+    nodes = [data]
+    for depth, size in enumerate(shape):
+        if depth:
+            nodes = list(chain.from_iterable(nodes))
+        if set(map(type, nodes)) != {list} or set(map(len, nodes)) != {size}:
+            raise TensorError(
+                f"{where}: nested data must match its shape {list(shape)} at every level, "
+                "or be flat"
+            )
+    return list(chain.from_iterable(nodes))
 
 
 def _single(values: list[Any], where: str) -> list[Any]:
