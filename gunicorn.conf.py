@@ -42,7 +42,7 @@ from webapp.settings import (  # noqa: E402
     non_negative_int,
     positive_int,
 )
-from webapp.worker import BufferingWorker  # noqa: E402
+from webapp.worker import SHARES, BufferingWorker  # noqa: E402
 
 
 def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -> Any:
@@ -149,3 +149,4 @@ def worker_abort(worker):
 
 def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)  # its live gauges no longer count
+    SHARES.release(worker.age)  # a killed worker's count of connections no longer counts

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.faults import client_ports
 from testkit.httpstreams import agree, streams
 from testkit.processes import Server, gunicorn, wait_until
 from testkit.rawhttp import RawResponse, read_response, read_responses, request_bytes
@@ -195,4 +196,24 @@ def test_clients_that_killed_workers_leave_every_worker_and_connection_standing(
         assert len(sent) > 100
         assert answered and all(r.body == b'{"prediction":0}' for r in answered)
     finally:
+        assert server.stop() == 0, server.output()[-3000:]
+
+
+def test_kept_alive_connections_spread_over_the_workers() -> None:
+    """A kept-alive connection stays with the worker that took it: 24 clients arriving at
+    once must not all land on one worker while the other idles (Shares in webapp/worker.py)."""
+    server = gunicorn({"WEB_CONCURRENCY": "2"}).start()
+    clients: list[socket.socket] = []
+    try:
+        assert wait_until(lambda: len(server.pids()[1]) == 2, timeout=30)
+        clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(24)]
+        for client in clients:
+            client.sendall(HEALTH)
+        for client in clients:
+            assert read_response(client).header("Connection") != "close"
+        held = [len(client_ports(worker, server.port)) for worker in server.pids()[1]]
+        assert sum(held) == 24 and max(held) - min(held) <= 4, held
+    finally:
+        for client in clients:
+            client.close()
         assert server.stop() == 0, server.output()[-3000:]

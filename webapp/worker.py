@@ -18,6 +18,7 @@ handling one connection is logged and closes it; the worker and its other connec
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import select
 import socket
@@ -78,6 +79,35 @@ def _refusal(status: int, message: str, request: bytes | bytearray) -> bytes:
     ).encode() + (b"" if request.startswith(b"HEAD ") else body)
 
 
+class Shares:
+    """Each worker's count of connections, in memory that every worker shares: mapped in
+    gunicorn's master when it imports this module, before it forks them. A worker writes only
+    its own slot (its age, which gunicorn makes unique); an aligned 8-byte write is atomic, so
+    a reader never sees half of one."""
+
+    slots = 256
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, 8 * self.slots)
+        self.counts = memoryview(self._memory).cast("q")
+        for slot in range(self.slots):
+            self.counts[slot] = -1  # no worker
+
+    def publish(self, age: int, count: int) -> None:
+        self.counts[age % self.slots] = count
+
+    def release(self, age: int) -> None:
+        """Forget a worker that stops (gunicorn.conf.py's child_exit, for a killed one)."""
+        self.counts[age % self.slots] = -1
+
+    def fewest(self) -> int:
+        """The fewest connections a worker holds."""
+        return min((count for count in self.counts.tolist() if count >= 0), default=0)
+
+
+SHARES = Shares()
+
+
 class BufferingWorker(Worker):
     """A worker whose requests are read and framed by a selector loop before they are served."""
 
@@ -88,6 +118,8 @@ class BufferingWorker(Worker):
     budget = 64 * 1024 * 1024  # bytes buffered at once, over all of a worker's connections
     linger = 2.0  # how long an answered client may keep sending before it is cut off
     requests_per_connection = 1000  # then the connection closes: no client holds a worker's ear
+    balance_interval = 0.005  # seconds until a worker that left connections waiting looks again
+    patience = 0.05  # seconds it leaves them to less loaded workers before it takes them
 
     @classmethod
     def configured(cls, **settings: float) -> type[BufferingWorker]:
@@ -104,7 +136,8 @@ class BufferingWorker(Worker):
         self.ready: deque[Connection] = deque()  # holding the bytes of a next request
         self.buffered = 0
         self.next_deadline = float("inf")  # no connection's deadline comes before this
-        self.listening = False  # whether the listeners are watched (run() starts them)
+        self.balance_at = 0.0  # when to look for new connections even if none was announced
+        self.left_at: float | None = None  # since when it leaves waiting ones to the others
         cfg = self.cfg
         self.limits = Limits(
             head=cfg.limit_request_line
@@ -120,7 +153,11 @@ class BufferingWorker(Worker):
             raise RuntimeError("BufferingWorker serves plain HTTP; TLS ends at the front end")
         for listener in self.sockets:
             listener.setblocking(False)
-        self._listen(True)
+            # Edge-triggered, and not exclusive: every worker hears of every new connection
+            # once, and only the least loaded take it (_take_new).
+            self.poller.register(listener.fileno(), select.EPOLLIN | select.EPOLLET)
+            self.watched[listener.fileno()] = listener
+        SHARES.publish(self.age, 0)
         self.poller.register(self.PIPE[0], select.EPOLLIN)
         self.watched[self.PIPE[0]] = _WAKEUP
         accepting = True
@@ -135,9 +172,9 @@ class BufferingWorker(Worker):
                 stop_by = time.monotonic() + self.cfg.graceful_timeout - 1
                 self._stop_accepting()
             listeners = []
-            for fd, _ in self.poller.poll(self._wait()):
+            for fd, _ in self.poller.poll(self._wait(), 1):  # one at a time: in arrival order
                 what = self.watched.get(fd)
-                if isinstance(what, Connection):  # open connections first: they came first
+                if isinstance(what, Connection):
                     self._guarded(self._readable, what)
                 elif what is _WAKEUP:
                     os.read(self.PIPE[0], 4096)
@@ -147,15 +184,18 @@ class BufferingWorker(Worker):
                 conn = self.ready.popleft()
                 if conn in self.open:
                     self._guarded(self._frame, conn)
-            for listener in listeners:
-                if self.alive:
-                    self._accept(listener)
+            if self.alive and time.monotonic() >= self.balance_at:
+                listeners = self.sockets  # it left some waiting, or a second has passed
+            if self.alive and listeners:
+                self._take_new(listeners)
             self._expire()
+
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
         for conn in list(self.open):
             self._close(conn)
+        SHARES.release(self.age)
 
     def _guarded(self, step: Any, conn: Connection) -> None:
         """Run one step for one connection; whatever goes wrong closes that connection only.
@@ -169,12 +209,12 @@ class BufferingWorker(Worker):
             self._close(conn)
 
     def _wait(self) -> float:
-        """Seconds until the next heartbeat or deadline, whichever comes first; none if a
-        connection holds a request ready to frame."""
+        """Seconds until the next heartbeat, deadline or look for new connections, whichever
+        comes first; none if a connection holds a request ready to frame."""
         if self.ready:
             return 0.0
-        wait = min(self.timeout or 0.5, self.next_deadline - time.monotonic())
-        return max(wait, 0.0)
+        now = time.monotonic()
+        return max(min(now + (self.timeout or 0.5), self.next_deadline, self.balance_at) - now, 0)
 
     def _wait_until(self, conn: Connection, seconds: float) -> None:
         """Give `conn` until `seconds` from now for what the loop waits for next."""
@@ -184,41 +224,58 @@ class BufferingWorker(Worker):
     def _stop_accepting(self) -> None:
         """Leave the listeners to the other workers, and close the kept-alive connections idle
         between requests (a new connection's first request is still awaited)."""
-        self._listen(False)
+        SHARES.release(self.age)
+        for listener in self.sockets:
+            self.poller.unregister(listener.fileno())
+            del self.watched[listener.fileno()]
         for conn in [c for c in self.open if c.served and not c.data and not c.closing]:
             self._close(conn)
 
-    def _listen(self, listening: bool) -> None:
-        """Watch the listeners, or leave new connections in the backlog (for other workers)."""
-        if listening == self.listening:
-            return
-        self.listening = listening
-        for listener in self.sockets:
-            if listening:  # exclusive: a new connection wakes one idle worker, not all of them
-                self.poller.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-                self.watched[listener.fileno()] = listener
-            else:
-                self.poller.unregister(listener.fileno())
-                del self.watched[listener.fileno()]
+    def _take_new(self, listeners: list[Any]) -> None:
+        """Accept new connections while this worker holds no more than the least loaded one
+        plus one, until none is waiting.
 
-    def _accept(self, listener: socket.socket) -> None:
+        A kept-alive connection stays with the worker that accepted it, and the kernel hands a
+        new one to whichever worker asks first: so the workers share their counts (Shares) and
+        kept-alive clients spread evenly. A worker that leaves waiting connections to a less
+        loaded one looks again soon (balance_interval), and takes them itself once it has left
+        them for `patience` seconds: the other may be busy, or may have left them in turn.
+        """
+        now = time.monotonic()
+        patient = self.left_at is None or now - self.left_at < self.patience
+        for listener in listeners:
+            while True:
+                if patient and len(self.open) > SHARES.fewest() + 1:
+                    if self.left_at is None:
+                        self.left_at = now
+                    self.balance_at = now + self.balance_interval
+                    return
+                if not self._accept(listener):
+                    break
+        self.left_at = None  # none waiting
+        self.balance_at = now + 1.0
+
+    def _accept(self, listener: socket.socket) -> bool:
+        """Accept one connection and read what it sent; False if none was waiting (or this
+        worker is full: worker_connections, none of them idle)."""
         if len(self.open) >= self.cfg.worker_connections and not self._evict_idle():
-            self._listen(False)  # until a connection closes (_close)
-            return
+            return False
         try:
             sock, addr = listener.accept()
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 self.log.warning("accept failed: %s", exc)
-            return
+            return exc.errno == errno.ECONNABORTED
         util.close_on_exec(sock)
         sock.setblocking(False)
         conn = Connection(sock, addr, listener, 0.0, Framer(self.limits), sock.fileno())
         self._wait_until(conn, self.header_timeout)
         self.open.add(conn)
+        SHARES.publish(self.age, len(self.open))
         self.poller.register(conn.fd, select.EPOLLIN)
         self.watched[conn.fd] = conn
         self._guarded(self._readable, conn)  # a prompt client's request is usually here already
+        return True
 
     def _evict_idle(self) -> bool:
         """Close the connection idle the longest, to make room for a new one: kept-alive
@@ -435,6 +492,6 @@ class BufferingWorker(Worker):
         if conn in self.open:
             self.open.discard(conn)
             self._unwatch(conn)
-            if self.alive and len(self.open) < self.cfg.worker_connections:
-                self._listen(True)
+            if self.alive:
+                SHARES.publish(self.age, len(self.open))
         util.close(conn.sock)
