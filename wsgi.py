@@ -10,8 +10,8 @@ import sys
 
 from webapp import create_app
 from webapp.cloud import setup_logging
-from webapp.model import ArtifactError
 from webapp.settings import ConfigError
+from webapp.vocabulary import ArtifactError
 
 setup_logging(os.environ)
 

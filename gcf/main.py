@@ -36,10 +36,10 @@ from webapp import build_service  # noqa: E402
 from webapp.cloud import setup_logging  # noqa: E402
 from webapp.dispatch import dispatch, is_v2, refuse  # noqa: E402
 from webapp.errors import http_error_response  # noqa: E402
-from webapp.model import ArtifactError  # noqa: E402
 from webapp.routes import CONVERTERS, Route, routes_for  # noqa: E402
 from webapp.service import PredictionService  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
+from webapp.vocabulary import ArtifactError  # noqa: E402
 
 setup_logging(os.environ)
 try:

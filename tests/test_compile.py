@@ -78,7 +78,7 @@ def test_verification_rows_reach_every_bound_null_and_category() -> None:
         {"name": "open", "type": "category", "train_categories": ["x"]},
     ]  # fmt: skip
     features = [package.Feature.from_manifest(s) for s in spec]
-    n, i, c, other = compiling.verification_columns(spec, features, None, count=2_000)
+    n, i, c, other = compiling.verification_columns(features, None, count=2_000)
     assert {0.0, 10.0, None} <= set(n) and min(v for v in n if v is not None) >= 0.0
     assert {-5, 5} <= set(i) and all(type(v) is int for v in i)
     assert set(c) == {"a", "b"}

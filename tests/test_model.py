@@ -11,7 +11,8 @@ import pytest
 import sklearn.base
 
 import train
-from webapp.model import ArtifactError, load_model, sha256_hex
+from webapp.model import load_model, sha256_hex
+from webapp.vocabulary import ArtifactError
 
 pytestmark = pytest.mark.unit
 

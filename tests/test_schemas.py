@@ -13,8 +13,9 @@ from marshmallow import ValidationError
 
 from testkit.processes import ROOT
 from webapp.accept import ValidRows
-from webapp.model import Feature, load_model
+from webapp.model import load_model
 from webapp.schemas import batch_schema, instance_schema
+from webapp.vocabulary import Feature
 
 pytestmark = pytest.mark.unit
 

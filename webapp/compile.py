@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .model import Feature, one_line
-from .package import UNSEEN
 from .sklearn_engine import estimator_input
+from .vocabulary import Feature, one_line
 
 VERIFICATION_ROWS = 100_000
+UNSEEN = "\x00unseen category"  # a string no encoder has seen (package.py tries it too)
 REGRESSION_RTOL = 1e-6
 PROBABILITY_ATOL = 1e-6
 
@@ -52,7 +52,7 @@ def compile_model(
     plain = all(f.type == "number" and not f.nullable for f in features)
     classes = [c["value"] for c in manifest.get("classes", [])] or None
     probabilities = bool(manifest.get("probabilities"))
-    columns = verification_columns(manifest["features"], features, table)
+    columns = verification_columns(features, table)
     for check in manifest["self_check"]["instances"]:  # the rows /ready replays, too
         for column, f in zip(columns, features, strict=True):
             column.append(check[f.name])
@@ -134,10 +134,7 @@ def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
 
 
 def verification_columns(
-    spec: list[dict[str, Any]],
-    features: Sequence[Feature],
-    table: Any,
-    count: int = VERIFICATION_ROWS,
+    features: Sequence[Feature], table: Any, count: int = VERIFICATION_ROWS
 ) -> list[list[Any]]:
     """Rows to verify on, as one list per feature (None for null): drawn, edges, the table's.
 
@@ -148,14 +145,14 @@ def verification_columns(
     """
     rng = np.random.default_rng(0)
     drawn: list[list[Any]] = []
-    for f, s in zip(features, spec, strict=True):
+    for f in features:
         if f.type == "category":
-            values = list(f.categories or s.get("train_categories") or ["a"])
+            values = list(f.categories or f.train_categories or ["a"])
             if f.categories is None:
                 values.append(UNSEEN)
             column: list[Any] = [values[i] for i in rng.integers(0, len(values), count)]
         else:
-            low, high = _interval(f, s)
+            low, high = _interval(f)
             numbers = rng.uniform(low, high, count)
             column = (
                 np.round(numbers).astype(np.int64).tolist()
@@ -168,31 +165,30 @@ def verification_columns(
             ]
         drawn.append(column)
     base = [c[0] if c[0] is not None else c[1] for c in drawn]
-    edges = _edges(features, spec, base)
+    edges = _edges(features, base)
     given = _table_columns(table, [f.name for f in features])
     return [
         d + [e[i] for e in edges] + g for i, (d, g) in enumerate(zip(drawn, given, strict=True))
     ]
 
 
-def _interval(feature: Feature, spec: dict[str, Any]) -> tuple[float, float]:
-    low, high = spec.get("train_min", -1.0), spec.get("train_max", 1.0)
+def _interval(feature: Feature) -> tuple[float, float]:
+    low = -1.0 if feature.train_min is None else feature.train_min
+    high = 1.0 if feature.train_max is None else feature.train_max
     width = max(high - low, 1.0)
     lo = max(low - width, -math.inf if feature.min is None else feature.min)
     hi = min(high + width, math.inf if feature.max is None else feature.max)
     return lo, hi
 
 
-def _edges(
-    features: Sequence[Feature], spec: list[dict[str, Any]], base: list[Any]
-) -> list[list[Any]]:
+def _edges(features: Sequence[Feature], base: list[Any]) -> list[list[Any]]:
     """Rows at each feature's bounds and training extremes, one feature at a time, then all."""
     rows = []
     high_corner, low_corner = list(base), list(base)
-    for i, (f, s) in enumerate(zip(features, spec, strict=True)):
+    for i, f in enumerate(features):
         if not f.numeric:
             continue
-        for value in (f.min, f.max, s.get("train_min"), s.get("train_max"), 0):
+        for value in (f.min, f.max, f.train_min, f.train_max, 0):
             if value is not None and f.contains(value):
                 rows.append(
                     [*base[:i], int(value) if f.type == "integer" else value, *base[i + 1 :]]

@@ -15,89 +15,18 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .vocabulary import MANIFEST_FORMAT, ArtifactError, Rows, features_of
 
-MANIFEST_FORMAT = 2  # docs/manifest.md
+log = logging.getLogger(__name__)
 
 # Probabilities are answered to 12 decimal places. Their last bits depend on the CPU's BLAS
 # kernel (the order it sums in): rounded, every host answers the same bytes.
 PROBABILITY_DECIMALS = 12
-
-
-class ArtifactError(Exception):
-    """The model artifact cannot be served; the message says why in one line."""
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one line for a log or a refusal: its type, its message's first line."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:limit]}" if text else type(exc).__name__
-
-
-TYPES = ("number", "integer", "category")
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One input: its name, JSON type, whether it may be null, and the values it may take.
-
-    Numbers and integers: the (closed, half-open or open) range, None for unbounded.
-    Categories: the allowed strings, None for any.
-    """
-
-    name: str
-    type: str = "number"
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    min_inclusive: bool = True
-    max_inclusive: bool = True
-    categories: tuple[str, ...] | None = None
-
-    @classmethod
-    def from_manifest(cls, spec: dict[str, Any]) -> Feature:
-        """A feature from its manifest entry; ValueError or KeyError if it is malformed."""
-        kind = spec.get("type", "number")
-        if kind not in TYPES:
-            raise ValueError(f"feature {spec['name']!r} has type {kind!r}, not one of {TYPES}")
-        categories = spec.get("categories")
-        if categories is not None and not all(isinstance(c, str) for c in categories):
-            raise ValueError(f"feature {spec['name']!r}: categories must be strings")
-        bounds = [spec.get("min"), spec.get("max")]
-        if not all(b is None or isinstance(b, (int, float)) for b in bounds):
-            raise ValueError(f"feature {spec['name']!r}: min and max must be numbers or null")
-        return cls(
-            name=str(spec["name"]),
-            type=kind,
-            nullable=bool(spec.get("nullable", False)),
-            min=bounds[0],
-            max=bounds[1],
-            min_inclusive=bool(spec.get("min_inclusive", True)),
-            max_inclusive=bool(spec.get("max_inclusive", True)),
-            categories=None if categories is None else tuple(categories),
-        )
-
-    @property
-    def numeric(self) -> bool:
-        """Whether its values are numbers (number or integer), not strings."""
-        return self.type != "category"
-
-    def contains(self, number: float) -> bool:
-        """Whether a finite number lies inside this feature's range."""
-        if self.min is not None and not (
-            number >= self.min if self.min_inclusive else number > self.min
-        ):
-            return False
-        return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
-
-
-Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 
 
 class Engine(Protocol):
@@ -170,11 +99,6 @@ class Model:
         facts: dict[str, Any] = {k: self.manifest[k] for k in public.split() if k in self.manifest}
         engine = {"name": self.engine.name, "why": self.why}
         return {"sha256": self.sha256, **facts, "engine": engine}
-
-
-def features_of(manifest: dict[str, Any]) -> tuple[Feature, ...]:
-    """The manifest's features; ValueError or KeyError if one is malformed."""
-    return tuple(Feature.from_manifest(f) for f in manifest["features"])
 
 
 def sha256_hex(data: bytes) -> str:

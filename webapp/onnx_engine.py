@@ -23,7 +23,7 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import onnxruntime  # noqa: E402
 
-from .model import ArtifactError, Feature, Rows
+from .vocabulary import ArtifactError, Feature, Rows
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from .model import MANIFEST_FORMAT, Feature, one_line
+from .compile import UNSEEN
 from .sklearn_engine import estimator_input
+from .vocabulary import MANIFEST_FORMAT, Feature, one_line
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
 # largest float, then smaller ones, down to those of a narrow domain. Integers start at 2**53,
@@ -44,7 +45,6 @@ from .sklearn_engine import estimator_input
 _HUGE = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
 _MAGNITUDES = (*_HUGE, 1e5, 1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
 _LARGEST_INTEGER = 2**53
-UNSEEN = "\x00unseen category"  # a string no encoder has seen (compile.py too)
 
 
 class PackageError(Exception):
@@ -87,8 +87,8 @@ def describe(
     if np.ndim(first) != 1:
         raise PackageError("multi-output models are not supported: predict() gives a table")
     for feature in features:
-        seen_missing = table is None or bool(table[feature["name"]].isna().any())
-        _check_nulls(model, rows[0], feature, feature["name"] in imputed or seen_missing)
+        seen_missing = table is None or bool(table[feature.name].isna().any())
+        _check_nulls(model, rows[0], feature, feature.name in imputed or seen_missing)
         _check_categories(model, rows[0], feature)
         _check_bounds(model, rows[0], feature)
     _check_corners(model, rows[0], features)
@@ -101,7 +101,7 @@ def describe(
         "estimator": _summary(estimator),
         "artifact": {"file": "", "sha256": ""},
         "input": "dataframe" if dataframe else "array",
-        "features": features,
+        "features": [feature.to_manifest() for feature in features],
     }
     if classifier:
         values = np.asarray(estimator.classes_).tolist()
@@ -157,15 +157,15 @@ def versions(dataframe: bool) -> dict[str, str]:
 class _Probe:
     """The estimator, given rows (dicts by feature name) exactly as the service will give them."""
 
-    def __init__(self, estimator: Any, features: list[dict[str, Any]], dataframe: bool) -> None:
+    def __init__(self, estimator: Any, features: list[Feature], dataframe: bool) -> None:
         self.estimator, self.features, self.dataframe = estimator, features, dataframe
 
     def predict(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
-        features = [Feature.from_manifest(f) for f in self.features]
-        columns = [[row[f.name] for row in rows] for f in features]
+        columns = [[row[f.name] for row in rows] for f in self.features]
+        given = estimator_input(self.features, self.dataframe, columns)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            predicted = self.estimator.predict(estimator_input(features, self.dataframe, columns))
+            predicted = self.estimator.predict(given)
         answers: list[Any] = np.asarray(predicted).tolist()
         return answers
 
@@ -258,7 +258,7 @@ def _last_encoder(transformer: Any) -> Any:
     return found[0] if found else None
 
 
-def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> dict[str, Any]:
+def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Feature:
     """A feature's description from its encoder (if any) and its table column (if any)."""
     column = None if table is None else table[name]
     if column is not None and column.dtype.kind in "iu":
@@ -269,22 +269,22 @@ def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> dic
         kind = "category"
     else:
         kind = "number"
-    feature: dict[str, Any] = {"name": name, "type": kind, "nullable": False}
+    feature = Feature(name, kind)
     if kind == "category":
         encoder, index = encoding if encoding is not None else (None, 0)
         fitted = getattr(encoder, "categories_", None)  # none for text
         known = [] if fitted is None else np.asarray(fitted[index]).tolist()
-        feature["categories"] = sorted(str(c) for c in known if isinstance(c, str)) or None
+        feature.categories = tuple(sorted(str(c) for c in known if isinstance(c, str))) or None
         if column is not None:
-            seen = column.dropna().astype(str).unique().tolist()
-            feature["train_categories"] = sorted(seen)
+            feature.train_categories = tuple(sorted(set(column.dropna().astype(str))))
         return feature
-    feature.update(min=None, max=None, min_inclusive=True, max_inclusive=True)
     if boolean:
-        feature.update(min=0, max=1)
+        feature.min, feature.max = 0, 1
     if column is not None and column.notna().any():
-        low, high = column.min(), column.max()
-        feature["train_min"], feature["train_max"] = _json_number(low), _json_number(high)
+        feature.train_min, feature.train_max = (
+            _json_number(column.min()),
+            _json_number(column.max()),
+        )
     return feature
 
 
@@ -293,7 +293,7 @@ def _json_number(value: Any) -> int | float:
     return number if isinstance(number, int) else float(number)
 
 
-def _sample_rows(features: list[dict[str, Any]], table: Any) -> list[dict[str, Any]]:
+def _sample_rows(features: list[Feature], table: Any) -> list[dict[str, Any]]:
     """Rows to probe and to self-check with: the table's complete rows, else made up."""
     if table is not None:
         complete = table.dropna()
@@ -304,45 +304,42 @@ def _sample_rows(features: list[dict[str, Any]], table: Any) -> list[dict[str, A
             ]
     made_up: dict[str, Any] = {}
     for feature in features:
-        if feature["type"] == "category":
-            made_up[feature["name"]] = (feature.get("categories") or ["a"])[0]
+        if feature.type == "category":
+            made_up[feature.name] = (feature.categories or ["a"])[0]
         else:
-            made_up[feature["name"]] = 0 if feature["type"] == "integer" else 0.0
+            made_up[feature.name] = 0 if feature.type == "integer" else 0.0
     return [made_up]
 
 
-def _check_nulls(
-    model: _Probe, row: dict[str, Any], feature: dict[str, Any], expected: bool
-) -> None:
+def _check_nulls(model: _Probe, row: dict[str, Any], feature: Feature, expected: bool) -> None:
     """Nullable only if the estimator takes a missing value there, and a missing value is to
     be expected: the pipeline imputes it, or the table has some. An estimator that takes NaN
     itself (trees, HistGradientBoosting*) but never saw one there guesses where it goes."""
-    feature["nullable"] = expected and model.works([{**row, feature["name"]: None}])
+    feature.nullable = expected and model.works([{**row, feature.name: None}])
 
 
-def _check_categories(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
+def _check_categories(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     """A category's values are open (any string) only if an unseen one predicts."""
-    if feature["type"] != "category":
+    if feature.type != "category":
         return
-    if model.works([{**row, feature["name"]: UNSEEN}]):
-        feature["categories"] = None
-    elif not feature.get("categories"):
-        known = feature.get("train_categories")
-        if not known:
+    if model.works([{**row, feature.name: UNSEEN}]):
+        feature.categories = None
+    elif not feature.categories:
+        if not feature.train_categories:
             raise PackageError(
-                f"cannot tell which values {feature['name']!r} takes: give the table (--data)"
+                f"cannot tell which values {feature.name!r} takes: give the table (--data)"
             )
-        feature["categories"] = known
+        feature.categories = feature.train_categories
 
 
-def _check_bounds(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -> None:
+def _check_bounds(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     """For a number without bounds, on each side of zero the largest magnitude the estimator
     still turns into an answer: values beyond it are refused. A side it refuses at every
     magnitude tried (a logarithm's negatives) ends at zero, itself allowed only if it predicts.
     No bound on a side where the estimator takes the largest float."""
-    if feature["type"] == "category" or (feature["min"], feature["max"]) != (None, None):
+    if feature.type == "category" or (feature.min, feature.max) != (None, None):
         return
-    name, integer = feature["name"], feature["type"] == "integer"
+    name, integer = feature.name, feature.type == "integer"
     magnitudes = (
         [_LARGEST_INTEGER, *(int(m) for m in _MAGNITUDES if 1 <= m < _LARGEST_INTEGER)]
         if integer
@@ -365,36 +362,35 @@ def _check_bounds(model: _Probe, row: dict[str, Any], feature: dict[str, Any]) -
     for side, reached, sign in (("max", high, 1), ("min", low, -1)):
         if reached is None:  # that side of zero is refused: zero is the bound
             if integer:
-                feature[side] = 0 if zero else -sign  # or the first whole number past it
+                setattr(feature, side, 0 if zero else -sign)  # or the first whole number past
             else:
-                feature[side], feature[f"{side}_inclusive"] = 0.0, zero
+                setattr(feature, side, 0.0)
+                setattr(feature, f"{side}_inclusive", zero)
         elif integer or abs(reached) != _MAGNITUDES[0]:
-            feature[side] = reached
+            setattr(feature, side, reached)
 
 
-def _check_corners(model: _Probe, row: dict[str, Any], features: list[dict[str, Any]]) -> None:
+def _check_corners(model: _Probe, row: dict[str, Any], features: list[Feature]) -> None:
     """Every bounded number at its bound at once, on each side: shrink all bounds tenfold until
     it predicts. An exclusive bound is tried just inside it."""
-    bounded = [f for f in features if f["type"] != "category"]
-    bounded = [f for f in bounded if (f["min"], f["max"]) != (None, None)]
+    bounded = [f for f in features if f.numeric and (f.min, f.max) != (None, None)]
     for _ in range(8):
         corners = [
-            {**row, **{f["name"]: _inside(f, side) for f in bounded if f[side] is not None}}
+            {**row, **{f.name: _inside(f, side) for f in bounded if getattr(f, side) is not None}}
             for side in ("max", "min")
         ]
         if not bounded or model.works(corners):
             return
         for f in bounded:
-            for side in ("max", "min"):
-                if f[side] is not None:
-                    f[side] = f[side] / 10
+            f.min = None if f.min is None else f.min / 10
+            f.max = None if f.max is None else f.max / 10
     raise PackageError("the estimator refuses its features' values taken together")
 
 
-def _inside(feature: dict[str, Any], side: str) -> int | float:
+def _inside(feature: Feature, side: str) -> int | float:
     """The value at a bound, or the nearest one inside it where the bound is exclusive."""
-    bound = feature[side]
-    if feature[f"{side}_inclusive"]:
+    bound: int | float = getattr(feature, side)
+    if getattr(feature, f"{side}_inclusive"):
         return bound
     return math.nextafter(bound, -math.inf if side == "max" else math.inf)
 
@@ -438,7 +434,7 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
 def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact: Path) -> None:
     """Compile the estimator to MODEL.onnx beside the artifact, verified (compile.py), and
     record the outcome in the manifest: the file's entry, or why there is none."""
-    from .compile import compile_model
+    from .compile import compile_model  # skl2onnx: imported only to compile
 
     target = artifact.with_suffix(".onnx")
     entry, graph = compile_model(estimator, manifest, table, target.name)

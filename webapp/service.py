@@ -20,10 +20,11 @@ from . import docs, jsonio, metrics, tuning, v2
 from .accept import ValidRows
 from .errors import ApiError, api_error_response, infer_error_response
 from .httpio import json_response, parse_infer, parse_json
-from .model import ArtifactError, Model, Rows
+from .model import Model
 from .observe import Observer
 from .schemas import PredictQuery, batch_schema, instance_schema
 from .settings import Settings
+from .vocabulary import ArtifactError, Rows
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import ArtifactError, Feature, Rows, features_of
+from .vocabulary import ArtifactError, Feature, Rows, features_of
 
 NAME = "sklearn"
 

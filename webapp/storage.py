@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .model import ArtifactError, check_pin, one_line
+from .model import check_pin
+from .vocabulary import ArtifactError, one_line
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,113 @@
+"""The words every layer shares: a feature, the rows the engines take, the artifact's refusal.
+
+No Flask, no numpy, no scikit-learn: serving and packaging both import it, and it imports
+nothing of theirs. A Feature is one input as the manifest records it (docs/manifest.md):
+packaging fills it in, serving only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MANIFEST_FORMAT = 2  # docs/manifest.md
+TYPES = ("number", "integer", "category")
+
+Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
+
+
+class ArtifactError(Exception):
+    """The model artifact cannot be served; the message says why in one line."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line for a log or a refusal: its type, its message's first line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:limit]}" if text else type(exc).__name__
+
+
+@dataclass
+class Feature:
+    """One input: its name, JSON type, whether it may be null, and the values it may take.
+
+    Numbers and integers: the (closed, half-open or open) range, None for unbounded.
+    Categories: the allowed strings, None for any. The training facts (the range or the
+    categories the table showed) guide packaging's verification; `extra` keeps what else the
+    manifest says of it (a unit, a description) as it is.
+    """
+
+    name: str
+    type: str = "number"
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    categories: tuple[str, ...] | None = None
+    train_min: float | None = None
+    train_max: float | None = None
+    train_categories: tuple[str, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_manifest(cls, spec: dict[str, Any]) -> Feature:
+        """A feature from its manifest entry; ValueError or KeyError if it is malformed."""
+        kind = spec.get("type", "number")
+        if kind not in TYPES:
+            raise ValueError(f"feature {spec['name']!r} has type {kind!r}, not one of {TYPES}")
+        categories, train_categories = spec.get("categories"), spec.get("train_categories")
+        for values in (categories, train_categories):
+            if values is not None and not all(isinstance(c, str) for c in values):
+                raise ValueError(f"feature {spec['name']!r}: categories must be strings")
+        bounds = [spec.get(key) for key in ("min", "max", "train_min", "train_max")]
+        if not all(b is None or isinstance(b, (int, float)) for b in bounds):
+            raise ValueError(f"feature {spec['name']!r}: min and max must be numbers or null")
+        return cls(
+            name=str(spec["name"]),
+            type=kind,
+            nullable=bool(spec.get("nullable", False)),
+            min=bounds[0],
+            max=bounds[1],
+            min_inclusive=bool(spec.get("min_inclusive", True)),
+            max_inclusive=bool(spec.get("max_inclusive", True)),
+            categories=None if categories is None else tuple(categories),
+            train_min=bounds[2],
+            train_max=bounds[3],
+            train_categories=None if train_categories is None else tuple(train_categories),
+            extra={k: v for k, v in spec.items() if k not in _KEYS},
+        )
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The feature's manifest entry: the keys its type uses, training facts where known."""
+        entry: dict[str, Any] = {"name": self.name, "type": self.type, "nullable": self.nullable}
+        if self.type == "category":
+            entry["categories"] = None if self.categories is None else list(self.categories)
+            if self.train_categories is not None:
+                entry["train_categories"] = list(self.train_categories)
+        else:
+            entry.update(min=self.min, max=self.max)
+            entry.update(min_inclusive=self.min_inclusive, max_inclusive=self.max_inclusive)
+            if self.train_min is not None:
+                entry.update(train_min=self.train_min, train_max=self.train_max)
+        return {**entry, **self.extra}
+
+    @property
+    def numeric(self) -> bool:
+        """Whether its values are numbers (number or integer), not strings."""
+        return self.type != "category"
+
+    def contains(self, number: float) -> bool:
+        """Whether a finite number lies inside this feature's range."""
+        if self.min is not None and not (
+            number >= self.min if self.min_inclusive else number > self.min
+        ):
+            return False
+        return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
+
+
+_KEYS = {f for f in Feature.__dataclass_fields__ if f != "extra"}
+
+
+def features_of(manifest: dict[str, Any]) -> tuple[Feature, ...]:
+    """The manifest's features; ValueError or KeyError if one is malformed."""
+    return tuple(Feature.from_manifest(f) for f in manifest["features"])
