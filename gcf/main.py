@@ -34,10 +34,10 @@ from werkzeug.routing import Map, Rule  # noqa: E402
 
 from webapp import build_service  # noqa: E402
 from webapp.cloud import setup_logging  # noqa: E402
-from webapp.dispatch import dispatch, is_v2, refuse  # noqa: E402
+from webapp.dispatch import dispatch, refuse  # noqa: E402
 from webapp.errors import http_error_response  # noqa: E402
-from webapp.routes import CONVERTERS, Route, routes_for  # noqa: E402
-from webapp.service import PredictionService  # noqa: E402
+from webapp.route import is_v2  # noqa: E402
+from webapp.routes import CONVERTERS  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402
 from webapp.vocabulary import ArtifactError  # noqa: E402
 
@@ -50,7 +50,8 @@ except (ArtifactError, ConfigError) as exc:
 tuning.settle()
 
 # The service's routes, plus POST at the function's root: its URL is the prediction endpoint.
-_routes = [*routes_for(service.settings), Route("/", ("POST",), PredictionService.predict)]
+_predict = next(route for route in service.routes if route.rule == "/predict")
+_routes = [*service.routes, _predict._replace(rule="/", doc=None)]
 # Bound once: matching needs only the path and method (no host or SCRIPT_NAME rules).
 _rules = [
     Rule(r.rule, methods=r.methods, endpoint=i, merge_slashes=False) for i, r in enumerate(_routes)

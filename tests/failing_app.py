@@ -12,4 +12,4 @@ def _explode(rows: Any) -> list[int]:
     raise RuntimeError("an injected failure")
 
 
-app.extensions["prediction_service"].model.predict = _explode
+app.extensions["prediction_service"].predictor.model.predict = _explode

@@ -15,5 +15,5 @@ def _explode(rows: Any) -> list[int]:
     raise RuntimeError("an injected failure")
 
 
-service.model.predict = _explode  # type: ignore[method-assign]
+service.predictor.model.predict = _explode  # type: ignore[method-assign]
 __all__ = ["predict"]

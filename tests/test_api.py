@@ -245,12 +245,12 @@ def test_errors_never_echo_the_input(client: FlaskClient) -> None:
 
 
 def test_unexpected_failure_is_a_bare_500(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = app.extensions["prediction_service"]
+    model = app.extensions["prediction_service"].predictor.model
 
     def explode(rows: Any) -> list[int]:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service.model, "predict", explode)
+    monkeypatch.setattr(model, "predict", explode)
     response = app.test_client().post("/predict", json=SETOSA)
     assert response.status_code == 500
     assert response.get_json() == {
@@ -261,8 +261,8 @@ def test_unexpected_failure_is_a_bare_500(app: Flask, monkeypatch: pytest.Monkey
 
 
 def test_ready_is_503_when_the_self_check_fails(app: Flask) -> None:
-    service = app.extensions["prediction_service"]
-    service.model.manifest["self_check"]["predictions"] = [2, 2, 2]
+    model = app.extensions["prediction_service"].predictor.model
+    model.manifest["self_check"]["predictions"] = [2, 2, 2]
     response = app.test_client().get("/ready")
     assert response.status_code == 503
     assert response.get_json()["code"] == 503

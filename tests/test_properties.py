@@ -112,7 +112,7 @@ def flask_client() -> FlaskClient:
 def model() -> Any:
     """The artifact served by scikit-learn itself, for the predictions a valid request must get
     (the apps above serve its compiled form)."""
-    return create_app({"ENGINE": "sklearn"}).extensions["prediction_service"].model
+    return create_app({"ENGINE": "sklearn"}).extensions["prediction_service"].predictor.model
 
 
 def check(

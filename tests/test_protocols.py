@@ -24,6 +24,8 @@ from testkit.samples import ROWS, SETOSA
 from webapp import create_app, v2
 
 NAME, VERSION = "iris-logistic-regression", "1.0.0"
+NO_MODEL = f'No such model: this server serves "{NAME}".'
+NO_VERSION = f'No such version of the model: this server serves "{VERSION}".'
 FEATURES = list(SETOSA)
 JSON = {"Content-Type": "application/json"}
 TARGETS = ["gunicorn_server", "function_server"]
@@ -195,7 +197,7 @@ def test_health_and_metadata_through_tritonclient(
     assert client.get_model_metadata(NAME, VERSION) == metadata
     with pytest.raises(InferenceServerException) as refused:
         client.get_model_metadata("another")
-    assert refused.value.status() == "404" and refused.value.message() == "No such model."
+    assert refused.value.status() == "404" and refused.value.message() == NO_MODEL
 
 
 def iris_rows() -> np.ndarray:
@@ -266,9 +268,9 @@ def test_tritonclient_reads_a_refusal(client_of: triton.InferenceServerClient) -
 
 SETOSA_ROW = list(SETOSA.values())
 V2_REFUSALS = [
-    ("/v2/models/iris/infer", {"inputs": [matrix([SETOSA_ROW])]}, 404, "No such model."),
+    ("/v2/models/iris/infer", {"inputs": [matrix([SETOSA_ROW])]}, 404, NO_MODEL),
     (f"/v2/models/{NAME}/versions/2/infer", {"inputs": [matrix([SETOSA_ROW])]}, 404,
-     "No such version of the model."),
+     NO_VERSION),
     (None, {"inputs": [matrix([SETOSA_ROW], "BYTES")]}, 400,
      'input "input": datatype must be FP64, FP32 or an integer type'),
     (None, {"inputs": [matrix([SETOSA_ROW], "BOOL")]}, 400,
@@ -366,9 +368,9 @@ def test_v2_refusals_of_the_body_and_route(request: pytest.FixtureRequest, targe
         ("POST", path, b" " * (2 * 1024 * 1024 + 1), JSON, 413, "Request body too large."),
         ("GET", path, None, {}, 405, "Method not allowed on this route."),
         ("GET", f"/v2/models/{NAME}/stats", None, {}, 404, "No such route."),
-        ("GET", "/v2/models/iris", None, {}, 404, "No such model."),
-        ("GET", "/v2/models/iris/ready", None, {}, 404, "No such model."),
-        ("GET", f"/v2/models/{NAME}/versions/2", None, {}, 404, "No such version of the model."),
+        ("GET", "/v2/models/iris", None, {}, 404, NO_MODEL),
+        ("GET", "/v2/models/iris/ready", None, {}, 404, NO_MODEL),
+        ("GET", f"/v2/models/{NAME}/versions/2", None, {}, 404, NO_VERSION),
         ("POST", path, b"{}", {**JSON, "Inference-Header-Content-Length": "9"}, 400,
          "Inference-Header-Content-Length must be the JSON's length in bytes."),
     ]  # fmt: skip
@@ -421,7 +423,7 @@ def test_kserve_v1_on_both_targets(request: pytest.FixtureRequest, target: str) 
         "POST", f"/v1/models/{NAME}:predict?probabilities=true", body, JSON
     )
     assert json.loads(answer)["predictions"] == predict(server, rows, probabilities=True)
-    not_found = {"code": 404, "status": "Not Found", "message": "No such model."}
+    not_found = {"code": 404, "status": "Not Found", "message": NO_MODEL}
     for method, path in (("GET", "/v1/models/iris"), ("POST", "/v1/models/iris:predict")):
         status, _, answer = server.request(method, path, body, JSON)
         assert (status, json.loads(answer)) == (404, not_found)

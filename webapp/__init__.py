@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .service import PredictionService
+    from .dispatch import Service
 
 
-def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionService:
-    """Validate the settings, load and verify the model once: the start-up both targets share."""
+def build_service(config: Mapping[str, Any], debug: bool = False) -> Service:
+    """Validate the settings, load and verify the model once, assemble the routes: the
+    start-up both targets share."""
+    from .dispatch import Service
     from .model import load_model
-    from .service import PredictionService
+    from .observe import Observer
+    from .predictor import Predictor
+    from .routes import routes_for
     from .settings import Settings
 
     settings = Settings.from_mapping(config)
@@ -28,9 +32,10 @@ def build_service(config: Mapping[str, Any], debug: bool = False) -> PredictionS
         from .storage import fetch
 
         path = fetch(settings.model_url, settings.model_sha256)
-    return PredictionService(
-        load_model(path, settings.model_sha256, settings.engine), settings, debug
-    )
+    predictor = Predictor(load_model(path, settings.model_sha256, settings.engine))
+    routes = routes_for(predictor, settings)
+    observer = Observer(predictor.version, settings.access_log)
+    return Service(predictor, settings, routes, observer, debug)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -7,27 +7,43 @@ Function (gcf/main.py) once it has matched the request against the same route ta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException, NotFound
 
+from . import metrics
 from .errors import http_error_response, internal_error_response
+from .observe import Observer
+from .predictor import Predictor
+from .route import Route, is_v2
+from .settings import Settings
 
-if TYPE_CHECKING:
-    from .routes import Route
-    from .service import PredictionService
+# What a prediction route answers for a request it refuses as invalid, counted as such.
+_REFUSALS = frozenset({400, 413, 415, 422})
+
+
+class Service(NamedTuple):
+    """What answering takes, assembled once per process (webapp.build_service): the model's
+    predictor, the settings, the route table, the observer, and whether errors propagate to
+    Flask's debugger (`flask run --debug`)."""
+
+    predictor: Predictor
+    settings: Settings
+    routes: tuple[Route, ...]
+    observer: Observer
+    debug: bool = False
 
 
 def dispatch(
-    service: PredictionService, request: Request, route: Route, values: Mapping[str, Any]
+    service: Service, request: Request, route: Route, values: Mapping[str, Any]
 ) -> Response:
     """Answer a request that `route` matched, with the URL `values` it matched."""
     if encoded_slash(request.environ):
         return refuse(service, request, NotFound())
     observation = service.observer.begin(request, route.rule, route.predicts)
     try:
-        response = route.handler(service, request, **values)
+        response = route.handler(request, **values)
     except HTTPException as exc:
         response = http_error_response(exc, route.v2)
     except Exception as exc:
@@ -35,10 +51,12 @@ def dispatch(
         if service.debug:  # `flask run --debug`: its debugger shows the error instead
             service.observer.finish(observation, request, response)
             raise
+    if route.predicts and response.status_code in _REFUSALS:
+        metrics.VALIDATION_FAILURES.labels(str(response.status_code)).inc()
     return service.observer.finish(observation, request, response)
 
 
-def refuse(service: PredictionService, request: Request, error: HTTPException) -> Response:
+def refuse(service: Service, request: Request, error: HTTPException) -> Response:
     """Answer a request no route takes (404, 405 with Allow, ...): observed like the rest.
 
     Under /v2, in the Open Inference Protocol's error shape, which its clients read. A path
@@ -49,11 +67,6 @@ def refuse(service: PredictionService, request: Request, error: HTTPException) -
     observation = service.observer.begin(request, "unmatched", predicting=False)
     v2 = is_v2(request.path)
     return service.observer.finish(observation, request, http_error_response(error, v2))
-
-
-def is_v2(path: str) -> bool:
-    """Whether a path is the Open Inference Protocol's (/v2 and below)."""
-    return path == "/v2" or path.startswith("/v2/")
 
 
 def encoded_slash(environ: Mapping[str, Any]) -> bool:

@@ -9,14 +9,15 @@ features, ranges, classes, name, version and batch limit.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields, validate
 
 from . import v2
-from .routes import Route, routes_for
+from .model import Model
+from .route import Doc, Route
 from .schemas import (
     Document,
     ErrorBody,
@@ -35,49 +36,7 @@ from .schemas import (
     Status,
     answer_schemas,
 )
-from .service import PredictionService
 
-
-class Doc(NamedTuple):
-    """How a handler's route is documented: its answer's schemas (one of), its failures, its
-    request body's schemas (one of), the schema of its error bodies, and whether it may answer
-    in the binary tensor extension instead of JSON."""
-
-    answers: tuple[str, ...]
-    errors: tuple[int, ...] = ()
-    media_type: str = "application/json"
-    body: tuple[str, ...] = ()
-    error: str = "Error"
-    binary: bool = False
-
-
-_BATCHES = ("Predictions", "LabeledPredictions")
-_V2 = "InferError"
-# Documented handlers; the docs page and its assets are not API.
-DOCS = {
-    PredictionService.health: Doc(("Status",)),
-    PredictionService.ready: Doc(("Status",), (503,)),
-    PredictionService.metadata: Doc(("Metadata",)),
-    PredictionService.predict: Doc(
-        ("Prediction", "Labeled", *_BATCHES), (400, 413, 415, 422, 500), body=("Instance", "Batch")
-    ),
-    PredictionService.metrics: Doc((), media_type="text/plain"),
-    PredictionService.openapi: Doc(("Document",)),
-    PredictionService.v1_model: Doc(("ModelReady",), (404, 503)),
-    PredictionService.v1_predict: Doc(_BATCHES, (400, 404, 413, 415, 422, 500), body=("Batch",)),
-    PredictionService.v2_server: Doc(("ServerMetadata",), error=_V2),
-    PredictionService.v2_live: Doc(("Live",), error=_V2),
-    PredictionService.v2_ready: Doc(("Ready",), (503,), error=_V2),
-    PredictionService.v2_model: Doc(("ModelMetadata",), (404,), error=_V2),
-    PredictionService.v2_model_ready: Doc(("ModelReady",), (404, 503), error=_V2),
-    PredictionService.v2_infer: Doc(
-        ("InferResponse",),
-        (400, 404, 413, 415, 500),
-        body=("InferRequest",),
-        error=_V2,
-        binary=True,
-    ),
-}
 ERRORS = {
     400: "The body is empty or not strict JSON (malformed, not UTF-8, NaN, duplicate keys, "
     "too deep).",
@@ -93,13 +52,6 @@ V2_ERRORS = {
     400: "The body is not strict JSON, or the inputs or outputs are not what the model takes, "
     "or a value is invalid: `error` names the input and field.",
 }
-# What a readiness route answers while the model's self-check fails: its own answer, not ready.
-_NOT_READY = {
-    PredictionService.v1_model,
-    PredictionService.v2_ready,
-    PredictionService.v2_model_ready,
-}
-
 _REQUEST_ID = {
     "X-Request-ID": {
         "description": "The request's id: the client's X-Request-ID if usable, else generated.",
@@ -123,10 +75,11 @@ _JSON_LENGTH = {
 }
 
 
-def build_spec(service: PredictionService) -> dict[str, Any]:
-    """The OpenAPI 3.0 document for `service`, serving its model."""
+def build_spec(model: Model, routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of the routes serving `model`; `schemas` are the request
+    schemas the routes' protocols name (their instances, batches and infer requests)."""
     plugin = MarshmallowPlugin()
-    manifest = service.model.manifest
+    manifest = model.manifest
     spec = APISpec(
         title="sklearn-serve",
         version=manifest["version"],
@@ -138,25 +91,21 @@ def build_spec(service: PredictionService) -> dict[str, Any]:
     plugin.converter.add_attribute_function(_exclusive_bounds)
     plugin.converter.add_attribute_function(_batch_fields)
     plugin.map_to_openapi_type(JSONInteger, fields.Integer)
-    components = _components(service)
+    components = {**_components(model), **schemas}
     for name, schema in components.items():
         spec.components.schema(name, schema=schema)
-    for route in routes_for(service.settings):
-        doc = DOCS.get(route.handler)
-        if doc is not None:
-            operation = _operation(route, doc, service, set(components))
+    for route in routes:
+        if route.doc is not None:
+            operation = _operation(route, route.doc, model, set(components))
             path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", route.rule)
             spec.path(path=path, operations={m.lower(): operation for m in route.methods})
     return spec.to_dict()
 
 
-def _components(service: PredictionService) -> dict[str, Any]:
-    """Every schema the document names, by name: requests, answers, the error envelope."""
-    model = service.model
+def _components(model: Model) -> dict[str, Any]:
+    """The answers' schemas, by name, and the error envelopes."""
     labels = model.labels if model.classification else None
     return {
-        "Instance": service.instance_schema,
-        "Batch": service.batch_schema,
         "Error": ErrorBody(),
         "Status": Status(),
         "Metadata": Metadata(),
@@ -167,15 +116,12 @@ def _components(service: PredictionService) -> dict[str, Any]:
         "Live": Live(),
         "Ready": Ready(),
         "ModelMetadata": ModelMetadata(),
-        "InferRequest": service.v2_request,
         "InferResponse": InferResponse(),
         "InferError": InferError(),
     }
 
 
-def _operation(
-    route: Route, doc: Doc, service: PredictionService, known: set[str]
-) -> dict[str, Any]:
+def _operation(route: Route, doc: Doc, model: Model, known: set[str]) -> dict[str, Any]:
     """One route's operation: its summary, parameters, request body, answer and failures."""
     refs = [{"$ref": f"#/components/schemas/{name}"} for name in doc.answers if name in known]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs} if refs else {"type": "string"}
@@ -187,10 +133,10 @@ def _operation(
         content["application/octet-stream"] = _BINARY_ANSWER
         answer["headers"] = {**_REQUEST_ID, **_JSON_LENGTH}
     responses: dict[int, Any] = {200: answer}
-    descriptions = V2_ERRORS if doc.error == _V2 else ERRORS
+    descriptions = V2_ERRORS if doc.error == "InferError" else ERRORS
     for status in doc.errors:
         error: dict[str, Any] = {"$ref": f"#/components/schemas/{doc.error}"}
-        if status == 503 and route.handler in _NOT_READY:
+        if status == 503 and doc.not_ready:
             error = schema
         content = {"application/json": {"schema": error}}
         responses[status] = {"description": descriptions[status], "content": content}
@@ -198,8 +144,8 @@ def _operation(
         "summary": (route.handler.__doc__ or "").splitlines()[0],
         "responses": responses,
     }
-    parameters = _path_parameters(route, service)
-    if route.handler in (PredictionService.predict, PredictionService.v1_predict):
+    parameters = _path_parameters(route, model)
+    if doc.query:
         parameters.append({"in": "query", "schema": PredictQuery})
     if parameters:
         operation["parameters"] = parameters
@@ -207,15 +153,15 @@ def _operation(
         bodies = [{"$ref": f"#/components/schemas/{name}"} for name in doc.body]
         body = {
             "schema": bodies[0] if len(bodies) == 1 else {"oneOf": bodies},
-            "examples": _examples(doc, service),
+            "examples": _examples(doc, model),
         }
         operation["requestBody"] = {"required": True, "content": {"application/json": body}}
     return operation
 
 
-def _path_parameters(route: Route, service: PredictionService) -> list[dict[str, Any]]:
+def _path_parameters(route: Route, model: Model) -> list[dict[str, Any]]:
     """The model's name and version in a route's path: the manifest's, the only ones served."""
-    manifest = service.model.manifest
+    manifest = model.manifest
     return [
         {"in": "path", "name": key, "required": True, "schema": {"type": "string", "enum": [value]}}
         for key, value in (("name", manifest["name"]), ("version", manifest["version"]))
@@ -223,12 +169,11 @@ def _path_parameters(route: Route, service: PredictionService) -> list[dict[str,
     ]
 
 
-def _examples(doc: Doc, service: PredictionService) -> dict[str, Any]:
+def _examples(doc: Doc, model: Model) -> dict[str, Any]:
     """Requests that the served model takes, from its manifest's self-check rows."""
-    model = service.model
     example = model.manifest["self_check"]["instances"][0]
     second: Any = example
-    if service.valid_rows.arrays:
+    if model.numeric:  # instances may be arrays
         second = [example[name] for name in model.feature_names]
     batch = {"summary": "A batch of two", "value": {"instances": [example, second]}}
     if doc.body == ("Instance", "Batch"):
@@ -241,7 +186,7 @@ def _examples(doc: Doc, service: PredictionService) -> dict[str, Any]:
     else:
         inputs = [
             {**tensor, "shape": [1], "data": [example[tensor["name"]]]}
-            for tensor in service.v2_metadata["inputs"]
+            for tensor in v2.model_metadata(model)["inputs"]
         ]
     return {"infer": {"summary": "One row", "value": {"id": "1", "inputs": inputs}}}
 

@@ -1,20 +1,27 @@
-"""The route table, and the blueprint that serves it: every route, for every target.
+"""The route table, assembled from every protocol's routes, and the blueprint that serves it.
 
-Each route names its handler itself (a PredictionService method), so a misspelt handler fails
-type checking. The blueprint's views and the Cloud Function (gcf/main.py) both hand a matched
-request to dispatch.py; neither has any other path to a handler.
+Each protocol's module lists its own routes as records (route.py): predict_api.py,
+kserve_v1.py, open_inference.py, docs.py. routes_for() assembles them once per process. The
+blueprint's views and the Cloud Function (gcf/main.py) both hand a matched request to
+dispatch.py; neither has another path to a handler, and the OpenAPI document is written from
+the same records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
-from .dispatch import dispatch, is_v2
-from .service import PredictionService
+from .dispatch import Service, dispatch
+from .docs import DocsEndpoints
+from .kserve_v1 import KServeV1Endpoints
+from .open_inference import OpenInferenceEndpoints
+from .predict_api import PredictEndpoints
+from .predictor import Predictor
+from .route import Route
 from .settings import Settings
 
 
@@ -28,68 +35,29 @@ class ModelName(BaseConverter):
 CONVERTERS = {"model": ModelName}
 
 
-class Route(NamedTuple):
-    """A URL rule, its methods and the handler that answers it."""
-
-    rule: str
-    methods: tuple[str, ...]
-    handler: Callable[..., Response]  # (service, request, **URL values) -> Response
-
-    @property
-    def predicts(self) -> bool:
-        """Whether it answers with predictions (its log lines then carry the model version)."""
-        return self.handler in _PREDICTING
-
-    @property
-    def v2(self) -> bool:
-        """Whether it is the Open Inference Protocol's, whose errors have a shape of their own."""
-        return is_v2(self.rule)
-
-
-_PREDICTING = (PredictionService.predict, PredictionService.v1_predict, PredictionService.v2_infer)
-
-ROUTES = (
-    Route("/health", ("GET",), PredictionService.health),
-    Route("/ready", ("GET",), PredictionService.ready),
-    Route("/metadata", ("GET",), PredictionService.metadata),
-    Route("/predict", ("POST",), PredictionService.predict),
-    Route("/metrics", ("GET",), PredictionService.metrics),
-    Route("/openapi.json", ("GET",), PredictionService.openapi),
-    Route("/docs", ("GET",), PredictionService.docs),
-    Route("/docs/<name>", ("GET",), PredictionService.docs_asset),
-    # KServe V1 and the Open Inference Protocol (V2): docs/protocols.md
-    Route("/v1/models/<model:name>", ("GET",), PredictionService.v1_model),
-    Route("/v1/models/<model:name>:predict", ("POST",), PredictionService.v1_predict),
-    Route("/v2", ("GET",), PredictionService.v2_server),
-    Route("/v2/health/live", ("GET",), PredictionService.v2_live),
-    Route("/v2/health/ready", ("GET",), PredictionService.v2_ready),
-    Route("/v2/models/<name>", ("GET",), PredictionService.v2_model),
-    Route("/v2/models/<name>/ready", ("GET",), PredictionService.v2_model_ready),
-    Route("/v2/models/<name>/infer", ("POST",), PredictionService.v2_infer),
-    Route("/v2/models/<name>/versions/<version>", ("GET",), PredictionService.v2_model),
-    Route("/v2/models/<name>/versions/<version>/ready", ("GET",), PredictionService.v2_model_ready),
-    Route("/v2/models/<name>/versions/<version>/infer", ("POST",), PredictionService.v2_infer),
-)
-
-
-def routes_for(settings: Settings) -> tuple[Route, ...]:
-    """ROUTES, plus the health and predict routes a Vertex AI deployment names for itself."""
-    extra = [
-        Route(rule, methods, handler)
-        for rule, methods, handler in (
-            (settings.vertex_health_route, ("GET",), PredictionService.ready),
-            (settings.vertex_predict_route, ("POST",), PredictionService.predict),
-        )
-        if rule
+def routes_for(predictor: Predictor, settings: Settings) -> tuple[Route, ...]:
+    """Every route of the service, in the order the OpenAPI document lists them: its own,
+    the docs, KServe V1, the Open Inference Protocol, and the routes a Vertex AI deployment
+    names for itself."""
+    own = PredictEndpoints(predictor, settings)
+    v2 = OpenInferenceEndpoints(predictor, settings)
+    table: list[Route] = []
+    docs = DocsEndpoints(predictor, lambda: tuple(table), {**own.schemas(), **v2.schemas()})
+    table += [
+        *own.routes(),
+        *docs.routes(),
+        *KServeV1Endpoints(predictor, own).routes(),
+        *v2.routes(),
+        *own.vertex_routes(settings),
     ]
-    return (*ROUTES, *extra)
+    return tuple(table)
 
 
-def blueprint(service: PredictionService) -> Blueprint:
+def blueprint(service: Service) -> Blueprint:
     """The service's routes as a Flask blueprint; each view is one call to dispatch()."""
     bp = Blueprint("api", __name__)
     bp.record_once(lambda state: state.app.url_map.converters.update(CONVERTERS))  # rules use them
-    for number, route in enumerate(routes_for(service.settings)):
+    for number, route in enumerate(service.routes):
         bp.add_url_rule(
             route.rule,
             endpoint=f"{route.handler.__name__}-{number}",
@@ -101,7 +69,7 @@ def blueprint(service: PredictionService) -> Blueprint:
     return bp
 
 
-def _view(service: PredictionService, route: Route) -> Callable[..., Response]:
+def _view(service: Service, route: Route) -> Callable[..., Response]:
     def view(**values: Any) -> Response:
         return dispatch(service, request._get_current_object(), route, values)  # type: ignore[attr-defined]
 

@@ -78,11 +78,11 @@ def warm_up(app: Any) -> None:
     service = getattr(app, "extensions", {}).get("prediction_service")
     if service is None:
         return
-    model = service.model
+    model = service.predictor.model
     objects = model.manifest["self_check"]["instances"][: service.settings.max_batch_size]
     requests: list[tuple[str, Any]] = [("/predict", objects[0])]
     requests.append(("/predict", {"instances": objects}))
-    if service.valid_rows.arrays:
+    if model.numeric:  # instances may be arrays
         arrays = [[row[name] for name in model.feature_names] for row in objects]
         requests.append(("/predict", {"instances": arrays}))
     if model.probabilities:

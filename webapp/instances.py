@@ -1,0 +1,67 @@
+"""A request's instances as the model's rows, for every protocol that sends instances.
+
+The vectorised acceptor (accept.py) takes what is valid at once; marshmallow (schemas.py) loads
+anything else, and names every offending field when it refuses (ValidationError). /predict,
+Vertex AI, KServe V1 and the Open Inference Protocol's tensors all come through here. No Flask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError
+
+from .accept import ValidRows
+from .model import Model
+from .schemas import batch_schema, instance_schema
+from .vocabulary import Rows
+
+_ABSENT = object()
+
+
+class Instances:
+    """The model's instance and batch schemas, and the fast path beside them."""
+
+    def __init__(self, model: Model, max_batch_size: int) -> None:
+        self.model = model
+        self.instance_schema = instance_schema(model.features)
+        self.batch_schema = batch_schema(model.features, max_batch_size)
+        self.valid_rows = ValidRows(model.features, max_batch_size)
+        self.parameters_field = self.batch_schema.fields["parameters"]
+
+    def one(self, document: Any) -> Rows:
+        """A single instance's row; ValidationError naming every offending field."""
+        rows = self.valid_rows.of_instance(document)
+        if rows is None:
+            rows = self.model.columns([self.instance_schema.load(document)])
+        return rows
+
+    def batch(self, document: Any) -> tuple[Rows, dict[str, Any]]:
+        """{"instances": [...], "parameters": {...}}'s rows and parameters (Vertex AI's options
+        for the request); ValidationError naming every offending field.
+
+        The parameters are checked on their own, so that the instances keep the fast path.
+        """
+        given = document.pop("parameters", _ABSENT) if type(document) is dict else _ABSENT
+        rows = self.valid_rows.of_batch(document)
+        parameters: Any = {}
+        if given is not _ABSENT:
+            try:
+                parameters = self.parameters_field.deserialize(given)
+            except ValidationError:
+                rows = None  # marshmallow names every offending field, below
+            document["parameters"] = given
+        if rows is None:  # invalid, most likely
+            loaded = self.batch_schema.load(document)
+            rows = self.model.columns(loaded["instances"])
+            parameters = loaded.get("parameters", {})
+        return rows, parameters
+
+    def is_batch(self, document: Any) -> bool:
+        """{"instances": ...} is a batch, unless the model has a feature of that name and the
+        value is not a list (no feature takes one): then it is that feature's single row."""
+        if not isinstance(document, dict) or "instances" not in document:
+            return False
+        return "instances" not in self.model.feature_names or isinstance(
+            document["instances"], list
+        )

@@ -1,0 +1,70 @@
+"""The data plane every protocol shares: validated rows in, predictions out, each one counted.
+
+The service's own routes, Vertex AI's, KServe V1 and the Open Inference Protocol all hand it
+rows their protocol has already validated; it knows no request, response or error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+from . import metrics
+from .model import Model
+from .vocabulary import ArtifactError, Rows
+
+log = logging.getLogger(__name__)
+
+
+class Predictor:
+    """A loaded model's answers, its readiness and its identity; one per process."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.name = model.manifest["name"]
+        self.version = model.manifest["version"]
+        # predictions counted by class label; a regressor's all under ""
+        self._predicted = {
+            value: metrics.PREDICTIONS.labels(label) for value, label in model.labels.items()
+        }
+        self._predicted_value = metrics.PREDICTIONS.labels("")
+        self._checked_pid: int | None = None
+        metrics.MODEL_INFO.labels(self.name, self.version, model.sha256).set(1)
+
+    def ready(self) -> bool:
+        """Whether the model's self-check has passed in this very process (checked once)."""
+        if self._checked_pid != os.getpid():
+            try:
+                self.model.self_check()
+            except ArtifactError as exc:
+                log.error("self-check failed: %s", exc)
+                return False
+            self._checked_pid = os.getpid()
+        return True
+
+    def unknown(self, name: str, version: str | None = None) -> str | None:
+        """Why a request for model `name` (at `version`) is not this one's, else None."""
+        if name != self.name:
+            return f'No such model: this server serves "{self.name}".'
+        if version is not None and version != self.version:
+            return f'No such version of the model: this server serves "{self.version}".'
+        return None
+
+    def predict(self, rows: Rows) -> list[Any]:
+        """What the estimator predicts for each row, as JSON values; counted."""
+        predictions = self.model.predict(rows)
+        metrics.BATCH_SIZE.observe(len(predictions))
+        if not self.model.classification:
+            self._predicted_value.inc(len(predictions))
+        elif len(predictions) == 1:  # most requests: skip the Counter
+            self._predicted[predictions[0]].inc()
+        else:
+            for value, count in Counter(predictions).items():
+                self._predicted[value].inc(count)
+        return predictions
+
+    def predict_proba(self, rows: Rows) -> list[dict[str, float]]:
+        """Per-class probabilities keyed by label, one mapping per row."""
+        return self.model.predict_proba(rows)
