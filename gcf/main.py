@@ -35,7 +35,7 @@ from werkzeug.routing import Map, Rule  # noqa: E402
 from webapp import build_service  # noqa: E402
 from webapp.cloud import setup_logging  # noqa: E402
 from webapp.dispatch import dispatch, refuse  # noqa: E402
-from webapp.errors import http_error_response  # noqa: E402
+from webapp.responses import http_error_response  # noqa: E402
 from webapp.route import is_v2  # noqa: E402
 from webapp.routes import CONVERTERS  # noqa: E402
 from webapp.settings import ConfigError  # noqa: E402

@@ -47,7 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from werkzeug.exceptions import HTTPException
 
     from .dispatch import refuse
-    from .errors import internal_error_response
+    from .responses import internal_error_response
     from .routes import blueprint
     from .settings import SETTING_NAMES
 

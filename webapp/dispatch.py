@@ -13,9 +13,9 @@ from flask import Request, Response
 from werkzeug.exceptions import HTTPException, NotFound
 
 from . import metrics
-from .errors import http_error_response, internal_error_response
 from .observe import Observer
 from .predictor import Predictor
+from .responses import http_error_response, internal_error_response
 from .route import Route, is_v2
 from .settings import Settings
 

@@ -18,9 +18,9 @@ from typing import Any
 from flask import Request, Response
 from marshmallow import Schema
 
-from .errors import ApiError, api_error_response
-from .httpio import json_response
+from .errors import ApiError
 from .predictor import Predictor
+from .responses import api_error_response, json_response
 from .route import Doc, Route
 
 # Found, not imported: importing the package builds a Flask blueprint this module never uses.

@@ -1,4 +1,4 @@
-"""HTTP bodies in and out: reading a request's JSON strictly, answering in compact JSON.
+"""HTTP bodies in: reading a request's JSON strictly, within the body limit.
 
 Written for werkzeug's request as both targets hand it over (gunicorn's stream, the function's
 stream), so the body limit and every framing refusal are the same everywhere.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Request, Response
+from flask import Request
 from werkzeug import wsgi
 from werkzeug.http import parse_set_header
 
@@ -22,11 +22,6 @@ _READ_CHUNK = 64 * 1024
 # A byte count in a header has at most this many digits (leading zeros aside): more than any
 # body read here (MAX_CONTENT_LENGTH is at most 2**30), and few enough to convert in no time.
 _COUNT_DIGITS = 12
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    """A compact JSON response; jsonify would need an app context the function lacks."""
-    return Response(jsonio.dumps(body), status, mimetype="application/json")
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes:

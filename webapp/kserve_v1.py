@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import Request, Response
 
-from .errors import ApiError, api_error_response
-from .httpio import json_response
+from .errors import ApiError
 from .predict_api import BATCHES, PredictEndpoints
 from .predictor import Predictor
+from .responses import api_error_response, json_response
 from .route import Doc, Route
 
 

@@ -11,10 +11,11 @@ from marshmallow import Schema, ValidationError
 from werkzeug import wsgi
 
 from . import jsonio, tuning, v2
-from .errors import ApiError, api_error_response, infer_error_response
-from .httpio import json_response, parse_infer
+from .errors import ApiError
+from .httpio import parse_infer
 from .instances import Instances
 from .predictor import Predictor
+from .responses import api_error_response, infer_error_response, json_response
 from .route import Doc, Route
 from .settings import Settings
 

@@ -13,10 +13,11 @@ from marshmallow import Schema, ValidationError
 from werkzeug import wsgi
 
 from . import metrics, tuning
-from .errors import ApiError, api_error_response
-from .httpio import json_response, parse_json
+from .errors import ApiError
+from .httpio import parse_json
 from .instances import Instances
 from .predictor import Predictor
+from .responses import api_error_response, json_response
 from .route import Doc, Route
 from .schemas import PredictQuery
 from .settings import Settings
