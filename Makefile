@@ -94,7 +94,7 @@ VERTEX_FIND = --filter display_name=$(VERTEX_MODEL) --format 'value(name.basenam
 deploy-vertex: $(VENV)/.runtime
 	@test -n "$(GOOGLE_CLOUD_PROJECT)" || { echo "set GOOGLE_CLOUD_PROJECT"; exit 2; }
 	@test -n "$(VERTEX_BUCKET)" || { echo "set VERTEX_BUCKET (a bucket name, no gs://)"; exit 2; }
-	gcloud storage cp $$($(BIN)/python -m webapp.storage $(MODEL)) $(VERTEX_ARTIFACTS)
+	gcloud storage cp $$($(BIN)/python -m webapp.core.storage $(MODEL)) $(VERTEX_ARTIFACTS)
 	gcloud builds submit $(GCLOUD_WHERE) --tag $(VERTEX_IMAGE) .
 	gcloud ai models upload $(GCLOUD_WHERE) --display-name $(VERTEX_MODEL) \
 		--container-image-uri $(VERTEX_IMAGE) --artifact-uri $(VERTEX_ARTIFACTS) \

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from webapp import tuning
+from webapp.runtime import tuning
 
 tuning.prepare()  # before the app, and so numpy, is imported
 
@@ -32,9 +32,9 @@ else:  # samples left by an earlier run would be added to this run's
 from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
-from webapp.cloud import service_context  # noqa: E402
-from webapp.logs import CloudLoggingFormatter, parse_level  # noqa: E402
-from webapp.settings import (  # noqa: E402
+from webapp.runtime.cloud import service_context  # noqa: E402
+from webapp.runtime.logs import CloudLoggingFormatter, parse_level  # noqa: E402
+from webapp.runtime.settings import (  # noqa: E402
     ConfigError,
     Settings,
     boolean,
@@ -42,11 +42,11 @@ from webapp.settings import (  # noqa: E402
     non_negative_int,
     positive_int,
 )
-from webapp.worker import SHARES, BufferingWorker  # noqa: E402
+from webapp.server.worker import SHARES, BufferingWorker  # noqa: E402
 
 
 def _from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -> Any:
-    """A setting parsed by webapp.settings' own parsers; a bad value stops gunicorn at once."""
+    """A setting parsed by webapp.runtime.settings' parsers; a bad value stops gunicorn at once."""
     raw = os.environ.get(name, "").strip()
     try:
         return parse(name, raw, *limits) if raw else default

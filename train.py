@@ -24,7 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from webapp import package
+from webapp.package import describe as package
 
 SEED = 42
 TEST_SIZE = 0.2

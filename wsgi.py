@@ -9,9 +9,9 @@ import os
 import sys
 
 from webapp import create_app
-from webapp.cloud import setup_logging
-from webapp.settings import ConfigError
-from webapp.vocabulary import ArtifactError
+from webapp.core.vocabulary import ArtifactError
+from webapp.runtime.cloud import setup_logging
+from webapp.runtime.settings import ConfigError
 
 setup_logging(os.environ)
 

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
             p50 = statistics.median(r["p50_ms"] for r in target)
             p99 = statistics.median(r["p99_ms"] for r in target)
             print(
-                f"RESULT [{args or 'webapp.worker (default)'}] {ratio:.2f}x the empty endpoint, "
+                f"RESULT [{args or 'the project worker'}] {ratio:.2f}x the empty endpoint, "
                 f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, p99/p50 {p99 / p50:.2f}",
                 flush=True,
             )

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from testkit import zoo
 from testkit.processes import JSON, Server, free_port, storage_emulator
-from webapp.model import sha256_hex
-from webapp.storage import local_files
+from webapp.core.model import sha256_hex
+from webapp.core.storage import local_files
 
 
 def upload(emulator: Server, specimen: zoo.Specimen) -> None:

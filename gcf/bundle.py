@@ -30,11 +30,13 @@ def build(output: Path, model: Path = ROOT / "model.pkl") -> list[Path]:
         files["model.onnx"] = model.with_suffix(".onnx")
     if output.exists():
         shutil.rmtree(output)
-    (output / "webapp").mkdir(parents=True)
+    output.mkdir(parents=True)
     for name, source in files.items():
         shutil.copy2(source, output / name)
-    for module in sorted((ROOT / "webapp").glob("*.py")):
-        shutil.copy2(module, output / "webapp" / module.name)
+    for module in sorted((ROOT / "webapp").rglob("*.py")):
+        target = output / module.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(module, target)
     return sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
 
 

@@ -18,7 +18,7 @@ _HERE = Path(__file__).resolve().parent
 if not (_HERE / "webapp").is_dir() and str(_HERE.parent) not in sys.path:
     sys.path.insert(0, str(_HERE.parent))
 
-from webapp import tuning  # noqa: E402
+from webapp.runtime import tuning  # noqa: E402
 
 tuning.prepare()  # before numpy and the model load
 
@@ -33,13 +33,13 @@ from werkzeug.exceptions import HTTPException  # noqa: E402
 from werkzeug.routing import Map, Rule  # noqa: E402
 
 from webapp import build_service  # noqa: E402
-from webapp.cloud import setup_logging  # noqa: E402
-from webapp.dispatch import dispatch, refuse  # noqa: E402
-from webapp.responses import http_error_response  # noqa: E402
-from webapp.route import is_v2  # noqa: E402
-from webapp.routes import CONVERTERS  # noqa: E402
-from webapp.settings import ConfigError  # noqa: E402
-from webapp.vocabulary import ArtifactError  # noqa: E402
+from webapp.core.vocabulary import ArtifactError  # noqa: E402
+from webapp.http.dispatch import dispatch, refuse  # noqa: E402
+from webapp.http.responses import http_error_response  # noqa: E402
+from webapp.http.route import is_v2  # noqa: E402
+from webapp.http.routes import CONVERTERS  # noqa: E402
+from webapp.runtime.cloud import setup_logging  # noqa: E402
+from webapp.runtime.settings import ConfigError  # noqa: E402
 
 setup_logging(os.environ)
 try:

@@ -14,7 +14,7 @@ from typing import Any
 import h11
 from hypothesis import strategies as st
 
-from webapp.framing import Framer, Limits, Refused
+from webapp.server.framing import Framer, Limits, Refused
 
 LIMITS = Limits(head=700, body=300, chunk_line=700)  # small, so that tests reach them
 

@@ -21,7 +21,7 @@ from hypothesis import settings
 import train
 from testkit.processes import ROOT, Server, functions_framework_server, gunicorn
 from webapp import create_app
-from webapp.settings import SETTING_NAMES
+from webapp.runtime.settings import SETTING_NAMES
 
 TIERS = ("unit", "integration", "browser")
 # Settings the tests' own process must not take from the caller's shell either.

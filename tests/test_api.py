@@ -15,8 +15,8 @@ from sklearn.datasets import load_iris, load_wine
 from testkit.processes import ROOT
 from testkit.samples import SETOSA
 from webapp import create_app
-from webapp.model import load_model, sha256_hex
-from webapp.settings import ConfigError
+from webapp.core.model import load_model, sha256_hex
+from webapp.runtime.settings import ConfigError
 
 from .conftest import send_unsized
 

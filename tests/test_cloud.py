@@ -16,8 +16,8 @@ import pytest
 
 from testkit.processes import Server, free_port, functions_framework_server, gunicorn
 from testkit.samples import SETOSA
-from webapp import cloud
-from webapp.logs import ERROR_EVENT
+from webapp.runtime import cloud
+from webapp.runtime.logs import ERROR_EVENT
 
 JSON = {"Content-Type": "application/json"}
 TRACE_ID = "105445aa7843bc8bf206b12000100000"

@@ -12,9 +12,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from webapp import compile as compiling
-from webapp import package
-from webapp.model import load_model
+from webapp.core.model import load_model
+from webapp.package import compile as compiling
+from webapp.package import describe as package
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from testkit.processes import BIN, ROOT
-from webapp.model import sha256_hex
+from webapp.core.model import sha256_hex
 
 DOCKERFILE = ROOT / "Dockerfile"
 

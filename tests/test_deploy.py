@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from testkit.processes import ROOT, server_env
-from webapp.model import sha256_hex
+from webapp.core.model import sha256_hex
 
 pytestmark = pytest.mark.integration  # runs make
 WHERE = "--project my-project --region us-central1"
@@ -40,7 +40,7 @@ def test_deploy_vertex_uploads_the_model_folder_and_deploys_it() -> None:
     find = "--filter display_name=iris-predict --format 'value(name.basename())'"
     commands = gcloud(dry_run("deploy-vertex", "VERTEX_BUCKET=my-models"))
     assert commands[:3] == [
-        f"gcloud storage cp $(.venv/bin/python -m webapp.storage model.pkl) {folder}",
+        f"gcloud storage cp $(.venv/bin/python -m webapp.core.storage model.pkl) {folder}",
         f"gcloud builds submit {WHERE} --tag {image} .",
         f"gcloud ai models upload {WHERE} --display-name iris-predict --container-image-uri "
         f"{image} --artifact-uri {folder} --container-ports 8080 --container-health-route "
@@ -59,7 +59,7 @@ def test_deploy_vertex_uploads_the_model_folder_and_deploys_it() -> None:
     )
     # the files it uploads: the manifest and every file the manifest names
     listed = subprocess.run(
-        [".venv/bin/python", "-m", "webapp.storage", "model.pkl"],
+        [".venv/bin/python", "-m", "webapp.core.storage", "model.pkl"],
         cwd=ROOT,
         capture_output=True,
         text=True,

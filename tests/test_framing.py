@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testkit.httpstreams import LIMITS, Decision, agree, ours, streams
-from webapp.framing import CHUNKED, Framer, Limits
+from webapp.server.framing import CHUNKED, Framer, Limits
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 SCRIPT = """
 import json, os, sys
 if sys.argv[1] == "ours":
-    from webapp import metrics
+    from webapp.runtime import metrics
     Counter, Histogram = metrics.Counter, metrics.Histogram
 else:
     from prometheus_client import Counter, Histogram

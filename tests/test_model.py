@@ -11,8 +11,8 @@ import pytest
 import sklearn.base
 
 import train
-from webapp.model import load_model, sha256_hex
-from webapp.vocabulary import ArtifactError
+from webapp.core.model import load_model, sha256_hex
+from webapp.core.vocabulary import ArtifactError
 
 pytestmark = pytest.mark.unit
 

@@ -99,7 +99,7 @@ def test_gunicorn_access_log_is_json_too() -> None:
 def test_trace_headers(
     headers: dict[str, str], trace: str | None, span: str | None, sampled: bool
 ) -> None:
-    from webapp.observe import trace_of
+    from webapp.http.observe import trace_of
 
     app = create_app()
     with app.test_request_context("/health", headers=headers):

@@ -17,7 +17,7 @@ FORK = """
 import os, sys, time
 from pathlib import Path
 import numpy as np
-from webapp.model import load_model
+from webapp.core.model import load_model
 model = load_model(Path("model.pkl"), engine="onnx")
 print(len(os.listdir("/proc/self/task")), flush=True)
 pid = os.fork()

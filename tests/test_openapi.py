@@ -15,7 +15,8 @@ from openapi_spec_validator import validate
 from sklearn.svm import SVC
 
 from testkit.samples import SETOSA
-from webapp import create_app, package
+from webapp import create_app
+from webapp.package import describe as package
 
 pytestmark = pytest.mark.unit
 

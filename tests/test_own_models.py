@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from testkit import zoo
 from webapp import create_app
-from webapp.model import load_model
-from webapp.vocabulary import Feature
+from webapp.core.model import load_model
+from webapp.core.vocabulary import Feature
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # it packages with the command
 SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -19,7 +19,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
-from webapp import create_app, package
+from webapp import create_app
+from webapp.package import describe as package
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,8 @@ from tritonclient.utils import InferenceServerException
 from testkit import zoo
 from testkit.processes import ROOT, Server, functions_framework_server, gunicorn
 from testkit.samples import ROWS, SETOSA
-from webapp import create_app, v2
+from webapp import create_app
+from webapp.protocol import v2
 
 NAME, VERSION = "iris-logistic-regression", "1.0.0"
 NO_MODEL = f'No such model: this server serves "{NAME}".'

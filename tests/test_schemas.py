@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from testkit.processes import ROOT
-from webapp.accept import ValidRows
-from webapp.model import load_model
-from webapp.schemas import batch_schema, instance_schema
-from webapp.vocabulary import Feature
+from webapp.core.model import load_model
+from webapp.core.vocabulary import Feature
+from webapp.protocol.accept import ValidRows
+from webapp.protocol.schemas import batch_schema, instance_schema
 
 pytestmark = pytest.mark.unit
 

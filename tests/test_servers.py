@@ -16,7 +16,7 @@ from sklearn.datasets import load_iris, load_wine
 
 from testkit.processes import Server, flask_run, functions_framework_server, gunicorn
 from testkit.samples import SETOSA
-from webapp.model import sha256_hex
+from webapp.core.model import sha256_hex
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,10 @@ from testkit.processes import (
     server_env,
     storage_emulator,
 )
-from webapp.model import load_model, sha256_hex
-from webapp.settings import ConfigError, Settings
-from webapp.storage import MANIFEST_LIMIT, file_sizes, model_files
-from webapp.vocabulary import ArtifactError
+from webapp.core.model import load_model, sha256_hex
+from webapp.core.storage import MANIFEST_LIMIT, file_sizes, model_files
+from webapp.core.vocabulary import ArtifactError
+from webapp.runtime.settings import ConfigError, Settings
 
 JSON = {"Content-Type": "application/json"}
 STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {

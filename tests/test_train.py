@@ -15,7 +15,7 @@ from sklearn.datasets import load_iris, load_wine
 
 import train
 from testkit.processes import ROOT
-from webapp.model import load_model, sha256_hex
+from webapp.core.model import load_model, sha256_hex
 
 pytestmark = pytest.mark.unit
 

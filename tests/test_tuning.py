@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from webapp import create_app
-from webapp.tuning import warm_up
+from webapp.runtime.tuning import warm_up
 
 pytestmark = pytest.mark.unit
 

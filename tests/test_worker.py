@@ -27,7 +27,7 @@ from testkit.httpstreams import agree, streams
 from testkit.processes import Server, gunicorn, wait_until
 from testkit.rawhttp import RawResponse, read_response, read_responses, request_bytes
 from testkit.samples import SETOSA
-from webapp.framing import Limits
+from webapp.server.framing import Limits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,23 +13,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .dispatch import Service
+    from .http.dispatch import Service
 
 
 def build_service(config: Mapping[str, Any], debug: bool = False) -> Service:
     """Validate the settings, load and verify the model once, assemble the routes: the
     start-up both targets share."""
-    from .dispatch import Service
-    from .model import load_model
-    from .observe import Observer
-    from .predictor import Predictor
-    from .routes import routes_for
-    from .settings import Settings
+    from .core.model import load_model
+    from .http.dispatch import Service
+    from .http.observe import Observer
+    from .http.routes import routes_for
+    from .protocol.predictor import Predictor
+    from .runtime.settings import Settings
 
     settings = Settings.from_mapping(config)
     path = settings.model_path
     if settings.model_url:  # in Cloud Storage: fetched once, then verified as a local one
-        from .storage import fetch
+        from .core.storage import fetch
 
         path = fetch(settings.model_url, settings.model_sha256)
     predictor = Predictor(load_model(path, settings.model_sha256, settings.engine))
@@ -46,10 +46,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask import Flask, request
     from werkzeug.exceptions import HTTPException
 
-    from .dispatch import refuse
-    from .responses import internal_error_response
-    from .routes import blueprint
-    from .settings import SETTING_NAMES
+    from .http.dispatch import refuse
+    from .http.responses import internal_error_response
+    from .http.routes import blueprint
+    from .runtime.settings import SETTING_NAMES
 
     app = Flask(__name__)
     app.config.update({name: os.environ[name] for name in SETTING_NAMES if name in os.environ})

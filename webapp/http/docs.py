@@ -18,8 +18,8 @@ from typing import Any
 from flask import Request, Response
 from marshmallow import Schema
 
-from .errors import ApiError
-from .predictor import Predictor
+from ..protocol.errors import ApiError
+from ..protocol.predictor import Predictor
 from .responses import api_error_response, json_response
 from .route import Doc, Route
 

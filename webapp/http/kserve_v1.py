@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Request, Response
 
-from .errors import ApiError
+from ..protocol.errors import ApiError
+from ..protocol.predictor import Predictor
 from .predict_api import BATCHES, PredictEndpoints
-from .predictor import Predictor
 from .responses import api_error_response, json_response
 from .route import Doc, Route
 

@@ -33,7 +33,7 @@ from gunicorn import http, util
 from gunicorn.http import wsgi
 from gunicorn.workers.base import Worker
 
-from .errors import error_body
+from ..protocol.errors import error_body
 from .framing import Framer, Limits, Refused
 
 _WAKEUP = "wakeup"

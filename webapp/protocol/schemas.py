@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from .vocabulary import Feature
+from ..core.vocabulary import Feature
 
 
 class JSONNumber(fields.Float):

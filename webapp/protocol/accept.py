@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.vocabulary import Feature, Rows
 from .schemas import LARGEST_INTEGER, is_unicode
-from .vocabulary import Feature, Rows
 
 _NUMBERS = {float, int}  # exact types: bool is a subclass of int, and is refused
 _NONE = type(None)

@@ -11,9 +11,9 @@ import os
 from collections import Counter
 from typing import Any
 
-from . import metrics
-from .model import Model
-from .vocabulary import ArtifactError, Rows
+from ..core.model import Model
+from ..core.vocabulary import ArtifactError, Rows
+from ..runtime import metrics
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from flask import Request, Response
 from marshmallow import Schema, ValidationError
 from werkzeug import wsgi
 
-from . import metrics, tuning
-from .errors import ApiError
+from ..protocol.errors import ApiError
+from ..protocol.instances import Instances
+from ..protocol.predictor import Predictor
+from ..protocol.schemas import PredictQuery
+from ..runtime import metrics, tuning
+from ..runtime.settings import Settings
 from .httpio import parse_json
-from .instances import Instances
-from .predictor import Predictor
 from .responses import api_error_response, json_response
 from .route import Doc, Route
-from .schemas import PredictQuery
-from .settings import Settings
 
 OPTIONS = {"probabilities": False}  # a prediction's options, by default
 BATCHES = ("Predictions", "LabeledPredictions")

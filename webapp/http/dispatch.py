@@ -12,12 +12,12 @@ from typing import Any, NamedTuple
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException, NotFound
 
-from . import metrics
+from ..protocol.predictor import Predictor
+from ..runtime import metrics
+from ..runtime.settings import Settings
 from .observe import Observer
-from .predictor import Predictor
 from .responses import http_error_response, internal_error_response
 from .route import Route, is_v2
-from .settings import Settings
 
 # What a prediction route answers for a request it refuses as invalid, counted as such.
 _REFUSALS = frozenset({400, 413, 415, 422})

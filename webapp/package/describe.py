@@ -35,9 +35,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
+from ..core.sklearn_engine import estimator_input
+from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line
 from .compile import UNSEEN
-from .sklearn_engine import estimator_input
-from .vocabulary import MANIFEST_FORMAT, Feature, one_line
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
 # largest float, then smaller ones, down to those of a narrow domain. Integers start at 2**53,

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .sklearn_engine import estimator_input
-from .vocabulary import Feature, one_line
+from ..core.sklearn_engine import estimator_input
+from ..core.vocabulary import Feature, one_line
 
 VERIFICATION_ROWS = 100_000
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (package.py tries it too)
@@ -42,7 +42,7 @@ def compile_model(
     try:
         import skl2onnx
 
-        from .onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
+        from ..core.onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
     except ImportError as exc:
         return {"error": f"{exc.name} is not installed: pip install -r requirements-dev.txt"}, None
 

@@ -10,14 +10,15 @@ from flask import Request, Response
 from marshmallow import Schema, ValidationError
 from werkzeug import wsgi
 
-from . import jsonio, tuning, v2
-from .errors import ApiError
+from ..protocol import jsonio, v2
+from ..protocol.errors import ApiError
+from ..protocol.instances import Instances
+from ..protocol.predictor import Predictor
+from ..runtime import tuning
+from ..runtime.settings import Settings
 from .httpio import parse_infer
-from .instances import Instances
-from .predictor import Predictor
 from .responses import api_error_response, infer_error_response, json_response
 from .route import Doc, Route
-from .settings import Settings
 
 _ERROR = "InferError"  # the protocol's own error shape
 _MODEL = "/v2/models/<name>"

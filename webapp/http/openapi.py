@@ -15,10 +15,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields, validate
 
-from . import v2
-from .model import Model
-from .route import Doc, Route
-from .schemas import (
+from ..core.model import Model
+from ..protocol import v2
+from ..protocol.schemas import (
     Document,
     ErrorBody,
     InferError,
@@ -36,6 +35,7 @@ from .schemas import (
     Status,
     answer_schemas,
 )
+from .route import Doc, Route
 
 ERRORS = {
     400: "The body is empty or not strict JSON (malformed, not UTF-8, NaN, duplicate keys, "

@@ -13,8 +13,8 @@ from typing import Any
 from flask import Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from . import jsonio
-from .errors import ApiError, error_body
+from ..protocol import jsonio
+from ..protocol.errors import ApiError, error_body
 
 log = logging.getLogger(__name__)
 

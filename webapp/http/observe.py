@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 from flask import Request, Response
 
-from . import metrics
-from .logs import RequestContext, request_context
+from ..runtime import metrics
+from ..runtime.logs import RequestContext, request_context
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ENGINES = ("auto", "onnx", "sklearn")  # model.py's engines
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.pkl"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _URL_PATH = re.compile(r"/[A-Za-z0-9._~:@!$&'()*+,;=/-]*")

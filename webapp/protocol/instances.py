@@ -11,10 +11,10 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from ..core.model import Model
+from ..core.vocabulary import Rows
 from .accept import ValidRows
-from .model import Model
 from .schemas import batch_schema, instance_schema
-from .vocabulary import Rows
 
 _ABSENT = object()
 

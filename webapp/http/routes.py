@@ -15,14 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
+from ..protocol.predictor import Predictor
+from ..runtime.settings import Settings
 from .dispatch import Service, dispatch
 from .docs import DocsEndpoints
 from .kserve_v1 import KServeV1Endpoints
 from .open_inference import OpenInferenceEndpoints
 from .predict_api import PredictEndpoints
-from .predictor import Predictor
 from .route import Route
-from .settings import Settings
 
 
 class ModelName(BaseConverter):

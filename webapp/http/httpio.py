@@ -13,8 +13,8 @@ from flask import Request
 from werkzeug import wsgi
 from werkzeug.http import parse_set_header
 
-from . import jsonio
-from .errors import ApiError
+from ..protocol import jsonio
+from ..protocol.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from marshmallow import Schema, ValidationError
 
-from .model import Model
+from ..core.model import Model
 from .schemas import infer_request_schema
 
 SERVER_NAME = "sklearn-serve"

@@ -1,0 +1,1 @@
+"""The model, knowing no web: the manifest's vocabulary, its verified files, its engines."""

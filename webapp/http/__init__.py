@@ -1,0 +1,1 @@
+"""HTTP: the route table, one handler module per protocol, dispatch, responses, observation."""

@@ -1,0 +1,1 @@
+"""The process: settings, metrics, logs, Google Cloud's context, tuning."""

@@ -1,0 +1,1 @@
+"""gunicorn's side: the worker that reads, frames and answers connections."""
