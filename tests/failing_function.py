@@ -8,12 +8,12 @@ from typing import Any
 # functions-framework puts only this file's folder on sys.path: the repository root too.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gcf.main import predict, service  # noqa: E402
+from gcf.main import _handler, predict  # noqa: E402
 
 
 def _explode(rows: Any) -> list[int]:
     raise RuntimeError("an injected failure")
 
 
-service.predictor.model.predict = _explode  # type: ignore[method-assign]
+_handler.service.predictor.model.predict = _explode  # type: ignore[method-assign]
 __all__ = ["predict"]

@@ -1,7 +1,9 @@
-"""The Flask application factory for the prediction service.
+"""The prediction service, assembled: the Flask application factory, and the Cloud Function's
+handler. Both share build_service(): the settings, the model, the route table.
 
-The factory imports the stack itself, so that importing the package does not: webapp.tuning
-sets BLAS thread limits that hold only if they are set before numpy is loaded.
+The factory imports the stack itself, so that importing the package does not:
+webapp.runtime.tuning sets BLAS thread limits that hold only if they are set before numpy is
+loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .http.dispatch import Service
+    from .http.function import Function
 
 
 def build_service(config: Mapping[str, Any], debug: bool = False) -> Service:
@@ -70,3 +73,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.debug:  # `flask run --debug`: Flask's debugger shows what went wrong
         app.register_error_handler(Exception, internal_error_response)
     return app
+
+
+def function_handler(config: Mapping[str, Any]) -> Function:
+    """The Cloud Function's handler (gcf/main.py): logging set up, the service built and the
+    process settled; a bad artifact or setting ends the instance with one log line, exit 1."""
+    import logging
+
+    from .core.vocabulary import ArtifactError
+    from .http.function import Function
+    from .runtime import tuning
+    from .runtime.cloud import setup_logging
+    from .runtime.settings import ConfigError
+
+    setup_logging(config)
+    try:
+        service = build_service(config)
+    except (ArtifactError, ConfigError) as exc:
+        logging.getLogger("gcf.main").critical("refusing to start: %s", exc)
+        raise SystemExit(1) from None
+    tuning.settle()
+    return Function(service)
