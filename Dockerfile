@@ -18,9 +18,17 @@ FROM ${BASE_IMAGE} AS build
 # C headers and Cython sources, functions-framework and its web stack (the function's, not
 # gunicorn's), onnxruntime's C library (its Python binding links its own copy) and its
 # model-building tools, nor pandas unless the model was fitted on a DataFrame (for any other
-# it is never imported). What each costs is in README.md's container table.
+# it is never imported). Shared libraries lose their symbol tables (not those auditwheel
+# patched into the *.libs folders: stripped, they no longer load), and numpy, scipy and
+# scikit-learn their sources (their bytecode stays where the sources were, which Python
+# imports; a traceback through them shows file and line, not the line's text). Loading every
+# shared library and importing every scikit-learn estimator proves nothing broke. What each
+# costs is in README.md's container table.
 RUN python3 -m venv /opt/venv
 COPY requirements.txt model.json /tmp/
+# binutils (strip) comes from the base image's own Debian release, whichever it is, and stays in
+# this build stage: pinning its version would tie the build to one release.
+# hadolint ignore=DL3008
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
         -r /tmp/requirements.txt \
     && if grep -q '"input": "array"' /tmp/model.json; then \
@@ -35,7 +43,19 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-
         -o -name '*.c' -o -name '*.cpp' -o -name '*.hpp' \) -type f -delete \
     && rm -rf "$site/pandas/tests" "$site"/onnxruntime/capi/libonnxruntime.so* \
         "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" \
-        "$site/onnxruntime/tools"
+        "$site/onnxruntime/tools" \
+    && apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils \
+    && find "$site" -path '*.libs' -prune -o -name '*.so*' -type f -exec strip --strip-unneeded {} + \
+    && for package in numpy scipy sklearn; do \
+        /opt/venv/bin/python -m compileall -q -b "$site/$package" \
+        && find "$site/$package" -name '*.py' -type f -delete \
+        && find "$site/$package" -name __pycache__ -type d -prune -exec rm -rf {} +; \
+    done \
+    && /opt/venv/bin/python -c "import ctypes, pathlib, sys; \
+        [ctypes.CDLL(str(p)) for p in pathlib.Path(sys.prefix).rglob('*.so*') \
+            if not p.parent.name.endswith('.libs')]; \
+        from sklearn.utils import all_estimators; all_estimators()"
 
 WORKDIR /app
 COPY webapp/ webapp/

@@ -2,9 +2,9 @@
 
     python gcf/bundle.py build/function [--model path/to/model.pkl]
 
-The bundle is main.py (this folder's entry point) at the root, the webapp package, the
-artifact, its manifest and its compiled form (if it has one), and the pinned runtime
-requirements: nothing else, no copy kept in the repository.
+The bundle is main.py (this folder's entry point) at the root, the webapp package without its
+packaging code, the artifact, its manifest and its compiled form (if it has one), and the
+pinned runtime requirements: nothing else, no copy kept in the repository.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def build(output: Path, model: Path = ROOT / "model.pkl") -> list[Path]:
     for name, source in files.items():
         shutil.copy2(source, output / name)
     for module in sorted((ROOT / "webapp").rglob("*.py")):
+        if module.is_relative_to(ROOT / "webapp" / "package"):
+            continue  # packaging runs where models are made, never where they are served
         target = output / module.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(module, target)

@@ -142,6 +142,7 @@ def test_deployed_bundle_serves_the_contract_from_a_clean_environment(tmp_path: 
     files = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
     assert {"main.py", "model.pkl", "model.json", "model.onnx", "requirements.txt"} <= set(files)
     assert not [f for f in files if f.startswith(("tests", "gcf", ".")) or "__pycache__" in f]
+    assert "webapp/http/routes.py" in files and not [f for f in files if "webapp/package" in f]
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
