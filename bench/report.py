@@ -61,7 +61,7 @@ TUNING = (
     ),
     (
         "onnxruntime's session run without `InferenceSession.run`'s input-name check",
-        "`webapp/onnx_engine.py`",
+        "`webapp/core/onnx_engine.py`",
         "one Iris row, alone in a loop: ~7 µs instead of 10-17 µs; scikit-learn ~310 µs (issue 15)",
     ),
     (
@@ -72,12 +72,12 @@ TUNING = (
     ),
     (
         "onnxruntime's telemetry thread never started",
-        "`webapp/onnx_engine.py`",
+        "`webapp/core/onnx_engine.py`",
         "not speed: with it, every forked worker hung or aborted on exit (issue 15)",
     ),
     (
         "the process id kept for prometheus_client",
-        "`webapp/metrics.py`",
+        "`webapp/runtime/metrics.py`",
         "one `getpid()` system call fewer per metric increment, six per prediction (7392416)",
     ),
 )
@@ -492,7 +492,7 @@ SIGTERM reaches gunicorn's master while two requests' bodies are still arriving.
 
 ## What each tuning trick was measured to give
 
-`webapp/tuning.py` and the build cite this section; the figures are from the runs named, on
+`webapp/runtime/tuning.py` and the build cite this section; the figures are from the runs named, on
 this kind of machine, each an interleaved comparison with the trick and without it.
 
 {table(("trick", "where", "measured"), TUNING)}
@@ -501,7 +501,7 @@ this kind of machine, each an interleaved comparison with the trick and without 
 
 - wrk keeps each connection busy (a closed loop): under overload latency includes queueing
   in the listen backlog, and nothing is corrected for coordinated omission.
-- gunicorn's workers (`webapp/worker.py`) close the connection after every response, so each
+- gunicorn's workers (`webapp/server/worker.py`) close the connection after every response, so each
   request here pays a TCP connect; functions-framework's gthread worker keeps connections
   alive.
 - wrk shares the two cores with the servers, as any client on this machine would.

@@ -1,4 +1,4 @@
-"""webapp/metrics.py writes its multiprocess samples as prometheus_client itself does.
+"""webapp/runtime/metrics.py writes its multiprocess samples as prometheus_client itself does.
 
 Its value class trades prometheus_client's per-write checks for a position learnt once and a
 reopen at fork: the files must read back the same, in the parent and in a forked child.

@@ -40,7 +40,7 @@ else:
 def test_a_forked_worker_exits_cleanly() -> None:
     """No thread in the parent (onnxruntime's telemetry would be one, even if asked for), so
     the child's exit handlers neither hang nor abort: it exits with its own status."""
-    # one BLAS thread, as the servers set (webapp/tuning.py); telemetry asked for, and refused
+    # one BLAS thread, as the servers set (runtime/tuning.py); telemetry asked for, and refused
     env = server_env(
         {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "0"}
     )

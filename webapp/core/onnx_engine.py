@@ -63,8 +63,8 @@ class OnnxEngine:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # No arena: a 10,000-row batch's buffers go back to malloc, then to the system
-        # (tuning.release), instead of staying in onnxruntime's pool; as fast for one row or
-        # 10,000 (0.6 MiB left after a 10,000-row batch instead of 1.8).
+        # (tuning.release), instead of staying in onnxruntime's pool; no slower, one row or
+        # a whole batch (docs/performance.md).
         options.enable_cpu_mem_arena = False
         try:
             self.session = onnxruntime.InferenceSession(
@@ -149,9 +149,9 @@ class LinearLabels:
     """StandardScaler then a multinomial LogisticRegression, its labels as plain numpy: the
     arithmetic of StandardScaler.transform and LogisticRegression.predict, in their order.
 
-    A second path beside the graph, kept for its measured worth (docs/performance.md): in a
-    served request onnxruntime's call took ~21 µs and this ~7.5, and the single-row ratio to
-    the empty endpoint was 0.84 without it. Labels only; probabilities come from the graph.
+    A second path beside the graph, kept for its measured worth (docs/performance.md): a single
+    row's labels cost a fraction of an onnxruntime call. Labels only; probabilities come from
+    the graph.
     """
 
     def __init__(self, spec: dict[str, Any], classes: Sequence[Any]) -> None:

@@ -25,7 +25,7 @@ from ..core.sklearn_engine import estimator_input
 from ..core.vocabulary import Feature, one_line
 
 VERIFICATION_ROWS = 100_000
-UNSEEN = "\x00unseen category"  # a string no encoder has seen (package.py tries it too)
+UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py tries it too)
 REGRESSION_RTOL = 1e-6
 PROBABILITY_ATOL = 1e-6
 

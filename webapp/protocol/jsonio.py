@@ -2,7 +2,7 @@
 
 Stricter than json.loads: UTF-8 only, no NaN or Infinity literals, no duplicate keys (which
 both json.loads and orjson silently resolve to the last one), and nesting depth that cannot
-exhaust the stack. orjson parses (several times faster on large batches); the standard
+exhaust the stack. orjson parses (much faster on large batches); the standard
 library's strict decoder is the authority whenever orjson refuses a body or a duplicate key
 is possible.
 """

@@ -324,7 +324,7 @@ class ErrorBody(Schema):
 
 
 class Engine(Schema):
-    """Which engine answers for the model, and why (model.py)."""
+    """Which engine answers for the model, and why (webapp/core/model.py)."""
 
     name = fields.String(required=True, validate=validate.OneOf(["onnx", "sklearn"]))
     why = fields.String(required=True)

@@ -1,9 +1,9 @@
 """Open Inference Protocol V2 (KServe, Triton, MLServer): tensors in, predictions as tensors out.
 
 An infer request's input tensors become the instances of a /predict batch, so that every value
-then passes the same checks (webapp/accept.py, webapp/schemas.py); the predictions become output
-tensors. What the protocol itself refuses raises TensorError, a 400 whose message names the
-input or field. No Flask here: webapp/service.py does the HTTP. docs/protocols.md tells it all.
+then passes the same checks (accept.py, schemas.py); the predictions become output tensors.
+What the protocol itself refuses raises TensorError, a 400 whose message names the input or
+field. No Flask here: webapp/http/open_inference.py does the HTTP. docs/protocols.md tells all.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ENGINES = ("auto", "onnx", "sklearn")  # model.py's engines
+ENGINES = ("auto", "onnx", "sklearn")  # webapp/core/model.py's engines
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.pkl"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
