@@ -1,7 +1,8 @@
 """webapp/runtime/metrics.py writes its multiprocess samples as prometheus_client itself does.
 
 Its value class trades prometheus_client's per-write checks for a position learnt once and a
-reopen at fork: the files must read back the same, in the parent and in a forked child.
+reopen at fork: the files must read back the same, in the parent and in a forked child. Where
+that private path is not trusted (webapp/pins.py), prometheus_client's own class writes them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ SCRIPT = """
 import json, os, sys
 if sys.argv[1] == "ours":
     from webapp.runtime import metrics
+    from prometheus_client import values
     Counter, Histogram = metrics.Counter, metrics.Histogram
+    print(values.ValueClass.__name__, file=sys.stderr)
 else:
     from prometheus_client import Counter, Histogram
 from prometheus_client import CollectorRegistry, multiprocess
@@ -53,9 +56,11 @@ print(json.dumps(samples))
 """
 
 
-def samples(value_class: str, folder: Path) -> list[object]:
+def samples(value_class: str, folder: Path, **env: str) -> tuple[list[object], str]:
+    """The samples summed over the files the script wrote, and the value class that wrote them
+    (for ours)."""
     folder.mkdir()
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin"}
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin", **env}
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, value_class],
         cwd=ROOT,
@@ -66,10 +71,17 @@ def samples(value_class: str, folder: Path) -> list[object]:
         check=True,
     )
     found: list[object] = json.loads(run.stdout)
-    return found
+    return found, run.stderr.strip()
 
 
 def test_samples_read_back_as_prometheus_client_s_own(tmp_path: Path) -> None:
-    ours = samples("ours", tmp_path / "ours")
-    assert ours == samples("prometheus_client", tmp_path / "theirs")
+    ours, writer = samples("ours", tmp_path / "ours")
+    assert writer == "_FileValue"
+    assert ours == samples("prometheus_client", tmp_path / "theirs")[0]
     assert ["t_requests_total", [["route", "/a"]], 91.0] in ours  # 50 + 40 in the child + 1
+
+
+def test_public_apis_only_leaves_the_files_to_prometheus_client(tmp_path: Path) -> None:
+    public, writer = samples("ours", tmp_path / "public", PUBLIC_APIS_ONLY="true")
+    assert writer == "MmapedValue"
+    assert public == samples("ours", tmp_path / "private")[0]

@@ -160,6 +160,34 @@ def length_of_5000_digits(port: int) -> None:
         assert read_response(sock).status == 400
 
 
+def test_one_100_continue_then_the_answer(server: Server) -> None:
+    """A client that waits for 100 Continue gets exactly one, from the worker's loop, then the
+    answer alone (gunicorn, handed the request, must not write a second), and the kept-alive
+    connection goes on."""
+    body = json.dumps(SETOSA).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert receive_until(sock, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = receive_until(sock, b'{"prediction":0}')
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        sock.sendall(HEALTH)
+        assert read_response(sock).body == b'{"status":"ok"}'
+
+
+def receive_until(sock: socket.socket, end: bytes) -> bytes:
+    """What arrives up to and including the first `end`; nothing after it is asked for."""
+    data = b""
+    while end not in data:
+        chunk = sock.recv(1)
+        assert chunk, data
+        data += chunk
+    return data
+
+
 def test_clients_that_killed_workers_leave_every_worker_and_connection_standing() -> None:
     """Each hostile request once killed the worker that read it, with every connection it held
     (issue 20: 200 workers lost in 8 s). Three clients send them as fast as they can while a

@@ -23,6 +23,7 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import onnxruntime  # noqa: E402
 
+from ..pins import private_api_usable
 from .vocabulary import ArtifactError, Feature, Rows
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,11 @@ class OnnxEngine:
             raise ArtifactError(f"onnxruntime cannot load the compiled model: {exc}") from None
         # The session's own run, without InferenceSession.run's per-call check of the input
         # names: feeds() always gives exactly the inputs checked below. Half the cost of a
-        # single-row call (docs/performance.md), and onnxruntime's version is pinned.
-        self._run = self.session._sess.run
+        # single-row call (docs/performance.md); private, so only on the tested onnxruntime.
+        if private_api_usable("onnxruntime", "the compiled form's calls"):
+            self._run = self.session._sess.run
+        else:
+            self._run = self.session.run
         self.features = tuple(features)
         self.dtype = DTYPES[entry["dtype"]]
         self.matrix_input = entry["inputs"] == "matrix"

@@ -13,7 +13,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,7 +27,11 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+from ..pins import private_api_usable
+
+if TYPE_CHECKING:
+    from prometheus_client.mmap_dict import MmapedDict
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
@@ -39,7 +43,8 @@ class _FileValue:
 
     The slot's position is learnt once from prometheus_client's MmapedDict; the files are
     reopened, and every value read again, in a forked child (os.register_at_fork), not
-    checked for on every write. Not for threads: a gunicorn worker here has one.
+    checked for on every write. Not for threads: a gunicorn worker here has one. Private
+    (MmapedDict's _positions and _m): used only on the tested prometheus_client.
     """
 
     _multiprocess = True
@@ -57,12 +62,16 @@ class _FileValue:
         multiprocess_mode: str = "",
         **kwargs: Any,
     ) -> None:
+        from prometheus_client.mmap_dict import mmap_key  # the tested version's, not public
+
         self._prefix = f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ
         self._key = mmap_key(metric_name, name, labelnames, labelvalues, help_text)
         self._open()
         _FileValue._all.append(self)
 
     def _open(self) -> None:
+        from prometheus_client.mmap_dict import MmapedDict
+
         files = _FileValue._files
         if self._prefix not in files:
             path = os.path.join(MULTIPROCESS_DIR or "", f"{self._prefix}_{os.getpid()}.db")
@@ -98,7 +107,7 @@ class _FileValue:
 
 
 _DOUBLES = struct.Struct("dd").pack
-if MULTIPROCESS_DIR:
+if MULTIPROCESS_DIR and private_api_usable("prometheus-client", "the metrics' writes"):
     os.register_at_fork(after_in_child=_FileValue._reopen_all)
     values.ValueClass = _FileValue
 

@@ -32,6 +32,7 @@ SETTING_NAMES = (
     "AIP_HEALTH_ROUTE",
     "AIP_PREDICT_ROUTE",
     "ACCESS_LOG",
+    "PUBLIC_APIS_ONLY",
 )
 
 
@@ -52,6 +53,8 @@ class Settings:
     max_content_length: int = 2 * 1024 * 1024
     max_batch_size: int = 10_000
     access_log: bool = False
+    # Never the pinned libraries' private fast paths (webapp/pins.py reads it as they start).
+    public_apis_only: bool = False
     # Vertex AI custom containers name their own health and predict routes.
     vertex_health_route: str | None = None
     vertex_predict_route: str | None = None
@@ -88,6 +91,8 @@ class Settings:
             )
         if values.get("ACCESS_LOG") is not None:
             chosen["access_log"] = boolean("ACCESS_LOG", values["ACCESS_LOG"])
+        if values.get("PUBLIC_APIS_ONLY") is not None:
+            chosen["public_apis_only"] = boolean("PUBLIC_APIS_ONLY", values["PUBLIC_APIS_ONLY"])
         for name, key in (
             ("AIP_HEALTH_ROUTE", "vertex_health_route"),
             ("AIP_PREDICT_ROUTE", "vertex_predict_route"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import re
 import select
 import socket
 import time
@@ -48,6 +49,7 @@ _REFUSED = {
     ),
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_EXPECT_FIELD = re.compile(rb"\nexpect:[^\n]*", re.IGNORECASE)  # up to its line's end, not past
 _RECV = 256 * 1024
 
 
@@ -65,6 +67,12 @@ class Connection:
     served: int = 0  # requests answered on this connection
     eof: bool = False  # the client has stopped sending
     closing: bool = False  # answered for the last time; draining what the client sends
+
+
+def _without_expect(request: bytes, head_size: int) -> bytes:
+    """The request without its Expect field. The loop has answered it (or the body came with
+    the head); seeing it, gunicorn would write a second "100 Continue" before the answer."""
+    return _EXPECT_FIELD.sub(b"", request[:head_size]) + request[head_size:]
 
 
 def _refusal(status: int, message: str, request: bytes | bytearray) -> bytes:
@@ -349,6 +357,8 @@ class BufferingWorker(Worker):
         head = conn.framer.head
         conn.framer.reset()
         conn.served += 1
+        if head is not None and head.expect_continue:
+            request = _without_expect(request, head.size)
         keep = (
             head is not None
             and head.keep_alive
@@ -374,7 +384,6 @@ class BufferingWorker(Worker):
         req = None
         try:
             req = next(http.get_parser(self.cfg, [request], conn.addr))
-            req._expected_100_continue = False  # the loop answered it, or the body was in
             kept = self._handle(conn, req, keep)
         except (http.errors.ParseException, http.errors.NoMoreData) as exc:
             # gunicorn's own refusals, and NoMoreData: its reading of the framing differed
