@@ -9,12 +9,14 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from testkit.processes import Server
 
 LUA_SCRIPT = Path(__file__).with_name("bodies.lua")
+TENSORS_SCRIPT = Path(__file__).with_name("tensors.lua")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,29 @@ def run_wrk(
     One wrk thread: on two cores a second one would take CPU from the server it measures.
     A non-2xx answer means the benchmark itself is wrong, so it stops the run.
     """
+    script_args = [str(bodies), *(["close"] if close else [])]
+    return _wrk(server, server.predict_url, LUA_SCRIPT, script_args, connections, seconds)
+
+
+def run_tensors(
+    server: Server, path: str, header_length: int, bodies: Sequence[Path], seconds: float
+) -> Load:
+    """Load `server` with V2 infer requests in the binary tensor extension (tensors.lua) on one
+    connection: `bodies` are whole bodies, each a JSON header of `header_length` bytes, then
+    the tensor's bytes."""
+    script_args = [str(header_length), *map(str, bodies)]
+    return _wrk(server, f"{server.url}{path}", TENSORS_SCRIPT, script_args, 1, seconds)
+
+
+def _wrk(
+    server: Server,
+    url: str,
+    script: Path,
+    script_args: Sequence[str],
+    connections: int,
+    seconds: float,
+) -> Load:
+    """One wrk run of `script` against `url`, its BENCH line read as a Load."""
     argv = [
         "wrk",
         "-t1",
@@ -69,11 +94,10 @@ def run_wrk(
         "--timeout",
         "30s",
         "-s",
-        str(LUA_SCRIPT),
-        server.predict_url,
+        str(script),
+        url,
         "--",
-        str(bodies),
-        *(["close"] if close else []),
+        *script_args,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     match = _RESULT.search(done.stdout)

@@ -1,0 +1,117 @@
+"""10,000 rows a request from one client: a V2 binary tensor beside the same rows as JSON arrays.
+
+`python -m bench.tensors [--quick]` measures it alone, on gunicorn as `make run` starts it, and
+prints rows/s; `make bench` runs the same measurement (run.py) and reports it. The tensor is
+Triton's binary tensor extension as tritonclient sends it: an FP64 [N, 4] input whose bytes
+follow the JSON header, with the predictions asked for in binary too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.harness import ensure_wrk, run_tensors, run_wrk
+from bench.report import spread
+from testkit.processes import JSON, Server, gunicorn
+from testkit.samples import batch_bodies, iris_rows, write_bodies
+
+SIZE = 10_000
+VARIANTS = 4  # different bodies per case, each starting at another Iris row
+
+
+def tensor_bodies(rows: list[list[float]], size: int, folder: Path) -> tuple[int, list[Path]]:
+    """The header's length and VARIANTS binary infer bodies of `size` rows, written to files."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [size, len(rows[0])],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": size * len(rows[0]) * 8},
+                }
+            ],
+            "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    paths = []
+    for v in range(VARIANTS):
+        chosen = [rows[(v * 37 + i) % len(rows)] for i in range(size)]
+        path = folder / f"tensor-{size}-{v}.bin"
+        path.write_bytes(header + np.array(chosen, dtype="<f8").tobytes())
+        paths.append(path)
+    return len(header), paths
+
+
+def check_tensor(server: Server, path: str, header_length: int, body: bytes, size: int) -> None:
+    """The server answers the body with `size` predictions, in binary: else the load is wrong."""
+    headers = {"Inference-Header-Content-Length": str(header_length)}
+    status, got, answer = server.request("POST", path, body, headers, timeout=30)
+    length = int(got.get("Inference-Header-Content-Length", "0") or 0)
+    if status != 200 or not length:
+        raise RuntimeError(f"binary tensor: {status} {answer[:200]!r}")
+    outputs = json.loads(answer[:length])["outputs"]
+    if outputs[0]["shape"] != [size] or len(answer) - length != size * 8:
+        raise RuntimeError(f"binary tensor: answered {outputs}")
+
+
+def tensors(
+    server: Server, reps: int, seconds: float, warmup: float, folder: Path
+) -> list[dict[str, Any]]:
+    """Rows/s at one connection: the binary tensor, and the same rows as /predict arrays."""
+    print(f"10,000 rows from one client: {server.name}", flush=True)
+    rows = iris_rows()
+    name = json.loads(server.request("GET", "/metadata")[2])["name"]
+    infer = f"/v2/models/{name}/infer"
+    header_length, tensor_paths = tensor_bodies(rows, SIZE, folder)
+    check_tensor(server, infer, header_length, tensor_paths[0].read_bytes(), SIZE)
+    arrays = batch_bodies(rows, SIZE, "arrays", VARIANTS)
+    arrays_path = write_bodies(folder, f"arrays-{SIZE}", arrays)
+    status, _, answer = server.request("POST", "/predict", arrays[0].encode(), JSON, timeout=30)
+    if status != 200 or len(json.loads(answer)["predictions"]) != SIZE:
+        raise RuntimeError(f"arrays: {status} {answer[:200]!r}")
+    loads = {
+        "V2 binary FP64 tensor, binary output": lambda s: run_tensors(
+            server, infer, header_length, tensor_paths, s
+        ),
+        "/predict JSON arrays": lambda s: run_wrk(server, arrays_path, 1, s),
+    }
+    for load in loads.values():
+        load(warmup)
+    cases: list[dict[str, Any]] = [{"case": case, "size": SIZE, "runs": []} for case in loads]
+    for _rep, case in itertools.product(range(reps), cases):
+        run = loads[case["case"]](seconds)
+        rate = run.rps * SIZE
+        print(f"  {case['case']:38} {rate:12,.0f} rows/s  p50 {run.p50_ms:6.2f} ms", flush=True)
+        case["runs"].append({**vars(run), "rps": run.rps, "rows_per_s": rate})
+    return cases
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure on gunicorn as `make run` starts it and print the medians."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    args = parser.parse_args(argv)
+    reps, seconds = (2, 2.0) if args.quick else (5, 4.0)
+    ensure_wrk()
+    server = gunicorn(workers=None, name="service, gunicorn")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        try:
+            server.start()
+            cases = tensors(server, reps, seconds, 1.0, Path(tmp))
+        finally:
+            server.stop()
+    for case in cases:
+        rates = [run["rows_per_s"] for run in case["runs"]]
+        print(f"{case['case']}: {spread(rates)} rows/s, median (min-max)")
+
+
+if __name__ == "__main__":
+    main()
