@@ -6,6 +6,7 @@ their values pass the same validation as /predict's instances (instances.py).
 
 from __future__ import annotations
 
+import numpy as np
 from flask import Request, Response
 from marshmallow import Schema, ValidationError
 from werkzeug import wsgi
@@ -117,7 +118,10 @@ class OpenInferenceEndpoints:
         outputs = v2.requested_outputs(request, self.model)
         instances, matrix = v2.read_inputs(request, blob, self.model, self.max_rows)
         try:
-            rows, _ = self.instances.batch({"instances": instances})
+            if isinstance(instances, np.ndarray):  # the binary matrix, checked as one array
+                rows = self.instances.tensor(instances)
+            else:
+                rows, _ = self.instances.batch({"instances": instances})
         except ValidationError as exc:  # marshmallow says where
             names = self.model.feature_names
             raise v2.TensorError(v2.value_errors(exc.messages, matrix, names)) from None

@@ -41,10 +41,12 @@ class ValidRows:
         self.values_of: Callable[[dict[str, Any]], Any] = (
             (lambda instance: (instance[names[0]],)) if len(names) == 1 else itemgetter(*names)
         )
-        self.low = np.array([-math.inf if f.min is None else f.min for f in features])
-        self.high = np.array([math.inf if f.max is None else f.max for f in features])
-        self.low_inclusive = np.array([f.min_inclusive for f in features])
-        self.high_inclusive = np.array([f.max_inclusive for f in features])
+        # Each range as closed bounds on floats: x > low is x >= the next float above low. A
+        # bound no float holds (an integer beyond 2**53) would be compared rounded: none here.
+        self.exact_bounds = all(_is_float(f.min) and _is_float(f.max) for f in features)
+        self.low = np.array([_closed(f.min, f.min_inclusive, -math.inf) for f in features])
+        self.high = np.array([_closed(f.max, f.max_inclusive, math.inf) for f in features])
+        self.integers = np.array([f.type == "integer" for f in features])
         # a category's allowed values, null among them where it may be null
         self.allowed = [
             None if f.categories is None else frozenset([*f.categories, *[None] * f.nullable])
@@ -90,16 +92,58 @@ class ValidRows:
         except OverflowError:  # an integer beyond any float
             return None
         matrix = matrix.reshape(len(instances), self.width)
-        if not (np.isfinite(matrix).all() and self._inside(matrix, slice(None)).all()):
-            return None
-        return matrix
+        return matrix if self._within(matrix) else None
 
-    def _inside(self, numbers: np.ndarray, which: Any) -> np.ndarray:
-        """Whether each number lies in its feature's range (features `which`, broadcast)."""
-        low, high = self.low[which], self.high[which]
-        above = np.where(self.low_inclusive[which], numbers >= low, numbers > low)
-        below = np.where(self.high_inclusive[which], numbers <= high, numbers < high)
-        return above & below
+    def of_tensor(self, tensor: np.ndarray) -> np.ndarray | None:
+        """A valid numeric tensor's rows, as a float matrix, or None: an [N, n_features] array
+        of any integer or float dtype, such as np.frombuffer gives for a binary tensor.
+
+        What the schemas take, value by value: finite numbers inside each feature's range, and
+        for an integer feature whole numbers of at most LARGEST_INTEGER in magnitude. NaN is a
+        number here, not a missing value (only JSON's null is), so it is refused like infinity.
+        """
+        if not self.arrays or tensor.ndim != 2 or tensor.shape[1] != self.width:
+            return None
+        if not 1 <= len(tensor) <= self.max_batch_size or tensor.dtype.kind not in "fiu":
+            return None
+        if tensor.dtype.kind in "iu" and self.integers.any():  # the integers, before rounding
+            whole = tensor[:, self.integers]
+            if whole.max() > LARGEST_INTEGER or (
+                tensor.dtype.kind == "i" and whole.min() < -LARGEST_INTEGER
+            ):
+                return None
+        matrix = tensor.astype(np.float64)  # exact from float32; an integer rounded as by float()
+        return matrix if self._within(matrix) else None
+
+    def _within(self, matrix: np.ndarray) -> bool:
+        """Whether every row of a float matrix is valid: each value finite and inside its
+        feature's range, and whole (at most LARGEST_INTEGER in magnitude) for an integer one.
+
+        Checked on each feature's least and greatest value (NaN, if any, is both), over a
+        transposed copy: numpy's loops then run along a feature's values, not across a row.
+        """
+        if not self.exact_bounds:
+            return False
+        columns = np.ascontiguousarray(matrix.T)
+        least, most = columns.min(axis=1), columns.max(axis=1)
+        if not (np.isfinite(least).all() and np.isfinite(most).all()):
+            return False
+        if not ((least >= self.low).all() and (most <= self.high).all()):
+            return False
+        if not self.integers.any():
+            return True
+        whole = columns[self.integers]
+        return bool(
+            (np.trunc(whole) == whole).all()
+            and least[self.integers].min() >= -LARGEST_INTEGER
+            and most[self.integers].max() <= LARGEST_INTEGER
+        )
+
+    def _inside(self, numbers: np.ndarray, feature: int) -> bool:
+        """Whether every one of a feature's numbers lies inside its range."""
+        if not self.exact_bounds:
+            return False
+        return bool((numbers >= self.low[feature]).all() and (numbers <= self.high[feature]).all())
 
     def _columns(self, columns: list[list[Any]]) -> list[list[Any]] | None:
         """The columns, each valid for its feature at once (integers as ints), or None."""
@@ -127,7 +171,7 @@ class ValidRows:
                 return None
             if feature.nullable and None in column:
                 numbers = numbers[~np.isnan(numbers)]
-            if not np.isfinite(numbers).all() or not self._inside(numbers, index).all():
+            if not np.isfinite(numbers).all() or not self._inside(numbers, index):
                 return None
             if feature.type == "integer":
                 present = column if not feature.nullable else [v for v in column if v is not None]
@@ -158,3 +202,18 @@ class ValidRows:
             else:
                 return None
         return lambda: chain.from_iterable(rows)
+
+
+def _is_float(bound: float | None) -> bool:
+    """Whether a bound is None or a number that a float holds exactly."""
+    try:
+        return bound is None or float(bound) == bound
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
+def _closed(bound: float | None, inclusive: bool, unbounded: float) -> float:
+    """A range's bound as an inclusive one on floats: an exclusive bound's next float inward."""
+    if bound is None or not _is_float(bound):
+        return unbounded  # none; or, for an inexact one, never compared (exact_bounds)
+    return float(bound) if inclusive else float(np.nextafter(bound, -unbounded))

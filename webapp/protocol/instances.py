@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from marshmallow import ValidationError
 
 from ..core.model import Model
@@ -56,6 +57,15 @@ class Instances:
             rows = self.model.columns(loaded["instances"])
             parameters = loaded.get("parameters", {})
         return rows, parameters
+
+    def tensor(self, tensor: np.ndarray) -> Rows:
+        """A numeric [N, n_features] tensor's rows (V2's binary matrix), checked as one array;
+        if it is refused, its values are loaded as a batch of arrays, so that marshmallow
+        names every offending field (ValidationError), exactly as for the same JSON numbers."""
+        rows = self.valid_rows.of_tensor(tensor)
+        if rows is None:
+            rows, _ = self.batch({"instances": tensor.tolist()})
+        return rows
 
     def is_batch(self, document: Any) -> bool:
         """{"instances": ...} is a batch, unless the model has a feature of that name and the

@@ -2,8 +2,11 @@
 
 An infer request's input tensors become the instances of a /predict batch, so that every value
 then passes the same checks (accept.py, schemas.py); the predictions become output tensors.
-What the protocol itself refuses raises TensorError, a 400 whose message names the input or
-field. No Flask here: webapp/http/open_inference.py does the HTTP. docs/protocols.md tells all.
+The one [N, n_features] matrix, sent in binary, stays the array its bytes are: it is checked as
+one (instances.Instances.tensor), and its values become Python objects only to name what is
+wrong with them. What the protocol itself refuses raises TensorError, a 400 whose message names
+the input or field. No Flask here: webapp/http/open_inference.py does the HTTP.
+docs/protocols.md tells all.
 """
 
 from __future__ import annotations
@@ -135,9 +138,10 @@ def requested_outputs(request: Mapping[str, Any], model: Model) -> list[tuple[st
 
 def read_inputs(
     request: Mapping[str, Any], blob: bytes, model: Model, max_rows: int
-) -> tuple[list[Any], bool]:
+) -> tuple[list[Any] | np.ndarray, bool]:
     """The input tensors as a /predict batch's instances (arrays in the manifest's order, or
-    objects by feature name), and whether they came as the one matrix."""
+    objects by feature name), and whether they came as the one matrix: then, if it came in
+    binary, the [N, n_features] array of its own dtype, its values not yet checked."""
     inputs = request["inputs"]
     data = _data(inputs, blob)
     if len(inputs) == 1 and inputs[0]["name"] == MATRIX and takes_matrix(model):
@@ -168,8 +172,11 @@ def _data(inputs: Sequence[Mapping[str, Any]], blob: bytes) -> list[Any]:
     return found
 
 
-def _matrix(tensor: Mapping[str, Any], data: Any, model: Model, max_rows: int) -> list[Any]:
-    """The [N, n_features] tensor's rows, as arrays in the manifest's order."""
+def _matrix(
+    tensor: Mapping[str, Any], data: Any, model: Model, max_rows: int
+) -> list[Any] | np.ndarray:
+    """The [N, n_features] tensor's rows: arrays in the manifest's order, or from binary data
+    the [N, n_features] array of the tensor's dtype."""
     width = len(model.features)
     where = f'input "{MATRIX}"'
     shape = tensor["shape"]
@@ -178,6 +185,10 @@ def _matrix(tensor: Mapping[str, Any], data: Any, model: Model, max_rows: int) -
     rows = _rows(shape, where, max_rows)
     if tensor["datatype"] not in _NUMBERS:
         raise TensorError(f"{where}: datatype must be FP64, FP32 or an integer type")
+    if isinstance(data, bytes):
+        elements = _elements(data, tensor["datatype"], where)
+        _count(len(elements), shape, where)
+        return elements.reshape(rows, width)
     values = _values(data, shape, tensor["datatype"], where)
     return [values[row * width : (row + 1) * width] for row in range(rows)]
 
@@ -228,11 +239,7 @@ def _values(data: Any, shape: Sequence[int], datatype: str, where: str) -> list[
     values = (
         _decode(data, datatype, where) if isinstance(data, bytes) else _flat(data, shape, where)
     )
-    if len(values) != math.prod(shape):
-        count = math.prod(shape)
-        raise TensorError(
-            f"{where}: holds {len(values)} values, its shape {list(shape)} says {count}"
-        )
+    _count(len(values), shape, where)
     kinds = set(map(type, values)) - {_NONE}
     if datatype == "BYTES":
         if not kinds <= {str}:
@@ -250,6 +257,14 @@ def _values(data: Any, shape: Sequence[int], datatype: str, where: str) -> list[
     elif datatype == "FP32":  # the numbers an FP32 tensor holds: rounded to single precision
         values = _single(values, where)
     return values
+
+
+def _count(found: int, shape: Sequence[int], where: str) -> None:
+    """A tensor must hold as many values as its shape says."""
+    if found != math.prod(shape):
+        raise TensorError(
+            f"{where}: holds {found} values, its shape {list(shape)} says {math.prod(shape)}"
+        )
 
 
 def _flat(data: list[Any], shape: Sequence[int], where: str) -> list[Any]:
@@ -302,13 +317,18 @@ def _decode(data: bytes, datatype: str, where: str) -> list[Any]:
         except (struct.error, UnicodeDecodeError):
             raise TensorError(f"{where}: binary BYTES data is not length-prefixed UTF-8") from None
         return strings
+    values: list[Any] = _elements(data, datatype, where).tolist()
+    return values
+
+
+def _elements(data: bytes, datatype: str, where: str) -> np.ndarray:
+    """Binary data of a fixed-size datatype as the array it is, little-endian elements."""
     if datatype not in _BINARY:
         raise TensorError(f"{where}: datatype {datatype} is not taken")
     kind = np.dtype(_BINARY[datatype])
     if len(data) % kind.itemsize:
         raise TensorError(f"{where}: binary data is not a whole number of {datatype} elements")
-    values: list[Any] = np.frombuffer(data, kind).tolist()
-    return values
+    return np.frombuffer(data, kind)
 
 
 def value_errors(messages: Any, matrix: bool, names: Sequence[str]) -> str:
