@@ -18,7 +18,9 @@ from ..protocol.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-_READ_CHUNK = 64 * 1024
+# gunicorn's body reader copies what it holds of the body on every read, so many small reads
+# of a large body copy it many times over; this is gunicorn's own largest step.
+_READ_CHUNK = 1024 * 1024
 # A byte count in a header has at most this many digits (leading zeros aside): more than any
 # body read here (MAX_CONTENT_LENGTH is at most 2**30), and few enough to convert in no time.
 _COUNT_DIGITS = 12

@@ -69,10 +69,10 @@ class Connection:
     closing: bool = False  # answered for the last time; draining what the client sends
 
 
-def _without_expect(request: bytes, head_size: int) -> bytes:
-    """The request without its Expect field. The loop has answered it (or the body came with
-    the head); seeing it, gunicorn would write a second "100 Continue" before the answer."""
-    return _EXPECT_FIELD.sub(b"", request[:head_size]) + request[head_size:]
+def _without_expect(head: bytes) -> bytes:
+    """A request's head without its Expect field. The loop has answered it (or the body came
+    with the head); seeing it, gunicorn would write a second "100 Continue" before the answer."""
+    return _EXPECT_FIELD.sub(b"", head)
 
 
 def _refusal(status: int, message: str, request: bytes | bytearray) -> bytes:
@@ -351,14 +351,16 @@ class BufferingWorker(Worker):
     def _serve(self, conn: Connection, end: int) -> None:
         """Answer the request in the connection's first `end` bytes; keep the connection for
         the next one if both sides may."""
-        request = bytes(conn.data[:end])
+        head = conn.framer.head
+        split = end if head is None else head.size
+        with memoryview(conn.data) as data:
+            request = [bytes(data[:split]), *([bytes(data[split:end])] if split < end else [])]
         del conn.data[:end]
         self.buffered -= end
-        head = conn.framer.head
         conn.framer.reset()
         conn.served += 1
         if head is not None and head.expect_continue:
-            request = _without_expect(request, head.size)
+            request[0] = _without_expect(request[0])
         keep = (
             head is not None
             and head.keep_alive
@@ -374,21 +376,26 @@ class BufferingWorker(Worker):
         else:
             self._wait_until(conn, self.keepalive)
 
-    def _respond(self, conn: Connection, request: bytes, keep: bool) -> bool:
+    def _respond(self, conn: Connection, request: list[bytes], keep: bool) -> bool:
         """gunicorn's parser and the app, as the sync worker runs them, over exactly this
-        request's bytes; whether the connection stays open for another request."""
+        request's bytes (its head, then its body); whether the connection stays open for
+        another request.
+
+        Apart: gunicorn's parser copies all it holds, several times, while it looks for the
+        head's end, and a large body would be copied with it on every request.
+        """
         sock = conn.sock
         sock.settimeout(self.io_timeout)
         # gunicorn writes the head and the body separately: one segment, not two.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         req = None
         try:
-            req = next(http.get_parser(self.cfg, [request], conn.addr))
+            req = next(http.get_parser(self.cfg, request, conn.addr))
             kept = self._handle(conn, req, keep)
         except (http.errors.ParseException, http.errors.NoMoreData) as exc:
             # gunicorn's own refusals, and NoMoreData: its reading of the framing differed
             status, message = _REFUSED.get(type(exc), (400, "The request is malformed."))
-            self._send(conn, _refusal(status, message, request))
+            self._send(conn, _refusal(status, message, request[0]))
             kept = False
         except OSError as exc:  # the client went away or stalled: nobody to answer
             self.log.debug("Connection error while serving: %s", exc)
