@@ -113,6 +113,16 @@ def parse_infer(req: Request, limit: int) -> tuple[Any, bytes]:
     return _loads(data[:size]), data[size:]
 
 
+def json_size(environ: dict[str, Any]) -> int:
+    """How many of the request body's bytes are JSON, as its headers say: all of them, or in
+    the binary tensor extension as many as Inference-Header-Content-Length says (the rest are
+    tensor bytes, which make no Python objects)."""
+    body = wsgi.get_content_length(environ) or 0
+    header = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+    size = None if header is None else byte_count(header)
+    return body if size is None else min(size, body)
+
+
 def request_body(req: Request, limit: int, untyped: bool = False, binary: bool = False) -> bytes:
     """The body of a JSON request, read after its headers' checks (parse_json).
 

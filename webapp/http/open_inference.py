@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 from flask import Request, Response
 from marshmallow import Schema, ValidationError
-from werkzeug import wsgi
 
 from ..protocol import jsonio, v2
 from ..protocol.errors import ApiError
@@ -17,7 +16,7 @@ from ..protocol.instances import Instances
 from ..protocol.predictor import Predictor
 from ..runtime import tuning
 from ..runtime.settings import Settings
-from .httpio import parse_infer
+from .httpio import json_size, parse_infer
 from .responses import api_error_response, infer_error_response, json_response
 from .route import Doc, Route
 
@@ -109,7 +108,7 @@ class OpenInferenceEndpoints:
             response = api_error_response(exc, v2=True)
         except v2.TensorError as exc:
             response = infer_error_response(400, str(exc))
-        tuning.release(wsgi.get_content_length(req.environ) or 0)  # its temporaries are gone
+        tuning.release(json_size(req.environ))  # its temporaries are gone
         return response
 
     def _infer(self, req: Request) -> Response:
