@@ -24,12 +24,14 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from tritonclient.utils import InferenceServerException
 
+from testkit import zoo
 from testkit.processes import ROOT, Server
 from webapp import create_app
 from webapp.core.model import load_model
 from webapp.core.vocabulary import Feature
 from webapp.protocol import v2
 from webapp.protocol.accept import ValidRows
+from webapp.protocol.predictor import Predictor
 from webapp.protocol.schemas import batch_schema
 
 NAME = "iris-logistic-regression"
@@ -306,3 +308,54 @@ def test_a_bad_value_among_10000_binary_rows_is_named(
         client.close()
     assert refused.value.status() == "400"
     assert refused.value.message() == f'input "input" row 9999, column 2 (petal_length): {message}'
+
+
+# The predict output as one array (Predictor.predict_array): the list's values, counted alike.
+
+
+def predicted_counts(labels: Any) -> dict[str, float]:
+    from prometheus_client import REGISTRY
+
+    return {
+        label: REGISTRY.get_sample_value("predictions_total", {"label": label}) or 0.0
+        for label in labels
+    }
+
+
+def same_as_the_list(model: Any, rows: Any) -> np.ndarray:
+    """predict_array's values and counts against predict's, for the same rows."""
+    predictor = Predictor(model)
+    labels = [*model.labels.values(), ""]
+    before = predicted_counts(labels)
+    listed = predictor.predict(rows)
+    between = predicted_counts(labels)
+    array = predictor.predict_array(rows)
+    after = predicted_counts(labels)
+    assert array.tolist() == listed
+    assert {k: after[k] - between[k] for k in labels} == {k: between[k] - before[k] for k in labels}
+    kind = {"BOOL": "b", "INT64": "i", "FP64": "f", "BYTES": "O"}[v2.predict_datatype(model)]
+    assert array.dtype.kind == kind
+    return array
+
+
+@pytest.mark.unit
+def test_the_shipped_models_predictions_as_an_array() -> None:
+    from sklearn.datasets import load_iris
+
+    rows = load_iris().data
+    array = same_as_the_list(load_model(ROOT / "model.pkl"), rows)
+    assert array.tolist() == joblib.load(ROOT / "model.pkl").predict(rows).tolist()
+
+
+@pytest.fixture(scope="module", params=["knn", "string-labels", "hist-gradient-boosting"])
+def specimen(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Boolean classes, string classes, a regressor's values."""
+    return zoo.build(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.mark.unit
+@pytest.mark.slow
+def test_other_models_predictions_as_an_array(specimen: Any) -> None:
+    model = load_model(specimen.path)
+    array = same_as_the_list(model, model.columns(specimen.rows))
+    assert array.tolist() == specimen.predict()

@@ -124,7 +124,7 @@ class OpenInferenceEndpoints:
         except ValidationError as exc:  # marshmallow says where
             names = self.model.feature_names
             raise v2.TensorError(v2.value_errors(exc.messages, matrix, names)) from None
-        predictions = self.predictor.predict(rows)
+        predictions = self.predictor.predict_array(rows)
         wanted = any(output == v2.PROBA for output, _ in outputs)
         probabilities = self.predictor.predict_proba(rows) if wanted else None
         body, binary = v2.answer(self.model, request, outputs, predictions, probabilities)

@@ -11,6 +11,8 @@ import os
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from ..core.model import Model
 from ..core.vocabulary import ArtifactError, Rows
 from ..runtime import metrics
@@ -30,6 +32,10 @@ class Predictor:
             value: metrics.PREDICTIONS.labels(label) for value, label in model.labels.items()
         }
         self._predicted_value = metrics.PREDICTIONS.labels("")
+        self.dtype = prediction_dtype(model)
+        # numeric classes sorted: an array of them is counted by where each falls among them
+        self._classes = sorted(model.classes) if self.dtype != object else []
+        self._sorted = np.array(self._classes, self.dtype)
         self._checked_pid: int | None = None
         metrics.MODEL_INFO.labels(self.name, self.version, model.sha256).set(1)
 
@@ -56,6 +62,34 @@ class Predictor:
         """What the estimator predicts for each row, as JSON values; counted."""
         predictions = self.model.predict(rows)
         metrics.BATCH_SIZE.observe(len(predictions))
+        self._count(predictions)
+        return predictions
+
+    def predict_array(self, rows: Rows) -> np.ndarray:
+        """What the estimator predicts for each row, as one array (`dtype`); counted.
+
+        For an output tensor: a batch of numeric predictions is counted over the array, not
+        value by value.
+        """
+        predictions = self.model.predict(rows)
+        metrics.BATCH_SIZE.observe(len(predictions))
+        if self.dtype == object:
+            self._count(predictions)
+            return np.array(predictions, dtype=object)
+        array = np.fromiter(predictions, self.dtype, len(predictions))
+        if not self.model.classification or len(array) == 1:
+            self._count(predictions)
+            return array
+        index = np.searchsorted(self._sorted, array)
+        if not (index < len(self._classes)).all() or not (self._sorted[index] == array).all():
+            self._count(predictions)  # not all classes: refused there, as by predict()
+            return array
+        for value, count in zip(self._classes, np.bincount(index).tolist(), strict=False):
+            if count:
+                self._predicted[value].inc(count)
+        return array
+
+    def _count(self, predictions: list[Any]) -> None:
         if not self.model.classification:
             self._predicted_value.inc(len(predictions))
         elif len(predictions) == 1:  # most requests: skip the Counter
@@ -63,8 +97,16 @@ class Predictor:
         else:
             for value, count in Counter(predictions).items():
                 self._predicted[value].inc(count)
-        return predictions
 
     def predict_proba(self, rows: Rows) -> list[dict[str, float]]:
         """Per-class probabilities keyed by label, one mapping per row."""
         return self.model.predict_proba(rows)
+
+
+def prediction_dtype(model: Model) -> np.dtype[Any]:
+    """The array type of the model's predictions: the classes' own where they share a numeric
+    one (bool, int64), float64 for numbers (a regressor's values), else objects (strings)."""
+    kinds = {type(c) for c in model.classes} if model.classification else {float}
+    if kinds == {bool} or kinds == {int}:
+        return np.dtype(kinds.pop())
+    return np.dtype(float if kinds <= {int, float} else object)

@@ -21,6 +21,7 @@ import numpy as np
 from marshmallow import Schema, ValidationError
 
 from ..core.model import Model
+from .predictor import prediction_dtype
 from .schemas import infer_request_schema
 
 SERVER_NAME = "sklearn-serve"
@@ -69,12 +70,7 @@ def takes_matrix(model: Model) -> bool:
 
 def predict_datatype(model: Model) -> str:
     """The datatype of the predict output: the classes' own type, FP64 for a regressor."""
-    kinds = {type(c) for c in model.classes} if model.classification else {float}
-    if kinds == {bool}:
-        return "BOOL"
-    if kinds == {int}:
-        return "INT64"
-    return "FP64" if kinds <= {int, float} else "BYTES"
+    return {"b": "BOOL", "i": "INT64", "f": "FP64"}.get(prediction_dtype(model).kind, "BYTES")
 
 
 def model_metadata(model: Model) -> dict[str, Any]:
@@ -353,10 +349,14 @@ def answer(
     model: Model,
     request: Mapping[str, Any],
     outputs: Sequence[tuple[str, bool]],
-    predictions: list[Any],
+    predictions: np.ndarray,
     probabilities: list[dict[str, float]] | None,
 ) -> tuple[dict[str, Any], bytes]:
-    """The inference response, and the binary data that follows it (b"" if none)."""
+    """The inference response, and the binary data that follows it (b"" if none).
+
+    `predictions` as Predictor.predict_array gives them: an array of the predict output's own
+    type, or of objects.
+    """
     tensors, blobs = [], []
     for name, binary in outputs:
         if name == PREDICT:
@@ -374,7 +374,7 @@ def answer(
             tensor["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            tensor["data"] = values
+            tensor["data"] = values.tolist() if isinstance(values, np.ndarray) else values
         tensors.append(tensor)
     body: dict[str, Any] = {
         "model_name": model.manifest["name"],
@@ -386,16 +386,14 @@ def answer(
     return body, b"".join(blobs)
 
 
-def _as(values: list[Any], datatype: str) -> list[Any]:
-    """Predictions as values of the output's datatype."""
-    if datatype == "FP64":
-        return [float(v) for v in values]
+def _as(values: np.ndarray, datatype: str) -> np.ndarray | list[Any]:
+    """Predictions as values of the output's datatype: strings for BYTES, else as they are."""
     if datatype == "BYTES":
         return [v if type(v) is str else str(v) for v in values]
-    return values
+    return values.astype(_BINARY[datatype], copy=False)
 
 
-def _encode(values: list[Any], datatype: str) -> bytes:
+def _encode(values: np.ndarray | list[Any], datatype: str) -> bytes:
     """Values in the binary tensor extension's layout (see _decode)."""
     if datatype == "BYTES":
         encoded = [v.encode("utf-8") for v in values]
