@@ -70,7 +70,12 @@ def takes_matrix(model: Model) -> bool:
 
 def predict_datatype(model: Model) -> str:
     """The datatype of the predict output: the classes' own type, FP64 for a regressor."""
-    return {"b": "BOOL", "i": "INT64", "f": "FP64"}.get(prediction_dtype(model).kind, "BYTES")
+    return _datatype(prediction_dtype(model))
+
+
+def _datatype(dtype: np.dtype[Any]) -> str:
+    """The datatype of predictions in an array of `dtype` (predictor.prediction_dtype's)."""
+    return {"b": "BOOL", "i": "INT64", "f": "FP64"}.get(dtype.kind, "BYTES")
 
 
 def model_metadata(model: Model) -> dict[str, Any]:
@@ -360,7 +365,7 @@ def answer(
     tensors, blobs = [], []
     for name, binary in outputs:
         if name == PREDICT:
-            datatype = predict_datatype(model)
+            datatype = _datatype(predictions.dtype)
             shape = [len(predictions)]
             values = _as(predictions, datatype)
         else:
