@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import report
 from bench.harness import ensure_wrk, run_wrk, wrk_version
+from bench.tensors import one_client
 from testkit import zoo
 from testkit.processes import (
     JSON,
@@ -256,6 +257,13 @@ def batches(
             load = measure(server, case["bodies"], plan.batch_connections, plan.batch_seconds)
             case["runs"].append({**load, "rows_per_s": load["rps"] * case["size"]})
     return [{k: v for k, v in c.items() if k not in ("bodies", "probe")} for c in cases]
+
+
+def tensors(plan: Plan, folder: Path, probe: bytes) -> list[dict[str, Any]]:
+    """Rows per second from one client through the shipped gunicorn: 10,000 rows as a V2 binary
+    tensor, and as /predict JSON arrays (bench/tensors.py)."""
+    with running(service(), body=probe) as (server,):
+        return one_client(server, plan.batch_reps, plan.batch_seconds, plan.warmup, folder)
 
 
 def own_model_batches(plan: Plan, folder: Path) -> dict[str, Any]:
@@ -516,6 +524,7 @@ def main(argv: list[str] | None = None) -> None:
         sections: dict[str, Callable[[], Any]] = {
             "single": lambda: single_row(plan, pairs),
             "batches": lambda: batches(plan, rows, folder, probe),
+            "tensors": lambda: tensors(plan, folder, probe),
             "own_model_batches": lambda: own_model_batches(plan, folder),
             "cold_start": lambda: cold_start(plan, probe, args.engine, args.image),
             "memory": lambda: memory(plan, single_path, batch_path, probe),

@@ -24,6 +24,10 @@ from testkit.samples import batch_bodies, iris_rows, write_bodies
 
 SIZE = 10_000
 VARIANTS = 4  # different bodies per case, each starting at another Iris row
+CASES = {
+    "binary": "V2 binary FP64 [10000, 4] tensor, predictions in binary",
+    "arrays": "/predict, 10,000 JSON arrays",
+}
 
 
 def tensor_bodies(rows: list[list[float]], size: int, folder: Path) -> tuple[int, list[Path]]:
@@ -62,7 +66,7 @@ def check_tensor(server: Server, path: str, header_length: int, body: bytes, siz
         raise RuntimeError(f"binary tensor: answered {outputs}")
 
 
-def tensors(
+def one_client(
     server: Server, reps: int, seconds: float, warmup: float, folder: Path
 ) -> list[dict[str, Any]]:
     """Rows/s at one connection: the binary tensor, and the same rows as /predict arrays."""
@@ -78,18 +82,16 @@ def tensors(
     if status != 200 or len(json.loads(answer)["predictions"]) != SIZE:
         raise RuntimeError(f"arrays: {status} {answer[:200]!r}")
     loads = {
-        "V2 binary FP64 tensor, binary output": lambda s: run_tensors(
-            server, infer, header_length, tensor_paths, s
-        ),
-        "/predict JSON arrays": lambda s: run_wrk(server, arrays_path, 1, s),
+        "binary": lambda s: run_tensors(server, infer, header_length, tensor_paths, s),
+        "arrays": lambda s: run_wrk(server, arrays_path, 1, s),
     }
     for load in loads.values():
         load(warmup)
-    cases: list[dict[str, Any]] = [{"case": case, "size": SIZE, "runs": []} for case in loads]
+    cases = [{"kind": kind, "case": CASES[kind], "size": SIZE, "runs": []} for kind in loads]
     for _rep, case in itertools.product(range(reps), cases):
-        run = loads[case["case"]](seconds)
+        run = loads[case["kind"]](seconds)
         rate = run.rps * SIZE
-        print(f"  {case['case']:38} {rate:12,.0f} rows/s  p50 {run.p50_ms:6.2f} ms", flush=True)
+        print(f"  {case['case']:56} {rate:12,.0f} rows/s  p50 {run.p50_ms:6.2f} ms", flush=True)
         case["runs"].append({**vars(run), "rps": run.rps, "rows_per_s": rate})
     return cases
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         try:
             server.start()
-            cases = tensors(server, reps, seconds, 1.0, Path(tmp))
+            cases = one_client(server, reps, seconds, 1.0, Path(tmp))
         finally:
             server.stop()
     for case in cases:
