@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -14,7 +15,13 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris, load_wine
 
-from testkit.processes import Server, flask_run, functions_framework_server, gunicorn
+from testkit.processes import (
+    Server,
+    flask_run,
+    functions_framework_server,
+    gunicorn,
+    server_env,
+)
 from testkit.samples import SETOSA
 from webapp.core.model import sha256_hex
 
@@ -115,7 +122,11 @@ def test_bad_artifact_stops_the_boot(
         ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be between 1 and 64, got 0"),
         # gunicorn itself parses WEB_CONCURRENCY on import, before our config: serve.py first
         ({"WEB_CONCURRENCY": "2x"}, "WEB_CONCURRENCY must be a whole number, got '2x'"),
-        ({"HOST": "localhost"}, "HOST must be an IP address such as 127.0.0.1, got 'localhost'"),
+        (
+            {"HOST": "local_host"},
+            "HOST must be an IP address such as 127.0.0.1 or a host name such as localhost, "
+            "got 'local_host'",
+        ),
         ({"GUNICORN_HEADER_TIMEOUT": "-1"}, "GUNICORN_HEADER_TIMEOUT must be between 1 and 3600"),
         ({"GUNICORN_BODY_TIMEOUT": "0"}, "GUNICORN_BODY_TIMEOUT must be between 1 and 3600"),
         ({"MAX_BATCH_SIZE": "lots"}, "MAX_BATCH_SIZE must be a whole number"),
@@ -183,7 +194,27 @@ def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
     assert min(state["frozen"] for state in states) > 10_000
 
 
-@pytest.mark.parametrize(("host", "listening"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])
+def test_a_port_in_use_stops_gunicorn_in_one_line() -> None:
+    """Not gunicorn's five attempts over five seconds, each an error line (on Google Cloud,
+    an Error Reporting event): one line, exit 1, before the model is loaded."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = gunicorn({"WEB_CONCURRENCY": "1"})
+        env = server_env({"WEB_CONCURRENCY": "1", "PORT": str(port)})
+        proc = subprocess.run(server.argv, cwd=server.cwd, env=env, capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        f"cannot listen on 127.0.0.1:{port}: the address is already in use"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "listening"),
+    [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("localhost", "127.0.0.1")],
+)
 def test_gunicorn_listens_on_loopback_unless_host_says_otherwise(
     host: str | None, listening: str
 ) -> None:
