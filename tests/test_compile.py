@@ -13,6 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from webapp.core.model import load_model
+from webapp.package import command
 from webapp.package import compile as compiling
 from webapp.package import describe as package
 
@@ -140,7 +141,7 @@ def test_a_voting_ensemble_with_a_pipeline_is_packaged_and_served_as_it_answers(
     voting = VotingClassifier(members, voting="soft").fit(X, y)
     artifact = tmp_path / "voting.pkl"
     joblib.dump(voting, artifact)
-    assert package.main([str(artifact)]) == 0
+    assert command.main([str(artifact)]) == 0
     model = load_model(artifact)
     rows = np.random.default_rng(2).normal(size=(500, 3))
     assert model.predict(rows) == voting.predict(rows).tolist()

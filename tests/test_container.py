@@ -13,6 +13,7 @@ import pytest
 
 from testkit.processes import BIN, ROOT
 from webapp.core.model import sha256_hex
+from webapp.deploy.bundle import LEFT_OUT
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -118,6 +119,8 @@ def copied_sources() -> list[str]:
         "gcf/main.py",
         ".env",
         "webapp/package/describe.py",  # packaging runs where models are made, not served
+        "webapp/deploy/gcloud.py",
+        "webapp/cli.py",
     ],
 )
 def test_dockerignore_leaves_out(path: str) -> None:
@@ -133,4 +136,5 @@ def test_dockerignore_keeps_what_the_image_copies() -> None:
         assert path.exists(), f"the Dockerfile copies {source}, which does not exist"
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             relative = file.relative_to(ROOT).as_posix()
-            assert ignored(relative) == relative.startswith("webapp/package/"), file
+            tool = relative.removeprefix("webapp/").split("/")[0] in LEFT_OUT
+            assert ignored(relative) == tool, file

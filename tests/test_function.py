@@ -138,11 +138,17 @@ def test_vertex_ai_routes_and_port() -> None:
 def test_deployed_bundle_serves_the_contract_from_a_clean_environment(tmp_path: Path) -> None:
     """Build the upload, install it from its own requirements, serve it, run the contract."""
     bundle = tmp_path / "function"
-    subprocess.run([sys.executable, "gcf/bundle.py", str(bundle)], cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "webapp", "bundle", "model.pkl", "--out", str(bundle)],
+        cwd=ROOT,
+        check=True,
+    )
     files = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
     assert {"main.py", "model.pkl", "model.json", "model.onnx", "requirements.txt"} <= set(files)
     assert not [f for f in files if f.startswith(("tests", "gcf", ".")) or "__pycache__" in f]
-    assert "webapp/http/routes.py" in files and not [f for f in files if "webapp/package" in f]
+    assert "webapp/http/routes.py" in files
+    tools = ("webapp/package/", "webapp/deploy/", "webapp/gcf/", "webapp/cli.py", "webapp/__main__")
+    assert not [f for f in files if f.startswith(tools)]
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

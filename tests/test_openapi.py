@@ -16,7 +16,7 @@ from sklearn.svm import SVC
 
 from testkit.samples import SETOSA
 from webapp import create_app
-from webapp.package import describe as package
+from webapp.package import command
 
 pytestmark = pytest.mark.unit
 
@@ -149,7 +149,7 @@ def test_v2_outputs_are_the_served_models(spec: dict[str, Any], tmp_path: Path) 
     assert output_names(spec) == ["predict", "predict_proba"]
     X = np.random.default_rng(0).normal(size=(60, 2))
     joblib.dump(SVC().fit(X, X[:, 0] > 0), tmp_path / "model.pkl")
-    assert package.main([str(tmp_path / "model.pkl"), "--name", "svc"]) == 0
+    assert command.main([str(tmp_path / "model.pkl"), "--name", "svc"]) == 0
     svc = create_app({"MODEL_PATH": str(tmp_path / "model.pkl")}).test_client()
     assert output_names(svc.get("/openapi.json").get_json()) == ["predict"]
     rows = [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [0.5, 0.5]}]

@@ -20,14 +20,14 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
 from webapp import create_app
-from webapp.package import describe as package
+from webapp.package import command
 
 pytestmark = pytest.mark.unit
 
 
 def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """Run the command, expecting it to refuse: its one line on stderr."""
-    assert package.main(argv) == 1
+    assert command.main(argv) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"cannot package {argv[0]}: ")
@@ -144,12 +144,12 @@ def test_a_manifest_is_replaced_only_with_force(
 ) -> None:
     X = np.random.default_rng(0).normal(size=(40, 2))
     model = saved(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path)
-    assert package.main([str(model)]) == 0
+    assert command.main([str(model)]) == 0
     manifest = model.with_suffix(".json")
     first = manifest.read_bytes()
     assert "pass --force to replace it" in refusal([str(model), "--version", "2.0.0"], capsys)
     assert manifest.read_bytes() == first
-    assert package.main([str(model), "--version", "2.0.0", "--force"]) == 0
+    assert command.main([str(model), "--version", "2.0.0", "--force"]) == 0
     assert json.loads(manifest.read_text())["version"] == "2.0.0"
 
 
@@ -161,7 +161,7 @@ def test_a_boolean_column_takes_1_and_0_only(tmp_path: Path) -> None:
     model = saved(tree, tmp_path)
     data = tmp_path / "table.csv"
     table.to_csv(data, index=False)
-    assert package.main([str(model), "--data", str(data)]) == 0
+    assert command.main([str(model), "--data", str(data)]) == 0
     flag = json.loads(model.with_suffix(".json").read_text())["features"][1]
     assert flag["type"] == "integer"
     assert (flag["min"], flag["max"], flag["train_min"], flag["train_max"]) == (0, 1, 0, 1)
@@ -185,7 +185,7 @@ def test_a_logarithm_bounds_its_features_above_zero(tmp_path: Path) -> None:
     model = saved(pipeline.fit(table, table["size"] > 1), tmp_path)
     data = tmp_path / "table.csv"
     table.to_csv(data, index=False)
-    assert package.main([str(model), "--data", str(data)]) == 0
+    assert command.main([str(model), "--data", str(data)]) == 0
     size, count = json.loads(model.with_suffix(".json").read_text())["features"]
     assert (size["min"], size["min_inclusive"], size["max"]) == (0.0, False, None)
     assert (count["min"], count["min_inclusive"], count["max"]) == (1, True, 2**53)
@@ -210,7 +210,7 @@ def test_a_text_column_takes_any_string_without_a_table(tmp_path: Path) -> None:
     columns = make_column_transformer((TfidfVectorizer(), "text"), ("passthrough", ["length"]))
     pipeline = make_pipeline(columns, LogisticRegression()).fit(table, spam)
     model = saved(pipeline, tmp_path)
-    assert package.main([str(model)]) == 0
+    assert command.main([str(model)]) == 0
     text = json.loads(model.with_suffix(".json").read_text())["features"][0]
     assert (text["name"], text["type"], text["categories"]) == ("text", "category", None)
 
@@ -229,7 +229,7 @@ def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> N
     table = pd.DataFrame({"instances": rng.normal(size=60), "parameters": rng.normal(size=60)})
     tree = DecisionTreeClassifier(random_state=0).fit(table, table["instances"] > 0)
     model = saved(tree, tmp_path)
-    assert package.main([str(model)]) == 0
+    assert command.main([str(model)]) == 0
     client = create_app({"MODEL_PATH": str(model)}).test_client()
     rows = [{"instances": 1.5, "parameters": -2.0}, {"instances": -1.5, "parameters": 2.0}]
     expected = tree.predict(pd.DataFrame(rows)).tolist()
