@@ -75,7 +75,18 @@ def test_every_missing_and_unknown_field_is_named(client: FlaskClient) -> None:
 def test_non_object_documents_are_rejected(client: FlaskClient, document: Any) -> None:
     response = client.post("/predict", data=json.dumps(document), content_type="application/json")
     assert response.status_code == 422
-    assert "prediction" not in response.get_json()
+    assert response.get_json()["errors"] == {
+        "_schema": ['Must be an object of features, or {"instances": [...]} for a batch of rows.']
+    }
+
+
+def test_a_batch_route_says_to_wrap_rows_in_instances(client: FlaskClient) -> None:
+    path = "/v1/models/iris-logistic-regression:predict"
+    response = client.post(path, data=json.dumps([SETOSA]), content_type="application/json")
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {
+        "_schema": ['Must be an object: {"instances": [...]}, the rows in a list.']
+    }
 
 
 def test_batch_errors_carry_the_instance_index(client: FlaskClient) -> None:

@@ -50,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
         description="Serve a fitted scikit-learn model over HTTP: package it, check it, serve "
         "it with gunicorn or as a Cloud Function, deploy it to Google Cloud.",
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, run: Callable[[argparse.Namespace], int]) -> Parser:
@@ -141,6 +142,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def installed_version() -> str:
+    """The distribution's version, or where it is not installed (a clone), that it is not."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(PROG)
+    except metadata.PackageNotFoundError:
+        return "(not installed: run from a clone)"
+
+
 def model_argument(sub: Parser, optional: bool = False) -> None:
     sub.add_argument(
         "model",
@@ -209,6 +220,8 @@ def run_check(args: argparse.Namespace) -> int:
     from .runtime.settings import ConfigError, Settings
 
     logging.disable(logging.WARNING)  # what the log would say, this prints
+    if "" not in sys.path:  # a pickle's own modules in this folder, as `serve` finds them
+        sys.path.insert(0, "")
     try:
         settings = Settings.from_mapping(model_settings(args))
         path = settings.model_path
@@ -268,7 +281,13 @@ def run_function(args: argparse.Namespace) -> int:
     except SystemExit as exc:
         raise Refusal(str(exc)) from None
     os.environ.update(settings)
-    entry = Path(__file__).resolve().parent / "gcf" / "main.py"
+    # This package first (a folder here named webapp must not stand in for it), then this
+    # folder, for a pickle's own modules, as `serve` finds them.
+    package = Path(__file__).resolve().parent
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(package.parent), os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    entry = package / "gcf" / "main.py"
     argv = [sys.executable, "-P", "-m", "functions_framework", "--target", "predict"]
     argv += ["--source", str(entry), "--host", address, "--port", str(args.port)]
     sys.stdout.flush()
