@@ -32,8 +32,8 @@ def own_model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     folder: Path = tmp_path_factory.mktemp("churn")
     for argv in (
         ["docs/examples/churn.py", str(folder)],
-        ["-m", "webapp.package", f"{folder}/model.pkl", "--data", f"{folder}/customers.csv",
-         "--name", "churn", "--version", "1.0.0"],
+        ["-m", "webapp", "package", f"{folder}/model.pkl", "--data", f"{folder}/customers.csv",
+         "--name", "churn"],
     ):  # fmt: skip
         subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, capture_output=True)
     server = gunicorn({"MODEL_PATH": str(folder / "model.pkl")}).start()

@@ -119,10 +119,32 @@ def test_unknown_dataset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_every_requirement_is_pinned_exactly() -> None:
     """The supply chain is what the files name: each package at one exact version."""
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    for name in ("requirements.txt", "requirements-package.txt", "requirements-dev.txt"):
         for line in (ROOT / name).read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r "):
                 assert re.fullmatch(r"[A-Za-z0-9._-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.+-]*", line), (
                     line
                 )
+
+
+def test_the_distributions_ranges_admit_the_pins() -> None:
+    """pyproject.toml's ranges, for a pip install, hold the exact versions make and the image
+    install: every requirement and extra names a pinned package and admits its pin."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for name in ("requirements.txt", "requirements-package.txt"):
+        for line in (ROOT / name).read_text().splitlines():
+            match = re.match(r"([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==(\S+)", line)
+            if match:
+                pins[canonicalize_name(match[1])] = match[2]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    texts = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
+    for requirement in map(Requirement, texts):
+        pin = pins.get(canonicalize_name(requirement.name))
+        assert pin is not None, f"{requirement.name} is not pinned in requirements*.txt"
+        assert requirement.specifier.contains(pin), f"{requirement} does not admit {pin}"
