@@ -5,7 +5,7 @@ held, and it is respawned), SIGTERM the master (in-flight requests complete, exi
 10 s), a request slower than its body deadline (a 408, no worker stuck), max_requests
 recycling (nothing lost), and a hundred slow clients beside a well-behaved one (it is served
 throughout, the slow ones are cut off at their deadlines, no worker is lost).
-tests/test_faults.py runs the same code briefly.
+tests/service/test_faults.py runs the same code briefly.
 Everything talks to 127.0.0.1, and only processes started here are signalled, by pid.
 """
 

@@ -5,7 +5,7 @@ gunicorn as `make run` starts it; the invariants are zero errors and every worke
 (private memory, /proc/PID/smaps_rollup) growing less than 5 % over the second half of the
 measured run. A leak grows all along; a worker the warm-up served less can still take one
 last allocator step early on (9.4 -> 10.0 MiB, then flat, in one 30 s run), which is not one.
-tests/test_soak.py runs the same code for 30 seconds.
+tests/service/test_soak.py runs the same code for 30 seconds.
 """
 
 from __future__ import annotations
