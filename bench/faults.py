@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/faults.py`
     sys.path.insert(0, str(ROOT))
@@ -218,7 +220,22 @@ class Report:
 def client_ports(pid: int, port: int) -> set[int]:
     """The client ports of the established connections that process `pid` holds on `port`.
 
-    A socket is the process's when one of its file descriptors points at the socket's inode.
+    The kernel's sock_diag names the established sockets on `port` by inode, and a socket is
+    the process's when one of its file descriptors points at that inode. Where sock_diag is
+    unavailable, psutil's net_connections answers the same, slowly.
+    """
+    connections = established_by_netlink(port)
+    if connections is None:
+        return established_by_psutil(pid, port)
+    inodes = socket_inodes(pid)
+    return {client for inode, client in connections.items() if inode in inodes}
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets that process `pid` has open, from /proc/PID/fd; none if gone.
+
+    psutil reads the same links but publishes no inodes: its net_connections joins them with
+    the whole TCP table, the scan established_by_netlink avoids.
     """
     inodes = set()
     try:
@@ -231,10 +248,7 @@ def client_ports(pid: int, port: int) -> set[int]:
                 inodes.add(int(target[8:-1]))
     except OSError:
         return set()
-    connections = established_by_netlink(port)
-    if connections is None:
-        connections = established_by_proc(pid, port)
-    return {client for inode, client in connections.items() if inode in inodes}
+    return inodes
 
 
 NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20  # <linux/netlink.h>, <linux/sock_diag.h>
@@ -248,7 +262,7 @@ def established_by_netlink(port: int) -> dict[int, int] | None:
     Asks the kernel's sock_diag for established sockets only. /proc/net/tcp lists every recently
     closed connection too: under a load of one connection per request it grew to ~24,000
     lines and one scan took 1.4 s, long enough to miss a connection that lives 3 s.
-    None where sock_diag is unavailable (some sandboxes): the caller falls back to /proc.
+    None where sock_diag is unavailable (some sandboxes): the caller falls back to psutil.
     """
     found: dict[int, int] = {}
     try:
@@ -290,27 +304,25 @@ def _sock_diag_dump(diag: socket.socket, family: int) -> list[bytes] | None:
             offset += (length + 3) & ~3
 
 
-def established_by_proc(pid: int, port: int) -> dict[int, int]:
-    """What established_by_netlink answers, read from /proc/PID/net/tcp and tcp6 (slow)."""
-    found = {}
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
-            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-                found[int(inode)] = int(remote.rsplit(":", 1)[1], 16)
-    return found
+def established_by_psutil(pid: int, port: int) -> set[int]:
+    """client_ports from psutil's net_connections: it reads /proc/net/tcp and tcp6 whole,
+    every recently closed connection included (slow under load); none if `pid` is gone."""
+    try:
+        connections = psutil.Process(pid).net_connections("tcp")
+    except psutil.NoSuchProcess:
+        return set()
+    return {
+        c.raddr.port
+        for c in connections
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+    }
 
 
 def stopped(pid: int) -> bool:
-    """Whether the process is stopped (state T in /proc/PID/stat): a SIGSTOP has taken effect."""
+    """Whether the process is stopped (psutil's status): a SIGSTOP has taken effect."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
-    except OSError:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
         return False
 
 

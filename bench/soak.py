@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/soak.py`
     sys.path.insert(0, str(ROOT))
@@ -61,7 +63,7 @@ class Memory:
         for pid in workers:
             try:
                 self.samples.setdefault(pid, []).append((at, memory_kib(pid)["uss"]))
-            except OSError:
+            except psutil.NoSuchProcess:
                 pass  # a worker gone between listing and reading: the pid check reports it
 
 
