@@ -1,4 +1,4 @@
-"""Socket inspection for the faults (bench/faults.py): the kernel's sock_diag and psutil's
+"""Socket inspection for the faults (bench/sockets.py): the kernel's sock_diag and psutil's
 fallback name the same connections, those the process holds and no others."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from bench.faults import client_ports, established_by_netlink, established_by_psutil
+from bench.sockets import client_ports, established_by_netlink, established_by_psutil
 
 pytestmark = pytest.mark.unit
 
