@@ -183,7 +183,7 @@ def test_gunicorn_runs_preloaded_workers_and_stops_cleanly() -> None:
 
 def test_workers_collect_garbage_and_leave_the_preload_frozen() -> None:
     """gunicorn.conf.py turns the collector off for the start: the workers must have it on."""
-    server = gunicorn({"WEB_CONCURRENCY": "2"}, app="tests.collector_probe:app").start()
+    server = gunicorn({"WEB_CONCURRENCY": "2"}, app="tests.service.collector_probe:app").start()
     try:
         states = [json.loads(server.request("GET", "/")[2]) for _ in range(4)]
     finally:
@@ -231,7 +231,7 @@ def test_flask_run_shows_its_debugger_only_in_debug_mode(debug: bool) -> None:
     --debug it is the generic JSON 500. Log records are JSON lines either way (Flask's banner
     and the debugger's own traceback are printed, not logged)."""
     options = ["--no-reload", "--debug" if debug else "--no-debug"]
-    server = flask_run("tests.failing_app", options).start()
+    server = flask_run("tests.service.failing_app", options).start()
     try:
         status, headers, body = server.request(
             "POST", "/predict", json.dumps(SETOSA).encode(), JSON

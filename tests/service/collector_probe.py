@@ -1,7 +1,7 @@
-"""A WSGI app that reports the cyclic garbage collector's state, for tests/test_servers.py.
+"""A WSGI app reporting the cyclic garbage collector's state, for tests/service/test_servers.py.
 
-Served by `gunicorn -c gunicorn.conf.py tests.collector_probe:app`: the project's settings and
-hooks, with this app in place of the service's.
+Served by `gunicorn -c gunicorn.conf.py tests.service.collector_probe:app`: the project's
+settings and hooks, with this app in place of the service's.
 """
 
 from __future__ import annotations

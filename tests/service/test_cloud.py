@@ -28,9 +28,9 @@ STARTERS: dict[str, Callable[[Mapping[str, str]], Server]] = {
     "functions-framework": functions_framework_server,
 }
 FAILING: dict[str, Callable[[Mapping[str, str]], Server]] = {
-    "gunicorn": lambda env: gunicorn(env, workers=2, app="tests.failing_app:app"),
+    "gunicorn": lambda env: gunicorn(env, workers=2, app="tests.service.failing_app:app"),
     "functions-framework": lambda env: functions_framework_server(
-        env, source="tests/failing_function.py"
+        env, source="tests/service/failing_function.py"
     ),
 }
 

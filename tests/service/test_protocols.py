@@ -2,7 +2,8 @@
 
 A V2 client we did not write (tritonclient's HTTP client) talks to real gunicorn and
 functions-framework processes; raw HTTP requests check every refusal. Every answer is compared
-with what POST /predict gives for the same rows, and so with scikit-learn (tests/test_api.py).
+with what POST /predict gives for the same rows, and so with scikit-learn
+(tests/unit/http/test_api.py).
 """
 
 from __future__ import annotations

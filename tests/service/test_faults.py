@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 
 from bench.faults import (
-    Report,
     max_requests_recycling,
     request_past_its_deadline,
     sigkill_under_load,
     sigterm_under_load,
     slow_clients,
 )
+from bench.load import Report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,11 +14,10 @@ from sklearn.datasets import load_iris, load_wine
 
 from testkit.processes import ROOT
 from testkit.samples import SETOSA
+from tests.conftest import send_unsized
 from webapp import create_app
 from webapp.core.model import load_model, sha256_hex
 from webapp.runtime.settings import ConfigError
-
-from .conftest import send_unsized
 
 pytestmark = pytest.mark.unit
 

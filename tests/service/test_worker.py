@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.faults import client_ports
+from bench.sockets import client_ports
 from testkit.httpstreams import agree, streams
 from testkit.processes import Server, gunicorn, wait_until
 from testkit.rawhttp import RawResponse, read_response, read_responses, request_bytes

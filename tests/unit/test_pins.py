@@ -1,7 +1,7 @@
 """webapp/pins.py: the pinned libraries' private fast paths, and the public APIs they fall back to.
 
-The metrics' fallback is proven in tests/test_metrics.py (the files prometheus_client's own
-class writes); the ONNX engine's here, on the shipped model: the public call answers exactly as
+The metrics' fallback is proven in tests/unit/runtime/test_metrics.py (the files prometheus_client's
+own class writes); the ONNX engine's here, on the shipped model: the public call answers exactly as
 the private one.
 """
 

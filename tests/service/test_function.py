@@ -16,8 +16,7 @@ from flask.testing import FlaskClient
 
 from testkit.processes import BIN, ROOT, Server, free_port, functions_framework_server, gunicorn
 from testkit.samples import SETOSA
-
-from .conftest import send_unsized
+from tests.conftest import send_unsized
 
 JSON = {"Content-Type": "application/json"}
 LIMIT = 2 * 1024 * 1024
@@ -163,7 +162,7 @@ def test_deployed_bundle_serves_the_contract_from_a_clean_environment(tmp_path: 
     try:
         proc = subprocess.run(
             [BIN / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "tests/test_contract.py", "-k", "base-url",
+             "tests/service/test_contract.py", "-k", "base-url",
              "--base-url", f"http://127.0.0.1:{server.port}"],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
         )  # fmt: skip

@@ -115,7 +115,7 @@ def copied_sources() -> list[str]:
         ".ruff_cache/CACHEDIR.TAG",
         ".hypothesis/examples/x",
         "webapp/__pycache__/api.cpython-311.pyc",
-        "tests/test_api.py",
+        "tests/unit/http/test_api.py",
         "gcf/main.py",
         ".env",
         "webapp/package/describe.py",  # packaging runs where models are made, not served

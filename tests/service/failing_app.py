@@ -1,4 +1,4 @@
-"""The service with a failure injected into its model: `flask --app tests.failing_app run`.
+"""The service with a failure injected into its model: `flask --app tests.service.failing_app run`.
 
 Built by wsgi.py, as `make dev` builds it, so its logging is the one `make dev` has.
 """
