@@ -245,15 +245,13 @@ def run_serve(args: argparse.Namespace) -> int:
     if "MODEL_PATH" in settings or "AIP_STORAGE_URI" in settings:
         os.environ.pop("MODEL_PATH", None)  # MODEL_PATH would win over AIP_STORAGE_URI
         os.environ.pop("AIP_STORAGE_URI", None)
-    for name, value in (
-        ("HOST", args.host),
-        ("PORT", args.port),
-        ("WEB_CONCURRENCY", args.workers),
-    ):
-        if value is not None:
-            settings[name] = str(value)
-            if name == "PORT":
-                os.environ.pop("AIP_HTTP_PORT", None)  # which would win over PORT
+    if args.host is not None:
+        settings["HOST"] = args.host
+    if args.port is not None:
+        settings["PORT"] = str(args.port)
+        os.environ.pop("AIP_HTTP_PORT", None)  # it would win over PORT
+    if args.workers is not None:
+        settings["WEB_CONCURRENCY"] = str(args.workers)
     os.environ.update(settings)
     from .server.start import run
 
