@@ -8,7 +8,7 @@ from typing import Any
 # functions-framework puts only this file's folder on sys.path: the repository root too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gcf.main import _handler, predict  # noqa: E402
+from webapp.gcf.main import _handler, predict  # noqa: E402
 
 
 def _explode(rows: Any) -> list[int]:
