@@ -4,7 +4,9 @@ servers say, and every link between them leads somewhere.
 Three kinds of example are checked, on every page: a `curl` command in a shell block followed
 by a `# {...}` line (sent to gunicorn for port 8080, to functions-framework for 8081, and for
 8090 to gunicorn serving the own model docs/examples/churn.py trains, packaged as the README
-packages it), and an inline "`{request}` → `{answer}`" pair about POST /predict.
+packages it), and an inline "`{request}` → `{answer}`" pair about POST /predict. The README's
+Python client, docs/examples/client.py shown whole, is run against that own model's server and
+must print the table the README shows after it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 
 import pytest
 
-from testkit.processes import ROOT, Server, gunicorn
+from testkit.processes import ROOT, Server, gunicorn, server_env
 
 PAGES = {
     path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8")
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 }
 README = PAGES["README.md"]
+CLIENT = ROOT / "docs" / "examples" / "client.py"
 SERVERS = {"8080": "gunicorn_server", "8081": "function_server", "8090": "own_model_server"}
 # The examples each page had when its reference moved out of the README: (curl, inline) at least.
 EXAMPLES = {
@@ -72,6 +75,12 @@ def inline_examples(text: str, page: str = "") -> list[Any]:
     """(request body, answer) for every "`{...}` → `{...}`" in the prose."""
     pairs = re.findall(r"`(\{[^`]*\})`\s*→\s*`(\{[^`]*\})`", text)
     return [pytest.param(body, answer, id=f"{page} {body[:60]}") for body, answer in pairs]
+
+
+def python_example(text: str) -> tuple[str, str]:
+    """The README's Python program as shown, and the output shown right after it."""
+    (example,) = re.findall(r"```python\n(.*?)```\n\n[^`]*?```text\n(.*?)```", text, flags=re.S)
+    return example
 
 
 def parse_curl(command: str) -> tuple[str, str, str, dict[str, str], bytes | None]:
@@ -124,6 +133,27 @@ def test_inline_example(body: str, answer: str, gunicorn_server: Server) -> None
     headers = {"Content-Type": "application/json"}
     _, _, got = gunicorn_server.request("POST", "/predict", body.encode(), headers)
     assert got == answer.encode(), f"shown: {answer}\nserver: {got.decode()}"
+
+
+@pytest.mark.unit
+def test_the_readme_shows_the_python_client_whole() -> None:
+    code, _ = python_example(README)
+    assert code == CLIENT.read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+def test_the_python_client_prints_what_the_readme_shows(
+    own_model_server: Server, tmp_path: Path
+) -> None:
+    """Run from a folder of its own, as a client elsewhere would, against the URL of a local
+    server: plain http, so no identity token is fetched."""
+    _, shown = python_example(README)
+    env = server_env({"SERVICE_URL": own_model_server.url})
+    proc = subprocess.run(
+        [sys.executable, str(CLIENT)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == shown
 
 
 @pytest.mark.unit
