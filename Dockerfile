@@ -23,7 +23,7 @@ FROM ${BASE_IMAGE} AS build
 # scikit-learn their sources (their bytecode stays where the sources were, which Python
 # imports; a traceback through them shows file and line, not the line's text). Loading every
 # shared library and importing every scikit-learn estimator proves nothing broke. What each
-# costs is in README.md's container table.
+# costs is in docs/deploy.md's container table.
 RUN python3 -m venv /opt/venv
 COPY requirements.txt model.json /tmp/
 # binutils (strip) comes from the base image's own Debian release, whichever it is, and stays in

@@ -1,9 +1,10 @@
 """Property-based tests: random and perturbed requests against the policy, on both targets.
 
-An oracle written here from the README's policy (not from webapp.protocol.schemas) says whether each
-request is valid. The service must answer 200 with the model's predictions exactly when it
-is, 400 when the body is not strict JSON and 422 when it is JSON the policy refuses; and the
-Flask app and the Cloud Function must give byte-identical answers to every request.
+An oracle written here from the policy docs/api.md states ("Validation"; not from
+webapp.protocol.schemas) says whether each request is valid. The service must answer 200 with
+the model's predictions exactly when it is, 400 when the body is not strict JSON and 422 when
+it is JSON the policy refuses; and the Flask app and the Cloud Function must give
+byte-identical answers to every request.
 """
 
 from __future__ import annotations
