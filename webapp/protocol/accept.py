@@ -4,9 +4,11 @@ marshmallow calls a field per value: a tenth of a single prediction's time in th
 most of a 10,000-instance batch's (docs/performance.md). ValidRows accepts exactly what the
 schemas accept and gives the same values: a float matrix when every feature is a number that
 may not be null (one instance checked value by value, a batch over its whole array at once),
-and one column per feature otherwise (each column checked at once). For anything else it says
-None, and the caller loads the document with marshmallow, which names every offending field.
-tests/test_schemas.py proves the two agree on generated valid and invalid documents.
+and one column per feature otherwise (each column checked at once). A numeric tensor that came
+as bytes (V2's binary tensor extension) is checked as the array it is, never as Python values.
+For anything else it says None, and the caller loads the document with marshmallow, which names
+every offending field. tests/unit/protocol/test_schemas.py and tests/test_tensors.py prove the
+two agree on generated valid and invalid documents and tensors.
 """
 
 from __future__ import annotations
