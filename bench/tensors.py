@@ -1,9 +1,10 @@
 """10,000 rows a request from one client: a V2 binary tensor beside the same rows as JSON arrays.
 
-`python -m bench.tensors [--quick]` measures it alone, on gunicorn as `make run` starts it, and
-prints rows/s; `make bench` runs the same measurement (run.py) and reports it. The tensor is
-Triton's binary tensor extension as tritonclient sends it: an FP64 [N, 4] input whose bytes
-follow the JSON header, with the predictions asked for in binary too.
+`python -m bench.tensors [--quick] [--against DIR]` measures it alone, on gunicorn as `make run`
+starts it, and prints rows/s; with --against, beside another checkout's code (say main's, from
+`git archive main | tar -x -C DIR`), runs interleaved. `make bench` runs the same measurement
+(run.py) and reports it. The tensor is Triton's binary tensor extension as tritonclient sends
+it: an FP64 [N, 4] input whose bytes follow the JSON header, predictions asked for in binary.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +70,11 @@ def check_tensor(server: Server, path: str, header_length: int, body: bytes, siz
         raise RuntimeError(f"binary tensor: answered {outputs}")
 
 
-def one_client(
-    server: Server, reps: int, seconds: float, warmup: float, folder: Path
-) -> list[dict[str, Any]]:
-    """Rows/s at one connection: the binary tensor, and the same rows as /predict arrays."""
-    print(f"10,000 rows from one client: {server.name}", flush=True)
+Load = Callable[[float], Any]
+
+
+def loads_for(server: Server, folder: Path) -> dict[str, Load]:
+    """The two loads, each a function of seconds, for a server checked to answer them."""
     rows = iris_rows()
     name = json.loads(server.request("GET", "/metadata")[2])["name"]
     infer = f"/v2/models/{name}/infer"
@@ -81,38 +85,76 @@ def one_client(
     status, _, answer = server.request("POST", "/predict", arrays[0].encode(), JSON, timeout=30)
     if status != 200 or len(json.loads(answer)["predictions"]) != SIZE:
         raise RuntimeError(f"arrays: {status} {answer[:200]!r}")
-    loads = {
+    return {
         "binary": lambda s: run_tensors(server, infer, header_length, tensor_paths, s),
         "arrays": lambda s: run_wrk(server, arrays_path, 1, s),
     }
-    for load in loads.values():
+
+
+def one_client(
+    server: Server, reps: int, seconds: float, warmup: float, folder: Path
+) -> list[dict[str, Any]]:
+    """Rows/s at one connection: the binary tensor, and the same rows as /predict arrays."""
+    return interleaved([server], reps, seconds, warmup, folder)[0]
+
+
+def interleaved(
+    servers: list[Server], reps: int, seconds: float, warmup: float, folder: Path
+) -> list[list[dict[str, Any]]]:
+    """one_client's cases for each server, every run of each case beside the others'."""
+    loads = [loads_for(server, folder) for server in servers]
+    for load in (load for each in loads for load in each.values()):
         load(warmup)
-    cases = [{"kind": kind, "case": CASES[kind], "size": SIZE, "runs": []} for kind in loads]
-    for _rep, case in itertools.product(range(reps), cases):
-        run = loads[case["kind"]](seconds)
-        rate = run.rps * SIZE
-        print(f"  {case['case']:56} {rate:12,.0f} rows/s  p50 {run.p50_ms:6.2f} ms", flush=True)
-        case["runs"].append({**vars(run), "rps": run.rps, "rows_per_s": rate})
+    cases = [
+        [{"kind": k, "case": CASES[k], "size": SIZE, "runs": []} for k in CASES] for _ in loads
+    ]
+    for _rep, kind in itertools.product(range(reps), CASES):
+        for server, load, own in zip(servers, loads, cases, strict=True):
+            run = load[kind](seconds)
+            rate = run.rps * SIZE
+            print(
+                f"  {server.name:20} {CASES[kind]:56} {rate:12,.0f} rows/s  "
+                f"p50 {run.p50_ms:6.2f} ms",
+                flush=True,
+            )
+            next(c for c in own if c["kind"] == kind)["runs"].append(
+                {**vars(run), "rps": run.rps, "rows_per_s": rate}
+            )
     return cases
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Measure on gunicorn as `make run` starts it and print the medians."""
+    """Measure on gunicorn as `make run` starts it (beside another checkout's) and print the
+    medians."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="also serve the checkout in this folder (another commit's tree, from `git "
+        "archive` or `git worktree add`), its runs interleaved with this one's",
+    )
     args = parser.parse_args(argv)
     reps, seconds = (2, 2.0) if args.quick else (5, 4.0)
     ensure_wrk()
-    server = gunicorn(workers=None, name="service, gunicorn")
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        try:
+    servers = [gunicorn(workers=None, name="this checkout")]
+    if args.against:
+        servers.append(gunicorn(workers=None, name=str(args.against)))
+        servers[-1].cwd = args.against.resolve()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
             server.start()
-            cases = one_client(server, reps, seconds, 1.0, Path(tmp))
-        finally:
-            server.stop()
-    for case in cases:
-        rates = [run["rows_per_s"] for run in case["runs"]]
-        print(f"{case['case']}: {spread(rates)} rows/s, median (min-max)")
+        results = interleaved(servers, reps, seconds, 1.0, Path(tmp))
+    medians = []
+    for server, cases in zip(servers, results, strict=True):
+        for case in cases:
+            rates = [run["rows_per_s"] for run in case["runs"]]
+            medians.append(statistics.median(rates))
+            print(f"{server.name}: {case['case']}: {spread(rates)} rows/s, median (min-max)")
+    if args.against:
+        for kind, ours, theirs in zip(CASES, medians, medians[len(CASES) :], strict=False):
+            print(f"{CASES[kind]}: this checkout {ours / theirs:.2f}x {args.against}'s")
 
 
 if __name__ == "__main__":
