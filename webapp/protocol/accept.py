@@ -7,8 +7,8 @@ may not be null (one instance checked value by value, a batch over its whole arr
 and one column per feature otherwise (each column checked at once). A numeric tensor that came
 as bytes (V2's binary tensor extension) is checked as the array it is, never as Python values.
 For anything else it says None, and the caller loads the document with marshmallow, which names
-every offending field. tests/unit/protocol/test_schemas.py and tests/test_tensors.py prove the
-two agree on generated valid and invalid documents and tensors.
+every offending field. tests/unit/protocol/test_schemas.py and tests/service/test_tensors.py
+prove the two agree on generated valid and invalid documents and tensors.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pytest
 from testkit.processes import ROOT, server_env
 from webapp.http.httpio import json_size
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 # mallinfo2().keepcost: the free memory at the heap's top, which glibc has not returned.
 KEPT_AFTER_FREEING = """
