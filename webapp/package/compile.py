@@ -4,12 +4,16 @@ Called by `python -m webapp.package` and train.py after the manifest is describe
 converts; onnxruntime, through the very engine the service runs (onnx_engine.py), answers the
 verification rows: the table's, at least 100,000 drawn across every feature's observed range,
 categories and nulls, and edge values. Accepted only if every predicted class is identical,
-regression outputs agree within 1e-6 relative and probabilities within 1e-6 absolute.
+and regression outputs and probabilities agree within 1e-9 relative (EXACT_RTOL). Only where no
+float64 form runs at all is a float32 form (skl2onnx's float32 trees, a RidgeClassifier) held
+to less: 1e-6, relative for regression outputs and absolute for probabilities, the most
+float32 arithmetic can give.
 
-Numbers are given as float64 first (linear models compute in float64), then float32 (the
-trees scikit-learn fits compare float32 values; onnxruntime's float64 trees also do not load in
-this version pairing). The first form that passes is written; if none does, the manifest says
-why and the service runs scikit-learn itself.
+A model holding tree ensembles trees.py writes exactly (scikit-learn's, XGBoost's, LightGBM's)
+is tried first in that form. Otherwise numbers are given as float64 first (linear models
+compute in float64), then float32 (the trees scikit-learn fits compare float32 values;
+skl2onnx's float64 trees also do not load in this version pairing). The first form that passes
+is written; if none does, the manifest says why and the service runs scikit-learn itself.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from ..core.vocabulary import Feature, one_line
 
 VERIFICATION_ROWS = 100_000
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py tries it too)
-REGRESSION_RTOL = 1e-6
-PROBABILITY_ATOL = 1e-6
+EXACT_RTOL = 1e-9  # float64 forms: regression outputs and probabilities, relative
+REGRESSION_RTOL = 1e-6  # float32 forms: regression outputs, relative
+PROBABILITY_ATOL = 1e-6  # float32 forms: probabilities, absolute
 
 
 def compile_model(
@@ -62,8 +67,13 @@ def compile_model(
 
     rows = number_rows(columns) if plain else columns  # as the service holds them
     failures = []
-    for entry in _forms(estimator, all(f.numeric for f in features)):
+    numeric = all(f.numeric for f in features)
+    precise = False  # whether a float64 form ran: then every form is held to EXACT_RTOL
+    for entry in _exact_forms(estimator, numeric) + _forms(estimator, numeric):
+        if precise or entry["dtype"] == "float64":
+            entry["tolerance"] = EXACT_RTOL
         form = f"{entry['inputs']} of {entry['dtype']}"
+        form += " (exact trees)" if "trees" in entry else ""
         try:
             graph = _convert(estimator, features, entry, classes is not None)
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
@@ -71,7 +81,8 @@ def compile_model(
         except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
             failures.append(f"{form}: {one_line(exc)}")
             continue
-        verdict, verification = _compare(expected, got, classes is not None)
+        precise |= "tolerance" in entry
+        verdict, verification = _compare(expected, got, classes is not None, entry.get("tolerance"))
         if verdict:
             failures.append(f"{form}: {verdict}")
             continue
@@ -113,6 +124,23 @@ def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
         "coef": classifier.coef_.tolist(),
         "intercept": classifier.intercept_.tolist(),
     }
+
+
+def _exact_forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
+    """The forms with exact trees, if the estimator holds a model trees.py writes: float32
+    numbers for such a model alone that compares float32 (its graph casts nothing), float64
+    for anything else."""
+    from . import trees
+
+    parts = [estimator, *estimator.get_params(deep=True).values()]
+    if not any(trees.supported(p) for p in parts):
+        return []
+    dtype = "float32" if trees.compares_float32(estimator) else "float64"
+    layouts = ("matrix", "columns") if numeric else ("columns",)
+    return [
+        {"inputs": layout, "dtype": dtype, "trees": "exact", "tolerance": EXACT_RTOL}
+        for layout in layouts
+    ]
 
 
 def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
@@ -243,6 +271,19 @@ def _convert(
         ]
     # Probabilities as one tensor, not a list of maps; labels and probabilities in classes order.
     options = {"zipmap": False} if classifier else None
+    if entry.get("trees") == "exact":
+        from . import trees
+
+        with warnings.catch_warnings(), trees.exact_converters():
+            warnings.simplefilter("ignore")
+            graph = convert_sklearn(
+                estimator,
+                "model",
+                initial_types=initial_types,
+                options=options,
+                target_opset={"": trees.OPSET, "ai.onnx.ml": 3},
+            )
+        return trees.finish(graph)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # A fixed graph name (skl2onnx draws a random one): the same model, the same bytes.
@@ -253,8 +294,11 @@ def _compare(
     expected: tuple[list[Any], np.ndarray | None],
     got: tuple[list[Any], np.ndarray | None],
     classifier: bool,
+    tolerance: float | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
-    """(why the answers differ, or None; the largest differences found)."""
+    """(why the answers differ, or None; the largest differences found). With a tolerance,
+    regression outputs and probabilities must agree within it, relative; else within the
+    float32 forms' REGRESSION_RTOL and PROBABILITY_ATOL."""
     want, want_proba = expected
     have, have_proba = got
     if classifier:
@@ -267,14 +311,20 @@ def _compare(
     else:
         w, h = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
         relative = float(np.max(np.abs(h - w) / np.maximum(np.abs(w), 1e-300), initial=0.0))
-        if not np.all(np.isfinite(h)) or relative > REGRESSION_RTOL:
+        if not np.all(np.isfinite(h)) or relative > (tolerance or REGRESSION_RTOL):
             return f"regression outputs differ by up to {relative:.3g} relative", {}
         found = {"largest_relative_difference": relative}
     if want_proba is not None and have_proba is not None:
         if want_proba.shape != have_proba.shape:
             return f"probabilities of shape {have_proba.shape}, not {want_proba.shape}", {}
-        absolute = float(np.max(np.abs(have_proba - want_proba), initial=0.0))
-        if absolute > PROBABILITY_ATOL:
+        gap = np.abs(have_proba - want_proba)
+        absolute = float(np.max(gap, initial=0.0))
+        if tolerance is not None:
+            relative = float(np.max(gap / np.maximum(np.abs(want_proba), 1e-300), initial=0.0))
+            if not np.all(gap <= tolerance * np.abs(want_proba)):
+                return f"probabilities differ by up to {relative:.3g} relative", {}
+            found["largest_relative_probability_difference"] = relative
+        elif absolute > PROBABILITY_ATOL:
             return f"probabilities differ by up to {absolute:.3g}", {}
         found["largest_probability_difference"] = absolute
     return None, found
