@@ -14,11 +14,14 @@ import onnxruntime
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import StackingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
+from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.svm import SVR, NuSVR
 
 from webapp.core.model import load_model
 from webapp.package import compile as compiling
@@ -138,6 +141,39 @@ def test_transformed_targets(target: TransformedTargetRegressor, tmp_path: Path)
     assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
     rows = held_out(6)
     np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SVR(),
+        lambda: SVR(kernel="poly", degree=2, C=10),
+        lambda: NuSVR(kernel="linear"),
+        lambda: StackingRegressor([("svr", SVR()), ("ridge", Ridge())]),
+    ],
+    ids=["rbf", "poly", "nu-linear", "stacking"],
+)
+def test_support_vector_regressions(make: Any, tmp_path: Path) -> None:
+    """onnxruntime's SVMRegressor computes in float32; libsvm's arithmetic in float64 here."""
+    table, y, _ = data(10)
+    model = make_pipeline(StandardScaler(), make()).fit(table.to_numpy(), y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(11)
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
+
+
+def test_a_nystroem_kernel_map(tmp_path: Path) -> None:
+    table, _, binary = data(12)
+    mapped = Nystroem(n_components=40, random_state=0)
+    model = make_pipeline(StandardScaler(), mapped, LogisticRegression())
+    model.fit(table.to_numpy(), binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(13)
+    assert served.predict(rows) == model.predict(rows).tolist()
+    gap = np.abs(served.engine.predict_proba(rows) - model.predict_proba(rows))
+    assert np.all(gap <= np.maximum(1e-9 * model.predict_proba(rows), compiling.PROBABILITY_FLOOR))
 
 
 def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ the arithmetic scikit-learn does, in the input's float type:
 - PolynomialFeatures (skl2onnx's float64 graph mixes float32 in): each term of degree d as
   scikit-learn's transform makes it, a term of degree d - 1 times the feature it lacks;
 - TransformedTargetRegressor (no converter): the regressor's graph, then the inverse of
-  `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform.
+  `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform;
+- SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
+  holding one converts: libsvm's kernel values weighed by the dual coefficients;
+- Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization.
 
 A string imputer goes to skl2onnx's own converter; what is not covered raises NotSupported,
 and compile.py tries the next form or leaves the model to scikit-learn.
@@ -216,6 +219,92 @@ def transformed_target(scope: Any, operator: Any, container: Any) -> None:
     final.add_to(scope, container)
 
 
+# -- Kernels: SVR and Nystroem -------------------------------------------------------------
+
+
+def _libsvm_kernel(w: Writer, x: str, model: Any, dtype: Any) -> str:
+    """[N, support vectors]: libsvm's k_function of each row with each support vector: rbf
+    exp(-gamma * sum((x - sv)^2)), linear x.sv, poly (gamma x.sv + coef0)^degree, sigmoid
+    tanh(gamma x.sv + coef0)."""
+    vectors = np.asarray(model.support_vectors_, dtype)
+    gamma = np.array(model._gamma, dtype)
+    if model.kernel == "rbf":
+        rows = w.op("Unsqueeze", [x, w.const(np.array([1]))], "rows")  # [N, 1, F]
+        gap = w.op("Sub", [rows, w.const(vectors[np.newaxis], "vectors")], "gap")
+        total = w.op("ReduceSum", [w.op("Mul", [gap, gap]), w.const(np.array([2]))], keepdims=0)
+        return w.op("Exp", [w.op("Mul", [total, w.const(-gamma)], "scaled")], "kernel")
+    dot = w.op("MatMul", [x, w.const(vectors.T, "vectors")], "dot")
+    if model.kernel == "linear":
+        return dot
+    inner = w.op("Add", [w.op("Mul", [dot, w.const(gamma)]), w.const(np.array(model.coef0, dtype))])
+    if model.kernel == "poly":
+        return _powi(w, inner, int(model.degree))
+    if model.kernel == "sigmoid":
+        return w.op("Tanh", [inner], "kernel")
+    raise NotSupported(f"the kernel {model.kernel!r}")
+
+
+def _powi(w: Writer, base: str, times: int) -> str:
+    """base ** times as libsvm's powi multiplies: squaring, and taking the odd bits' powers."""
+    result = None
+    while times > 0:
+        if times % 2 == 1:
+            result = base if result is None else w.op("Mul", [result, base], "power")
+        times //= 2
+        if times:
+            base = w.op("Mul", [base, base], "square")
+    if result is None:
+        raise NotSupported("a polynomial kernel of degree 0")
+    return result
+
+
+def svr_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    operator.outputs[0].type = tensor([operator.inputs[0].get_first_dimension(), 1])
+
+
+def svr(scope: Any, operator: Any, container: Any) -> None:
+    """SVR and NuSVR.predict, as libsvm's svm_predict_values: the support vectors' kernel
+    values weighed by their dual coefficients, summed in order, less rho (plus intercept_)."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    kernel = _libsvm_kernel(w, x, model, dtype)
+    weighed = w.op("Mul", [kernel, w.const(np.asarray(model.dual_coef_, dtype), "coef")])
+    # summed one support vector after the other, as libsvm's loop adds them
+    running = w.op("CumSum", [weighed, w.const(np.array(1))], "running")
+    total = w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1)
+    w.op("Add", [total, w.const(np.asarray(model.intercept_, dtype))], output=output)
+
+
+def nystroem_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, len(operator.raw_operator.component_indices_)])
+
+
+def nystroem(scope: Any, operator: Any, container: Any) -> None:
+    """Nystroem.transform with the rbf kernel, as rbf_kernel computes it: squared distances
+    as |x|^2 - 2 x.c + |c|^2 (no less than 0), times -gamma, exp; then the normalization."""
+    model = operator.raw_operator
+    if model.kernel != "rbf" or model.kernel_params:
+        raise NotSupported(f"Nystroem with the kernel {model.kernel!r}")
+    dtype, _, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    components = np.asarray(model.components_, dtype)
+    gamma = model.gamma if model.gamma is not None else 1.0 / components.shape[1]
+    squares = w.op("ReduceSum", [w.op("Mul", [x, x]), w.const(np.array([1]))], keepdims=1)
+    dot = w.op("MatMul", [x, w.const(components.T, "components")], "dot")
+    distances = w.op("Mul", [dot, w.const(np.array(-2, dtype))], "distances")
+    distances = w.op("Add", [distances, squares], "distances")
+    norms = np.einsum("ij,ij->i", components, components)[np.newaxis].astype(dtype)
+    distances = w.op("Add", [distances, w.const(norms, "norms")], "distances")
+    distances = w.op("Max", [distances, w.const(np.array(0, dtype))], "distances")
+    kernel = w.op("Exp", [w.op("Mul", [distances, w.const(np.array(-gamma, dtype))])])
+    normalization = w.const(np.asarray(model.normalization_, dtype).T, "normalization")
+    w.op("MatMul", [kernel, normalization], output=output)
+
+
 # -- Registration ----------------------------------------------------------------------------
 
 
@@ -229,7 +318,9 @@ def float64_converters() -> Iterator[None]:
     from skl2onnx.common._registration import get_converter, get_shape_calculator
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.impute import SimpleImputer
+    from sklearn.kernel_approximation import Nystroem
     from sklearn.preprocessing import PolynomialFeatures
+    from sklearn.svm import SVR, NuSVR
 
     own_imputer = sklearn_operator_name_map[SimpleImputer]
     original_convert, original_shape = get_converter(own_imputer), get_shape_calculator(own_imputer)
@@ -245,6 +336,9 @@ def float64_converters() -> Iterator[None]:
         SimpleImputer: (imputer_converter, imputer_shape_calculator),
         PolynomialFeatures: (polynomial, polynomial_shape),
         TransformedTargetRegressor: (transformed_target, target_shape),
+        SVR: (svr, svr_shape),
+        NuSVR: (svr, svr_shape),
+        Nystroem: (nystroem, nystroem_shape),
     }
     saved = [(t, dict(t)) for t in (sklearn_operator_name_map, sklearn_parsers_map)]
     try:
