@@ -348,9 +348,12 @@ def _compare(
             return f"probabilities of shape {have_proba.shape}, not {want_proba.shape}", {}
         gap = np.abs(have_proba - want_proba)
         absolute = float(np.max(gap, initial=0.0))
-        if tolerance is not None:
-            relative = float(np.max(gap / np.maximum(np.abs(want_proba), 1e-300), initial=0.0))
-            if not np.all(gap <= np.maximum(tolerance * np.abs(want_proba), PROBABILITY_FLOOR)):
+        if tolerance is not None:  # relative, of those further apart than the floor
+            beyond = gap > PROBABILITY_FLOOR
+            relative = float(
+                np.max(gap[beyond] / np.maximum(np.abs(want_proba[beyond]), 1e-300), initial=0.0)
+            )
+            if relative > tolerance:
                 return f"probabilities differ by up to {relative:.3g} relative", {}
             found["largest_relative_probability_difference"] = relative
         elif absolute > PROBABILITY_ATOL:
