@@ -201,8 +201,8 @@ def difference(kind: dict[str, Any]) -> str:
     found = compiled["verification"]
     parts = [f"classes {found['predictions']}"] if "predictions" in found else []
     for key, label in (
-        ("largest_relative_difference", "values"),
-        ("largest_relative_probability_difference", "probabilities"),
+        ("largest_relative_difference", "values, relative"),
+        ("largest_relative_probability_difference", "probabilities over 1e-14 apart, relative"),
         ("largest_probability_difference", "probabilities, absolute"),
     ):
         if key in found:
