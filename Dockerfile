@@ -5,7 +5,7 @@
 ARG BASE_IMAGE=python:3.11-slim
 # The manifest's sha256 (model.json records every other file's), as ENV MODEL_SHA256. A literal,
 # because ENV needs a value before any RUN, and every way to build (`gcloud run deploy --source
-# .` takes no build arguments) must pin the same bytes. tests/test_container.py holds it equal
+# .` takes no build arguments) must pin the same bytes. tests/service/test_container.py holds it equal
 # to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
 # and the build, never a boot.
 ARG MODEL_SHA256=1f53b321b7c6d309323fbbb1c8dbeec20abfed788c811181b9f300b038142476
@@ -23,7 +23,7 @@ FROM ${BASE_IMAGE} AS build
 # scikit-learn their sources (their bytecode stays where the sources were, which Python
 # imports; a traceback through them shows file and line, not the line's text). Loading every
 # shared library and importing every scikit-learn estimator proves nothing broke. What each
-# costs is in README.md's container table.
+# costs is in docs/deploy.md's container table.
 RUN python3 -m venv /opt/venv
 COPY requirements.txt model.json /tmp/
 # binutils (strip) comes from the base image's own Debian release, whichever it is, and stays in

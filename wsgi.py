@@ -1,22 +1,6 @@
-"""WSGI entry point for gunicorn: configure logging, then build the app once.
+"""The WSGI app from the repository (`flask --app wsgi run`, `gunicorn wsgi:app`): the
+package's own, webapp/wsgi.py, which gunicorn's configuration names."""
 
-Under gunicorn's preload_app this runs in the master before any worker is forked, so a bad
-artifact or setting stops the boot with one log line and exit status 1, before the port opens.
-"""
+from webapp.wsgi import app
 
-import logging
-import os
-import sys
-
-from webapp import create_app
-from webapp.core.vocabulary import ArtifactError
-from webapp.runtime.cloud import setup_logging
-from webapp.runtime.settings import ConfigError
-
-setup_logging(os.environ)
-
-try:
-    app = create_app()
-except (ArtifactError, ConfigError) as exc:
-    logging.getLogger("wsgi").critical("refusing to start: %s", exc)
-    sys.exit(1)
+__all__ = ["app"]

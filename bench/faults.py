@@ -5,34 +5,39 @@ held, and it is respawned), SIGTERM the master (in-flight requests complete, exi
 10 s), a request slower than its body deadline (a 408, no worker stuck), max_requests
 recycling (nothing lost), and a hundred slow clients beside a well-behaved one (it is served
 throughout, the slow ones are cut off at their deadlines, no worker is lost).
-tests/test_faults.py runs the same code briefly.
+tests/service/test_faults.py runs the same code briefly. The load comes from bench/load.py, what
+the workers hold from bench/sockets.py; the slow clients are here, beside their scenarios.
 Everything talks to 127.0.0.1, and only processes started here are signalled, by pid.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/faults.py`
     sys.path.insert(0, str(ROOT))
 
+from bench.load import MIX, Load, Report, Tally, json_body  # noqa: E402
+from bench.sockets import (  # noqa: E402
+    RESPAWN_DEADLINE,
+    all_workers,
+    client_ports,
+    stopped,
+    worker_holding,
+)
 from testkit.processes import (  # noqa: E402
     Server,
     children,
@@ -41,299 +46,10 @@ from testkit.processes import (  # noqa: E402
     memory_kib,
     wait_until,
 )
-from testkit.rawhttp import NoResponse, exchange, read_response, request_bytes  # noqa: E402
-from testkit.samples import ROWS, SETOSA  # noqa: E402
+from testkit.rawhttp import NoResponse, read_response, request_bytes  # noqa: E402
+from testkit.samples import SETOSA  # noqa: E402
 
 SIGTERM_DEADLINE = 10.0  # Cloud Run's grace period after SIGTERM
-RESPAWN_DEADLINE = 15.0  # generous: the machine may be busy
-
-
-def _json(document: object) -> bytes:
-    return json.dumps(document).encode()
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One request of the load mix, the status it must get and, if known, the exact body."""
-
-    name: str
-    data: bytes
-    status: int
-    body: bytes | None = None
-
-
-MIX = (
-    Probe("single", request_bytes("POST", "/predict", _json(SETOSA)), 200, b'{"prediction":0}'),
-    Probe(
-        "batch",
-        request_bytes(
-            "POST",
-            "/predict",
-            _json({"instances": [SETOSA, *ROWS[1:]] * 10}),
-        ),
-        200,
-        _json({"predictions": [0, 2, 1] * 10}).replace(b" ", b""),
-    ),
-    Probe(
-        "probabilities", request_bytes("POST", "/predict?probabilities=true", _json(SETOSA)), 200
-    ),
-    Probe(
-        "invalid", request_bytes("POST", "/predict", _json({**SETOSA, "sepal_length": "5"})), 422
-    ),
-    Probe("malformed", request_bytes("POST", "/predict", b'{"sepal_length": 5.1,'), 400),
-    Probe("health", request_bytes("GET", "/health"), 200, b'{"status":"ok"}'),
-)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one request of the load got: a status, or the error that stood in for one."""
-
-    probe: str
-    started: float
-    ended: float
-    status: int | None
-    error: str | None
-    ok: bool
-
-
-class Load:
-    """`concurrency` threads sending the mix round-robin, one connection per request, until stopped.
-
-    An answer is ok when it has the probe's status and the same body as every other answer to
-    that probe (the exact body where the probe gives one). Nothing is retried.
-    """
-
-    def __init__(
-        self, port: int, concurrency: int, mix: tuple[Probe, ...] = MIX, timeout: float = 20.0
-    ) -> None:
-        self.port = port
-        self.mix = mix
-        self.timeout = timeout
-        self.outcomes: list[Outcome] = []
-        self._bodies = {p.name: p.body for p in mix}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(concurrency)
-        ]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> list[Outcome]:
-        """Stop the threads once their current request is answered; return every outcome."""
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(self.timeout + 5)
-        return self.outcomes
-
-    def _run(self, offset: int) -> None:
-        i = offset
-        while not self._stop.is_set():
-            probe = self.mix[i % len(self.mix)]
-            i += 1
-            outcome = self.send(probe)
-            with self._lock:
-                self.outcomes.append(outcome)
-            if outcome.error is not None:
-                time.sleep(0.01)  # a refused connection returns at once: do not spin
-
-    def send(self, probe: Probe) -> Outcome:
-        started = time.monotonic()
-        try:
-            response = exchange(self.port, probe.data, timeout=self.timeout)
-        except (NoResponse, OSError) as exc:
-            return Outcome(probe.name, started, time.monotonic(), None, _error(exc), False)
-        ended = time.monotonic()
-        with self._lock:
-            expected = self._bodies.get(probe.name)
-            if expected is None and response.status == probe.status:
-                expected = self._bodies[probe.name] = response.body
-        ok = response.status == probe.status and response.body == expected
-        return Outcome(probe.name, started, ended, response.status, None, ok)
-
-
-def _error(exc: BaseException) -> str:
-    if isinstance(exc, NoResponse):
-        return "closed without an answer" if "closed" in str(exc) else "no answer in time"
-    return type(exc).__name__
-
-
-@dataclass
-class Tally:
-    """Counts and latencies of a list of outcomes."""
-
-    outcomes: list[Outcome]
-
-    @property
-    def ok(self) -> int:
-        return sum(o.ok for o in self.outcomes)
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    def kinds(self) -> dict[str, int]:
-        """Failures by kind: an unexpected status, or the socket error."""
-        return dict(Counter(o.error or f"status {o.status}" for o in self.failed))
-
-    def latency_ms(self, q: float) -> float:
-        times = sorted(o.ended - o.started for o in self.outcomes if o.ok)
-        return 1000 * times[min(len(times) - 1, int(q * len(times)))] if times else float("nan")
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.outcomes)} requests, {self.ok} ok, {len(self.failed)} failed "
-            f"{self.kinds() or ''}; p50 {self.latency_ms(0.5):.1f} ms, "
-            f"p99 {self.latency_ms(0.99):.1f} ms"
-        ).rstrip()
-
-
-@dataclass
-class Report:
-    """A scenario's measured facts, in order, and the invariants it broke (none, we hope)."""
-
-    scenario: str
-    facts: dict[str, object] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    log: str = ""
-
-    def check(self, condition: bool, problem: str) -> None:
-        if not condition:
-            self.problems.append(problem)
-
-    def text(self) -> str:
-        lines = [f"== {self.scenario}: {'PASS' if not self.problems else 'FAIL'}"]
-        lines += [f"   {key}: {value}" for key, value in self.facts.items()]
-        lines += [f"   PROBLEM: {problem}" for problem in self.problems]
-        return "\n".join(lines)
-
-
-def client_ports(pid: int, port: int) -> set[int]:
-    """The client ports of the established connections that process `pid` holds on `port`.
-
-    A socket is the process's when one of its file descriptors points at the socket's inode.
-    """
-    inodes = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(int(target[8:-1]))
-    except OSError:
-        return set()
-    connections = established_by_netlink(port)
-    if connections is None:
-        connections = established_by_proc(pid, port)
-    return {client for inode, client in connections.items() if inode in inodes}
-
-
-NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20  # <linux/netlink.h>, <linux/sock_diag.h>
-NLM_F_REQUEST, NLM_F_DUMP, NLMSG_ERROR, NLMSG_DONE = 0x1, 0x300, 2, 3
-TCP_ESTABLISHED = 1
-
-
-def established_by_netlink(port: int) -> dict[int, int] | None:
-    """Socket inode -> client port of the established TCP connections on local `port`.
-
-    Asks the kernel's sock_diag for established sockets only. /proc/net/tcp lists every recently
-    closed connection too: under a load of one connection per request it grew to ~24,000
-    lines and one scan took 1.4 s, long enough to miss a connection that lives 3 s.
-    None where sock_diag is unavailable (some sandboxes): the caller falls back to /proc.
-    """
-    found: dict[int, int] = {}
-    try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as diag:
-            for family in (socket.AF_INET, socket.AF_INET6):
-                messages = _sock_diag_dump(diag, family)
-                if messages is None and family == socket.AF_INET:
-                    return None
-                for message in messages or []:  # no IPv6 is no IPv6 sockets
-                    local, remote = struct.unpack_from(">HH", message, 4)
-                    (inode,) = struct.unpack_from("=I", message, 68)
-                    if local == port:
-                        found[inode] = remote
-    except OSError:
-        return None
-    return found
-
-
-def _sock_diag_dump(diag: socket.socket, family: int) -> list[bytes] | None:
-    """The struct inet_diag_msg of every established TCP socket of `family` (ports at 4, inode
-    at 68), or None if the kernel answers with an error."""
-    # struct inet_diag_req_v2, with an all-zero inet_diag_sockid: dump them all
-    request = struct.pack("=BBBxI48x", family, socket.IPPROTO_TCP, 0, 1 << TCP_ESTABLISHED)
-    flags = NLM_F_REQUEST | NLM_F_DUMP
-    header = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, flags, 1, 0)
-    diag.sendall(header + request)  # one datagram: the netlink message whole
-    messages = []
-    while True:
-        data, offset = diag.recv(1 << 16), 0
-        if not data:  # the socket closed: no answer to trust
-            return None
-        while offset + 16 <= len(data):
-            length, kind = struct.unpack_from("=IH", data, offset)
-            if kind == NLMSG_ERROR:
-                return None
-            if kind == NLMSG_DONE:
-                return messages
-            messages.append(data[offset + 16 : offset + length])
-            offset += (length + 3) & ~3
-
-
-def established_by_proc(pid: int, port: int) -> dict[int, int]:
-    """What established_by_netlink answers, read from /proc/PID/net/tcp and tcp6 (slow)."""
-    found = {}
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
-            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-                found[int(inode)] = int(remote.rsplit(":", 1)[1], 16)
-    return found
-
-
-def stopped(pid: int) -> bool:
-    """Whether the process is stopped (state T in /proc/PID/stat): a SIGSTOP has taken effect."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
-    except OSError:
-        return False
-
-
-def worker_holding(server: Server, client_port: int, timeout: float = 10.0) -> int | None:
-    """The worker that accepted the connection from `client_port`, once one has."""
-    assert server.proc is not None
-    master = server.proc.pid
-    found: list[int] = []
-
-    def accepted() -> bool:
-        found[:] = [w for w in children(master) if client_port in client_ports(w, server.port)]
-        return bool(found)
-
-    return found[0] if wait_until(accepted, timeout) else None
-
-
-def all_workers(server: Server, count: int, timeout: float = RESPAWN_DEADLINE) -> list[int]:
-    """The workers, once `count` of them run: readiness means one answered, not all forked."""
-    assert server.proc is not None
-    master = server.proc.pid
-    if not wait_until(lambda: len(children(master)) == count, timeout):
-        raise AssertionError(f"{count} workers expected, found {children(master)}")
-    return children(master)
 
 
 @contextmanager
@@ -354,7 +70,7 @@ class SlowClient:
     """
 
     def __init__(self, port: int, padding: int = 0) -> None:
-        body = _json(SETOSA) + b" " * padding
+        body = json_body(SETOSA) + b" " * padding
         data = request_bytes("POST", "/predict", body)
         split = len(data) - len(body) + 1  # the headers and the body's first byte
         self.head, self.rest = data[:split], data[split:]
@@ -559,7 +275,7 @@ class Tricklers:
     """
 
     def __init__(self, port: int, count: int, kind: str, pause: float = 0.5) -> None:
-        body = _json(SETOSA).ljust(1_000_000)
+        body = json_body(SETOSA).ljust(1_000_000)
         data = request_bytes("POST", "/predict", body)
         head = data.index(b"\r\n\r\n") + 4
         self.first, self.rest = (b"", data) if kind == "headers" else (data[:head], data[head:])

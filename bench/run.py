@@ -421,7 +421,8 @@ def faults(plan: Plan, engine: str, image: str | None, probe: bytes) -> dict[str
     its defaults; the function, which has none, gets more slow connections until the
     well-behaved client goes unserved. Each entry is a scenario's facts and broken invariants.
     """
-    from bench.faults import Report, sigterm_under_load, slow_clients
+    from bench.faults import sigterm_under_load, slow_clients
+    from bench.load import Report
 
     def facts(report: Report) -> dict[str, Any]:
         print(report.text(), flush=True)

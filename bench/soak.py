@@ -5,7 +5,7 @@ gunicorn as `make run` starts it; the invariants are zero errors and every worke
 (private memory, /proc/PID/smaps_rollup) growing less than 5 % over the second half of the
 measured run. A leak grows all along; a worker the warm-up served less can still take one
 last allocator step early on (9.4 -> 10.0 MiB, then flat, in one 30 s run), which is not one.
-tests/test_soak.py runs the same code for 30 seconds.
+tests/service/test_soak.py runs the same code for 30 seconds.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/soak.py`
     sys.path.insert(0, str(ROOT))
 
-from bench.faults import Load, Report, Tally, all_workers  # noqa: E402
+from bench.load import Load, Report, Tally  # noqa: E402
+from bench.sockets import all_workers  # noqa: E402
 from testkit.processes import Server, functions_framework_server, gunicorn, memory_kib  # noqa: E402
 
 MAX_GROWTH = 0.05
@@ -61,7 +64,7 @@ class Memory:
         for pid in workers:
             try:
                 self.samples.setdefault(pid, []).append((at, memory_kib(pid)["uss"]))
-            except OSError:
+            except psutil.NoSuchProcess:
                 pass  # a worker gone between listing and reading: the pid check reports it
 
 

@@ -180,7 +180,7 @@ fi
 log "PID 1 is '$pid1' as uid $uid; no process runs as root"
 
 log "contract suite against http://127.0.0.1:$port"
-"$PY" -m pytest tests/test_contract.py --base-url "http://127.0.0.1:$port" -q -k base-url \
+"$PY" -m pytest tests/service/test_contract.py --base-url "http://127.0.0.1:$port" -q -k base-url \
     -p no:cacheprovider
 
 log "100 slow clients (headers, then bodies) beside a well-behaved one"

@@ -1,8 +1,8 @@
 """HTTP/1.1 request streams for property tests, and h11's reading of them as the oracle.
 
-tests/test_framing.py holds webapp/server/framing.py to h11's decisions on these streams, and
-tests/test_worker.py sends them to a real gunicorn worker. h11 is an independent HTTP/1.1
-implementation: nothing here shares code with the framer.
+tests/unit/server/test_framing.py holds webapp/server/framing.py to h11's decisions on these
+streams, and tests/service/test_worker.py sends them to a real gunicorn worker. h11 is an
+independent HTTP/1.1 implementation: nothing here shares code with the framer.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 JSON = {"Content-Type": "application/json"}
@@ -286,29 +288,21 @@ def container(
 
 
 def children(pid: int) -> list[int]:
-    """The pids whose parent is `pid`, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # the command name, in parentheses, may hold spaces: the fields follow its last ")"
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
+    """The pids whose parent is `pid`, zombies included (psutil); none once `pid` is gone."""
+    try:
+        return sorted(child.pid for child in psutil.Process(pid).children())
+    except psutil.NoSuchProcess:
+        return []
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """PSS and USS (private clean + private dirty) of a process, in KiB, from smaps_rollup."""
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("Pss", "Private_Clean", "Private_Dirty"):
-            values[key] = int(rest.split()[0])
-    return {"pss": values["Pss"], "uss": values["Private_Clean"] + values["Private_Dirty"]}
+    """PSS and USS of a process, in KiB: psutil's memory_full_info, from smaps_rollup.
+
+    Its uss is the sum of the Private_* lines (clean, dirty, and hugetlb, which only explicit
+    huge pages fill), its pss the Pss line. Raises psutil.NoSuchProcess once the process is gone.
+    """
+    memory = psutil.Process(pid).memory_full_info()
+    return {"pss": memory.pss // 1024, "uss": memory.uss // 1024}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

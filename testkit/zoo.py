@@ -266,7 +266,9 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
 
 
 BENCHMARKED = {"forest-30": wide_forest}
-DOMAINS = {"log-scale": log_scale}  # in-process property tests only (tests/test_own_models.py)
+DOMAINS = {
+    "log-scale": log_scale
+}  # in-process property tests only (tests/service/test_own_models.py)
 
 
 def build(name: str, folder: Path) -> Specimen:

@@ -24,6 +24,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.svm import SVR, NuSVR
 
 from webapp.core.model import load_model
+from webapp.package import command
 from webapp.package import compile as compiling
 from webapp.package import describe as package
 
@@ -35,7 +36,7 @@ def packaged(model: Any, table: pd.DataFrame, folder: Path) -> tuple[dict[str, A
     artifact = folder / "model.pkl"
     joblib.dump(model, artifact)
     table.to_csv(folder / "table.csv", index=False)
-    assert package.main([str(artifact), "--data", str(folder / "table.csv")]) == 0
+    assert command.main([str(artifact), "--data", str(folder / "table.csv")]) == 0
     manifest = json.loads(artifact.with_suffix(".json").read_text())
     return manifest["compiled"], load_model(artifact)
 

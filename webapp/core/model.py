@@ -121,7 +121,10 @@ def load_model(path: Path, pinned_sha256: str | None = None, engine: str = "auto
     try:
         text = manifest_path.read_bytes()
     except OSError as exc:
-        raise ArtifactError(f"cannot read {exc.filename}: {exc.strerror}") from None
+        message = f"cannot read {exc.filename}: {exc.strerror}"
+        if isinstance(exc, FileNotFoundError) and path.is_file():  # a pickle not packaged yet
+            message += f": package the model first, with `sklearn-serve package {path}`"
+        raise ArtifactError(message) from None
     digest = check_pin(text, pinned_sha256, str(manifest_path), path.with_suffix(".pkl"))
     try:
         manifest = json.loads(text)
@@ -131,7 +134,7 @@ def load_model(path: Path, pinned_sha256: str | None = None, engine: str = "auto
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise ArtifactError(
             f"manifest {manifest_path} has format {found!r}, this service reads format "
-            f"{MANIFEST_FORMAT}: write it again with `python -m webapp.package {path}`"
+            f"{MANIFEST_FORMAT}: write it again with `sklearn-serve package {path} --force`"
         )
     try:
         chosen, why = _engine(path, manifest, engine)

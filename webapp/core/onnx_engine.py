@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-# onnxruntime's wheel starts a telemetry thread when it is imported, unless this is set. A
-# thread in gunicorn's master is copied into no worker, yet its state is: every forked worker
-# then hung, or aborted, in onnxruntime's exit handlers (tests/test_faults.py's recycling and
-# tests/test_onnx_engine.py). And a prediction service has no business reporting telemetry.
+# onnxruntime's wheel starts a telemetry thread when it is imported, unless this is set. A thread
+# in gunicorn's master is copied into no worker, yet its state is: every forked worker then hung, or
+# aborted, in onnxruntime's exit handlers (the recycling in tests/service/test_faults.py, and
+# tests/unit/core/test_onnx_engine.py). And a prediction service has no business reporting
+# telemetry.
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import onnxruntime  # noqa: E402

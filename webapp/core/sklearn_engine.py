@@ -9,6 +9,7 @@ from another scikit-learn version is refused rather than trusted to behave the s
 from __future__ import annotations
 
 import io
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -18,9 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from .vocabulary import ArtifactError, Feature, Rows, features_of
+from .vocabulary import ArtifactError, Feature, Rows, features_of, one_line
 
 NAME = "sklearn"
+# How a file joblib.dump wrote starts: a pickle of protocol 2 or later, or one of the
+# compressors joblib offers (zlib, gzip, bz2, xz, lzma, lz4).
+PICKLE_STARTS = (
+    b"\x80",
+    b"\x78",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ",
+    b"\x5d\x00\x00",
+    b"\x04\x22\x4d\x18",
+)
+_IN_MAIN = re.compile(r"Can't get attribute '([^']+)' on <module '__main__'")
 
 
 class SklearnEngine:
@@ -38,10 +51,19 @@ class SklearnEngine:
     @classmethod
     def load(cls, data: bytes, path: Path, manifest: dict[str, Any]) -> SklearnEngine:
         """Unpickle verified bytes, refusing another scikit-learn version's artifact."""
-        with _pandas_kept_out(manifest.get("input") != "dataframe"):
-            import joblib
-            import sklearn
-            from sklearn.exceptions import InconsistentVersionWarning
+        dataframe = manifest.get("input") == "dataframe"
+        try:
+            with _pandas_kept_out(not dataframe):
+                import joblib
+                import sklearn
+                from sklearn.exceptions import InconsistentVersionWarning
+            if dataframe:
+                import pandas  # noqa: F401  (estimator_input builds its DataFrames)
+        except ImportError as exc:
+            raise ArtifactError(
+                f"{exc.name} is not installed, and scikit-learn must serve {path} here: "
+                "pip install 'sklearn-serve[sklearn]'"
+            ) from None
         trained_with = manifest["versions"]["scikit-learn"]
         if trained_with != sklearn.__version__:
             raise ArtifactError(
@@ -57,7 +79,8 @@ class SklearnEngine:
                 f"{path} was pickled by another scikit-learn version: {exc}"
             ) from None
         except Exception as exc:  # a corrupt pickle can raise almost anything
-            raise ArtifactError(f"{path} cannot be unpickled: {type(exc).__name__}") from None
+            why = unpickling_failure(exc, data[:8])
+            raise ArtifactError(f"{path} cannot be unpickled: {why}") from None
         return cls(estimator, manifest)
 
     def _check(self, manifest: dict[str, Any]) -> None:
@@ -98,6 +121,31 @@ class SklearnEngine:
 
     def predict_proba(self, rows: Rows) -> Any:
         return self.estimator.predict_proba(self.estimator_input(rows))
+
+
+def unpickling_failure(exc: BaseException, head: bytes) -> str:
+    """Why a file did not unpickle, saying what to do where there is something to do: a file
+    that is no pickle at all, or a pickle that needs a function or module not importable here.
+
+    `head` is the file's first bytes. Pickle stores a function by module and name: one defined
+    in the training script is `__main__.name`, which no other program has.
+    """
+    if not head.startswith(PICKLE_STARTS):
+        return "it is not a pickle (save the fitted estimator with joblib.dump(estimator, path))"
+    in_main = _IN_MAIN.search(str(exc)) if isinstance(exc, AttributeError) else None
+    if in_main:
+        return (
+            f"it needs {in_main[1]}() from the script that saved it (its __main__), which "
+            f"pickle cannot find again: define {in_main[1]} in a module of its own, import it "
+            "from there, fit and save again, and keep that module importable where the model "
+            "is packaged and served (the current folder, or PYTHONPATH)"
+        )
+    if isinstance(exc, ModuleNotFoundError):
+        return (
+            f"it needs the module {exc.name!r}, which is not importable here: run from the "
+            "folder that holds it, or put that folder on PYTHONPATH"
+        )
+    return one_line(exc)
 
 
 def estimator_input(features: Sequence[Feature], dataframe: bool, rows: Rows) -> Any:

@@ -155,7 +155,12 @@ def _client(where: str) -> Any:
     Google Cloud), or anonymous against STORAGE_EMULATOR_HOST."""
     try:
         from google.cloud import storage
-
+    except ImportError:
+        raise ArtifactError(
+            f"cannot read {where}: google-cloud-storage is not installed: "
+            "pip install 'sklearn-serve[gcs]'"
+        ) from None
+    try:
         return storage.Client(project=None)
     except Exception as exc:  # no credentials, a broken environment
         raise ArtifactError(f"cannot read {where}: {_reason(exc)}") from None

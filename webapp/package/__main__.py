@@ -1,7 +1,7 @@
-"""`python -m webapp.package MODEL.pkl`: describe, compile and verify a model (describe.py)."""
+"""`python -m webapp.package MODEL.pkl`: describe, compile and verify a model (command.py)."""
 
 import sys
 
-from .describe import main
+from .command import main
 
 sys.exit(main())

@@ -61,7 +61,7 @@ def compile_model(
 
         from ..core.onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
     except ImportError as exc:
-        return {"error": f"{exc.name} is not installed: pip install -r requirements-dev.txt"}, None
+        return {"error": f"{exc.name} is not installed: pip install 'sklearn-serve[package]'"}, None
 
     features = [Feature.from_manifest(f) for f in manifest["features"]]
     # the rows as the service holds them (accept.py): one float matrix where every feature is

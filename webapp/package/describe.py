@@ -1,6 +1,5 @@
-"""Describe a fitted scikit-learn model for serving: `python -m webapp.package MODEL.pkl`.
-
-    python -m webapp.package MODEL.pkl [--data TABLE.csv] [--name NAME] [--version VERSION]
+"""Describe a fitted scikit-learn model for serving: `sklearn-serve package MODEL.pkl`
+(`python -m webapp.package`; its arguments are in command.py).
 
 Reads the pickle (your own: unpickling runs its code), asks the estimator and, with --data, a
 table with its training columns what it takes and what it answers, checks the answer by
@@ -35,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.sklearn_engine import estimator_input
+from ..core.sklearn_engine import estimator_input, unpickling_failure
 from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line
 from .compile import UNSEEN
 
@@ -465,44 +464,45 @@ def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = Fal
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: describe MODEL.pkl, write MODEL.json; one line on failure, exit 1."""
-    parser = argparse.ArgumentParser(prog="python -m webapp.package", description=__doc__)
-    parser.add_argument("model", type=Path, help="a fitted estimator saved with joblib")
-    parser.add_argument("--data", type=Path, help="a CSV table of rows like the training data")
-    parser.add_argument("--name", help="the model's name (default: the file's stem)")
-    parser.add_argument("--version", default="1.0.0", help="the model's version")
-    parser.add_argument("--target", help="the table's target column, if it has one: left out")
-    parser.add_argument("--force", action="store_true", help="replace an existing manifest")
-    args = parser.parse_args(argv)
+def package(args: argparse.Namespace) -> int:
+    """Describe, compile and write the manifest the parsed arguments (command.py) ask for;
+    print what was written and the pin, or one line on stderr and return 1."""
+    model: Path = args.model
     try:
-        for written in (args.model.with_suffix(".json"), args.model.with_suffix(".onnx")):
+        for written in (model.with_suffix(".json"), model.with_suffix(".onnx")):
             if written.exists() and not args.force:
                 raise PackageError(f"{written} exists: pass --force to replace it")
-        estimator = _load(args.model)
+        estimator = _load(model)
         table = _read_table(args.data, args.target) if args.data else None
         try:
-            manifest = describe(estimator, table, args.name or args.model.stem, args.version)
+            manifest = describe(estimator, table, args.name or default_name(model), args.version)
         except PackageError:
             raise
         except Exception as exc:  # the unpickled object's own code, raising as it is asked
             raise PackageError(f"describing it failed: {one_line(exc)}") from None
-        compile_into(estimator, manifest, table, args.model)
-        path = write_manifest(manifest, args.model, replace=args.force)
+        compile_into(estimator, manifest, table, model)
+        path = write_manifest(manifest, model, replace=args.force)
     except PackageError as exc:
-        print(f"cannot package {args.model}: {exc}", file=sys.stderr)
+        print(f"cannot package {model}: {exc}", file=sys.stderr)
         return 1
     kinds = ", ".join(f"{f['name']} ({f['type']})" for f in manifest["features"])
     print(f"wrote {path}: {manifest['task']}, {manifest['input']} input: {kinds}")
     compiled = manifest["compiled"]
     if "file" in compiled:
         rows = compiled["verification"]["rows"]
-        print(
-            f"wrote {args.model.with_suffix('.onnx')}: the compiled form, verified on {rows} rows"
-        )
+        print(f"wrote {model.with_suffix('.onnx')}: the compiled form, verified on {rows} rows")
     else:
         print(f"not compiled, scikit-learn will serve it: {compiled['error']}")
+    print(f"served as {manifest['name']!r} {manifest['version']}; pin it where it is deployed:")
+    print(f"MODEL_SHA256={sha256_of(path)}")
     return 0
+
+
+def default_name(model: Path) -> str:
+    """The file's stem, or for the usual model.pkl its folder's name (build/churn/model.pkl:
+    churn), so that two models are not both "model" in their V1 and V2 routes."""
+    folder = model.resolve().parent.name
+    return folder if model.stem == "model" and folder else model.stem
 
 
 def _load(path: Path) -> Any:
@@ -511,7 +511,9 @@ def _load(path: Path) -> Any:
     except OSError as exc:
         raise PackageError(f"cannot read it: {exc.strerror}") from None
     except Exception as exc:  # a corrupt or foreign file can raise almost anything
-        raise PackageError(f"cannot unpickle it: {type(exc).__name__}: {exc}") from None
+        with path.open("rb") as file:
+            head = file.read(8)
+        raise PackageError(f"cannot unpickle it: {unpickling_failure(exc, head)}") from None
 
 
 def _read_table(path: Path, target: str | None) -> Any:
@@ -526,7 +528,3 @@ def _read_table(path: Path, target: str | None) -> Any:
             raise PackageError(f"the table has no column {target!r}")
         table = table.drop(columns=[target])
     return table
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ schemas accept and gives the same values: a float matrix when every feature is a
 may not be null (one instance checked value by value, a batch over its whole array at once),
 and one column per feature otherwise (each column checked at once). For anything else it says
 None, and the caller loads the document with marshmallow, which names every offending field.
-tests/test_schemas.py proves the two agree on generated valid and invalid documents.
+tests/unit/protocol/test_schemas.py proves the two agree on generated valid and invalid documents.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ from .accept import ValidRows
 from .schemas import batch_schema, instance_schema
 
 _ABSENT = object()
+# marshmallow says "Invalid input type." of a document that is no object; what to send instead:
+NOT_AN_INSTANCE = 'Must be an object of features, or {"instances": [...]} for a batch of rows.'
+NOT_A_BATCH = 'Must be an object: {"instances": [...]}, the rows in a list.'
 
 
 class Instances:
@@ -33,6 +36,8 @@ class Instances:
         """A single instance's row; ValidationError naming every offending field."""
         rows = self.valid_rows.of_instance(document)
         if rows is None:
+            if not isinstance(document, dict):
+                raise ValidationError({"_schema": [NOT_AN_INSTANCE]})
             rows = self.model.columns([self.instance_schema.load(document)])
         return rows
 
@@ -52,6 +57,8 @@ class Instances:
                 rows = None  # marshmallow names every offending field, below
             document["parameters"] = given
         if rows is None:  # invalid, most likely
+            if not isinstance(document, dict):
+                raise ValidationError({"_schema": [NOT_A_BATCH]})
             loaded = self.batch_schema.load(document)
             rows = self.model.columns(loaded["instances"])
             parameters = loaded.get("parameters", {})

@@ -127,7 +127,7 @@ class Instance(fields.Field):
 
     default_error_messages = {
         "invalid": "Must be an object of features or an array of numbers.",
-        "object": "Must be an object of features.",
+        "object": "Must be an object of features: arrays only where every feature is a number.",
         "length": "Must hold exactly {count} numbers, in the order of the features.",
     }
 

@@ -21,7 +21,7 @@ from ..core.model import Model
 from .schemas import infer_request_schema
 
 SERVER_NAME = "sklearn-serve"
-SERVER_VERSION = "0.1.0"  # pyproject.toml's; tests/test_protocols.py holds them equal
+SERVER_VERSION = "0.1.0"  # pyproject.toml's; tests/service/test_protocols.py holds them equal
 EXTENSIONS = ("binary_tensor_data",)
 PLATFORM = "scikit-learn"
 MATRIX = "input"  # an all-numeric model's one input: [N, n_features], the manifest's order

@@ -22,6 +22,8 @@ _URL_PATH = re.compile(r"/[A-Za-z0-9._~:@!$&'()*+,;=/-]*")
 # characters, empty, "." or ".." segments.
 _GS_URL = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:/(.*))?", re.DOTALL)
 _GS_SEGMENT = re.compile(r"[^\x00-\x1f\x7f]+")
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 SETTING_NAMES = (
     "MODEL_PATH",
     "AIP_STORAGE_URI",
@@ -126,13 +128,20 @@ def url_path(name: str, value: object) -> str:
     return path
 
 
-def ip_address(name: str, value: object) -> str:
-    """An IPv4 or IPv6 address to listen on, such as 127.0.0.1 or 0.0.0.0, or ConfigError."""
+def host(name: str, value: object) -> str:
+    """An address to listen on: an IPv4 or IPv6 address such as 127.0.0.1 or 0.0.0.0, or a
+    host name such as localhost; ConfigError otherwise."""
     text = str(value).strip()
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise ConfigError(f"{name} must be an IP address such as 127.0.0.1, got {text!r}") from None
+        pass
+    if _HOST_NAME.fullmatch(text) and len(text) <= 253:
+        return text.lower()
+    raise ConfigError(
+        f"{name} must be an IP address such as 127.0.0.1 or a host name such as localhost, "
+        f"got {text!r}"
+    )
 
 
 def choice(name: str, value: object, allowed: tuple[str, ...]) -> str:

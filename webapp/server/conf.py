@@ -8,8 +8,10 @@ environment it sets when they are imported.
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +58,26 @@ def from_env(parse: Callable[..., Any], name: str, default: Any, *limits: int) -
         return parse(name, raw, *limits) if raw else default
     except ConfigError as exc:
         raise SystemExit(str(exc)) from None
+
+
+def check_listen(host: str, port: int) -> None:
+    """Stop at once, in one line, if gunicorn could not listen on host:port (a port taken, a
+    host name that does not resolve, an address not of this machine).
+
+    Bound and closed again the way gunicorn binds (SO_REUSEADDR, IPv6 for an address with a
+    colon). Skipped where gunicorn inherits its sockets (a re-exec, systemd's activation).
+    """
+    if os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"):
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        taken = exc.errno == errno.EADDRINUSE
+        why = "the address is already in use" if taken else exc.strerror or str(exc)
+        raise SystemExit(f"cannot listen on {host}:{port}: {why}") from None
 
 
 class JsonLogger(Logger):

@@ -1,14 +1,14 @@
 """HTTP/1.1 request framing (RFC 9112): where a request's head ends, how its body is framed,
-where the whole request ends, or why it is refused. No sockets: webapp/worker.py feeds it the
+where the whole request ends, or why it is refused. No sockets: webapp/server/worker.py feeds it the
 bytes a connection has sent so far.
 
 Bounded by design: every size is checked against a limit before it is converted, every search
 resumes where the last one stopped (a client trickling a byte at a time costs linear time), and
-anything malformed raises Refused with the status to answer. tests/test_framing.py proves the
-decisions equal those of h11, an independent HTTP/1.1 implementation, on generated and mutated
-requests. Where this module is stricter, the test names the rule: obsolete line folding, a
-request with both Content-Length and Transfer-Encoding (a request smuggling vector), an HTTP
-version other than 1.0 and 1.1, and the size limits.
+anything malformed raises Refused with the status to answer. tests/unit/server/test_framing.py
+proves the decisions equal those of h11, an independent HTTP/1.1 implementation, on generated and
+mutated requests. Where this module is stricter, the test names the rule: obsolete line folding, a
+request with both Content-Length and Transfer-Encoding (a request smuggling vector), an HTTP version
+other than 1.0 and 1.1, and the size limits.
 """
 
 from __future__ import annotations

@@ -1,0 +1,200 @@
+"""Loading the artifact: every way it can be wrong stops the load with one clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import sklearn.base
+
+import train
+from webapp.core.model import load_model, sha256_hex
+from webapp.core.vocabulary import ArtifactError
+
+pytestmark = pytest.mark.unit
+
+
+def rewrite_manifest(path: Path, **changes: object) -> None:
+    manifest_path = path.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update(changes)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_loads_and_predicts(artifact: Path) -> None:
+    for engine in ("auto", "onnx", "sklearn"):
+        model = load_model(artifact, engine=engine)
+        assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]
+        assert model.sha256 == sha256_hex(artifact.with_suffix(".json").read_bytes())
+        assert model.engine.name == ("sklearn" if engine == "sklearn" else "onnx")
+        model.self_check()
+
+
+def test_pin_covers_the_manifest(artifact: Path) -> None:
+    """MODEL_SHA256 is the manifest's sha256; a pin of the pickle's says what changed."""
+    manifest = sha256_hex(artifact.with_suffix(".json").read_bytes())
+    assert load_model(artifact, manifest).sha256 == manifest
+    with pytest.raises(ArtifactError, match="that is model.pkl's: MODEL_SHA256 now pins"):
+        load_model(artifact, sha256_hex(artifact.read_bytes()))
+
+
+def test_tampered_compiled_form_stops_the_load(artifact: Path) -> None:
+    compiled = artifact.with_suffix(".onnx")
+    data = bytearray(compiled.read_bytes())
+    data[-5] ^= 0x01
+    compiled.write_bytes(bytes(data))
+    for engine in ("auto", "onnx"):
+        with pytest.raises(ArtifactError, match="model.onnx has sha256 .* the manifest records"):
+            load_model(artifact, engine=engine)
+    assert load_model(artifact, engine="sklearn").engine.name == "sklearn"  # never reads it
+
+
+def test_missing_compiled_form_stops_the_load(artifact: Path) -> None:
+    artifact.with_suffix(".onnx").unlink()
+    with pytest.raises(ArtifactError, match="cannot read .*model.onnx"):
+        load_model(artifact)
+
+
+def test_compiled_under_another_onnxruntime_is_not_served(artifact: Path) -> None:
+    """Never served blindly: scikit-learn serves it (auto), or the boot stops (onnx)."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    compiled = manifest["compiled"]
+    compiled["versions"]["onnxruntime"] = "1.0.0"
+    rewrite_manifest(artifact, compiled=compiled)
+    model = load_model(artifact)
+    assert model.engine.name == "sklearn"
+    assert "verified with onnxruntime 1.0.0" in model.why
+    with pytest.raises(ArtifactError, match="ENGINE=onnx, but .*onnxruntime 1.0.0"):
+        load_model(artifact, engine="onnx")
+
+
+def test_model_without_compiled_form_is_served_by_scikit_learn(artifact: Path) -> None:
+    rewrite_manifest(artifact, compiled={"error": "skl2onnx cannot convert it"})
+    model = load_model(artifact)
+    assert model.engine.name == "sklearn"
+    assert "no compiled form (skl2onnx cannot convert it)" in model.why
+    assert model.describe()["engine"] == {"name": "sklearn", "why": model.why}
+    with pytest.raises(ArtifactError, match="ENGINE=onnx, but the model has no compiled form"):
+        load_model(artifact, engine="onnx")
+
+
+def test_missing_artifact(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="cannot read"):
+        load_model(tmp_path / "model.pkl")
+
+
+def test_missing_manifest(artifact: Path) -> None:
+    artifact.with_suffix(".json").unlink()
+    with pytest.raises(ArtifactError, match="cannot read .*model.json"):
+        load_model(artifact)
+
+
+def test_unreadable_artifact(artifact: Path) -> None:
+    artifact.unlink()
+    artifact.mkdir()
+    with pytest.raises(ArtifactError, match="cannot read"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_tampered_artifact(artifact: Path) -> None:
+    data = bytearray(artifact.read_bytes())
+    data[-10] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="the manifest records"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_mis_pinned_artifact(artifact: Path) -> None:
+    with pytest.raises(ArtifactError, match="MODEL_SHA256 pins"):
+        load_model(artifact, "0" * 64)
+
+
+def test_corrupt_artifact_with_matching_manifest(artifact: Path) -> None:
+    """A sidecar rewritten to match garbage: the hash passes, unpickling fails cleanly."""
+    artifact.write_bytes(b"\x80\x05 this is not a pickle")
+    rewrite_manifest(
+        artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
+    )
+    with pytest.raises(ArtifactError, match="cannot be unpickled"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_manifest_not_json(artifact: Path) -> None:
+    artifact.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_model(artifact)
+
+
+def test_manifest_from_another_sklearn(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, versions={**manifest["versions"], "scikit-learn": "0.24.2"})
+    with pytest.raises(ArtifactError, match="trained with scikit-learn 0.24.2"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """InconsistentVersionWarning is an error here, even if the manifest was made to agree."""
+    model, manifest, _ = train.train("iris")
+    monkeypatch.setattr(sklearn.base, "__version__", "1.0.0")
+    joblib.dump(model, artifact)
+    monkeypatch.undo()
+    rewrite_manifest(
+        artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
+    )
+    with pytest.raises(ArtifactError, match="pickled by another scikit-learn version"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_manifest_features_must_match_estimator(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, features=manifest["features"][:3])
+    with pytest.raises(ArtifactError, match="takes 4 features, the manifest lists 3"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_manifest_classes_must_match_estimator(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, classes=manifest["classes"][:2])
+    with pytest.raises(ArtifactError, match="classes"):
+        load_model(artifact, engine="sklearn")
+
+
+def test_self_check_catches_a_model_that_changed(artifact: Path) -> None:
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    check = manifest["self_check"]
+    rewrite_manifest(
+        artifact, self_check={**check, "predictions": [(p + 1) % 3 for p in check["predictions"]]}
+    )
+    with pytest.raises(ArtifactError, match="self-check"):
+        load_model(artifact).self_check()
+
+
+def test_probabilities_are_keyed_by_label(artifact: Path) -> None:
+    (proba,) = load_model(artifact).predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))
+    assert list(proba) == ["setosa", "versicolor", "virginica"]
+    assert max(proba, key=proba.__getitem__) == "setosa"
+
+
+def test_float32_probabilities_are_answered_as_the_estimator_gives_them(tmp_path: Path) -> None:
+    """XGBoost's probabilities are float32: rounded to 12 decimals in float32 they moved by a
+    float32 step; in float64 they stay the estimator's, on either engine."""
+    from xgboost import XGBClassifier
+
+    from webapp.package import command
+
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    model = XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
+    artifact = tmp_path / "xgb.pkl"
+    joblib.dump(model, artifact)
+    assert command.main([str(artifact)]) == 0
+    rows = np.random.default_rng(1).normal(size=(200, 4))
+    expected = model.predict_proba(rows)
+    assert expected.dtype == np.float32
+    for engine in ("onnx", "sklearn"):
+        answers = load_model(artifact, engine=engine).predict_proba(rows)
+        got = np.array([list(answer.values()) for answer in answers])
+        assert np.abs(got - expected.astype(np.float64)).max() < 1e-12, engine

@@ -1,0 +1,241 @@
+"""`python -m webapp.package`: what it refuses, in one line, and what it infers from a table."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.compose import make_column_transformer
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.tree import DecisionTreeClassifier
+
+from webapp import create_app
+from webapp.package import command
+
+pytestmark = pytest.mark.unit
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the command, expecting it to refuse: its one line on stderr."""
+    assert command.main(argv) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"cannot package {argv[0]}: ")
+    return lines[0]
+
+
+def saved(estimator: object, folder: Path, name: str = "model.pkl") -> Path:
+    path = folder / name
+    joblib.dump(estimator, path)
+    return path
+
+
+def frame(rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.normal(size=rows), "flag": rng.random(rows) < 0.5})
+
+
+def test_what_it_cannot_describe_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    unfitted = saved(LogisticRegression(), tmp_path, "unfitted.pkl")
+    assert "LogisticRegression is not fitted" in refusal([str(unfitted)], capsys)
+
+    two_targets = RandomForestRegressor(n_estimators=2).fit(X, np.c_[X[:, 0], X[:, 1]])
+    multi = saved(two_targets, tmp_path, "multi.pkl")
+    assert "multi-output models are not supported" in refusal([str(multi)], capsys)
+
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"not a pickle")
+    assert "cannot unpickle it" in refusal([str(garbage)], capsys)
+
+    on_array = saved(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path, "array.pkl")
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame(np.c_[X, X[:, :1]], columns=["a", "b", "c", "d"]).to_csv(wide, index=False)
+    assert "the table has 4 columns" in refusal([str(on_array), "--data", str(wide)], capsys)
+
+    on_frame = saved(DecisionTreeClassifier().fit(frame(), [0, 1] * 30), tmp_path, "frame.pkl")
+    lacking = tmp_path / "lacking.csv"
+    frame()[["x"]].to_csv(lacking, index=False)
+    said = refusal([str(on_frame), "--data", str(lacking)], capsys)
+    assert "the table lacks the estimator's columns ['flag']" in said
+
+    logarithm = make_pipeline(FunctionTransformer(np.log), LogisticRegression())
+    positive = saved(logarithm.fit(np.exp(X), X[:, 0] > 0), tmp_path, "log.pkl")
+    said = refusal([str(positive)], capsys)  # no table: its made-up row of zeros is refused
+    assert "the estimator refuses a made-up row" in said and "(--data)" in said
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.onnx"))
+
+
+class PredictsButNeverFits:
+    """Has predict() but no fit(): no scikit-learn estimator."""
+
+    def predict(self, X: object) -> object:
+        return X
+
+
+class Unreadable:
+    """Every attribute but the dunders raises, as an unpickled object's own code may."""
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError("an attribute that raises")
+
+
+class Inconsistent(BaseEstimator):
+    """An estimator that says it is fitted, then raises as it is described."""
+
+    def fit(self, X: object, y: object) -> Inconsistent:
+        return self
+
+    def predict(self, X: object) -> object:
+        return X
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def n_features_in_(self) -> int:
+        raise ValueError("raised while described\nover two lines")
+
+
+@pytest.mark.parametrize(
+    ("weird", "said"),
+    [
+        (types.SimpleNamespace(predict=print), "SimpleNamespace is not a scikit-learn estimator: "
+         "it has no fit() method"),
+        (PredictsButNeverFits(), "PredictsButNeverFits is not a scikit-learn estimator: it has no "
+         "fit() method"),
+        (Unreadable(), "Unreadable's attributes cannot be read (RuntimeError: an attribute that "
+         "raises)"),
+        (types.SimpleNamespace(predict=print, fit=print), "SimpleNamespace is not a scikit-learn "
+         "estimator (AttributeError: "),
+        (LogisticRegression, "LogisticRegression is a class, not a fitted estimator"),
+        (json.dumps, "function has no predict() method"),
+        (Inconsistent(), "describing it failed: ValueError: raised while described"),
+    ],
+    ids=["predict-attribute", "no-fit", "raising-attributes", "no-tags", "class", "function",
+         "raising-later"],
+)  # fmt: skip
+def test_weird_pickles_are_refused_in_one_line(
+    weird: object, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unpickling runs the pickle's code, and so does describing what comes out: whatever it
+    is and whatever it raises, one line on stderr, exit 1, nothing written."""
+    line = refusal([str(saved(weird, tmp_path))], capsys)
+    assert said in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pkl"]
+
+
+def test_a_manifest_is_replaced_only_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    model = saved(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path)
+    assert command.main([str(model)]) == 0
+    manifest = model.with_suffix(".json")
+    first = manifest.read_bytes()
+    assert "pass --force to replace it" in refusal([str(model), "--version", "2.0.0"], capsys)
+    assert manifest.read_bytes() == first
+    assert command.main([str(model), "--version", "2.0.0", "--force"]) == 0
+    assert json.loads(manifest.read_text())["version"] == "2.0.0"
+
+
+def test_a_boolean_column_takes_1_and_0_only(tmp_path: Path) -> None:
+    """pandas reads True/False from the table as booleans: the feature is an integer in [0, 1],
+    so 2 is refused, not handed to the estimator as something it never saw."""
+    table = frame()
+    tree = DecisionTreeClassifier(random_state=0).fit(table, table["flag"] ^ (table["x"] > 0))
+    model = saved(tree, tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert command.main([str(model), "--data", str(data)]) == 0
+    flag = json.loads(model.with_suffix(".json").read_text())["features"][1]
+    assert flag["type"] == "integer"
+    assert (flag["min"], flag["max"], flag["train_min"], flag["train_max"]) == (0, 1, 0, 1)
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for x, value in [(-1.0, 0), (-1.0, 1), (1.0, 0), (1.0, 1)]:
+        answer = client.post("/predict", json={"x": x, "flag": value})
+        expected = tree.predict(pd.DataFrame({"x": [x], "flag": [bool(value)]}))[0]
+        assert answer.get_json() == {"prediction": bool(expected)}
+    for wrong in (2, -1, 0.5, "yes"):
+        answer = client.post("/predict", json={"x": 0.0, "flag": wrong})
+        assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"flag"}
+
+
+def test_a_logarithm_bounds_its_features_above_zero(tmp_path: Path) -> None:
+    """Zero and the negatives are refused by np.log: a number's range starts just above zero,
+    an integer's at 1; the other side stays as wide as the estimator answers for."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"size": rng.lognormal(size=80), "count": rng.integers(1, 50, 80)})
+    pipeline = make_pipeline(FunctionTransformer(np.log), LogisticRegression())
+    model = saved(pipeline.fit(table, table["size"] > 1), tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert command.main([str(model), "--data", str(data)]) == 0
+    size, count = json.loads(model.with_suffix(".json").read_text())["features"]
+    assert (size["min"], size["min_inclusive"], size["max"]) == (0.0, False, None)
+    assert (count["min"], count["min_inclusive"], count["max"]) == (1, True, 2**53)
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for name, wrong in [("size", 0.0), ("size", -1e-300), ("count", 0), ("count", -3)]:
+        answer = client.post("/predict", json={"size": 1.0, "count": 1, name: wrong})
+        assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {name}
+    row = {"size": 5e-324, "count": 1}  # the smallest float above zero: log gives -744
+    expected = pipeline.predict(pd.DataFrame([row]))[0]
+    assert client.post("/predict", json=row).get_json() == {"prediction": bool(expected)}
+
+
+def test_a_text_column_takes_any_string_without_a_table(tmp_path: Path) -> None:
+    """A vectorizer of text in a ColumnTransformer says its column is strings: a category
+    open to any value, found from the pipeline alone."""
+    rng = np.random.default_rng(0)
+    words = np.array(["free", "money", "lunch", "report", "win", "meeting"])
+    table = pd.DataFrame({"text": [" ".join(rng.choice(words, 4)) for _ in range(80)]})
+    table["length"] = rng.normal(size=80)
+    spam = table["text"].str.contains("free|win").map({True: "spam", False: "ham"})
+    columns = make_column_transformer((TfidfVectorizer(), "text"), ("passthrough", ["length"]))
+    pipeline = make_pipeline(columns, LogisticRegression()).fit(table, spam)
+    model = saved(pipeline, tmp_path)
+    assert command.main([str(model)]) == 0
+    text = json.loads(model.with_suffix(".json").read_text())["features"][0]
+    assert (text["name"], text["type"], text["categories"]) == ("text", "category", None)
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for row in ({"text": "win free money", "length": 0.5}, {"text": "never seen", "length": 0}):
+        expected = pipeline.predict(pd.DataFrame([row]))[0]
+        assert client.post("/predict", json=row).get_json() == {"prediction": expected}
+    answer = client.post("/predict", json={"text": 3, "length": 0.5})
+    assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"text"}
+
+
+def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> None:
+    """{"instances": ...} is Vertex's batch envelope, unless a feature has that name and the
+    value is a number: no feature takes a list, so both forms stay unambiguous."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"instances": rng.normal(size=60), "parameters": rng.normal(size=60)})
+    tree = DecisionTreeClassifier(random_state=0).fit(table, table["instances"] > 0)
+    model = saved(tree, tmp_path)
+    assert command.main([str(model)]) == 0
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    rows = [{"instances": 1.5, "parameters": -2.0}, {"instances": -1.5, "parameters": 2.0}]
+    expected = tree.predict(pd.DataFrame(rows)).tolist()
+    for row, answer in zip(rows, expected, strict=True):
+        assert client.post("/predict", json=row).get_json() == {"prediction": answer}
+    batch = client.post("/predict", json={"instances": rows})
+    assert batch.get_json() == {"predictions": expected}
+    wrong = client.post("/predict", json={"instances": "1.5", "parameters": 0.0})
+    assert wrong.status_code == 422 and set(wrong.get_json()["errors"]) == {"instances"}

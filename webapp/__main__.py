@@ -1,0 +1,7 @@
+"""`python -m webapp COMMAND`: the `sklearn-serve` command (cli.py), from a clone."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
