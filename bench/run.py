@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class Plan:
     batch_connections: int = 4  # two requests per shipped worker: neither ever waits for work
     memory_workers: tuple[int, ...] = (1, 2, 4)
     slow_seconds: float = 12.0  # the well-behaved client's run beside the slow connections
+    kind_reps: int = 3  # interleaved repetitions of each model kind's single-row figure
+    kind_seconds: float = 3.0  # length of one of its wrk runs
 
 
 FULL = Plan(
@@ -74,6 +76,8 @@ QUICK = Plan(
     cold_reps=2,
     traffic_seconds=1,
     slow_seconds=4.0,
+    kind_reps=1,
+    kind_seconds=2.0,
 )
 
 
@@ -194,6 +198,7 @@ def single_row(plan: Plan, pairs: dict[str, Pair]) -> dict[str, Any]:
         with running(target, baseline, body=probe):
             check_single(target, probe)
             check_single(baseline, probe)
+            engine = engine_of(target)
             for server in (target, baseline):
                 run_wrk(server, bodies, 16, plan.warmup, pair.close)
             for connections in pair.connections or plan.connections:
@@ -206,10 +211,39 @@ def single_row(plan: Plan, pairs: dict[str, Pair]) -> dict[str, Any]:
         results[key] = {
             "target": target.name,
             "baseline": baseline.name,
+            "engine": engine,
             "close": pair.close,
             "runs": runs,
         }
     return results
+
+
+def engine_of(server: Server) -> str | None:
+    """The engine the server says serves its model (GET /metadata), if it says."""
+    status, _, body = server.request("GET", "/metadata", timeout=30)
+    return str(json.loads(body)["engine"]["name"]) if status == 200 else None
+
+
+def model_kinds(plan: Plan, folder: Path) -> dict[str, Any]:
+    """Every model kind of testkit/zoo.py, packaged as a user would and served by gunicorn as
+    shipped (ENGINE=auto), single rows at 16 connections beside the empty endpoint; with what
+    its compiled form was verified with (or why it has none)."""
+    pairs, facts = {}, {}
+    for name in zoo.BUILDERS:
+        specimen = zoo.build(name, folder / "kinds" / name)
+        manifest = json.loads(specimen.path.with_suffix(".json").read_text())
+        rows = [json.dumps(row) for row in specimen.rows]
+        bodies = write_bodies(folder, f"kind-{name}", rows)
+        target = gunicorn({"MODEL_PATH": str(specimen.path)}, workers=None, name=name)
+        pairs[name] = Pair(target, service(baseline=True), bodies, rows[0].encode(), (16,))
+        compiled = manifest["compiled"]
+        kept = ("trees", "tolerance", "verification", "error")
+        facts[name] = {
+            "estimator": manifest["estimator"],
+            "compiled": {k: compiled[k] for k in kept if k in compiled},
+        }
+    measured = single_row(replace(plan, reps=plan.kind_reps, seconds=plan.kind_seconds), pairs)
+    return {name: {**measured[name], **facts[name]} for name in pairs}
 
 
 def forest_pairs(folder: Path) -> dict[str, Pair]:
@@ -477,7 +511,7 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Measure everything the plan says, then write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a ~2-minute smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~7-minute smoke run")
     parser.add_argument("--image", help="also measure this container image (podman)")
     parser.add_argument("--engine", default="podman", help="container engine (default podman)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs", help="report folder")
@@ -524,6 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_path = write_bodies(folder, "memory-batch", batch_bodies(rows, 10_000, "objects"))
         sections: dict[str, Callable[[], Any]] = {
             "single": lambda: single_row(plan, pairs),
+            "kinds": lambda: model_kinds(plan, folder),
             "batches": lambda: batches(plan, rows, folder, probe),
             "tensors": lambda: tensors(plan, folder, probe),
             "own_model_batches": lambda: own_model_batches(plan, folder),

@@ -17,18 +17,27 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    IsolationForest,
     RandomForestClassifier,
+    RandomForestRegressor,
+    StackingRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    PolynomialFeatures,
+    StandardScaler,
+)
+from sklearn.svm import SVC, SVR
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 400
@@ -163,6 +172,73 @@ def log_scale(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     return pipeline.fit(table.to_numpy(), y), table, y, False
 
 
+def forest_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """100 regression trees: their leaves summed in float64, as scikit-learn sums them."""
+    table = _numbers(rng, 5)
+    y = table.to_numpy() @ rng.normal(size=5) + np.sin(table["f0"].to_numpy())
+    model = RandomForestRegressor(n_estimators=100, random_state=0).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
+def isolation_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Outliers (-1) and inliers (1): a regression, to the service."""
+    table = _numbers(rng, 4)
+    return IsolationForest(random_state=0).fit(table.to_numpy()), table, None, False
+
+
+def xgboost_classifier(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """XGBoost's scikit-learn API, three classes, missing values taken by the trees."""
+    from xgboost import XGBClassifier
+
+    table = _numbers(rng, 5)
+    y = _classes(table, [0, 1, 2]).astype(int)
+    table = table.mask(rng.random(table.shape) < 0.1)
+    model = XGBClassifier(n_estimators=60, max_depth=4).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
+def lightgbm_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """LightGBM's scikit-learn API, missing values taken by the trees. One thread: LightGBM
+    takes every core whatever OMP_NUM_THREADS says, and served by scikit-learn's engine
+    (ENGINE=sklearn) its warm-up prediction in gunicorn's master would start an OpenMP pool
+    that the forked workers then hang in."""
+    from lightgbm import LGBMRegressor
+
+    table = _numbers(rng, 5)
+    y = table.to_numpy() @ rng.normal(size=5) + rng.normal(size=ROWS)
+    table = table.mask(rng.random(table.shape) < 0.1)
+    model = LGBMRegressor(n_estimators=60, n_jobs=1, verbose=-1).fit(table.to_numpy(), y)
+    return model, table, y, False
+
+
+def kernel_map(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Imputed with an indicator of what was missing, mapped by Nystroem's rbf kernel."""
+    table = _numbers(rng, 4)
+    y = _classes(table, ["no", "yes"])
+    table = table.mask(rng.random(table.shape) < 0.1)
+    pipeline = make_pipeline(
+        SimpleImputer(add_indicator=True),
+        StandardScaler(),
+        Nystroem(n_components=30, random_state=0),
+        LogisticRegression(),
+    )
+    return pipeline.fit(table.to_numpy(), y), table, y, False
+
+
+def stacking(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Support vectors stacked with a positive target learnt as its logarithm, from the
+    features' squares and products."""
+    table = _numbers(rng, 3)
+    scaled = (table - table.mean()) / table.std()
+    y = np.exp(scaled.to_numpy() @ [0.5, -0.3, 0.2] + 0.1 * scaled["f0"].to_numpy() ** 2)
+    squares = make_pipeline(StandardScaler(), PolynomialFeatures(2), Ridge())
+    members = [
+        ("svr", make_pipeline(StandardScaler(), SVR())),
+        ("log", TransformedTargetRegressor(squares, func=np.log, inverse_func=np.exp)),
+    ]
+    return StackingRegressor(members).fit(table.to_numpy(), y), table, y, False
+
+
 def wide_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """100 trees on 30 features, the benchmark's forest (bench/run.py); not in the zoo."""
     table = _numbers(rng, 30)
@@ -180,6 +256,12 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "categories": categories,
     "svc": support_vectors,
     "knn": nearest_neighbours,
+    "forest-regressor": forest_regressor,
+    "isolation-forest": isolation_forest,
+    "xgboost": xgboost_classifier,
+    "lightgbm": lightgbm_regressor,
+    "kernel-map": kernel_map,
+    "stacking": stacking,
 }
 
 

@@ -18,7 +18,7 @@ from webapp.core.vocabulary import Feature
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # it packages with the command
 SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-# Three served by scikit-learn (their compiled forms fail), three by onnxruntime: the property
+# Two served by scikit-learn (their compiled forms fail), four by onnxruntime: the property
 # below is also the proof that the compiled engine answers as scikit-learn does. log-scale's
 # features are bounded at zero, exclusive, by what its logarithm answers for.
 MODELS = [
@@ -79,9 +79,8 @@ def test_generated_rows_answer_as_scikit_learn(own: Any, data: st.DataObject) ->
         answer = client.post("/predict?probabilities=true", json=rows[0]).get_json()
         first = frame.iloc[:1] if hasattr(frame, "iloc") else frame[:1]
         proba = specimen.estimator.predict_proba(first)[0]
-        # the compiled form's float32 trees: within the 1e-6 it was accepted with
-        atol = 1e-6 if specimen.name == "random-forest" else 1e-11
-        assert np.allclose(list(answer["probabilities"].values()), proba, rtol=0, atol=atol)
+        # answered to 12 decimals (the compiled trees are exact)
+        assert np.allclose(list(answer["probabilities"].values()), proba, rtol=0, atol=1e-11)
 
 
 def wrong_value(feature: Feature) -> st.SearchStrategy[Any]:

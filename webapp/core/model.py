@@ -75,7 +75,9 @@ class Model:
     def predict_proba(self, rows: Rows) -> list[dict[str, float]]:
         """Per-class probabilities keyed by label, one mapping per row, to 12 decimal places."""
         labels = [self.labels[c] for c in self.classes]
-        rounded = np.round(self.engine.predict_proba(rows), PROBABILITY_DECIMALS).tolist()
+        # in float64: rounding float32 probabilities (XGBoost's) in float32 moves them a bit
+        probabilities = np.asarray(self.engine.predict_proba(rows), dtype=np.float64)
+        rounded = np.round(probabilities, PROBABILITY_DECIMALS).tolist()
         return [dict(zip(labels, row, strict=True)) for row in rounded]
 
     def self_check(self) -> None:

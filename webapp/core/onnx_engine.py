@@ -47,8 +47,9 @@ class OnnxEngine:
     """
 
     name = NAME
-    # Regression outputs may differ from scikit-learn's in the last float32 bits; compile.py
-    # accepted the graph only within this relative difference.
+    # How far regression outputs may be from scikit-learn's, relative: compile.py accepted the
+    # graph within the entry's "tolerance" (float64 forms), else within this (a float32 form's
+    # last bits).
     tolerance = 1e-6
 
     def __init__(
@@ -82,6 +83,7 @@ class OnnxEngine:
         else:
             self._run = self.session.run
         self.features = tuple(features)
+        self.tolerance = float(entry.get("tolerance", self.tolerance))
         self.dtype = DTYPES[entry["dtype"]]
         self.matrix_input = entry["inputs"] == "matrix"
         inputs = [i.name for i in self.session.get_inputs()]

@@ -4,17 +4,25 @@ Called by `python -m webapp.package` and train.py after the manifest is describe
 converts; onnxruntime, through the very engine the service runs (onnx_engine.py), answers the
 verification rows: the table's, at least 100,000 drawn across every feature's observed range,
 categories and nulls, and edge values. Accepted only if every predicted class is identical,
-regression outputs agree within 1e-6 relative and probabilities within 1e-6 absolute.
+and regression outputs and probabilities agree within 1e-9 relative (EXACT_RTOL; a probability
+near zero within 1e-14 absolute, PROBABILITY_FLOOR). Only where no float64 form runs at all is
+a float32 form (skl2onnx's float32 trees, a RidgeClassifier) held to less: 1e-6, relative for
+regression outputs and absolute for probabilities, the most float32 arithmetic can give.
 
-Numbers are given as float64 first (linear models compute in float64), then float32 (the
-trees scikit-learn fits compare float32 values; onnxruntime's float64 trees also do not load in
-this version pairing). The first form that passes is written; if none does, the manifest says
-why and the service runs scikit-learn itself.
+A model holding tree ensembles trees.py writes exactly (scikit-learn's, XGBoost's, LightGBM's)
+is tried first in that form. Otherwise numbers are given as float64 first (linear models
+compute in float64), then float32 (the trees scikit-learn fits compare float32 values;
+skl2onnx's float64 trees also do not load in this version pairing). The first form that passes
+is written; if none does, the manifest says why and the service runs scikit-learn itself.
+skl2onnx converts with converters.py's float64 converters for the steps it writes in float32,
+wrongly or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -26,8 +34,17 @@ from ..core.vocabulary import Feature, one_line
 
 VERIFICATION_ROWS = 100_000
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py tries it too)
-REGRESSION_RTOL = 1e-6
-PROBABILITY_ATOL = 1e-6
+# The locale onnxruntime's StringNormalizer lowercases text in (a text vectorizer's graph):
+# without one, it asks for en_US.UTF-8, which slim hosts lack and refuse to load. Every glibc
+# since 2.35 has C.UTF-8.
+TEXT_LOCALE = "C.UTF-8"
+EXACT_RTOL = 1e-9  # float64 forms: regression outputs and probabilities, relative
+# A probability near zero is within it when no further than this from the estimator's: float64
+# rounds numbers near 1 (1 - p) to 1.1e-16, onnxruntime's sigmoid is a few of those off, and the
+# service answers probabilities to 12 decimals.
+PROBABILITY_FLOOR = 1e-14
+REGRESSION_RTOL = 1e-6  # float32 forms: regression outputs, relative
+PROBABILITY_ATOL = 1e-6  # float32 forms: probabilities, absolute
 
 
 def compile_model(
@@ -62,8 +79,13 @@ def compile_model(
 
     rows = number_rows(columns) if plain else columns  # as the service holds them
     failures = []
-    for entry in _forms(estimator, all(f.numeric for f in features)):
+    numeric = all(f.numeric for f in features)
+    precise = False  # whether a float64 form ran: then every form is held to EXACT_RTOL
+    for entry in _exact_forms(estimator, numeric) + _forms(estimator, numeric):
+        if precise or entry["dtype"] == "float64":
+            entry["tolerance"] = EXACT_RTOL
         form = f"{entry['inputs']} of {entry['dtype']}"
+        form += " (exact trees)" if "trees" in entry else ""
         try:
             graph = _convert(estimator, features, entry, classes is not None)
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
@@ -71,7 +93,8 @@ def compile_model(
         except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
             failures.append(f"{form}: {one_line(exc)}")
             continue
-        verdict, verification = _compare(expected, got, classes is not None)
+        precise |= "tolerance" in entry
+        verdict, verification = _compare(expected, got, classes is not None, entry.get("tolerance"))
         if verdict:
             failures.append(f"{form}: {verdict}")
             continue
@@ -115,6 +138,23 @@ def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
     }
 
 
+def _exact_forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
+    """The forms with exact trees, if the estimator holds a model trees.py writes: float32
+    numbers for such a model alone that compares float32 (its graph casts nothing), float64
+    for anything else."""
+    from . import trees
+
+    parts = [estimator, *estimator.get_params(deep=True).values()]
+    if not any(trees.supported(p) for p in parts):
+        return []
+    dtype = "float32" if trees.compares_float32(estimator) else "float64"
+    layouts = ("matrix", "columns") if numeric else ("columns",)
+    return [
+        {"inputs": layout, "dtype": dtype, "trees": "exact", "tolerance": EXACT_RTOL}
+        for layout in layouts
+    ]
+
+
 def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
     """The input forms to try, most faithful first.
 
@@ -148,8 +188,8 @@ def verification_columns(
     for f in features:
         if f.type == "category":
             values = list(f.categories or f.train_categories or ["a"])
-            if f.categories is None:
-                values.append(UNSEEN)
+            if f.categories is None:  # any text: also the known words next to other letters
+                values += [UNSEEN, *(w for v in values for w in _other_writings(v))]
             column: list[Any] = [values[i] for i in rng.integers(0, len(values), count)]
         else:
             low, high = _interval(f)
@@ -170,6 +210,14 @@ def verification_columns(
     return [
         d + [e[i] for e in edges] + g for i, (d, g) in enumerate(zip(drawn, given, strict=True))
     ]
+
+
+def _other_writings(text: str) -> list[str]:
+    """The text upper-cased, and with a non-ASCII letter ending each word: scikit-learn
+    lower-cases with Python's str.lower and takes every Unicode letter for one; a graph that
+    lower-cases another way, or splits words there, finds other words (skl2onnx writes `\\w`
+    as `[a-zA-Z0-9_]`)."""
+    return [text.upper(), re.sub(r"(\w+)", lambda m: m.group(1) + "é", text)]
 
 
 def _interval(feature: Feature) -> tuple[float, float]:
@@ -230,8 +278,11 @@ def _convert(
     estimator: Any, features: Sequence[Feature], entry: dict[str, Any], classifier: bool
 ) -> Any:
     """skl2onnx's graph for the estimator, taking inputs as the entry says."""
+    from onnx import helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+
+    from . import converters, trees  # onnx and skl2onnx: imported only to compile
 
     number = DoubleTensorType if entry["dtype"] == "float64" else FloatTensorType
     if entry["inputs"] == "matrix":
@@ -243,18 +294,40 @@ def _convert(
         ]
     # Probabilities as one tensor, not a list of maps; labels and probabilities in classes order.
     options = {"zipmap": False} if classifier else None
-    with warnings.catch_warnings():
+    exact = entry.get("trees") == "exact"
+    with (
+        warnings.catch_warnings(),
+        converters.float64_converters(),
+        trees.exact_converters() if exact else contextlib.nullcontext(),
+    ):
         warnings.simplefilter("ignore")
         # A fixed graph name (skl2onnx draws a random one): the same model, the same bytes.
-        return convert_sklearn(estimator, "model", initial_types=initial_types, options=options)
+        graph = convert_sklearn(
+            estimator,
+            "model",
+            initial_types=initial_types,
+            options=options,
+            target_opset={"": trees.OPSET, "ai.onnx.ml": 3} if exact else None,
+        )
+    if exact:
+        graph = trees.finish(graph)
+    for node in graph.graph.node:
+        if node.op_type == "StringNormalizer":
+            kept = [a for a in node.attribute if a.name != "locale"]
+            del node.attribute[:]
+            node.attribute.extend([*kept, helper.make_attribute("locale", TEXT_LOCALE)])
+    return graph
 
 
 def _compare(
     expected: tuple[list[Any], np.ndarray | None],
     got: tuple[list[Any], np.ndarray | None],
     classifier: bool,
+    tolerance: float | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
-    """(why the answers differ, or None; the largest differences found)."""
+    """(why the answers differ, or None; the largest differences found). With a tolerance,
+    regression outputs and probabilities must agree within it, relative; else within the
+    float32 forms' REGRESSION_RTOL and PROBABILITY_ATOL."""
     want, want_proba = expected
     have, have_proba = got
     if classifier:
@@ -267,14 +340,23 @@ def _compare(
     else:
         w, h = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
         relative = float(np.max(np.abs(h - w) / np.maximum(np.abs(w), 1e-300), initial=0.0))
-        if not np.all(np.isfinite(h)) or relative > REGRESSION_RTOL:
+        if not np.all(np.isfinite(h)) or relative > (tolerance or REGRESSION_RTOL):
             return f"regression outputs differ by up to {relative:.3g} relative", {}
         found = {"largest_relative_difference": relative}
     if want_proba is not None and have_proba is not None:
         if want_proba.shape != have_proba.shape:
             return f"probabilities of shape {have_proba.shape}, not {want_proba.shape}", {}
-        absolute = float(np.max(np.abs(have_proba - want_proba), initial=0.0))
-        if absolute > PROBABILITY_ATOL:
+        gap = np.abs(have_proba - want_proba)
+        absolute = float(np.max(gap, initial=0.0))
+        if tolerance is not None:  # relative, of those further apart than the floor
+            beyond = gap > PROBABILITY_FLOOR
+            relative = float(
+                np.max(gap[beyond] / np.maximum(np.abs(want_proba[beyond]), 1e-300), initial=0.0)
+            )
+            if relative > tolerance:
+                return f"probabilities differ by up to {relative:.3g} relative", {}
+            found["largest_relative_probability_difference"] = relative
+        elif absolute > PROBABILITY_ATOL:
             return f"probabilities differ by up to {absolute:.3g}", {}
         found["largest_probability_difference"] = absolute
     return None, found

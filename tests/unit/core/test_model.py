@@ -176,3 +176,25 @@ def test_probabilities_are_keyed_by_label(artifact: Path) -> None:
     (proba,) = load_model(artifact).predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))
     assert list(proba) == ["setosa", "versicolor", "virginica"]
     assert max(proba, key=proba.__getitem__) == "setosa"
+
+
+def test_float32_probabilities_are_answered_as_the_estimator_gives_them(tmp_path: Path) -> None:
+    """XGBoost's probabilities are float32: rounded to 12 decimals in float32 they moved by a
+    float32 step; in float64 they stay the estimator's, on either engine."""
+    from xgboost import XGBClassifier
+
+    from webapp.package import command
+
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    model = XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
+    artifact = tmp_path / "xgb.pkl"
+    joblib.dump(model, artifact)
+    assert command.main([str(artifact)]) == 0
+    rows = np.random.default_rng(1).normal(size=(200, 4))
+    expected = model.predict_proba(rows)
+    assert expected.dtype == np.float32
+    for engine in ("onnx", "sklearn"):
+        answers = load_model(artifact, engine=engine).predict_proba(rows)
+        got = np.array([list(answer.values()) for answer in answers])
+        assert np.abs(got - expected.astype(np.float64)).max() < 1e-12, engine

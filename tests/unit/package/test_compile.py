@@ -13,6 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from webapp.core.model import load_model
+from webapp.core.vocabulary import ArtifactError
 from webapp.package import command
 from webapp.package import compile as compiling
 from webapp.package import describe as package
@@ -83,7 +84,8 @@ def test_verification_rows_reach_every_bound_null_and_category() -> None:
     assert {0.0, 10.0, None} <= set(n) and min(v for v in n if v is not None) >= 0.0
     assert {-5, 5} <= set(i) and all(type(v) is int for v in i)
     assert set(c) == {"a", "b"}
-    assert "x" in other and len(set(other)) == 2  # an unseen string too: any is allowed
+    # an unseen string too, any being allowed, and the known one written otherwise
+    assert set(other) == {"x", compiling.UNSEEN, "X", "xé"}
 
 
 def test_tree_ensembles_are_given_float32_like_scikit_learn() -> None:
@@ -182,3 +184,117 @@ def test_only_a_scaled_multinomial_logistic_regression_records_linear_parameters
         is None
     )
     assert compiling._linear_parameters(LogisticRegression().fit(X, y3)) is None
+
+
+def test_a_forest_regressor_is_compiled_to_exact_trees(tmp_path: Path) -> None:
+    """skl2onnx's trees sum in float32; trees.py's answer as scikit-learn does, and are
+    accepted, then served, within 1e-9."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    X = np.random.default_rng(3).normal(size=(300, 4))
+    forest = RandomForestRegressor(n_estimators=30, random_state=0).fit(X, X[:, 0] * 1e3)
+    artifact = tmp_path / "forest.pkl"
+    joblib.dump(forest, artifact)
+    assert command.main([str(artifact)]) == 0
+    compiled = json.loads(artifact.with_suffix(".json").read_text())["compiled"]
+    assert compiled["trees"] == "exact" and compiled["tolerance"] == compiling.EXACT_RTOL
+    assert compiled["verification"]["largest_relative_difference"] <= compiling.EXACT_RTOL
+    assert compiled["opsets"]["ai.onnx.ml"] == 5
+    model = load_model(artifact)
+    assert model.engine.name == "onnx" and model.engine.tolerance == compiling.EXACT_RTOL
+    rows = np.random.default_rng(4).normal(size=(500, 4))
+    assert model.predict(rows) == forest.predict(rows).tolist()
+
+
+def test_a_forest_whose_votes_tie_is_compiled_with_scikit_learn_s_tie_breaks(
+    tmp_path: Path,
+) -> None:
+    """100 trees on Iris give many rows equal votes for two classes (skl2onnx's float32 sums
+    flipped thousands of them): the exact sums are scikit-learn's, and the first of the tied
+    classes wins, as np.argmax picks it."""
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)
+    artifact = tmp_path / "iris-forest.pkl"
+    joblib.dump(forest, artifact)
+    table = tmp_path / "iris.csv"
+    pd.DataFrame(X, columns=["a", "b", "c", "d"]).to_csv(table, index=False)
+    assert command.main([str(artifact), "--data", str(table)]) == 0
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    compiled = manifest["compiled"]
+    assert compiled["trees"] == "exact", compiled
+    assert compiled["verification"]["predictions"] == "identical"
+    features = [package.Feature.from_manifest(f) for f in manifest["features"]]
+    rows = np.array(compiling.verification_columns(features, None), dtype=np.float64).T
+    votes = np.sort(forest.predict_proba(rows), axis=1)
+    assert np.sum(votes[:, -1] == votes[:, -2]) > 1000  # the verification had ties to break
+    model = load_model(artifact)
+    assert model.engine.name == "onnx"
+    assert model.predict(rows) == forest.predict(rows).tolist()
+
+
+def test_once_a_float64_form_runs_no_form_is_accepted_within_float32_s_tolerance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A float64 graph 1e-8 off is refused (1e-9), and the float32 graph, which float32 sums
+    keep within 1e-6, is then held to 1e-9 too: scikit-learn serves the model."""
+    from sklearn.linear_model import LinearRegression
+
+    X = np.random.default_rng(5).normal(size=(100, 3))
+    regression = LinearRegression().fit(X, X @ [1.0, 2.0, 3.0] + 10)
+    artifact = tmp_path / "linear.pkl"
+    joblib.dump(regression, artifact)
+    assert command.main([str(artifact)]) == 0
+    manifest_path = artifact.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    for feature in manifest["features"]:  # bounds float32 can hold, so its form can pass
+        feature.update(min=-10.0, max=10.0)
+    manifest_path.write_text(json.dumps(manifest))
+    convert = compiling._convert
+
+    def off_by_1e8(*args: Any) -> Any:
+        graph = convert(*args)
+        for weights in graph.graph.initializer:
+            values = numpy_helper.to_array(weights)
+            if values.dtype == np.float64:
+                weights.CopyFrom(numpy_helper.from_array(values * (1 + 1e-8), weights.name))
+        return graph
+
+    compare, tolerances = compiling._compare, []
+
+    def recorded(*args: Any) -> Any:
+        tolerances.append(args[3])
+        return compare(*args)
+
+    monkeypatch.setattr(compiling, "_convert", off_by_1e8)
+    monkeypatch.setattr(compiling, "_compare", recorded)
+    error = repackage(artifact)["compiled"]["error"]
+    assert "matrix of float64: regression outputs differ by up to 1e-08 relative" in error
+    assert "matrix of float32: regression outputs differ" in error
+    assert tolerances == [compiling.EXACT_RTOL] * 2  # the float64 form's, then the float32's
+    monkeypatch.setattr(compiling, "_convert", convert)
+    compiled = repackage(artifact)["compiled"]
+    assert compiled["dtype"] == "float64" and compiled["tolerance"] == compiling.EXACT_RTOL
+
+
+def test_the_self_check_allows_the_compiled_form_s_tolerance_only(tmp_path: Path) -> None:
+    """An exact form's self-check allows 1e-9 relative, not the float32 forms' 1e-6."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    X = np.random.default_rng(6).normal(size=(200, 3))
+    boosting = GradientBoostingRegressor(n_estimators=20, random_state=0).fit(X, X[:, 0] + 5)
+    artifact = tmp_path / "boosting.pkl"
+    joblib.dump(boosting, artifact)
+    assert command.main([str(artifact)]) == 0
+    load_model(artifact).self_check()
+    path = artifact.with_suffix(".json")
+    manifest = json.loads(path.read_text())
+    manifest["self_check"]["predictions"][0] *= 1 + 1e-8
+    path.write_text(json.dumps(manifest))
+    model = load_model(artifact)
+    assert model.engine.name == "onnx"
+    with pytest.raises(ArtifactError, match="self-check"):
+        model.self_check()

@@ -1,0 +1,213 @@
+"""The float64 converters (webapp/package/converters.py): packaged as a user would, each step
+is compiled, accepted within 1e-9 and served as the estimator answers; what they do not cover
+falls back to scikit-learn, saying why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import onnxruntime
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import StackingRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.svm import SVR, NuSVR
+
+from webapp.core.model import load_model
+from webapp.package import command
+from webapp.package import compile as compiling
+from webapp.package import describe as package
+
+pytestmark = pytest.mark.unit
+
+
+def packaged(model: Any, table: pd.DataFrame, folder: Path) -> tuple[dict[str, Any], Any]:
+    """The compiled entry of the model packaged with its table, and the model as served."""
+    artifact = folder / "model.pkl"
+    joblib.dump(model, artifact)
+    table.to_csv(folder / "table.csv", index=False)
+    assert command.main([str(artifact), "--data", str(folder / "table.csv")]) == 0
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    return manifest["compiled"], load_model(artifact)
+
+
+def data(seed: int, nan: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 4)) * [1, 3, 0.5, 10]
+    y = X[:, 0] * 2 + X[:, 1] * X[:, 2] + rng.normal(size=300) * 0.1
+    binary = (X[:, 0] + X[:, 3] / 10 > 0).astype(int)
+    if nan:
+        X[rng.random(X.shape) < 0.15] = np.nan
+        X[:, 2] = np.nan_to_num(X[:, 2])  # a column that never misses: no indicator for it
+    return pd.DataFrame(X, columns=["a", "b", "c", "d"]), y, binary
+
+
+def held_out(seed: int, nan: bool = False) -> np.ndarray:
+    table, _, _ = data(seed, nan)
+    return table.to_numpy()
+
+
+@pytest.mark.parametrize(
+    "imputer",
+    [
+        SimpleImputer(add_indicator=True),
+        SimpleImputer(strategy="median", add_indicator=True),
+        SimpleImputer(strategy="constant", fill_value=-1.0),
+    ],
+    ids=["mean-indicator", "median-indicator", "constant"],
+)
+def test_imputed_numbers(imputer: SimpleImputer, tmp_path: Path) -> None:
+    table, _, binary = data(1, nan=True)
+    model = make_pipeline(imputer, StandardScaler(), LogisticRegression()).fit(table, binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    assert served.engine.name == "onnx"
+    rows = held_out(2, nan=True)
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    gap = np.abs(served.engine.predict_proba(rows) - model.predict_proba(frame))
+    assert gap.max() <= compiling.PROBABILITY_FLOOR
+
+
+@pytest.mark.parametrize(
+    "polynomial",
+    [
+        PolynomialFeatures(2),
+        PolynomialFeatures(2, include_bias=False),
+    ],
+    ids=["square", "no-bias"],
+)
+def test_polynomial_features(polynomial: PolynomialFeatures, tmp_path: Path) -> None:
+    table, y, _ = data(3)
+    model = make_pipeline(polynomial, Ridge()).fit(table.to_numpy(), y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(4)
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "polynomial",
+    [
+        PolynomialFeatures(3),
+        PolynomialFeatures(3, interaction_only=True, include_bias=False),
+        PolynomialFeatures((2, 4)),
+        PolynomialFeatures((0, 1)),
+    ],
+    ids=["cubes", "interactions", "degrees-2-4", "degrees-0-1"],
+)
+def test_polynomial_terms_are_scikit_learn_s_bit_for_bit(polynomial: PolynomialFeatures) -> None:
+    """Each term a product in scikit-learn's order, so the same bits, not merely close."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    from webapp.package import converters
+
+    X = np.random.default_rng(9).normal(size=(1000, 4)) * 7
+    polynomial.fit(X)
+    with converters.float64_converters():
+        graph = convert_sklearn(
+            polynomial, "model", initial_types=[("input", DoubleTensorType([None, 4]))]
+        )
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (terms,) = session.run(None, {"input": X})
+    assert np.array_equal(terms, polynomial.transform(X))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        TransformedTargetRegressor(LinearRegression(), func=np.log, inverse_func=np.exp),
+        TransformedTargetRegressor(Ridge(), transformer=StandardScaler()),
+        TransformedTargetRegressor(make_pipeline(StandardScaler(), Ridge())),
+    ],
+    ids=["log", "scaled", "identity"],
+)
+def test_transformed_targets(target: TransformedTargetRegressor, tmp_path: Path) -> None:
+    table, y, _ = data(5)
+    model = target.fit(table.to_numpy(), np.exp(y / 10))
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(6)
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SVR(),
+        lambda: SVR(kernel="poly", degree=2, C=10),
+        lambda: NuSVR(kernel="linear"),
+        lambda: StackingRegressor([("svr", SVR()), ("ridge", Ridge())]),
+    ],
+    ids=["rbf", "poly", "nu-linear", "stacking"],
+)
+def test_support_vector_regressions(make: Any, tmp_path: Path) -> None:
+    """onnxruntime's SVMRegressor computes in float32; libsvm's arithmetic in float64 here."""
+    table, y, _ = data(10)
+    model = make_pipeline(StandardScaler(), make()).fit(table.to_numpy(), y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(11)
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
+
+
+def test_a_nystroem_kernel_map(tmp_path: Path) -> None:
+    table, _, binary = data(12)
+    mapped = Nystroem(n_components=40, random_state=0)
+    model = make_pipeline(StandardScaler(), mapped, LogisticRegression())
+    model.fit(table.to_numpy(), binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(13)
+    assert served.predict(rows) == model.predict(rows).tolist()
+    gap = np.abs(served.engine.predict_proba(rows) - model.predict_proba(rows))
+    assert np.all(gap <= np.maximum(1e-9 * model.predict_proba(rows), compiling.PROBABILITY_FLOOR))
+
+
+def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> None:
+    table, y, _ = data(7)
+    target = TransformedTargetRegressor(Ridge(), func=np.log1p, inverse_func=np.expm1)
+    compiled, served = packaged(target.fit(table.to_numpy(), np.exp(y / 10)), table, tmp_path)
+    assert "the inverse function 'expm1'" in compiled["error"]
+    assert served.engine.name == "sklearn"
+
+
+def test_verification_writes_free_text_otherwise() -> None:
+    """Text any string may be: upper-cased, and with a letter beyond ASCII ending its words."""
+    feature = package.Feature.from_manifest(
+        {"name": "review", "type": "category", "train_categories": ["good movie"]}
+    )
+    (column,) = compiling.verification_columns([feature], None, count=2000)
+    assert {"good movie", "GOOD MOVIE", "goodé movieé", compiling.UNSEEN} == set(column)
+
+
+def test_a_text_vectorizer_loads_on_a_host_without_en_us_and_falls_back_for_what_it_splits(
+    tmp_path: Path,
+) -> None:
+    """skl2onnx's graph asks for en_US.UTF-8 (absent here), so the locale is C.UTF-8; the graph
+    then loads, and answers other words for text beyond ASCII, so scikit-learn serves it."""
+    rng = np.random.default_rng(8)
+    words = np.array(["good", "bad", "great", "awful", "fine", "movie", "the", "plot"])
+    texts = [" ".join(rng.choice(words, 5)) for _ in range(200)]
+    table = pd.DataFrame({"review": texts})
+    y = np.array([("good" in t) or ("great" in t) for t in texts]).astype(int)
+    vectorize = ColumnTransformer([("text", TfidfVectorizer(), "review")])
+    compiled, served = packaged(
+        make_pipeline(vectorize, LogisticRegression()).fit(table, y), table, tmp_path
+    )
+    assert "locale" not in compiled["error"]
+    assert "predicted classes differ" in compiled["error"] or "differ by" in compiled["error"]
+    assert served.engine.name == "sklearn"

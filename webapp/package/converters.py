@@ -1,0 +1,354 @@
+"""Converters for steps skl2onnx 1.20 writes only in float32, wrongly, or not at all.
+
+Packaging side only, as trees.py. Within `float64_converters()` skl2onnx converts these with
+the arithmetic scikit-learn does, in the input's float type:
+
+- SimpleImputer on numbers (onnxruntime's Imputer has no float64 kernel, and skl2onnx's
+  missing-value indicator picks other columns): `where(missing, statistic, x)`, the columns
+  whose statistic is NaN dropped, then the indicator's columns;
+- PolynomialFeatures (skl2onnx's float64 graph mixes float32 in): each term of degree d as
+  scikit-learn's transform makes it, a term of degree d - 1 times the feature it lacks;
+- TransformedTargetRegressor (no converter): the regressor's graph, then the inverse of
+  `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform;
+- SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
+  holding one converts: libsvm's kernel values weighed by the dual coefficients;
+- Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization.
+
+A string imputer goes to skl2onnx's own converter; what is not covered raises NotSupported,
+and compile.py tries the next form or leaves the model to scikit-learn.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from onnx import numpy_helper
+
+from .trees import DOUBLE, FLOAT, NotSupported, Writer
+
+INVERSES = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt"}  # numpy's ufunc: onnx's operator
+
+
+def _dtype(operator: Any) -> tuple[Any, int, Any]:
+    """(the numpy float type, its ONNX type, its skl2onnx tensor type) of the first input."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if isinstance(operator.inputs[0].type, DoubleTensorType):
+        return np.float64, DOUBLE, DoubleTensorType
+    if isinstance(operator.inputs[0].type, FloatTensorType):
+        return np.float32, FLOAT, FloatTensorType
+    raise NotSupported(f"inputs of type {operator.inputs[0].type}")
+
+
+def _writer(scope: Any, operator: Any, container: Any) -> tuple[Writer, str, list[str]]:
+    """A writer, the input as one [N, features] tensor (the columns side by side, when a
+    pipeline's first step is given one input per feature), and the outputs' names."""
+    from skl2onnx.operator_converters.common import concatenate_variables
+
+    x = operator.inputs[0].full_name
+    if len(operator.inputs) > 1:
+        x = concatenate_variables(scope, operator.inputs, container)
+    return Writer(scope, container), x, [o.full_name for o in operator.outputs]
+
+
+# -- SimpleImputer ---------------------------------------------------------------------------
+
+
+def _imputer_columns(model: Any) -> int:
+    kept = int(np.sum(~np.isnan(np.asarray(model.statistics_, dtype=np.float64))))
+    if getattr(model, "keep_empty_features", False):
+        kept = len(model.statistics_)
+    indicator = getattr(model, "indicator_", None)
+    return kept + (0 if indicator is None else len(indicator.features_))
+
+
+def _numeric_imputer(model: Any) -> bool:
+    """Whether it fills numbers (its statistics are objects for strategy="constant")."""
+    numbers = (int, float, np.integer, np.floating)
+    values = np.asarray(model.statistics_, dtype=object)
+    return all(isinstance(v, numbers) and not isinstance(v, bool) for v in values)
+
+
+def imputer_shape(operator: Any, original: Callable[[Any], None]) -> None:
+    model = operator.raw_operator
+    if not _numeric_imputer(model):
+        original(operator)
+        return
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, _imputer_columns(model)])
+
+
+def imputer(scope: Any, operator: Any, container: Any, original: Callable[..., None]) -> None:
+    """SimpleImputer.transform: missing values (NaN, or the number given) become the column's
+    statistic; columns without one are dropped (unless keep_empty_features, which fills 0);
+    the indicator (add_indicator) appends 1.0 where a value was missing, for its features."""
+    model = operator.raw_operator
+    if not _numeric_imputer(model):
+        original(scope, operator, container)
+        return
+    dtype, onnx_type, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    statistics = np.asarray(model.statistics_, dtype=np.float64)
+    if getattr(model, "keep_empty_features", False):
+        statistics = np.nan_to_num(statistics, nan=0.0)
+    missing_value = model.missing_values
+    if isinstance(missing_value, float) and np.isnan(missing_value):
+        missing = w.op("IsNaN", [x], "missing")
+    elif isinstance(missing_value, (int, float)) and not isinstance(missing_value, bool):
+        missing = w.op("Equal", [x, w.const(np.array(missing_value, dtype))], "missing")
+    else:
+        raise NotSupported(f"missing values written as {missing_value!r}")
+    filled = w.op("Where", [missing, w.const(statistics.astype(dtype), "statistics"), x])
+    kept = np.flatnonzero(~np.isnan(statistics))
+    parts = [filled]
+    if len(kept) < len(statistics):
+        parts = [w.op("Gather", [filled, w.const(kept.astype(np.int64))], "kept", axis=1)]
+    indicator = getattr(model, "indicator_", None)
+    if indicator is not None:
+        if indicator.features_.size:
+            columns = w.const(np.asarray(indicator.features_, np.int64))
+            flags = w.op("Gather", [missing, columns], "flags", axis=1)
+            parts.append(w.op("Cast", [flags], "indicator", to=onnx_type))
+    if len(parts) == 1:
+        w.op("Identity", parts, output=output)
+    else:
+        w.op("Concat", parts, output=output, axis=1)
+
+
+# -- PolynomialFeatures ----------------------------------------------------------------------
+
+
+def polynomial_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, int(operator.raw_operator.n_output_features_)])
+
+
+def polynomial(scope: Any, operator: Any, container: Any) -> None:
+    """PolynomialFeatures.transform (dense): the bias column, then the terms by degree, each
+    combination of features in itertools' order, a term the product of the one without its
+    first feature and that feature; degrees below the least asked for are left out."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    n = int(model.n_features_in_)
+    low, high = (
+        model.degree if isinstance(model.degree, tuple) else (0, model.degree)  # (min, max)
+    )
+    combine = itertools.combinations if model.interaction_only else _with_replacement
+    blocks: list[str] = []
+    if model.include_bias:  # ones, [N, 1]
+        rows = w.op("Shape", [x], "rows", start=0, end=1)
+        shape = w.op("Concat", [rows, w.const(np.array([1]))], "shape", axis=0)
+        one = numpy_helper.from_array(np.array([1], dtype))
+        blocks.append(w.op("ConstantOfShape", [shape], "bias", value=one))
+    previous: dict[tuple[int, ...], int] = {(i,): i for i in range(n)}  # a term: its column
+    block = x
+    if low <= 1 <= high:
+        blocks.append(x)
+    for degree in range(2, high + 1):
+        terms = list(combine(range(n), degree))
+        if not terms:
+            break
+        firsts = np.array([t[0] for t in terms], np.int64)
+        rests = np.array([previous[t[1:]] for t in terms], np.int64)
+        block = w.op(
+            "Mul",
+            [
+                w.op("Gather", [block, w.const(rests)], "rest", axis=1),
+                w.op("Gather", [x, w.const(firsts)], "first", axis=1),
+            ],
+            f"degree{degree}",
+        )
+        previous = {t: i for i, t in enumerate(terms)}
+        if degree >= low:
+            blocks.append(block)
+    if len(blocks) == 1:
+        w.op("Identity", blocks, output=output)
+    else:
+        w.op("Concat", blocks, output=output, axis=1)
+
+
+def _with_replacement(items: range, degree: int) -> Iterator[tuple[int, ...]]:
+    return itertools.combinations_with_replacement(items, degree)
+
+
+# -- TransformedTargetRegressor --------------------------------------------------------------
+
+
+def target_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    operator.outputs[0].type = tensor([operator.inputs[0].get_first_dimension(), 1])
+
+
+def transformed_target(scope: Any, operator: Any, container: Any) -> None:
+    """TransformedTargetRegressor.predict: transformer_.inverse_transform of the regressor's
+    prediction."""
+    from skl2onnx.algebra import onnx_ops
+    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    opv = container.target_opset
+    value = OnnxSubEstimator(model.regressor_, operator.inputs[0], op_version=opv)
+    transformer = model.transformer_
+    last = "OnnxIdentity"
+    if type(transformer) is FunctionTransformer:
+        inverse = transformer.inverse_func
+        name = getattr(inverse, "__name__", "")
+        if transformer.inv_kw_args:
+            raise NotSupported("an inverse function with arguments")
+        if inverse is not None and (name not in INVERSES or inverse is not getattr(np, name)):
+            raise NotSupported(f"the inverse function {name or inverse!r}")
+        last = "OnnxIdentity" if inverse is None else f"Onnx{INVERSES[name]}"
+    elif type(transformer) is StandardScaler:
+        if transformer.with_std:
+            scale = transformer.scale_.astype(dtype)
+            value = onnx_ops.OnnxMul(value, scale, op_version=opv)
+        if transformer.with_mean:
+            value = onnx_ops.OnnxAdd(value, transformer.mean_.astype(dtype), op_version=opv)
+    else:
+        raise NotSupported(f"a target transformer {type(transformer).__name__}")
+    final = getattr(onnx_ops, last)(value, op_version=opv, output_names=operator.outputs[:1])
+    final.add_to(scope, container)
+
+
+# -- Kernels: SVR and Nystroem -------------------------------------------------------------
+
+
+def _libsvm_kernel(w: Writer, x: str, model: Any, dtype: Any) -> str:
+    """[N, support vectors]: libsvm's k_function of each row with each support vector: rbf
+    exp(-gamma * sum((x - sv)^2)), linear x.sv, poly (gamma x.sv + coef0)^degree, sigmoid
+    tanh(gamma x.sv + coef0)."""
+    vectors = np.asarray(model.support_vectors_, dtype)
+    gamma = np.array(model._gamma, dtype)
+    if model.kernel == "rbf":
+        rows = w.op("Unsqueeze", [x, w.const(np.array([1]))], "rows")  # [N, 1, F]
+        gap = w.op("Sub", [rows, w.const(vectors[np.newaxis], "vectors")], "gap")
+        total = w.op("ReduceSum", [w.op("Mul", [gap, gap]), w.const(np.array([2]))], keepdims=0)
+        return w.op("Exp", [w.op("Mul", [total, w.const(-gamma)], "scaled")], "kernel")
+    dot = w.op("MatMul", [x, w.const(vectors.T, "vectors")], "dot")
+    if model.kernel == "linear":
+        return dot
+    inner = w.op("Add", [w.op("Mul", [dot, w.const(gamma)]), w.const(np.array(model.coef0, dtype))])
+    if model.kernel == "poly":
+        return _powi(w, inner, int(model.degree))
+    if model.kernel == "sigmoid":
+        return w.op("Tanh", [inner], "kernel")
+    raise NotSupported(f"the kernel {model.kernel!r}")
+
+
+def _powi(w: Writer, base: str, times: int) -> str:
+    """base ** times as libsvm's powi multiplies: squaring, and taking the odd bits' powers."""
+    result = None
+    while times > 0:
+        if times % 2 == 1:
+            result = base if result is None else w.op("Mul", [result, base], "power")
+        times //= 2
+        if times:
+            base = w.op("Mul", [base, base], "square")
+    if result is None:
+        raise NotSupported("a polynomial kernel of degree 0")
+    return result
+
+
+def svr_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    operator.outputs[0].type = tensor([operator.inputs[0].get_first_dimension(), 1])
+
+
+def svr(scope: Any, operator: Any, container: Any) -> None:
+    """SVR and NuSVR.predict, as libsvm's svm_predict_values: the support vectors' kernel
+    values weighed by their dual coefficients, summed in order, less rho (plus intercept_)."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    kernel = _libsvm_kernel(w, x, model, dtype)
+    weighed = w.op("Mul", [kernel, w.const(np.asarray(model.dual_coef_, dtype), "coef")])
+    # summed one support vector after the other, as libsvm's loop adds them
+    running = w.op("CumSum", [weighed, w.const(np.array(1))], "running")
+    total = w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1)
+    w.op("Add", [total, w.const(np.asarray(model.intercept_, dtype))], output=output)
+
+
+def nystroem_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, len(operator.raw_operator.component_indices_)])
+
+
+def nystroem(scope: Any, operator: Any, container: Any) -> None:
+    """Nystroem.transform with the rbf kernel, as rbf_kernel computes it: squared distances
+    as |x|^2 - 2 x.c + |c|^2 (no less than 0), times -gamma, exp; then the normalization."""
+    model = operator.raw_operator
+    if model.kernel != "rbf" or model.kernel_params:
+        raise NotSupported(f"Nystroem with the kernel {model.kernel!r}")
+    dtype, _, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    components = np.asarray(model.components_, dtype)
+    gamma = model.gamma if model.gamma is not None else 1.0 / components.shape[1]
+    squares = w.op("ReduceSum", [w.op("Mul", [x, x]), w.const(np.array([1]))], keepdims=1)
+    dot = w.op("MatMul", [x, w.const(components.T, "components")], "dot")
+    distances = w.op("Mul", [dot, w.const(np.array(-2, dtype))], "distances")
+    distances = w.op("Add", [distances, squares], "distances")
+    norms = np.einsum("ij,ij->i", components, components)[np.newaxis].astype(dtype)
+    distances = w.op("Add", [distances, w.const(norms, "norms")], "distances")
+    distances = w.op("Max", [distances, w.const(np.array(0, dtype))], "distances")
+    kernel = w.op("Exp", [w.op("Mul", [distances, w.const(np.array(-gamma, dtype))])])
+    normalization = w.const(np.asarray(model.normalization_, dtype).T, "normalization")
+    w.op("MatMul", [kernel, normalization], output=output)
+
+
+# -- Registration ----------------------------------------------------------------------------
+
+
+@contextmanager
+def float64_converters() -> Iterator[None]:
+    """Within it, skl2onnx converts the classes above with the converters here; its own come
+    back after."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx._parse import sklearn_parsers_map
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter, get_shape_calculator
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.preprocessing import PolynomialFeatures
+    from sklearn.svm import SVR, NuSVR
+
+    own_imputer = sklearn_operator_name_map[SimpleImputer]
+    original_convert, original_shape = get_converter(own_imputer), get_shape_calculator(own_imputer)
+
+    # skl2onnx checks a converter's parameter names: closures, not lambdas
+    def imputer_converter(scope: Any, operator: Any, container: Any) -> None:
+        imputer(scope, operator, container, original_convert)
+
+    def imputer_shape_calculator(operator: Any) -> None:
+        imputer_shape(operator, original_shape)
+
+    table: dict[type, tuple[Callable[..., None], Callable[..., None]]] = {
+        SimpleImputer: (imputer_converter, imputer_shape_calculator),
+        PolynomialFeatures: (polynomial, polynomial_shape),
+        TransformedTargetRegressor: (transformed_target, target_shape),
+        SVR: (svr, svr_shape),
+        NuSVR: (svr, svr_shape),
+        Nystroem: (nystroem, nystroem_shape),
+    }
+    saved = [(t, dict(t)) for t in (sklearn_operator_name_map, sklearn_parsers_map)]
+    try:
+        for cls, (convert, shape) in table.items():
+            update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
+        yield
+    finally:
+        for t, before in saved:
+            for cls in table:
+                if cls in before:
+                    t[cls] = before[cls]
+                else:
+                    t.pop(cls, None)
