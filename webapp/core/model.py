@@ -38,6 +38,10 @@ class Engine(Protocol):
     def predict(self, rows: Rows) -> list[Any]:
         """What the estimator's predict() gives for each row, as JSON values."""
 
+    def predict_array(self, rows: Rows) -> np.ndarray:
+        """The same predictions as one array, without a Python value per row where the
+        predictions are numbers."""
+
     def predict_proba(self, rows: Rows) -> Any:
         """What the estimator's predict_proba() gives: a float array, a column per class."""
 
@@ -71,6 +75,10 @@ class Model:
     def predict(self, rows: Rows) -> list[Any]:
         """What the estimator predicts for each row, as JSON values (int, float, str, bool)."""
         return self.engine.predict(rows)
+
+    def predict_array(self, rows: Rows) -> np.ndarray:
+        """The same predictions as one array (for an output tensor)."""
+        return self.engine.predict_array(rows)
 
     def predict_proba(self, rows: Rows) -> list[dict[str, float]]:
         """Per-class probabilities keyed by label, one mapping per row, to 12 decimal places."""

@@ -135,15 +135,28 @@ class OnnxEngine:
         """What the estimator's predict() gives, as JSON values."""
         if self.linear is not None and isinstance(rows, np.ndarray):
             return self.linear.predict(rows)
-        (raw,) = self._run(self.label_output, self.feeds(rows), None)
+        labels = self._labels(rows)
         if self.lookup is None:
-            # regression outputs (float32 from trees) as the float64 the estimator gives
-            flat = raw.ravel()
-            values: list[Any] = (
-                flat.astype(np.float64) if flat.dtype.kind == "f" else flat
-            ).tolist()
+            values: list[Any] = labels.tolist()
             return values
-        return [self.lookup[v] for v in raw.ravel().tolist()]
+        return [self.lookup[v] for v in labels.tolist()]
+
+    def predict_array(self, rows: Rows) -> np.ndarray:
+        """The same predictions as one array: numbers in their own dtype, other classes
+        (booleans, looked up) as objects."""
+        if self.linear is not None and isinstance(rows, np.ndarray):
+            return self.linear.labels(rows)
+        labels = self._labels(rows)
+        if self.lookup is None:
+            return labels
+        return np.array([self.lookup[v] for v in labels.tolist()], dtype=object)
+
+    def _labels(self, rows: Rows) -> np.ndarray:
+        """The graph's label output, flat; regression outputs (float32 from some graphs) as
+        the float64 the estimator gives."""
+        (raw,) = self._run(self.label_output, self.feeds(rows), None)
+        flat: np.ndarray = raw.ravel()
+        return flat.astype(np.float64) if flat.dtype.kind == "f" else flat
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
         """What the estimator's predict_proba() gives: one column per class, in classes order."""
@@ -171,13 +184,15 @@ class LinearLabels:
             raise ArtifactError("the recorded linear parameters do not match the classes")
 
     def predict(self, rows: np.ndarray) -> list[Any]:
+        labels: list[Any] = self.labels(rows).tolist()
+        return labels
+
+    def labels(self, rows: np.ndarray) -> np.ndarray:
         if self.mean is not None:
             rows = rows - self.mean
         if self.scale is not None:
             rows = rows / self.scale
-        labels: list[Any] = self.classes[
-            (rows @ self.coef_t + self.intercept).argmax(axis=1)
-        ].tolist()
+        labels: np.ndarray = self.classes[(rows @ self.coef_t + self.intercept).argmax(axis=1)]
         return labels
 
 

@@ -114,10 +114,11 @@ class SklearnEngine:
         return estimator_input(self.features, self.dataframe, rows)
 
     def predict(self, rows: Rows) -> list[Any]:
-        predicted: list[Any] = np.asarray(
-            self.estimator.predict(self.estimator_input(rows))
-        ).tolist()
+        predicted: list[Any] = self.predict_array(rows).tolist()
         return predicted
+
+    def predict_array(self, rows: Rows) -> np.ndarray:
+        return np.asarray(self.estimator.predict(self.estimator_input(rows)))
 
     def predict_proba(self, rows: Rows) -> Any:
         return self.estimator.predict_proba(self.estimator_input(rows))

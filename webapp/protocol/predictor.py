@@ -71,18 +71,21 @@ class Predictor:
         For an output tensor: a batch of numeric predictions is counted over the array, not
         value by value.
         """
-        predictions = self.model.predict(rows)
+        predictions = self.model.predict_array(rows)
         metrics.BATCH_SIZE.observe(len(predictions))
         if self.dtype == object:
-            self._count(predictions)
-            return np.array(predictions, dtype=object)
-        array = np.fromiter(predictions, self.dtype, len(predictions))
-        if not self.model.classification or len(array) == 1:
-            self._count(predictions)
+            self._count(predictions.tolist())
+            return predictions.astype(object, copy=False)
+        array = predictions.astype(self.dtype, copy=False)
+        if not self.model.classification:
+            self._predicted_value.inc(len(array))
+            return array
+        if len(array) == 1:
+            self._count(array.tolist())
             return array
         index = np.searchsorted(self._sorted, array)
         if not (index < len(self._classes)).all() or not (self._sorted[index] == array).all():
-            self._count(predictions)  # not all classes: refused there, as by predict()
+            self._count(array.tolist())  # not all classes: refused there, as by predict()
             return array
         for value, count in zip(self._classes, np.bincount(index).tolist(), strict=False):
             if count:
