@@ -17,6 +17,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -181,9 +182,16 @@ def forest_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, 
 
 
 def isolation_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """Outliers (-1) and inliers (1): a regression, to the service."""
+    """Outliers (-1) and inliers (1): the task "outlier_detection", integer labels."""
     table = _numbers(rng, 4)
     return IsolationForest(random_state=0).fit(table.to_numpy()), table, None, False
+
+
+def k_means(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Four clusters of scaled features: the task "clustering", a cluster's index per row."""
+    table = _numbers(rng, 3)
+    model = make_pipeline(StandardScaler(), KMeans(n_clusters=4, n_init=10, random_state=0))
+    return model.fit(table.to_numpy()), table, None, False
 
 
 def xgboost_classifier(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
@@ -258,6 +266,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "knn": nearest_neighbours,
     "forest-regressor": forest_regressor,
     "isolation-forest": isolation_forest,
+    "k-means": k_means,
     "xgboost": xgboost_classifier,
     "lightgbm": lightgbm_regressor,
     "kernel-map": kernel_map,

@@ -35,6 +35,7 @@ SERVED_BY = {
     "knn": ("onnx", "verified on"),
     "forest-regressor": ("onnx", "verified on"),
     "isolation-forest": ("onnx", "verified on"),
+    "k-means": ("onnx", "verified on"),
     "xgboost": ("onnx", "verified on"),
     "lightgbm": ("onnx", "verified on"),
     "kernel-map": ("onnx", "verified on"),

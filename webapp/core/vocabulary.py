@@ -12,6 +12,10 @@ from typing import Any
 
 MANIFEST_FORMAT = 2  # docs/manifest.md
 TYPES = ("number", "integer", "category")
+# What a model predicts: a class, a number, or (clusterers, outlier detectors) an integer label
+# that is no class it was taught: a cluster's index, or -1 for an outlier and 1 for an inlier.
+TASKS = ("classification", "regression", "clustering", "outlier_detection")
+INTEGER_LABELS = ("clustering", "outlier_detection")
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 

@@ -26,7 +26,8 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from sklearn.base import is_classifier
+import sklearn.base
+from sklearn.base import is_classifier, is_outlier_detector
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
@@ -91,12 +92,13 @@ def describe(
         _check_categories(model, rows[0], feature)
         _check_bounds(model, rows[0], feature)
     _check_corners(model, rows[0], features)
-    classifier = is_classifier(estimator) and hasattr(estimator, "classes_")
+    task = _task(estimator)
+    classifier = task == "classification"
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "name": name,
         "version": version,
-        "task": "classification" if classifier else "regression",
+        "task": task,
         "estimator": _summary(estimator),
         "artifact": {"file": "", "sha256": ""},
         "input": "dataframe" if dataframe else "array",
@@ -136,6 +138,21 @@ def _check_estimator(estimator: Any) -> None:
         raise PackageError(f"{kind} is not fitted") from None
     except Exception as exc:  # scikit-learn's own checks: tags, vars(), __sklearn_is_fitted__
         raise PackageError(f"{kind} is not a scikit-learn estimator ({one_line(exc)})") from None
+
+
+def _task(estimator: Any) -> str:
+    """What it predicts (vocabulary.TASKS): a classifier's classes, an outlier detector's -1
+    and 1, a clusterer's cluster indices, else numbers."""
+    if is_classifier(estimator) and hasattr(estimator, "classes_"):
+        return "classification"
+    if is_outlier_detector(estimator):
+        return "outlier_detection"
+    is_clusterer = getattr(sklearn.base, "is_clusterer", None)  # scikit-learn 1.6 or later
+    if is_clusterer is not None and is_clusterer(estimator):
+        return "clustering"
+    if getattr(estimator, "_estimator_type", None) == "clusterer":
+        return "clustering"
+    return "regression"
 
 
 def versions(dataframe: bool) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from ..core.vocabulary import Feature
+from ..core.vocabulary import TASKS, Feature
 
 
 class JSONNumber(fields.Float):
@@ -336,7 +336,7 @@ class Metadata(Schema):
     name = fields.String(required=True)
     version = fields.String(required=True)
     sha256 = fields.String(required=True)  # the manifest's: what MODEL_SHA256 pins
-    task = fields.String(required=True, validate=validate.OneOf(["classification", "regression"]))
+    task = fields.String(required=True, validate=validate.OneOf(TASKS))
     estimator = fields.String(required=True)
     input = fields.String(required=True, validate=validate.OneOf(["array", "dataframe"]))
     features = fields.List(fields.Dict(), required=True)
@@ -426,11 +426,16 @@ class InferError(Schema):
     error = fields.String(required=True)
 
 
-def answer_schemas(labels: Mapping[Any, str] | None, probabilities: bool) -> dict[str, Schema]:
+def answer_schemas(
+    labels: Mapping[Any, str] | None, probabilities: bool, integers: bool = False
+) -> dict[str, Schema]:
     """POST /predict's answers, by component name: for a classifier's classes (value -> label),
-    with its probabilities if it has them; for a regressor (None), numbers."""
+    with its probabilities if it has them; else (None) numbers, or integer labels (`integers`:
+    a clusterer's, an outlier detector's)."""
     if labels is None:
-        value: fields.Field = fields.Float(required=True)
+        value: fields.Field = (
+            fields.Integer(required=True) if integers else fields.Float(required=True)
+        )
     else:
         value = _class_field(list(labels))
     answers = {
