@@ -51,6 +51,7 @@ class Feature:
     train_min: float | None = None
     train_max: float | None = None
     train_categories: tuple[str, ...] | None = None
+    boolean: bool = False  # an integer 0..1 from a bool column: JSON true and false taken too
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +64,9 @@ class Feature:
         for values in (categories, train_categories):
             if values is not None and not all(isinstance(c, str) for c in values):
                 raise ValueError(f"feature {spec['name']!r}: categories must be strings")
+        boolean = spec.get("boolean", False) is True
+        if boolean and (kind, spec.get("min"), spec.get("max")) != ("integer", 0, 1):
+            raise ValueError(f"feature {spec['name']!r}: a boolean is an integer from 0 to 1")
         bounds = [spec.get(key) for key in ("min", "max", "train_min", "train_max")]
         if not all(b is None or isinstance(b, (int, float)) for b in bounds):
             raise ValueError(f"feature {spec['name']!r}: min and max must be numbers or null")
@@ -78,6 +82,7 @@ class Feature:
             train_min=bounds[2],
             train_max=bounds[3],
             train_categories=None if train_categories is None else tuple(train_categories),
+            boolean=boolean,
             extra={k: v for k, v in spec.items() if k not in _KEYS},
         )
 
@@ -93,6 +98,8 @@ class Feature:
             entry.update(min_inclusive=self.min_inclusive, max_inclusive=self.max_inclusive)
             if self.train_min is not None:
                 entry.update(train_min=self.train_min, train_max=self.train_max)
+            if self.boolean:
+                entry["boolean"] = True
         return {**entry, **self.extra}
 
     @property

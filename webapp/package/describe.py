@@ -295,7 +295,7 @@ def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Fea
             feature.train_categories = tuple(sorted(set(column.dropna().astype(str))))
         return feature
     if boolean:
-        feature.min, feature.max = 0, 1
+        feature.min, feature.max, feature.boolean = 0, 1, True
     if column is not None and column.notna().any():
         feature.train_min, feature.train_max = (
             _json_number(column.min()),

@@ -1,7 +1,8 @@
 """marshmallow schemas: prediction requests, built from the model's features, and the answers.
 
 The policy: every feature required and of its JSON type (numbers finite, integers without a
-fractional part, categories strings; never a numeric string or a boolean for a number), inside
+fractional part, categories strings; never a numeric string, nor a boolean for a number except
+true and false for a boolean feature, taken as 1 and 0), inside
 its range or among its categories, null only where the model takes a missing value; unknown
 fields rejected. Nothing about HTTP here.
 """
@@ -43,15 +44,22 @@ LARGEST_INTEGER = 2**53
 
 
 class JSONInteger(fields.Field):
-    """A JSON number without a fractional part (5 or 5.0, not 5.5, "5" or true), as an int."""
+    """A JSON number without a fractional part (5 or 5.0, not 5.5, "5" or true), as an int;
+    with `booleans` (a boolean feature's), true and false too, as 1 and 0."""
 
     default_error_messages = {
         "invalid": "Not a valid integer.",
         "too_large": f"Must be at most {LARGEST_INTEGER} in magnitude.",
     }
 
+    def __init__(self, booleans: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.booleans = booleans
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if type(value) is float and value.is_integer():
+            value = int(value)
+        elif type(value) is bool and self.booleans:
             value = int(value)
         if type(value) is not int:
             raise self.make_error("invalid")
@@ -88,6 +96,8 @@ def feature_field(feature: Feature) -> fields.Field:
     """The feature's field: required, typed, inside its range or among its categories, and
     null only where the model takes a missing value."""
     kind = {"number": "a finite number", "integer": "an integer", "category": "a string"}
+    if feature.boolean:
+        kind["integer"] = "true, false, 1 or 0"
     options: dict[str, Any] = {
         "required": True,
         "allow_none": feature.nullable,
@@ -107,7 +117,9 @@ def feature_field(feature: Feature) -> fields.Field:
             min_inclusive=feature.min_inclusive,
             max_inclusive=feature.max_inclusive,
         )
-    return JSONInteger(**options) if feature.type == "integer" else JSONNumber(**options)
+    if feature.type == "integer":
+        return JSONInteger(booleans=feature.boolean, **options)
+    return JSONNumber(**options)
 
 
 class JSONBoolean(fields.Boolean):
