@@ -45,7 +45,8 @@ class SklearnEngine:
     def __init__(self, estimator: Any, manifest: dict[str, Any]) -> None:
         self.estimator = estimator
         self.features = features_of(manifest)
-        self.dataframe = manifest["input"] == "dataframe"
+        self.form = manifest["input"]
+        self.dataframe = self.form == "dataframe"
         self._check(manifest)
 
     @classmethod
@@ -108,10 +109,11 @@ class SklearnEngine:
                 )
 
     def estimator_input(self, rows: Rows) -> Any:
-        """What the estimator takes: a DataFrame with its columns' dtypes, or a 2-D array."""
-        if isinstance(rows, np.ndarray) and not self.dataframe:
+        """What the estimator takes: a DataFrame with its columns' dtypes, a 2-D array, or a
+        1-D one."""
+        if isinstance(rows, np.ndarray) and self.form == "array":
             return rows
-        return estimator_input(self.features, self.dataframe, rows)
+        return estimator_input(self.features, self.form, rows)
 
     def predict(self, rows: Rows) -> list[Any]:
         predicted: list[Any] = self.predict_array(rows).tolist()
@@ -149,12 +151,16 @@ def unpickling_failure(exc: BaseException, head: bytes) -> str:
     return one_line(exc)
 
 
-def estimator_input(features: Sequence[Feature], dataframe: bool, rows: Rows) -> Any:
-    """Rows (a float matrix, or one sequence per feature) as the estimator takes them: a
-    pandas DataFrame with its columns' dtypes when it was fitted on one, else a 2-D array."""
+def estimator_input(features: Sequence[Feature], form: str, rows: Rows) -> Any:
+    """Rows (a float matrix, or one sequence per feature) as the estimator takes them in the
+    manifest's input `form` (vocabulary.INPUTS): a pandas DataFrame with its columns' dtypes
+    when it was fitted on one, the one feature's values for a 1-D input, else a 2-D array."""
     columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
     typed = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
-    if dataframe:
+    if form == "vector":
+        (values,) = typed.values()
+        return values
+    if form == "dataframe":
         import pandas
 
         return pandas.DataFrame(typed, columns=[f.name for f in features])

@@ -16,6 +16,10 @@ TYPES = ("number", "integer", "category")
 # that is no class it was taught: a cluster's index, or -1 for an outlier and 1 for an inlier.
 TASKS = ("classification", "regression", "clustering", "outlier_detection")
 INTEGER_LABELS = ("clustering", "outlier_detection")
+# How the estimator takes its rows: a 2-D array, a pandas DataFrame (fitted on one), or, for an
+# estimator of one feature fitted on 1-D input (a text pipeline on a list of strings,
+# IsotonicRegression), a 1-D array of that feature's values.
+INPUTS = ("array", "dataframe", "vector")
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 

@@ -27,6 +27,7 @@ import joblib
 import numpy as np
 import sklearn
 import sklearn.base
+import sklearn.utils
 from sklearn.base import is_classifier, is_outlier_detector
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
@@ -63,7 +64,7 @@ def describe(
     out), or None: then only what the estimator itself tells is used.
     """
     _check_estimator(estimator)
-    names, dataframe = _feature_names(estimator, table)
+    names, form = _feature_names(estimator, table)
     booleans = set()
     if table is not None:
         table = table[names]
@@ -74,7 +75,7 @@ def describe(
     features = [
         _feature(column, encoders.get(column), table, column in booleans) for column in names
     ]
-    model = _Probe(estimator, features, dataframe)
+    model = _Probe(estimator, features, form)
     rows = _sample_rows(features, table)
     try:
         first = model.predict(rows[:1])
@@ -101,7 +102,7 @@ def describe(
         "task": task,
         "estimator": _summary(estimator),
         "artifact": {"file": "", "sha256": ""},
-        "input": "dataframe" if dataframe else "array",
+        "input": form,
         "features": [feature.to_manifest() for feature in features],
     }
     if classifier:
@@ -114,7 +115,7 @@ def describe(
         manifest["probabilities"] = callable(getattr(estimator, "predict_proba", None))
     checks = _self_check_rows(model, rows, classifier)
     manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
-    manifest["versions"] = versions(dataframe)
+    manifest["versions"] = versions(form == "dataframe")
     return manifest
 
 
@@ -173,12 +174,12 @@ def versions(dataframe: bool) -> dict[str, str]:
 class _Probe:
     """The estimator, given rows (dicts by feature name) exactly as the service will give them."""
 
-    def __init__(self, estimator: Any, features: list[Feature], dataframe: bool) -> None:
-        self.estimator, self.features, self.dataframe = estimator, features, dataframe
+    def __init__(self, estimator: Any, features: list[Feature], form: str) -> None:
+        self.estimator, self.features, self.form = estimator, features, form
 
     def predict(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
         columns = [[row[f.name] for row in rows] for f in self.features]
-        given = estimator_input(self.features, self.dataframe, columns)
+        given = estimator_input(self.features, self.form, columns)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             predicted = self.estimator.predict(given)
@@ -194,26 +195,43 @@ class _Probe:
         return all(not isinstance(a, float) or math.isfinite(a) for a in answers)
 
 
-def _feature_names(estimator: Any, table: Any) -> tuple[list[str], bool]:
-    """The features' names in the estimator's order, and whether it was fitted on a DataFrame."""
+def _feature_names(estimator: Any, table: Any) -> tuple[list[str], str]:
+    """The features' names in the estimator's order, and how it takes them (vocabulary.INPUTS):
+    a DataFrame if it was fitted on one, a 1-D array if it takes one feature that way, else a
+    2-D array."""
     fitted_names = getattr(estimator, "feature_names_in_", None)
     if fitted_names is not None:
         names = [str(n) for n in fitted_names]
         if table is not None and set(names) - set(table.columns):
             missing = sorted(set(names) - set(table.columns))
             raise PackageError(f"the table lacks the estimator's columns {missing}")
-        return names, True
-    count = getattr(estimator, "n_features_in_", None)
+        return names, "dataframe"
+    count, form = getattr(estimator, "n_features_in_", None), "array"
+    if count is None and _one_dimensional(estimator):
+        count, form = 1, "vector"
     if count is None:
         raise PackageError("the estimator does not say how many features it takes")
     if table is None:
-        return [f"x{i}" for i in range(count)], False
+        return [f"x{i}" for i in range(count)], form
     if len(table.columns) != count:
         raise PackageError(
             f"the table has {len(table.columns)} columns, the estimator takes {count} features "
             "(leave the target out of the table, or name it with --target)"
         )
-    return [str(c) for c in table.columns], False
+    return [str(c) for c in table.columns], form
+
+
+def _one_dimensional(estimator: Any) -> bool:
+    """Whether it was fitted on one feature as a 1-D input: a text vectorizer first (a list of
+    strings), or an estimator that takes only 1-D arrays of numbers (IsotonicRegression)."""
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    if isinstance(first, TEXT):
+        return True
+    get_tags = getattr(sklearn.utils, "get_tags", None)  # scikit-learn 1.6 or later
+    if get_tags is None:
+        return False
+    tags = get_tags(first).input_tags
+    return bool(tags.one_d_array and not tags.two_d_array)
 
 
 def _encoders(estimator: Any, names: list[str]) -> Iterator[tuple[str, Any]]:

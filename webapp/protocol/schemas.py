@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from ..core.vocabulary import TASKS, Feature
+from ..core.vocabulary import INPUTS, TASKS, Feature
 
 
 class JSONNumber(fields.Float):
@@ -350,7 +350,7 @@ class Metadata(Schema):
     sha256 = fields.String(required=True)  # the manifest's: what MODEL_SHA256 pins
     task = fields.String(required=True, validate=validate.OneOf(TASKS))
     estimator = fields.String(required=True)
-    input = fields.String(required=True, validate=validate.OneOf(["array", "dataframe"]))
+    input = fields.String(required=True, validate=validate.OneOf(INPUTS))
     features = fields.List(fields.Dict(), required=True)
     classes = fields.List(fields.Dict())
     probabilities = fields.Boolean()
