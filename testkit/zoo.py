@@ -232,6 +232,33 @@ def lightgbm_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
     return model, table, y, False
 
 
+def _category_table(rng: np.random.Generator) -> tuple[pd.DataFrame, Any]:
+    table = _numbers(rng, 3)
+    colour = rng.choice(["red", "green", "blue", "grey"], ROWS)
+    table["colour"] = pd.Categorical(colour, categories=["red", "green", "blue", "grey"])
+    table["size"] = pd.Categorical(rng.choice(["s", "m", "l"], ROWS), categories=["s", "m", "l"])
+    y = table["f0"] + (table["colour"] == "red") * 8 - (table["size"] == "l") * 5
+    return table, (y > y.median()).astype(int).to_numpy()
+
+
+def xgboost_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """XGBoost fitted on pandas category columns (not in the categories' sorted order)."""
+    from xgboost import XGBClassifier
+
+    table, y = _category_table(rng)
+    model = XGBClassifier(n_estimators=30, max_depth=3, enable_categorical=True)
+    return model.fit(table, y), table, y, True
+
+
+def lightgbm_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """LightGBM fitted on pandas category columns; one thread (see lightgbm_regressor)."""
+    from lightgbm import LGBMClassifier
+
+    table, y = _category_table(rng)
+    model = LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1, min_child_samples=5)
+    return model.fit(table, y), table, y, True
+
+
 def kernel_map(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """Imputed with an indicator of what was missing, mapped by Nystroem's rbf kernel."""
     table = _numbers(rng, 4)
@@ -283,6 +310,8 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "k-means": k_means,
     "xgboost": xgboost_classifier,
     "lightgbm": lightgbm_regressor,
+    "xgboost-categories": xgboost_categories,
+    "lightgbm-categories": lightgbm_categories,
     "kernel-map": kernel_map,
     "stacking": stacking,
 }
@@ -303,7 +332,8 @@ SEEDS = {
             *["categories", "column-transformer", "forest-30", "forest-regressor"],
             *["gradient-boosting", "hist-gradient-boosting", "isolation-forest", "kernel-map"],
             *["knn", "lightgbm", "log-scale", "random-forest", "stacking", "string-labels"],
-            *["svc", "xgboost", "booleans", "k-means"],
+            *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
+            *["lightgbm-categories"],
         ]
     )
 }

@@ -156,13 +156,16 @@ def estimator_input(features: Sequence[Feature], form: str, rows: Rows) -> Any:
     manifest's input `form` (vocabulary.INPUTS): a pandas DataFrame with its columns' dtypes
     when it was fitted on one, the one feature's values for a 1-D input, else a 2-D array."""
     columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
-    typed = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
+    typed: dict[str, Any] = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
     if form == "vector":
         (values,) = typed.values()
         return values
     if form == "dataframe":
         import pandas
 
+        for f in features:
+            if f.pandas_categories is not None:  # unseen values and None become NaN
+                typed[f.name] = pandas.Categorical(typed[f.name], categories=f.pandas_categories)
         return pandas.DataFrame(typed, columns=[f.name for f in features])
     kind = np.float64 if all(f.numeric for f in features) else object
     return np.array(list(typed.values()), dtype=kind).T.reshape(-1, len(features))

@@ -56,6 +56,9 @@ class Feature:
     train_max: float | None = None
     train_categories: tuple[str, ...] | None = None
     boolean: bool = False  # an integer 0..1 from a bool column: JSON true and false taken too
+    # a pandas category column's categories in their order, which the estimator (XGBoost's,
+    # LightGBM's) was fitted on: the column is given that dtype
+    pandas_categories: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -87,6 +90,7 @@ class Feature:
             train_max=bounds[3],
             train_categories=None if train_categories is None else tuple(train_categories),
             boolean=boolean,
+            pandas_categories=_strings(spec, "pandas_categories"),
             extra={k: v for k, v in spec.items() if k not in _KEYS},
         )
 
@@ -97,6 +101,8 @@ class Feature:
             entry["categories"] = None if self.categories is None else list(self.categories)
             if self.train_categories is not None:
                 entry["train_categories"] = list(self.train_categories)
+            if self.pandas_categories is not None:
+                entry["pandas_categories"] = list(self.pandas_categories)
         else:
             entry.update(min=self.min, max=self.max)
             entry.update(min_inclusive=self.min_inclusive, max_inclusive=self.max_inclusive)
@@ -121,6 +127,16 @@ class Feature:
 
 
 _KEYS = {f for f in Feature.__dataclass_fields__ if f != "extra"}
+
+
+def _strings(spec: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    """A category feature's list of strings under `key`, if it has one."""
+    values = spec.get(key)
+    if values is None:
+        return None
+    if spec.get("type") != "category" or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"feature {spec['name']!r}: {key} are a category's strings")
+    return tuple(values)
 
 
 def features_of(manifest: dict[str, Any]) -> tuple[Feature, ...]:

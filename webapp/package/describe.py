@@ -65,15 +65,23 @@ def describe(
     """
     _check_estimator(estimator)
     names, form = _feature_names(estimator, table)
+    categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
     booleans = set()
     if table is not None:
+        import pandas
+
         table = table[names]
+        types = {name: pandas.CategoricalDtype(list(c)) for name, c in categorical.items()}
+        table = table.astype(types)  # as the estimator was fitted: a CSV has only strings
         booleans = {name for name in names if table[name].dtype.kind == "b"}
         table = table.astype({name: "int64" for name in booleans})  # given as 1 and 0
     encoders = dict(_encoders(estimator, names))
     imputed = _imputed_columns(estimator, names)
     features = [
-        _feature(column, encoders.get(column), table, column in booleans) for column in names
+        _feature(column, encoders.get(column), table, column in booleans)
+        if column not in categorical
+        else _categorical(column, categorical[column], table)
+        for column in names
     ]
     model = _Probe(estimator, features, form)
     rows = _sample_rows(features, table)
@@ -322,6 +330,51 @@ def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Fea
     return feature
 
 
+def _categorical(name: str, categories: tuple[str, ...], table: Any) -> Feature:
+    """A pandas category column's feature: its categories, closed, in the estimator's order."""
+    feature = Feature(name, "category", categories=categories, pandas_categories=categories)
+    if table is not None:
+        feature.train_categories = tuple(sorted(set(table[name].dropna().astype(str))))
+    return feature
+
+
+def _pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The columns XGBoost or LightGBM was fitted on as pandas categories, with their
+    categories in order (what the codes it learnt mean), which a CSV table cannot tell."""
+    if hasattr(estimator, "get_booster"):
+        found = _xgboost_categories(estimator.get_booster(), names)
+    elif hasattr(getattr(estimator, "booster_", None), "pandas_categorical"):
+        booster = estimator.booster_
+        kept = booster.pandas_categorical or []
+        infos = booster.dump_model()["feature_infos"]
+        columns = [n for n in names if infos.get(n, {}).get("values")]  # its categorical ones
+        if len(columns) != len(kept):
+            raise PackageError("cannot tell which of LightGBM's columns are categories")
+        found = dict(zip(columns, kept, strict=True))
+    else:
+        return {}
+    if not all(isinstance(v, str) for values in found.values() for v in values):
+        raise PackageError("only pandas categories of strings are supported")
+    return {name: tuple(values) for name, values in found.items()}
+
+
+def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
+    """XGBoost's categorical features' categories, from the model it saves: each feature's
+    strings as UTF-8 bytes between offsets."""
+    kinds = booster.feature_types or []
+    if "c" not in kinds:
+        return {}
+    model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+    if "cats" not in model:
+        raise PackageError("this XGBoost does not record its categories: XGBoost 3.1 or later")
+    found = {}
+    for name, kind, enc in zip(names, kinds, model["cats"]["enc"], strict=True):
+        if kind == "c":
+            raw, ends = bytes(enc["values"]), enc["offsets"]
+            found[name] = [raw[a:b].decode() for a, b in zip(ends, ends[1:], strict=False)]
+    return found
+
+
 def _json_number(value: Any) -> int | float:
     number = value.item() if hasattr(value, "item") else value
     return number if isinstance(number, int) else float(number)
@@ -354,8 +407,8 @@ def _check_nulls(model: _Probe, row: dict[str, Any], feature: Feature, expected:
 
 def _check_categories(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     """A category's values are open (any string) only if an unseen one predicts."""
-    if feature.type != "category":
-        return
+    if feature.type != "category" or feature.pandas_categories is not None:
+        return  # a pandas category's are those it was fitted on: another would be missing
     if model.works([{**row, feature.name: UNSEEN}]):
         feature.categories = None
     elif not feature.categories:
