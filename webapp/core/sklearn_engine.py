@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .vocabulary import ArtifactError, Feature, Rows, features_of, one_line
+from .vocabulary import ArtifactError, Feature, Rows, features_of, one_line, parse_datetime
 
 NAME = "sklearn"
 # How a file joblib.dump wrote starts: a pickle of protocol 2 or later, or one of the
@@ -180,6 +180,9 @@ def _column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
         return np.array(
             [np.nan if v is None else v for v in values] if missing else values, dtype=object
         )
+    if feature.type == "datetime":  # ISO strings, checked by the schemas (parse_datetime)
+        moments = [None if v is None else parse_datetime(v) for v in values]
+        return np.array(moments, dtype="datetime64[ns]")
     if feature.type == "integer" and not missing:
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.float64)

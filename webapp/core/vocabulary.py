@@ -8,10 +8,11 @@ packaging fills it in, serving only reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 MANIFEST_FORMAT = 2  # docs/manifest.md
-TYPES = ("number", "integer", "category")
+TYPES = ("number", "integer", "category", "datetime")
 # What a model predicts: a class, a number, or (clusterers, outlier detectors) an integer label
 # that is no class it was taught: a cluster's index, or -1 for an outlier and 1 for an inlier.
 TASKS = ("classification", "regression", "clustering", "outlier_detection")
@@ -115,7 +116,7 @@ class Feature:
     @property
     def numeric(self) -> bool:
         """Whether its values are numbers (number or integer), not strings."""
-        return self.type != "category"
+        return self.type in ("number", "integer")
 
     def contains(self, number: float) -> bool:
         """Whether a finite number lies inside this feature's range."""
@@ -137,6 +138,22 @@ def _strings(spec: dict[str, Any], key: str) -> tuple[str, ...] | None:
     if spec.get("type") != "category" or not all(isinstance(v, str) for v in values):
         raise ValueError(f"feature {spec['name']!r}: {key} are a category's strings")
     return tuple(values)
+
+
+# The years a datetime64[ns] column holds (pandas' Timestamp range), whole years only.
+FIRST_YEAR, LAST_YEAR = 1678, 2261
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """An ISO 8601 date or date and time without a UTC offset (as the estimator's datetime64
+    column had none), in the years a datetime64[ns] holds; None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return None
+    return moment
 
 
 def features_of(manifest: dict[str, Any]) -> tuple[Feature, ...]:

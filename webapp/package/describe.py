@@ -37,7 +37,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from ..core.sklearn_engine import estimator_input, unpickling_failure
-from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line
+from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line, parse_datetime
 from .compile import UNSEEN
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
@@ -66,6 +66,7 @@ def describe(
     _check_estimator(estimator)
     names, form = _feature_names(estimator, table)
     categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
+    encoders = dict(_encoders(estimator, names))
     booleans = set()
     if table is not None:
         import pandas
@@ -75,7 +76,10 @@ def describe(
         table = table.astype(types)  # as the estimator was fitted: a CSV has only strings
         booleans = {name for name in names if table[name].dtype.kind == "b"}
         table = table.astype({name: "int64" for name in booleans})  # given as 1 and 0
-    encoders = dict(_encoders(estimator, names))
+        dates = [n for n in names if n not in encoders and n not in types and _dates(table[n])]
+        table = table.astype({name: "datetime64[ns]" for name in dates})
+        if dates and form != "dataframe":
+            raise PackageError("date/time features need an estimator fitted on a DataFrame")
     imputed = _imputed_columns(estimator, names)
     features = [
         _feature(column, encoders.get(column), table, column in booleans)
@@ -303,6 +307,8 @@ def _last_encoder(transformer: Any) -> Any:
 def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Feature:
     """A feature's description from its encoder (if any) and its table column (if any)."""
     column = None if table is None else table[name]
+    if column is not None and column.dtype.kind == "M":
+        return Feature(name, "datetime")  # ISO strings in JSON: no range, no categories
     if column is not None and column.dtype.kind in "iu":
         kind = "integer"
     elif column is not None and column.dtype.kind == "f":
@@ -375,6 +381,17 @@ def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
     return found
 
 
+def _dates(column: Any) -> bool:
+    """Whether a table's column holds dates: datetime64 already, or (read from a CSV) strings
+    that all parse as ISO 8601 dates or date-times without an offset."""
+    if column.dtype.kind == "M":
+        return True
+    values = column.dropna()
+    if not len(values) or not all(isinstance(v, str) for v in values):
+        return False
+    return all(parse_datetime(v) is not None for v in values)
+
+
 def _json_number(value: Any) -> int | float:
     number = value.item() if hasattr(value, "item") else value
     return number if isinstance(number, int) else float(number)
@@ -386,7 +403,7 @@ def _sample_rows(features: list[Feature], table: Any) -> list[dict[str, Any]]:
         complete = table.dropna()
         if len(complete):
             return [
-                {k: v.item() if hasattr(v, "item") else v for k, v in record.items()}
+                {k: _json_value(v) for k, v in record.items()}
                 for record in complete.to_dict(orient="records")
             ]
     made_up: dict[str, Any] = {}
@@ -396,6 +413,13 @@ def _sample_rows(features: list[Feature], table: Any) -> list[dict[str, Any]]:
         else:
             made_up[feature.name] = 0 if feature.type == "integer" else 0.0
     return [made_up]
+
+
+def _json_value(value: Any) -> Any:
+    """A table's value as JSON gives it: a date as its ISO 8601 string."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
 
 
 def _check_nulls(model: _Probe, row: dict[str, Any], feature: Feature, expected: bool) -> None:
@@ -424,7 +448,7 @@ def _check_bounds(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     still turns into an answer: values beyond it are refused. A side it refuses at every
     magnitude tried (a logarithm's negatives) ends at zero, itself allowed only if it predicts.
     No bound on a side where the estimator takes the largest float."""
-    if feature.type == "category" or (feature.min, feature.max) != (None, None):
+    if not feature.numeric or (feature.min, feature.max) != (None, None):
         return
     name, integer = feature.name, feature.type == "integer"
     magnitudes = (
@@ -524,7 +548,10 @@ def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact:
     from .compile import compile_model  # skl2onnx: imported only to compile
 
     target = artifact.with_suffix(".onnx")
-    entry, graph = compile_model(estimator, manifest, table, target.name)
+    if any(f["type"] == "datetime" for f in manifest["features"]):
+        entry, graph = {"error": "date/time features are served by scikit-learn"}, None
+    else:
+        entry, graph = compile_model(estimator, manifest, table, target.name)
     manifest["compiled"] = entry
     if graph is None:
         target.unlink(missing_ok=True)  # an earlier compiled form no longer describes the model

@@ -1,10 +1,10 @@
 """marshmallow schemas: prediction requests, built from the model's features, and the answers.
 
 The policy: every feature required and of its JSON type (numbers finite, integers without a
-fractional part, categories strings; never a numeric string, nor a boolean for a number except
-true and false for a boolean feature, taken as 1 and 0), inside
-its range or among its categories, null only where the model takes a missing value; unknown
-fields rejected. Nothing about HTTP here.
+fractional part, categories strings, dates ISO 8601 strings without an offset; never a numeric
+string, nor a boolean for a number except true and false for a boolean feature, taken as 1 and
+0), inside its range or among its categories, null only where the model takes a missing value;
+unknown fields rejected. Nothing about HTTP here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from ..core.vocabulary import INPUTS, TASKS, Feature
+from ..core.vocabulary import (
+    FIRST_YEAR,
+    INPUTS,
+    LAST_YEAR,
+    TASKS,
+    Feature,
+    parse_datetime,
+)
 
 
 class JSONNumber(fields.Float):
@@ -92,10 +99,31 @@ def is_unicode(text: str) -> bool:
     return True
 
 
+class ISODateTime(UnicodeText):
+    """An ISO 8601 date or date-time string without an offset (vocabulary.parse_datetime),
+    kept as the string: the engine turns it into the estimator's datetime64."""
+
+    default_error_messages = {
+        "datetime": f"Not an ISO 8601 date or date-time without an offset, years {FIRST_YEAR} "
+        f"to {LAST_YEAR}."
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if parse_datetime(text) is None:
+            raise self.make_error("datetime")
+        return text
+
+
 def feature_field(feature: Feature) -> fields.Field:
     """The feature's field: required, typed, inside its range or among its categories, and
     null only where the model takes a missing value."""
-    kind = {"number": "a finite number", "integer": "an integer", "category": "a string"}
+    kind = {
+        "number": "a finite number",
+        "integer": "an integer",
+        "category": "a string",
+        "datetime": "an ISO 8601 date or date-time",
+    }
     if feature.boolean:
         kind["integer"] = "true, false, 1 or 0"
     options: dict[str, Any] = {
@@ -110,6 +138,8 @@ def feature_field(feature: Feature) -> fields.Field:
         if feature.categories is not None:
             options["validate"] = validate.OneOf(feature.categories)
         return UnicodeText(**options)
+    if feature.type == "datetime":
+        return ISODateTime(**options)
     if feature.min is not None or feature.max is not None:
         options["validate"] = validate.Range(
             min=feature.min,
