@@ -376,6 +376,8 @@ def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
     found = {}
     for name, kind, enc in zip(names, kinds, model["cats"]["enc"], strict=True):
         if kind == "c":
+            if not enc.get("offsets"):  # numbers, not strings
+                raise PackageError("only pandas categories of strings are supported")
             raw, ends = bytes(enc["values"]), enc["offsets"]
             found[name] = [raw[a:b].decode() for a, b in zip(ends, ends[1:], strict=False)]
     return found
