@@ -372,7 +372,7 @@ def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
         return {}
     model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
     if "cats" not in model:
-        raise PackageError("this XGBoost does not record its categories: XGBoost 3.1 or later")
+        raise PackageError("this XGBoost does not save its categories in the model: upgrade it")
     found = {}
     for name, kind, enc in zip(names, kinds, model["cats"]["enc"], strict=True):
         if kind == "c":
