@@ -17,6 +17,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -150,6 +151,19 @@ def categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
 
 
+def booleans(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """A DataFrame with bool columns: JSON true and false for them (or 1 and 0)."""
+    table = pd.DataFrame(
+        {
+            "income": rng.normal(40, 12, ROWS),
+            "member": rng.random(ROWS) < 0.4,
+            "urban": rng.random(ROWS) < 0.6,
+        }
+    )
+    y = np.where(table["income"] + table["member"] * 12 - table["urban"] * 5 > 45, "buy", "pass")
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(table, y), table, y, True
+
+
 def support_vectors(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """An SVC without probabilities."""
     table = _numbers(rng, 4)
@@ -181,9 +195,16 @@ def forest_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, 
 
 
 def isolation_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """Outliers (-1) and inliers (1): a regression, to the service."""
+    """Outliers (-1) and inliers (1): the task "outlier_detection", integer labels."""
     table = _numbers(rng, 4)
     return IsolationForest(random_state=0).fit(table.to_numpy()), table, None, False
+
+
+def k_means(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Four clusters of scaled features: the task "clustering", a cluster's index per row."""
+    table = _numbers(rng, 3)
+    model = make_pipeline(StandardScaler(), KMeans(n_clusters=4, n_init=10, random_state=0))
+    return model.fit(table.to_numpy()), table, None, False
 
 
 def xgboost_classifier(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
@@ -209,6 +230,33 @@ def lightgbm_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
     table = table.mask(rng.random(table.shape) < 0.1)
     model = LGBMRegressor(n_estimators=60, n_jobs=1, verbose=-1).fit(table.to_numpy(), y)
     return model, table, y, False
+
+
+def _category_table(rng: np.random.Generator) -> tuple[pd.DataFrame, Any]:
+    table = _numbers(rng, 3)
+    colour = rng.choice(["red", "green", "blue", "grey"], ROWS)
+    table["colour"] = pd.Categorical(colour, categories=["red", "green", "blue", "grey"])
+    table["size"] = pd.Categorical(rng.choice(["s", "m", "l"], ROWS), categories=["s", "m", "l"])
+    y = table["f0"] + (table["colour"] == "red") * 8 - (table["size"] == "l") * 5
+    return table, (y > y.median()).astype(int).to_numpy()
+
+
+def xgboost_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """XGBoost fitted on pandas category columns (not in the categories' sorted order)."""
+    from xgboost import XGBClassifier
+
+    table, y = _category_table(rng)
+    model = XGBClassifier(n_estimators=30, max_depth=3, enable_categorical=True)
+    return model.fit(table, y), table, y, True
+
+
+def lightgbm_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """LightGBM fitted on pandas category columns; one thread (see lightgbm_regressor)."""
+    from lightgbm import LGBMClassifier
+
+    table, y = _category_table(rng)
+    model = LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1, min_child_samples=5)
+    return model.fit(table, y), table, y, True
 
 
 def kernel_map(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
@@ -254,12 +302,16 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "string-labels": string_labels,
     "column-transformer": column_transformer,
     "categories": categories,
+    "booleans": booleans,
     "svc": support_vectors,
     "knn": nearest_neighbours,
     "forest-regressor": forest_regressor,
     "isolation-forest": isolation_forest,
+    "k-means": k_means,
     "xgboost": xgboost_classifier,
     "lightgbm": lightgbm_regressor,
+    "xgboost-categories": xgboost_categories,
+    "lightgbm-categories": lightgbm_categories,
     "kernel-map": kernel_map,
     "stacking": stacking,
 }
@@ -271,10 +323,26 @@ DOMAINS = {
 }  # in-process property tests only (tests/service/test_own_models.py)
 
 
+# Each kind's seed, fixed: adding a kind leaves every other kind's data as it was (the first
+# sixteen are their places in the zoo sorted by name, before kinds were added at the end).
+SEEDS = {
+    name: seed
+    for seed, name in enumerate(
+        [
+            *["categories", "column-transformer", "forest-30", "forest-regressor"],
+            *["gradient-boosting", "hist-gradient-boosting", "isolation-forest", "kernel-map"],
+            *["knn", "lightgbm", "log-scale", "random-forest", "stacking", "string-labels"],
+            *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
+            *["lightgbm-categories"],
+        ]
+    )
+}
+
+
 def build(name: str, folder: Path) -> Specimen:
     """Fit `name`, save and package it in `folder` with the command, the table then removed."""
     builders = {**BUILDERS, **BENCHMARKED, **DOMAINS}
-    rng = np.random.default_rng(sorted(builders).index(name))
+    rng = np.random.default_rng(SEEDS[name])
     estimator, table, _, dataframe = builders[name](rng)
     held_out = table.iloc[-HELD_OUT:]
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .vocabulary import ArtifactError, Feature, Rows, features_of, one_line
+from .vocabulary import ArtifactError, Feature, Rows, features_of, one_line, parse_datetime
 
 NAME = "sklearn"
 # How a file joblib.dump wrote starts: a pickle of protocol 2 or later, or one of the
@@ -45,7 +45,8 @@ class SklearnEngine:
     def __init__(self, estimator: Any, manifest: dict[str, Any]) -> None:
         self.estimator = estimator
         self.features = features_of(manifest)
-        self.dataframe = manifest["input"] == "dataframe"
+        self.form = manifest["input"]
+        self.dataframe = self.form == "dataframe"
         self._check(manifest)
 
     @classmethod
@@ -108,10 +109,11 @@ class SklearnEngine:
                 )
 
     def estimator_input(self, rows: Rows) -> Any:
-        """What the estimator takes: a DataFrame with its columns' dtypes, or a 2-D array."""
-        if isinstance(rows, np.ndarray) and not self.dataframe:
+        """What the estimator takes: a DataFrame with its columns' dtypes, a 2-D array, or a
+        1-D one."""
+        if isinstance(rows, np.ndarray) and self.form == "array":
             return rows
-        return estimator_input(self.features, self.dataframe, rows)
+        return estimator_input(self.features, self.form, rows)
 
     def predict(self, rows: Rows) -> list[Any]:
         predicted: list[Any] = self.predict_array(rows).tolist()
@@ -149,14 +151,21 @@ def unpickling_failure(exc: BaseException, head: bytes) -> str:
     return one_line(exc)
 
 
-def estimator_input(features: Sequence[Feature], dataframe: bool, rows: Rows) -> Any:
-    """Rows (a float matrix, or one sequence per feature) as the estimator takes them: a
-    pandas DataFrame with its columns' dtypes when it was fitted on one, else a 2-D array."""
+def estimator_input(features: Sequence[Feature], form: str, rows: Rows) -> Any:
+    """Rows (a float matrix, or one sequence per feature) as the estimator takes them in the
+    manifest's input `form` (vocabulary.INPUTS): a pandas DataFrame with its columns' dtypes
+    when it was fitted on one, the one feature's values for a 1-D input, else a 2-D array."""
     columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
-    typed = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
-    if dataframe:
+    typed: dict[str, Any] = {f.name: _column(f, c) for f, c in zip(features, columns, strict=True)}
+    if form == "vector":
+        (values,) = typed.values()
+        return values
+    if form == "dataframe":
         import pandas
 
+        for f in features:
+            if f.pandas_categories is not None:  # unseen values and None become NaN
+                typed[f.name] = pandas.Categorical(typed[f.name], categories=f.pandas_categories)
         return pandas.DataFrame(typed, columns=[f.name for f in features])
     kind = np.float64 if all(f.numeric for f in features) else object
     return np.array(list(typed.values()), dtype=kind).T.reshape(-1, len(features))
@@ -171,6 +180,9 @@ def _column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
         return np.array(
             [np.nan if v is None else v for v in values] if missing else values, dtype=object
         )
+    if feature.type == "datetime":  # ISO strings, checked by the schemas (parse_datetime)
+        moments = [None if v is None else parse_datetime(v) for v in values]
+        return np.array(moments, dtype="datetime64[ns]")
     if feature.type == "integer" and not missing:
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.float64)

@@ -8,10 +8,19 @@ packaging fills it in, serving only reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 MANIFEST_FORMAT = 2  # docs/manifest.md
-TYPES = ("number", "integer", "category")
+TYPES = ("number", "integer", "category", "datetime")
+# What a model predicts: a class, a number, or (clusterers, outlier detectors) an integer label
+# that is no class it was taught: a cluster's index, or -1 for an outlier and 1 for an inlier.
+TASKS = ("classification", "regression", "clustering", "outlier_detection")
+INTEGER_LABELS = ("clustering", "outlier_detection")
+# How the estimator takes its rows: a 2-D array, a pandas DataFrame (fitted on one), or, for an
+# estimator of one feature fitted on 1-D input (a text pipeline on a list of strings,
+# IsotonicRegression), a 1-D array of that feature's values.
+INPUTS = ("array", "dataframe", "vector")
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 
@@ -47,6 +56,10 @@ class Feature:
     train_min: float | None = None
     train_max: float | None = None
     train_categories: tuple[str, ...] | None = None
+    boolean: bool = False  # an integer 0..1 from a bool column: JSON true and false taken too
+    # a pandas category column's categories in their order, which the estimator (XGBoost's,
+    # LightGBM's) was fitted on: the column is given that dtype
+    pandas_categories: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -59,6 +72,9 @@ class Feature:
         for values in (categories, train_categories):
             if values is not None and not all(isinstance(c, str) for c in values):
                 raise ValueError(f"feature {spec['name']!r}: categories must be strings")
+        boolean = spec.get("boolean", False) is True
+        if boolean and (kind, spec.get("min"), spec.get("max")) != ("integer", 0, 1):
+            raise ValueError(f"feature {spec['name']!r}: a boolean is an integer from 0 to 1")
         bounds = [spec.get(key) for key in ("min", "max", "train_min", "train_max")]
         if not all(b is None or isinstance(b, (int, float)) for b in bounds):
             raise ValueError(f"feature {spec['name']!r}: min and max must be numbers or null")
@@ -74,6 +90,8 @@ class Feature:
             train_min=bounds[2],
             train_max=bounds[3],
             train_categories=None if train_categories is None else tuple(train_categories),
+            boolean=boolean,
+            pandas_categories=_strings(spec, "pandas_categories"),
             extra={k: v for k, v in spec.items() if k not in _KEYS},
         )
 
@@ -84,17 +102,21 @@ class Feature:
             entry["categories"] = None if self.categories is None else list(self.categories)
             if self.train_categories is not None:
                 entry["train_categories"] = list(self.train_categories)
+            if self.pandas_categories is not None:
+                entry["pandas_categories"] = list(self.pandas_categories)
         else:
             entry.update(min=self.min, max=self.max)
             entry.update(min_inclusive=self.min_inclusive, max_inclusive=self.max_inclusive)
             if self.train_min is not None:
                 entry.update(train_min=self.train_min, train_max=self.train_max)
+            if self.boolean:
+                entry["boolean"] = True
         return {**entry, **self.extra}
 
     @property
     def numeric(self) -> bool:
         """Whether its values are numbers (number or integer), not strings."""
-        return self.type != "category"
+        return self.type in ("number", "integer")
 
     def contains(self, number: float) -> bool:
         """Whether a finite number lies inside this feature's range."""
@@ -106,6 +128,32 @@ class Feature:
 
 
 _KEYS = {f for f in Feature.__dataclass_fields__ if f != "extra"}
+
+
+def _strings(spec: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    """A category feature's list of strings under `key`, if it has one."""
+    values = spec.get(key)
+    if values is None:
+        return None
+    if spec.get("type") != "category" or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"feature {spec['name']!r}: {key} are a category's strings")
+    return tuple(values)
+
+
+# The years a datetime64[ns] column holds (pandas' Timestamp range), whole years only.
+FIRST_YEAR, LAST_YEAR = 1678, 2261
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """An ISO 8601 date or date and time without a UTC offset (as the estimator's datetime64
+    column had none), in the years a datetime64[ns] holds; None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return None
+    return moment
 
 
 def features_of(manifest: dict[str, Any]) -> tuple[Feature, ...]:

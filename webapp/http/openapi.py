@@ -16,6 +16,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields, validate
 
 from ..core.model import Model
+from ..core.vocabulary import INTEGER_LABELS
 from ..protocol import v2
 from ..protocol.schemas import (
     Document,
@@ -110,7 +111,7 @@ def _components(model: Model) -> dict[str, Any]:
         "Status": Status(),
         "Metadata": Metadata(),
         "Document": Document(),
-        **answer_schemas(labels, model.probabilities),
+        **answer_schemas(labels, model.probabilities, model.manifest["task"] in INTEGER_LABELS),
         "ModelReady": ModelReady(),
         "ServerMetadata": ServerMetadata(),
         "Live": Live(),

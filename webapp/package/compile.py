@@ -73,9 +73,7 @@ def compile_model(
     for check in manifest["self_check"]["instances"]:  # the rows /ready replays, too
         for column, f in zip(columns, features, strict=True):
             column.append(check[f.name])
-    expected = _answers(
-        estimator, features, manifest["input"] == "dataframe", columns, probabilities
-    )
+    expected = _answers(estimator, features, manifest["input"], columns, probabilities)
 
     rows = number_rows(columns) if plain else columns  # as the service holds them
     failures = []
@@ -261,12 +259,12 @@ def _table_columns(table: Any, names: list[str]) -> list[list[Any]]:
 def _answers(
     estimator: Any,
     features: Sequence[Feature],
-    dataframe: bool,
+    form: str,
     columns: list[list[Any]],
     proba: bool,
 ) -> tuple[list[Any], np.ndarray | None]:
     """The estimator's own predictions (and probabilities) for the verification rows."""
-    given = estimator_input(features, dataframe, columns)
+    given = estimator_input(features, form, columns)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predicted = np.asarray(estimator.predict(given)).tolist()

@@ -26,7 +26,9 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from sklearn.base import is_classifier
+import sklearn.base
+import sklearn.utils
+from sklearn.base import is_classifier, is_outlier_detector
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
@@ -35,7 +37,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from ..core.sklearn_engine import estimator_input, unpickling_failure
-from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line
+from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line, parse_datetime
 from .compile import UNSEEN
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
@@ -62,18 +64,30 @@ def describe(
     out), or None: then only what the estimator itself tells is used.
     """
     _check_estimator(estimator)
-    names, dataframe = _feature_names(estimator, table)
+    names, form = _feature_names(estimator, table)
+    categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
+    encoders = dict(_encoders(estimator, names))
     booleans = set()
     if table is not None:
+        import pandas
+
         table = table[names]
+        types = {name: pandas.CategoricalDtype(list(c)) for name, c in categorical.items()}
+        table = table.astype(types)  # as the estimator was fitted: a CSV has only strings
         booleans = {name for name in names if table[name].dtype.kind == "b"}
         table = table.astype({name: "int64" for name in booleans})  # given as 1 and 0
-    encoders = dict(_encoders(estimator, names))
+        dates = [n for n in names if n not in encoders and n not in types and _dates(table[n])]
+        table = table.astype({name: "datetime64[ns]" for name in dates})
+        if dates and form != "dataframe":
+            raise PackageError("date/time features need an estimator fitted on a DataFrame")
     imputed = _imputed_columns(estimator, names)
     features = [
-        _feature(column, encoders.get(column), table, column in booleans) for column in names
+        _feature(column, encoders.get(column), table, column in booleans)
+        if column not in categorical
+        else _categorical(column, categorical[column], table)
+        for column in names
     ]
-    model = _Probe(estimator, features, dataframe)
+    model = _Probe(estimator, features, form)
     rows = _sample_rows(features, table)
     try:
         first = model.predict(rows[:1])
@@ -91,15 +105,16 @@ def describe(
         _check_categories(model, rows[0], feature)
         _check_bounds(model, rows[0], feature)
     _check_corners(model, rows[0], features)
-    classifier = is_classifier(estimator) and hasattr(estimator, "classes_")
+    task = _task(estimator)
+    classifier = task == "classification"
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "name": name,
         "version": version,
-        "task": "classification" if classifier else "regression",
+        "task": task,
         "estimator": _summary(estimator),
         "artifact": {"file": "", "sha256": ""},
-        "input": "dataframe" if dataframe else "array",
+        "input": form,
         "features": [feature.to_manifest() for feature in features],
     }
     if classifier:
@@ -112,7 +127,7 @@ def describe(
         manifest["probabilities"] = callable(getattr(estimator, "predict_proba", None))
     checks = _self_check_rows(model, rows, classifier)
     manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
-    manifest["versions"] = versions(dataframe)
+    manifest["versions"] = versions(form == "dataframe")
     return manifest
 
 
@@ -138,6 +153,21 @@ def _check_estimator(estimator: Any) -> None:
         raise PackageError(f"{kind} is not a scikit-learn estimator ({one_line(exc)})") from None
 
 
+def _task(estimator: Any) -> str:
+    """What it predicts (vocabulary.TASKS): a classifier's classes, an outlier detector's -1
+    and 1, a clusterer's cluster indices, else numbers."""
+    if is_classifier(estimator) and hasattr(estimator, "classes_"):
+        return "classification"
+    if is_outlier_detector(estimator):
+        return "outlier_detection"
+    is_clusterer = getattr(sklearn.base, "is_clusterer", None)  # scikit-learn 1.6 or later
+    if is_clusterer is not None and is_clusterer(estimator):
+        return "clustering"
+    if getattr(estimator, "_estimator_type", None) == "clusterer":
+        return "clustering"
+    return "regression"
+
+
 def versions(dataframe: bool) -> dict[str, str]:
     """The library versions a model is packaged with (pandas only where it is needed)."""
     found = {
@@ -156,12 +186,12 @@ def versions(dataframe: bool) -> dict[str, str]:
 class _Probe:
     """The estimator, given rows (dicts by feature name) exactly as the service will give them."""
 
-    def __init__(self, estimator: Any, features: list[Feature], dataframe: bool) -> None:
-        self.estimator, self.features, self.dataframe = estimator, features, dataframe
+    def __init__(self, estimator: Any, features: list[Feature], form: str) -> None:
+        self.estimator, self.features, self.form = estimator, features, form
 
     def predict(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
         columns = [[row[f.name] for row in rows] for f in self.features]
-        given = estimator_input(self.features, self.dataframe, columns)
+        given = estimator_input(self.features, self.form, columns)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             predicted = self.estimator.predict(given)
@@ -177,26 +207,43 @@ class _Probe:
         return all(not isinstance(a, float) or math.isfinite(a) for a in answers)
 
 
-def _feature_names(estimator: Any, table: Any) -> tuple[list[str], bool]:
-    """The features' names in the estimator's order, and whether it was fitted on a DataFrame."""
+def _feature_names(estimator: Any, table: Any) -> tuple[list[str], str]:
+    """The features' names in the estimator's order, and how it takes them (vocabulary.INPUTS):
+    a DataFrame if it was fitted on one, a 1-D array if it takes one feature that way, else a
+    2-D array."""
     fitted_names = getattr(estimator, "feature_names_in_", None)
     if fitted_names is not None:
         names = [str(n) for n in fitted_names]
         if table is not None and set(names) - set(table.columns):
             missing = sorted(set(names) - set(table.columns))
             raise PackageError(f"the table lacks the estimator's columns {missing}")
-        return names, True
-    count = getattr(estimator, "n_features_in_", None)
+        return names, "dataframe"
+    count, form = getattr(estimator, "n_features_in_", None), "array"
+    if count is None and _one_dimensional(estimator):
+        count, form = 1, "vector"
     if count is None:
         raise PackageError("the estimator does not say how many features it takes")
     if table is None:
-        return [f"x{i}" for i in range(count)], False
+        return [f"x{i}" for i in range(count)], form
     if len(table.columns) != count:
         raise PackageError(
             f"the table has {len(table.columns)} columns, the estimator takes {count} features "
             "(leave the target out of the table, or name it with --target)"
         )
-    return [str(c) for c in table.columns], False
+    return [str(c) for c in table.columns], form
+
+
+def _one_dimensional(estimator: Any) -> bool:
+    """Whether it was fitted on one feature as a 1-D input: a text vectorizer first (a list of
+    strings), or an estimator that takes only 1-D arrays of numbers (IsotonicRegression)."""
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    if isinstance(first, TEXT):
+        return True
+    get_tags = getattr(sklearn.utils, "get_tags", None)  # scikit-learn 1.6 or later
+    if get_tags is None:
+        return False
+    tags = get_tags(first).input_tags
+    return bool(tags.one_d_array and not tags.two_d_array)
 
 
 def _encoders(estimator: Any, names: list[str]) -> Iterator[tuple[str, Any]]:
@@ -260,6 +307,8 @@ def _last_encoder(transformer: Any) -> Any:
 def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Feature:
     """A feature's description from its encoder (if any) and its table column (if any)."""
     column = None if table is None else table[name]
+    if column is not None and column.dtype.kind == "M":
+        return Feature(name, "datetime")  # ISO strings in JSON: no range, no categories
     if column is not None and column.dtype.kind in "iu":
         kind = "integer"
     elif column is not None and column.dtype.kind == "f":
@@ -278,13 +327,71 @@ def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Fea
             feature.train_categories = tuple(sorted(set(column.dropna().astype(str))))
         return feature
     if boolean:
-        feature.min, feature.max = 0, 1
+        feature.min, feature.max, feature.boolean = 0, 1, True
     if column is not None and column.notna().any():
         feature.train_min, feature.train_max = (
             _json_number(column.min()),
             _json_number(column.max()),
         )
     return feature
+
+
+def _categorical(name: str, categories: tuple[str, ...], table: Any) -> Feature:
+    """A pandas category column's feature: its categories, closed, in the estimator's order."""
+    feature = Feature(name, "category", categories=categories, pandas_categories=categories)
+    if table is not None:
+        feature.train_categories = tuple(sorted(set(table[name].dropna().astype(str))))
+    return feature
+
+
+def _pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The columns XGBoost or LightGBM was fitted on as pandas categories, with their
+    categories in order (what the codes it learnt mean), which a CSV table cannot tell."""
+    if hasattr(estimator, "get_booster"):
+        found = _xgboost_categories(estimator.get_booster(), names)
+    elif hasattr(getattr(estimator, "booster_", None), "pandas_categorical"):
+        booster = estimator.booster_
+        kept = booster.pandas_categorical or []
+        infos = booster.dump_model()["feature_infos"]
+        columns = [n for n in names if infos.get(n, {}).get("values")]  # its categorical ones
+        if len(columns) != len(kept):
+            raise PackageError("cannot tell which of LightGBM's columns are categories")
+        found = dict(zip(columns, kept, strict=True))
+    else:
+        return {}
+    if not all(isinstance(v, str) for values in found.values() for v in values):
+        raise PackageError("only pandas categories of strings are supported")
+    return {name: tuple(values) for name, values in found.items()}
+
+
+def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
+    """XGBoost's categorical features' categories, from the model it saves: each feature's
+    strings as UTF-8 bytes between offsets."""
+    kinds = booster.feature_types or []
+    if "c" not in kinds:
+        return {}
+    model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+    if "cats" not in model:
+        raise PackageError("this XGBoost does not save its categories in the model: upgrade it")
+    found = {}
+    for name, kind, enc in zip(names, kinds, model["cats"]["enc"], strict=True):
+        if kind == "c":
+            if not enc.get("offsets"):  # numbers, not strings
+                raise PackageError("only pandas categories of strings are supported")
+            raw, ends = bytes(enc["values"]), enc["offsets"]
+            found[name] = [raw[a:b].decode() for a, b in zip(ends, ends[1:], strict=False)]
+    return found
+
+
+def _dates(column: Any) -> bool:
+    """Whether a table's column holds dates: datetime64 already, or (read from a CSV) strings
+    that all parse as ISO 8601 dates or date-times without an offset."""
+    if column.dtype.kind == "M":
+        return True
+    values = column.dropna()
+    if not len(values) or not all(isinstance(v, str) for v in values):
+        return False
+    return all(parse_datetime(v) is not None for v in values)
 
 
 def _json_number(value: Any) -> int | float:
@@ -298,7 +405,7 @@ def _sample_rows(features: list[Feature], table: Any) -> list[dict[str, Any]]:
         complete = table.dropna()
         if len(complete):
             return [
-                {k: v.item() if hasattr(v, "item") else v for k, v in record.items()}
+                {k: _json_value(v) for k, v in record.items()}
                 for record in complete.to_dict(orient="records")
             ]
     made_up: dict[str, Any] = {}
@@ -310,6 +417,13 @@ def _sample_rows(features: list[Feature], table: Any) -> list[dict[str, Any]]:
     return [made_up]
 
 
+def _json_value(value: Any) -> Any:
+    """A table's value as JSON gives it: a date as its ISO 8601 string."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
+
+
 def _check_nulls(model: _Probe, row: dict[str, Any], feature: Feature, expected: bool) -> None:
     """Nullable only if the estimator takes a missing value there, and a missing value is to
     be expected: the pipeline imputes it, or the table has some. An estimator that takes NaN
@@ -319,8 +433,8 @@ def _check_nulls(model: _Probe, row: dict[str, Any], feature: Feature, expected:
 
 def _check_categories(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     """A category's values are open (any string) only if an unseen one predicts."""
-    if feature.type != "category":
-        return
+    if feature.type != "category" or feature.pandas_categories is not None:
+        return  # a pandas category's are those it was fitted on: another would be missing
     if model.works([{**row, feature.name: UNSEEN}]):
         feature.categories = None
     elif not feature.categories:
@@ -336,7 +450,7 @@ def _check_bounds(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     still turns into an answer: values beyond it are refused. A side it refuses at every
     magnitude tried (a logarithm's negatives) ends at zero, itself allowed only if it predicts.
     No bound on a side where the estimator takes the largest float."""
-    if feature.type == "category" or (feature.min, feature.max) != (None, None):
+    if not feature.numeric or (feature.min, feature.max) != (None, None):
         return
     name, integer = feature.name, feature.type == "integer"
     magnitudes = (
@@ -436,7 +550,10 @@ def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact:
     from .compile import compile_model  # skl2onnx: imported only to compile
 
     target = artifact.with_suffix(".onnx")
-    entry, graph = compile_model(estimator, manifest, table, target.name)
+    if any(f["type"] == "datetime" for f in manifest["features"]):
+        entry, graph = {"error": "date/time features are served by scikit-learn"}, None
+    else:
+        entry, graph = compile_model(estimator, manifest, table, target.name)
     manifest["compiled"] = entry
     if graph is None:
         target.unlink(missing_ok=True)  # an earlier compiled form no longer describes the model

@@ -161,6 +161,11 @@ class ValidRows:
                 if not is_unicode("".join(present)):  # a lone surrogate: marshmallow says where
                     return None
                 continue
+            if feature.type == "datetime":  # parsed value by value: marshmallow's field does
+                return None
+            if feature.boolean and bool in kinds:  # true and false, as 1 and 0
+                columns[index] = column = [int(v) if type(v) is bool else v for v in column]
+                kinds = (kinds - {bool}) | {int}
             if not kinds <= _NUMBERS:
                 return None
             if feature.type == "integer" and float in kinds:

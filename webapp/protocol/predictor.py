@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core.model import Model
-from ..core.vocabulary import ArtifactError, Rows
+from ..core.vocabulary import INTEGER_LABELS, ArtifactError, Rows
 from ..runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,10 @@ class Predictor:
 
 def prediction_dtype(model: Model) -> np.dtype[Any]:
     """The array type of the model's predictions: the classes' own where they share a numeric
-    one (bool, int64), float64 for numbers (a regressor's values), else objects (strings)."""
+    one (bool, int64), float64 for numbers (a regressor's values), int64 for a clusterer's or
+    an outlier detector's labels, else objects (strings)."""
+    if model.manifest["task"] in INTEGER_LABELS:
+        return np.dtype(np.int64)
     kinds = {type(c) for c in model.classes} if model.classification else {float}
     if kinds == {bool} or kinds == {int}:
         return np.dtype(kinds.pop())

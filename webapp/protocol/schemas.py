@@ -1,9 +1,10 @@
 """marshmallow schemas: prediction requests, built from the model's features, and the answers.
 
 The policy: every feature required and of its JSON type (numbers finite, integers without a
-fractional part, categories strings; never a numeric string or a boolean for a number), inside
-its range or among its categories, null only where the model takes a missing value; unknown
-fields rejected. Nothing about HTTP here.
+fractional part, categories strings, dates ISO 8601 strings without an offset; never a numeric
+string, nor a boolean for a number except true and false for a boolean feature, taken as 1 and
+0), inside its range or among its categories, null only where the model takes a missing value;
+unknown fields rejected. Nothing about HTTP here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from ..core.vocabulary import Feature
+from ..core.vocabulary import (
+    FIRST_YEAR,
+    INPUTS,
+    LAST_YEAR,
+    TASKS,
+    Feature,
+    parse_datetime,
+)
 
 
 class JSONNumber(fields.Float):
@@ -43,15 +51,22 @@ LARGEST_INTEGER = 2**53
 
 
 class JSONInteger(fields.Field):
-    """A JSON number without a fractional part (5 or 5.0, not 5.5, "5" or true), as an int."""
+    """A JSON number without a fractional part (5 or 5.0, not 5.5, "5" or true), as an int;
+    with `booleans` (a boolean feature's), true and false too, as 1 and 0."""
 
     default_error_messages = {
         "invalid": "Not a valid integer.",
         "too_large": f"Must be at most {LARGEST_INTEGER} in magnitude.",
     }
 
+    def __init__(self, booleans: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.booleans = booleans
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if type(value) is float and value.is_integer():
+            value = int(value)
+        elif type(value) is bool and self.booleans:
             value = int(value)
         if type(value) is not int:
             raise self.make_error("invalid")
@@ -84,10 +99,33 @@ def is_unicode(text: str) -> bool:
     return True
 
 
+class ISODateTime(UnicodeText):
+    """An ISO 8601 date or date-time string without an offset (vocabulary.parse_datetime),
+    kept as the string: the engine turns it into the estimator's datetime64."""
+
+    default_error_messages = {
+        "datetime": f"Not an ISO 8601 date or date-time without an offset, years {FIRST_YEAR} "
+        f"to {LAST_YEAR}."
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if parse_datetime(text) is None:
+            raise self.make_error("datetime")
+        return text
+
+
 def feature_field(feature: Feature) -> fields.Field:
     """The feature's field: required, typed, inside its range or among its categories, and
     null only where the model takes a missing value."""
-    kind = {"number": "a finite number", "integer": "an integer", "category": "a string"}
+    kind = {
+        "number": "a finite number",
+        "integer": "an integer",
+        "category": "a string",
+        "datetime": "an ISO 8601 date or date-time",
+    }
+    if feature.boolean:
+        kind["integer"] = "true, false, 1 or 0"
     options: dict[str, Any] = {
         "required": True,
         "allow_none": feature.nullable,
@@ -100,6 +138,8 @@ def feature_field(feature: Feature) -> fields.Field:
         if feature.categories is not None:
             options["validate"] = validate.OneOf(feature.categories)
         return UnicodeText(**options)
+    if feature.type == "datetime":
+        return ISODateTime(**options)
     if feature.min is not None or feature.max is not None:
         options["validate"] = validate.Range(
             min=feature.min,
@@ -107,7 +147,9 @@ def feature_field(feature: Feature) -> fields.Field:
             min_inclusive=feature.min_inclusive,
             max_inclusive=feature.max_inclusive,
         )
-    return JSONInteger(**options) if feature.type == "integer" else JSONNumber(**options)
+    if feature.type == "integer":
+        return JSONInteger(booleans=feature.boolean, **options)
+    return JSONNumber(**options)
 
 
 class JSONBoolean(fields.Boolean):
@@ -336,9 +378,9 @@ class Metadata(Schema):
     name = fields.String(required=True)
     version = fields.String(required=True)
     sha256 = fields.String(required=True)  # the manifest's: what MODEL_SHA256 pins
-    task = fields.String(required=True, validate=validate.OneOf(["classification", "regression"]))
+    task = fields.String(required=True, validate=validate.OneOf(TASKS))
     estimator = fields.String(required=True)
-    input = fields.String(required=True, validate=validate.OneOf(["array", "dataframe"]))
+    input = fields.String(required=True, validate=validate.OneOf(INPUTS))
     features = fields.List(fields.Dict(), required=True)
     classes = fields.List(fields.Dict())
     probabilities = fields.Boolean()
@@ -426,11 +468,16 @@ class InferError(Schema):
     error = fields.String(required=True)
 
 
-def answer_schemas(labels: Mapping[Any, str] | None, probabilities: bool) -> dict[str, Schema]:
+def answer_schemas(
+    labels: Mapping[Any, str] | None, probabilities: bool, integers: bool = False
+) -> dict[str, Schema]:
     """POST /predict's answers, by component name: for a classifier's classes (value -> label),
-    with its probabilities if it has them; for a regressor (None), numbers."""
+    with its probabilities if it has them; else (None) numbers, or integer labels (`integers`:
+    a clusterer's, an outlier detector's)."""
     if labels is None:
-        value: fields.Field = fields.Float(required=True)
+        value: fields.Field = (
+            fields.Integer(required=True) if integers else fields.Float(required=True)
+        )
     else:
         value = _class_field(list(labels))
     answers = {

@@ -50,7 +50,7 @@ _BINARY = {
         for name in _INTEGERS
     },
 }
-_FEATURE_TYPES = {"number": "FP64", "integer": "INT64", "category": "BYTES"}
+_FEATURE_TYPES = {"number": "FP64", "integer": "INT64", "category": "BYTES", "datetime": "BYTES"}
 _NONE = type(None)
 
 
@@ -215,9 +215,9 @@ def _columns(
             raise TensorError(f"{where}: holds {shape[0]} rows, the inputs before it {rows}")
         rows = _rows(shape, where, max_rows)
         datatype = tensor["datatype"]
-        if features[name].type == "category" and datatype != "BYTES":
-            raise TensorError(f"{where}: datatype must be BYTES (a category)")
-        if features[name].type != "category" and datatype not in _NUMBERS:
+        if not features[name].numeric and datatype != "BYTES":
+            raise TensorError(f"{where}: datatype must be BYTES (a {features[name].type})")
+        if features[name].numeric and datatype not in _NUMBERS:
             raise TensorError(f"{where}: datatype must be FP64, FP32 or an integer type")
         columns[name] = _values(values, shape, datatype, where)
     missing = [name for name in features if name not in columns]

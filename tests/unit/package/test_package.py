@@ -153,9 +153,10 @@ def test_a_manifest_is_replaced_only_with_force(
     assert json.loads(manifest.read_text())["version"] == "2.0.0"
 
 
-def test_a_boolean_column_takes_1_and_0_only(tmp_path: Path) -> None:
-    """pandas reads True/False from the table as booleans: the feature is an integer in [0, 1],
-    so 2 is refused, not handed to the estimator as something it never saw."""
+def test_a_boolean_column_takes_true_false_1_and_0_only(tmp_path: Path) -> None:
+    """pandas reads True/False from the table as booleans: the feature is a boolean integer in
+    [0, 1], taking JSON true and false too, so 2 is refused, not handed to the estimator as
+    something it never saw."""
     table = frame()
     tree = DecisionTreeClassifier(random_state=0).fit(table, table["flag"] ^ (table["x"] > 0))
     model = saved(tree, tmp_path)
@@ -163,15 +164,15 @@ def test_a_boolean_column_takes_1_and_0_only(tmp_path: Path) -> None:
     table.to_csv(data, index=False)
     assert command.main([str(model), "--data", str(data)]) == 0
     flag = json.loads(model.with_suffix(".json").read_text())["features"][1]
-    assert flag["type"] == "integer"
+    assert (flag["type"], flag["boolean"]) == ("integer", True)
     assert (flag["min"], flag["max"], flag["train_min"], flag["train_max"]) == (0, 1, 0, 1)
 
     client = create_app({"MODEL_PATH": str(model)}).test_client()
-    for x, value in [(-1.0, 0), (-1.0, 1), (1.0, 0), (1.0, 1)]:
+    for x, value in [(x, v) for x in (-1.0, 1.0) for v in (0, 1, False, True)]:
         answer = client.post("/predict", json={"x": x, "flag": value})
         expected = tree.predict(pd.DataFrame({"x": [x], "flag": [bool(value)]}))[0]
         assert answer.get_json() == {"prediction": bool(expected)}
-    for wrong in (2, -1, 0.5, "yes"):
+    for wrong in (2, -1, 0.5, "yes", "true"):
         answer = client.post("/predict", json={"x": 0.0, "flag": wrong})
         assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"flag"}
 

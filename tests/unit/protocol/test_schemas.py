@@ -141,6 +141,7 @@ TYPED = (
     Feature("big", "integer", nullable=True),
     Feature("c", "category", nullable=True, categories=("a", "b")),
     Feature("s", "category"),
+    Feature("b", "integer", nullable=True, min=0, max=1, boolean=True),  # true/false as 1/0
 )
 TYPED_NAMES = [f.name for f in TYPED]
 TYPED_SCHEMA = batch_schema(TYPED, 50)
@@ -206,6 +207,7 @@ valid_typed = st.fixed_dictionaries(
         "big": st.none() | st.integers(-(2**53), 2**53),
         "c": st.sampled_from([None, "a", "b"]),
         "s": st.text(max_size=4),
+        "b": st.sampled_from([None, True, False, 0, 1, 0.0, 1.0]),
     }
 )
 
@@ -217,6 +219,35 @@ def test_valid_typed_documents_take_the_fast_path(rows: list[dict[str, Any]]) ->
     assert TYPED_FAST.of_instance(rows[0]) is not None
 
 
+def test_a_boolean_feature_takes_true_and_false_as_1_and_0() -> None:
+    """Only a boolean feature: an integer one refuses true, as a number does."""
+    row = {"n": 1.0, "i": 1, "big": None, "c": "a", "s": "text"}
+    for sent, taken in ((True, 1), (False, 0), (1, 1), (0.0, 0), (None, None)):
+        loaded = TYPED_INSTANCE.load({**row, "b": sent})
+        assert loaded["b"] == taken and type(loaded["b"]) is type(taken)
+        fast = TYPED_FAST.of_instance({**row, "b": sent})
+        assert fast is not None and fast[-1] == [taken] and type(fast[-1][0]) is type(taken)
+    for name in ("i", "n"):
+        with pytest.raises(ValidationError) as refused:
+            TYPED_INSTANCE.load({**row, "b": 1, name: True})
+        assert set(refused.value.messages) == {name}
+        assert TYPED_FAST.of_instance({**row, "b": 1, name: True}) is None
+    for wrong in (2, -1, 0.5, "true", "1"):
+        with pytest.raises(ValidationError):
+            TYPED_INSTANCE.load({**row, "b": wrong})
+        assert TYPED_FAST.of_instance({**row, "b": wrong}) is None
+
+
+def test_a_boolean_feature_s_manifest_entry() -> None:
+    """Recorded as an integer from 0 to 1 with "boolean": true, read back as it was written."""
+    entry = TYPED[-1].to_manifest()
+    assert (entry["type"], entry["min"], entry["max"], entry["boolean"]) == ("integer", 0, 1, True)
+    assert Feature.from_manifest(entry) == TYPED[-1]
+    assert "boolean" not in TYPED[1].to_manifest()
+    with pytest.raises(ValueError, match="a boolean is an integer from 0 to 1"):
+        Feature.from_manifest({**entry, "max": 2})
+
+
 LONE = "Not valid Unicode text (a lone surrogate)."
 
 
@@ -225,7 +256,7 @@ LONE = "Not valid Unicode text (a lone surrogate)."
 def test_a_lone_surrogate_is_not_text(value: str, name: str) -> None:
     """JSON's escapes can write a lone surrogate, which no UTF-8 encoder takes (the compiled
     engine's): a category holding one is refused by name, by the schemas and the fast path."""
-    row = {"n": 1.0, "i": 1, "big": None, "c": "a", "s": "text", name: value}
+    row = {"n": 1.0, "i": 1, "big": None, "c": "a", "s": "text", "b": True, name: value}
     with pytest.raises(ValidationError) as refused:
         TYPED_INSTANCE.load(row)
     assert refused.value.messages == {name: [LONE]}
