@@ -8,7 +8,7 @@ ARG BASE_IMAGE=python:3.11-slim
 # .` takes no build arguments) must pin the same bytes. tests/service/test_container.py holds it equal
 # to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
 # and the build, never a boot.
-ARG MODEL_SHA256=1f53b321b7c6d309323fbbb1c8dbeec20abfed788c811181b9f300b038142476
+ARG MODEL_SHA256=eac186266613c398fa70ed7e6415f84ab0b5bee7d9ad7013ad084f417a2cb019
 
 FROM ${BASE_IMAGE} AS build
 
@@ -59,7 +59,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-
 
 WORKDIR /app
 COPY webapp/ webapp/
-COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json model.onnx ./
+COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json model.onnx model.verification.json ./
 
 # Loading the app checks model.json against the pin, the files it serves from against the
 # manifest, the engine's versions and the self-check prediction. Our modules' bytecode is

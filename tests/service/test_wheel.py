@@ -128,7 +128,7 @@ def test_a_pip_user_packages_checks_serves_and_bundles_a_model(
         assert "usage: sklearn-serve" in ok(run([command, *sub.split(), "--help"], elsewhere))
 
     shipped = folder(environment / "shipped")
-    for suffix in (".pkl", ".json", ".onnx"):
+    for suffix in (".pkl", ".json", ".onnx", ".verification.json"):
         shutil.copy(ROOT / f"model{suffix}", shipped / f"model{suffix}")
     said = ok(run([command, "check", shipped], cwd=elsewhere))
     assert "served here by onnx" in said
