@@ -26,12 +26,22 @@ FROM ${BASE_IMAGE} AS build
 # costs is in docs/deploy.md's container table.
 RUN python3 -m venv /opt/venv
 COPY requirements.txt model.json /tmp/
+# A model only scikit-learn can serve keeps the versions it was packaged with: MODEL_REQUIREMENTS
+# (say "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4", as the refusal to serve it elsewhere
+# prints them) takes the place of those pins, and pandas stays when it names pandas.
+ARG MODEL_REQUIREMENTS=""
 # binutils (strip) comes from the base image's own Debian release, whichever it is, and stays in
 # this build stage: pinning its version would tie the build to one release.
 # hadolint ignore=DL3008
-RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
-        -r /tmp/requirements.txt \
-    && if grep -q '"input": "array"' /tmp/model.json; then \
+RUN touch /tmp/model-requirements.txt \
+    && for pin in $MODEL_REQUIREMENTS; do \
+        sed -i "/^${pin%%==*}==/d" /tmp/requirements.txt \
+        && echo "$pin" >> /tmp/model-requirements.txt; \
+    done \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
+        -r /tmp/requirements.txt -r /tmp/model-requirements.txt \
+    && if grep -q '"input": "array"' /tmp/model.json \
+        && ! grep -q '^pandas==' /tmp/model-requirements.txt; then \
         /opt/venv/bin/pip uninstall --yes --quiet pandas python-dateutil tzdata; fi \
     && /opt/venv/bin/pip uninstall --yes --quiet functions-framework cloudevents deprecation \
         uvicorn uvicorn-worker h11 starlette anyio watchdog \
