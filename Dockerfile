@@ -8,7 +8,7 @@ ARG BASE_IMAGE=python:3.11-slim
 # .` takes no build arguments) must pin the same bytes. tests/service/test_container.py holds it equal
 # to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
 # and the build, never a boot.
-ARG MODEL_SHA256=eac186266613c398fa70ed7e6415f84ab0b5bee7d9ad7013ad084f417a2cb019
+ARG MODEL_SHA256=06d24aab2c1c2119547d0a339a2e9c2ff4dcd2cbe8ebd7da3594e42d08a8d1a5
 
 FROM ${BASE_IMAGE} AS build
 
@@ -27,8 +27,8 @@ FROM ${BASE_IMAGE} AS build
 RUN python3 -m venv /opt/venv
 COPY requirements.txt model.json /tmp/
 # A model only scikit-learn can serve keeps the versions it was packaged with: MODEL_REQUIREMENTS
-# (say "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4", as the refusal to serve it elsewhere
-# prints them) takes the place of those pins, and pandas stays when it names pandas.
+# (say "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4 pandas==2.2.3", as the refusal to serve
+# it elsewhere prints them) takes the place of those pins, and pandas stays when it names pandas.
 ARG MODEL_REQUIREMENTS=""
 # binutils (strip) comes from the base image's own Debian release, whichever it is, and stays in
 # this build stage: pinning its version would tie the build to one release.

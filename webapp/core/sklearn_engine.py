@@ -159,8 +159,8 @@ def where_to_serve(manifest: dict[str, Any]) -> str:
 
 def model_requirements(manifest: dict[str, Any]) -> list[str]:
     """The versions scikit-learn serves this model with, as requirements: those it was packaged
-    with, of scikit-learn and what its pickle holds (numpy's arrays, scipy's, pandas' where it
-    was fitted on a DataFrame), as the manifest records them."""
+    with, of scikit-learn and of what its pickle holds or its estimator imports (numpy, scipy,
+    pandas), as the manifest records them (an older one, fewer)."""
     recorded = manifest.get("versions", {})
     names = ("scikit-learn", "numpy", "scipy", "pandas")
     return [f"{name}=={recorded[name]}" for name in names if recorded.get(name)]

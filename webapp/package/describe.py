@@ -112,7 +112,7 @@ def describe(
         manifest["probabilities"] = callable(getattr(estimator, "predict_proba", None))
     checks = _self_check_rows(model, rows, classifier)
     manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
-    manifest["versions"] = versions(dataframe)
+    manifest["versions"] = versions()
     return manifest
 
 
@@ -138,23 +138,21 @@ def _check_estimator(estimator: Any) -> None:
         raise PackageError(f"{kind} is not a scikit-learn estimator ({one_line(exc)})") from None
 
 
-def versions(dataframe: bool) -> dict[str, str]:
-    """The library versions a model is packaged with (pandas only where it is needed): what
-    scikit-learn needs to serve it elsewhere (core/sklearn_engine.py's model_requirements)."""
+def versions() -> dict[str, str]:
+    """The library versions a model is packaged with: where only scikit-learn can serve it,
+    what it is served with elsewhere (core/sklearn_engine.py's model_requirements). pandas too,
+    for an array model as well: the versions installed together resolve together."""
+    import pandas
     import scipy
 
-    found = {
+    return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
+        "pandas": pandas.__version__,
         "joblib": joblib.__version__,
     }
-    if dataframe:
-        import pandas
-
-        found["pandas"] = pandas.__version__
-    return found
 
 
 class _Probe:

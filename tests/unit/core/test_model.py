@@ -239,11 +239,11 @@ def test_manifest_not_json(artifact: Path) -> None:
 def test_manifest_from_another_sklearn(artifact: Path) -> None:
     """Refused before unpickling, in one line: both versions, and what to do."""
     manifest = json.loads(artifact.with_suffix(".json").read_text())
-    versions = {**manifest["versions"], "scikit-learn": "1.4.2", "numpy": "1.26.4"}
-    rewrite_manifest(artifact, versions={**versions, "scipy": "1.11.4"})
+    elsewhere = {"scikit-learn": "1.4.2", "numpy": "1.26.4", "scipy": "1.11.4", "pandas": "2.2.3"}
+    rewrite_manifest(artifact, versions={**manifest["versions"], **elsewhere})
     with pytest.raises(ArtifactError) as refused:
         load_model(artifact, engine="sklearn")
-    pins = "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4"
+    pins = "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4 pandas==2.2.3"
     assert str(refused.value) == (
         f"{artifact} was trained with scikit-learn 1.4.2, this environment has "
         f"{sklearn.__version__}: serve it where its own versions are installed: pip install "

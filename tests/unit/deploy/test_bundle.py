@@ -14,7 +14,7 @@ from webapp.deploy.bundle import build, with_versions
 
 pytestmark = pytest.mark.unit
 PINS = (ROOT / "requirements.txt").read_text()
-ELSEWHERE = {"scikit-learn": "1.4.2", "numpy": "1.26.4", "scipy": "1.11.4"}
+ELSEWHERE = {"scikit-learn": "1.4.2", "numpy": "1.26.4", "scipy": "1.11.4", "pandas": "2.2.3"}
 
 
 def rewrite(artifact: Path, change: Any) -> None:
@@ -52,7 +52,7 @@ def test_a_model_only_scikit_learn_serves_gets_its_own_versions(
     rewrite(artifact, uncompiled)
     written = requirements(artifact, tmp_path / "bundle").splitlines()
     changed = {line for line in written if line not in PINS.splitlines()}
-    assert changed == {"scikit-learn==1.4.2", "numpy==1.26.4", "scipy==1.11.4"}
+    assert changed == {"scikit-learn==1.4.2", "numpy==1.26.4", "scipy==1.11.4", "pandas==2.2.3"}
     assert len(written) == len(PINS.splitlines())  # in place of the repository's, no more
     assert not (tmp_path / "bundle" / "model.onnx").exists()
 
