@@ -166,7 +166,13 @@ def _engine(path: Path, manifest: dict[str, Any], choice: str) -> tuple[Engine, 
     from .sklearn_engine import SklearnEngine
 
     pickle = verified_bytes(path, manifest["artifact"]["sha256"])
-    return SklearnEngine.load(pickle, path, manifest), why
+    try:
+        return SklearnEngine.load(pickle, path, manifest), why
+    except ArtifactError as exc:
+        if choice == "sklearn" or "file" not in (manifest.get("compiled") or {}):
+            raise
+        # one line says it all: why not scikit-learn, and why not the compiled form it has
+        raise ArtifactError(f"{exc} ({why})") from None
 
 
 def _compiled_engine(path: Path, manifest: dict[str, Any]) -> tuple[Engine | None, str]:

@@ -159,6 +159,25 @@ def test_compiled_under_another_onnxruntime_without_rows_is_not_served(artifact:
         load_model(artifact, engine="onnx")
 
 
+def test_a_refused_fallback_says_why_the_compiled_form_did_not_serve(artifact: Path) -> None:
+    """One line: why scikit-learn cannot serve it here, and why its compiled form did not."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    del manifest["verification"]
+    manifest["versions"]["scikit-learn"] = "1.4.2"
+    artifact.with_suffix(".json").write_text(json.dumps(manifest))
+    pretend_verified_with(artifact, "1.0.0")
+    with pytest.raises(ArtifactError) as refused:
+        load_model(artifact)
+    said = str(refused.value)
+    assert said.startswith(f"{artifact} was trained with scikit-learn 1.4.2, this environment has ")
+    assert said.endswith(
+        "(docs/models.md) (the compiled form was verified with onnxruntime 1.0.0, this "
+        f"environment has {onnxruntime.__version__}, and the model records no rows to verify it "
+        "with here: package the model again)"
+    )
+    assert "\n" not in said
+
+
 def test_a_graph_this_onnxruntime_cannot_load_falls_back(artifact: Path) -> None:
     """An opset newer than this onnxruntime knows, as an older one meets a newer graph."""
     graph = onnx.load(artifact.with_suffix(".onnx"))
