@@ -197,6 +197,24 @@ def test_a_model_that_does_not_compile_is_refused_in_one_line(
 
 
 @SLOW
+@pytest.mark.parametrize("version", sorted(TRAINED_WITH))
+def test_packaging_where_another_scikit_learn_is_installed_is_refused_in_one_line(
+    trained: dict[str, Trained], version: str, tmp_path: Path
+) -> None:
+    """Not a page of InconsistentVersionWarnings and then whatever unpickling meets."""
+    there = trained[version]
+    pickle = tmp_path / "churn.pkl"
+    pickle.write_bytes((there.models / "churn.pkl").read_bytes())
+    refused = run([BIN / "python", "-m", "webapp", "package", pickle], tmp_path)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f"cannot package {pickle}: {pickle} was pickled by scikit-learn "
+        f"{there.expected['scikit-learn']}, this environment has {sklearn.__version__}: "
+        "package it where it was trained: pip install 'sklearn-serve[package]' there\n"
+    )
+
+
+@SLOW
 def test_its_bundle_serves_it_with_the_versions_it_was_trained_with(
     trained: dict[str, Trained], tmp_path: Path
 ) -> None:

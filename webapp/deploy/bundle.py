@@ -76,9 +76,9 @@ def _manifest(model: Path) -> dict[str, Any]:
 
 def requirements_for(manifest: dict[str, Any], model: Path) -> str:
     """The bundle's requirements.txt: the clone's pins, or this environment's versions of what
-    the installed distribution needs for the function, and for scikit-learn where it may have
-    to serve this model; where only scikit-learn can serve it, its own versions of those
-    model_requirements names."""
+    the installed distribution needs for the function (and for scikit-learn, where it must
+    serve this model); where only scikit-learn can serve it, the model's own versions of
+    model_requirements' names."""
     pinned = PACKAGE.parent / "requirements.txt"
     if pinned.is_file() and (PACKAGE.parent / "pyproject.toml").is_file():
         text = pinned.read_text(encoding="utf-8")
@@ -87,10 +87,8 @@ def requirements_for(manifest: dict[str, Any], model: Path) -> str:
             text = with_versions(text, model_requirements(manifest))
         return text
     extras, fixed = {"function"}, {}
-    compiled = manifest.get("compiled") or {}
-    if compiled.get("versions", {}).get("onnxruntime") != _installed("onnxruntime"):
-        extras.add("sklearn")  # the fallback, should the compiled form not serve
     if only_sklearn_serves(manifest, model, _installed("onnxruntime")):
+        extras.add("sklearn")
         fixed = dict(pin.split("==") for pin in model_requirements(manifest))
     versions = installed_requirements(DISTRIBUTION, extras, fixed)
     return "".join(f"{name}=={version}\n" for name, version in sorted(versions.items()))
