@@ -205,7 +205,8 @@ def test_packaging_where_another_scikit_learn_is_installed_is_refused_in_one_lin
     there = trained[version]
     pickle = tmp_path / "churn.pkl"
     pickle.write_bytes((there.models / "churn.pkl").read_bytes())
-    refused = run([BIN / "python", "-m", "webapp", "package", pickle], tmp_path)
+    command: list[str | Path] = [BIN / "python", "-m", "webapp", "package", pickle]
+    refused = run(command, tmp_path, env={"PYTHONPATH": str(ROOT)})
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr == (
         f"cannot package {pickle}: {pickle} was pickled by scikit-learn "
