@@ -8,7 +8,7 @@ ARG BASE_IMAGE=python:3.11-slim
 # .` takes no build arguments) must pin the same bytes. tests/service/test_container.py holds it equal
 # to model.json's sha256, and the build boots the app with it, so a stale pin fails the tests
 # and the build, never a boot.
-ARG MODEL_SHA256=1f53b321b7c6d309323fbbb1c8dbeec20abfed788c811181b9f300b038142476
+ARG MODEL_SHA256=b1f3d13d4425767b067080210d947a77e5289bb77511e16a71f08081ed028d4c
 
 FROM ${BASE_IMAGE} AS build
 
@@ -26,12 +26,22 @@ FROM ${BASE_IMAGE} AS build
 # costs is in docs/deploy.md's container table.
 RUN python3 -m venv /opt/venv
 COPY requirements.txt model.json /tmp/
+# A model only scikit-learn can serve keeps the versions it was packaged with: MODEL_REQUIREMENTS
+# (say "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4 pandas==2.2.3", as the refusal to serve
+# it elsewhere prints them) takes the place of those pins, and pandas stays when it names pandas.
+ARG MODEL_REQUIREMENTS=""
 # binutils (strip) comes from the base image's own Debian release, whichever it is, and stays in
 # this build stage: pinning its version would tie the build to one release.
 # hadolint ignore=DL3008
-RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
-        -r /tmp/requirements.txt \
-    && if grep -q '"input": "array"' /tmp/model.json; then \
+RUN touch /tmp/model-requirements.txt \
+    && for pin in $MODEL_REQUIREMENTS; do \
+        sed -i "/^${pin%%==*}==/d" /tmp/requirements.txt \
+        && echo "$pin" >> /tmp/model-requirements.txt; \
+    done \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
+        -r /tmp/requirements.txt -r /tmp/model-requirements.txt \
+    && if grep -q '"input": "array"' /tmp/model.json \
+        && ! grep -q '^pandas==' /tmp/model-requirements.txt; then \
         /opt/venv/bin/pip uninstall --yes --quiet pandas python-dateutil tzdata; fi \
     && /opt/venv/bin/pip uninstall --yes --quiet functions-framework cloudevents deprecation \
         uvicorn uvicorn-worker h11 starlette anyio watchdog \
@@ -59,7 +69,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-
 
 WORKDIR /app
 COPY webapp/ webapp/
-COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json model.onnx ./
+COPY serve.py wsgi.py gunicorn.conf.py model.pkl model.json model.onnx model.verification.json ./
 
 # Loading the app checks model.json against the pin, the files it serves from against the
 # manifest, the engine's versions and the self-check prediction. Our modules' bytecode is

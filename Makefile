@@ -1,11 +1,16 @@
-# Two commands on a fresh machine with Python 3.11 and make:
+# Two commands on a fresh machine with Python 3.11 (beside any other) and make:
 #   make run    set up and serve the model with gunicorn on $HOST:$PORT (127.0.0.1:8080)
 #   make test   set up and run the whole test suite (lint and type checks included)
 # and, for the inner loop, `make quick`: the unit tests only, in process (seconds, not minutes).
 # The other targets call the project's command, `python -m webapp` here (`sklearn-serve` when
 # installed with pip): `python -m webapp --help` lists its subcommands.
 
-PYTHON ?= python3.11
+# The Python the repository's pins are for, the image's: 3.11, whatever `python3` is here.
+# python3.11 where it runs, else pyenv's newest 3.11; or name one, PYTHON=/path/to/python3.11.
+PYTHON_311 = import sys; sys.version_info[:2] == (3, 11) and print(sys.executable)
+PYTHON ?= $(firstword $(foreach candidate,python3.11 \
+	$(sort $(wildcard $(HOME)/.pyenv/versions/3.11.*/bin/python3.11)),\
+	$(shell $(candidate) -c '$(PYTHON_311)' 2>/dev/null)))
 VENV := .venv
 BIN := $(VENV)/bin
 # Only this machine may connect unless HOST says otherwise (HOST=0.0.0.0: every interface).
@@ -17,6 +22,9 @@ FUNCTION_PORT ?= 8081
         test quick lint clean container-test bytecode
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo \
+	    "make: no Python 3.11 (requirements.txt pins for it): install it, or PYTHON=/path/to/python3.11" \
+	    >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

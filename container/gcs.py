@@ -82,7 +82,8 @@ def check(image: str) -> int:
         finally:
             subprocess.run(["podman", "stop", "-t", "10", name], capture_output=True)
             output = proc.communicate(timeout=30)[0].decode()
-        if "fetched model.json and model.pkl, model.onnx from gs://models/zoo/" not in output:
+        fetched = "model.json and model.pkl, model.onnx, model.verification.json"
+        if f"fetched {fetched} from gs://models/zoo/" not in output:
             print(output, file=sys.stderr)
             return 1
 

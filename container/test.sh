@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the Cloud Run image and prove it: run it with a read-only root and a port published on
 # 127.0.0.1, pass the contract suite over HTTP, check PID 1 is gunicorn and not root, send
-# SIGTERM with requests in flight, and serve a model from an emulated Cloud Storage bucket.
+# SIGTERM with requests in flight, serve a model from an emulated Cloud Storage bucket, and
+# build the image for a scikit-learn 1.4 model's own versions and serve that model from it.
 # Prints the image size and the time to the first prediction.
 #
 # Run as root (`make container-test`, which also sets up .venv for the contract suite). It
@@ -201,6 +202,22 @@ fi
 log "a model from Cloud Storage (gcp-storage-emulator on 127.0.0.1)"
 gcs=$("$PY" -m container.gcs --image "$IMAGE_TAG") || die "serving a model from Cloud Storage"
 log "$gcs"
+
+# A model only scikit-learn can serve, trained with scikit-learn 1.4 in an environment of its
+# own: the image built for its versions (MODEL_REQUIREMENTS, what the refusal to serve it
+# elsewhere prints) serves it mounted read-only, answering as the estimator did there.
+log "an image for a scikit-learn 1.4 model (MODEL_REQUIREMENTS)"
+requirements=$("$PY" -m container.elsewhere prepare "$WORK/elsewhere") ||
+    die "training and packaging with scikit-learn 1.4"
+started=$SECONDS
+podman build --format docker --pull=missing --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    --build-arg "MODEL_REQUIREMENTS=$requirements" --tag "$IMAGE_TAG-elsewhere" . \
+    >"$WORK/build-elsewhere.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-elsewhere.log" >&2; die "podman build with $requirements failed"; }
+log "built with $requirements in $((SECONDS - started)) s"
+elsewhere=$("$PY" -m container.elsewhere serve "$WORK/elsewhere" --image "$IMAGE_TAG-elsewhere") ||
+    die "serving the scikit-learn 1.4 model from its image"
+log "$elsewhere"
 
 cat <<EOF
 container-test passed in $SECONDS s

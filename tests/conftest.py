@@ -92,9 +92,9 @@ def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def artifact(iris_model: Path, tmp_path: Path) -> Path:
-    """A private copy of the freshly trained model (pickle, manifest, compiled form), free to
-    damage."""
-    for suffix in (".pkl", ".json", ".onnx"):
+    """A private copy of the freshly trained model (pickle, manifest, compiled form and its
+    verification rows), free to damage."""
+    for suffix in (".pkl", ".json", ".onnx", ".verification.json"):
         shutil.copy(iris_model.with_suffix(suffix), tmp_path / f"model{suffix}")
     return tmp_path / "model.pkl"
 

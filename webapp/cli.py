@@ -19,6 +19,12 @@ from pathlib import Path
 PROG = "sklearn-serve"
 ENGINES = ("auto", "onnx", "sklearn")  # webapp/runtime/settings.py's
 FUNCTION_PORT = 8081  # beside a server on 8080, as `make function` runs it
+# `python -m functions_framework` without the current folder first on sys.path, where `-c` puts
+# it (-P says the same from Python 3.11 on).
+FUNCTIONS_FRAMEWORK = (
+    "import runpy, sys; del sys.path[0]; "
+    "runpy.run_module('functions_framework', run_name='__main__', alter_sys=True)"
+)
 
 
 Parser = argparse.ArgumentParser
@@ -286,7 +292,7 @@ def run_function(args: argparse.Namespace) -> int:
         [str(package.parent), os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     entry = package / "gcf" / "main.py"
-    argv = [sys.executable, "-P", "-m", "functions_framework", "--target", "predict"]
+    argv = [sys.executable, "-c", FUNCTIONS_FRAMEWORK, "--target", "predict"]
     argv += ["--source", str(entry), "--host", address, "--port", str(args.port)]
     sys.stdout.flush()
     os.execv(sys.executable, argv)

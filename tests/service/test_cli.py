@@ -48,7 +48,7 @@ def refusal(proc: subprocess.CompletedProcess[str]) -> str:
 
 def copy_model(folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
-    for suffix in (".pkl", ".json", ".onnx"):
+    for suffix in (".pkl", ".json", ".onnx", ".verification.json"):
         shutil.copy(ROOT / f"model{suffix}", folder / f"model{suffix}")
     return folder / "model.pkl"
 
@@ -70,7 +70,8 @@ def test_check_prints_the_pin_of_a_file_or_a_folder(tmp_path: Path) -> None:
             "served here by onnx: the compiled form, verified on 100137 rows against the estimator"
         )
         assert (
-            lines[2] == "verified model.json, model.pkl, model.onnx; self-check: 3 rows as recorded"
+            lines[2] == "verified model.json, model.pkl, model.onnx, model.verification.json; "
+            "self-check: 3 rows as recorded"
         )
         assert lines[3] == f"MODEL_SHA256={PIN}"
 
@@ -253,7 +254,7 @@ def test_check_fetches_a_model_from_cloud_storage(tmp_path: Path) -> None:
             from google.cloud import storage
 
             bucket = storage.Client(project=None).create_bucket("models")
-            for suffix in (".pkl", ".json", ".onnx"):
+            for suffix in (".pkl", ".json", ".onnx", ".verification.json"):
                 bucket.blob(f"iris/model{suffix}").upload_from_filename(ROOT / f"model{suffix}")
         env = server_env({"PYTHONPATH": str(ROOT), "STORAGE_EMULATOR_HOST": emulator.url})
         argv = [sys.executable, "-P", "-m", "webapp", "check"]

@@ -59,7 +59,7 @@ def test_deploy_vertex_uploads_the_model_folder_and_deploys_it() -> None:
     commands = dry_run("vertex", "model.pkl", "--bucket", "my-models", "--name", "iris-predict")
     assert commands[:3] == [
         # the files: the manifest and every file it names
-        f"gcloud storage cp model.json model.pkl model.onnx {folder}",
+        f"gcloud storage cp model.json model.pkl model.onnx model.verification.json {folder}",
         f"gcloud builds submit {WHERE} --tag {image} .",
         f"gcloud ai models upload {WHERE} --display-name iris-predict --container-image-uri "
         f"{image} --artifact-uri {folder} --container-ports 8080 --container-health-route "

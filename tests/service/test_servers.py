@@ -51,7 +51,7 @@ DAMAGES = {
 
 def damaged_copy(iris_model: Path, folder: Path, damage: str) -> Path:
     """A copy of the model broken in one of the ways a deployment can break it."""
-    for suffix in (".pkl", ".json", ".onnx"):
+    for suffix in (".pkl", ".json", ".onnx", ".verification.json"):
         shutil.copy(iris_model.with_suffix(suffix), folder / f"model{suffix}")
     path = folder / "model.pkl"
     manifest = json.loads(path.with_suffix(".json").read_text())

@@ -80,6 +80,7 @@ def bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
                 "zoo/model.pkl": pickle,
                 "zoo/model.json": manifest,
                 "zoo/model.onnx": pickle.with_suffix(".onnx"),  # its compiled form
+                "zoo/model.verification.json": pickle.with_suffix(".verification.json"),
                 "no-manifest/model.pkl": pickle,
                 "no-artifact/model.json": manifest,
             },
@@ -114,7 +115,8 @@ def test_a_model_from_cloud_storage_answers_as_its_estimator(
         assert metadata["engine"]["name"] == "onnx"  # the compiled form came from the bucket too
     finally:
         assert server.stop() == 0
-    assert "fetched model.json and model.pkl, model.onnx from gs://models/zoo/" in server.output()
+    fetched = "model.json and model.pkl, model.onnx, model.verification.json from gs://models/zoo/"
+    assert f"fetched {fetched}" in server.output()
 
 
 @pytest.mark.integration
@@ -447,7 +449,12 @@ def test_an_honest_fetch_reads_each_file_once_and_no_more(bucket: Bucket) -> Non
         serve("gunicorn", {"STORAGE_EMULATOR_HOST": proxy.url, **location}).stop()
     finally:
         proxy.close()
-    assert proxy.downloads == ["zoo/model.json", "zoo/model.pkl", "zoo/model.onnx"]
+    assert proxy.downloads == [
+        "zoo/model.json",
+        "zoo/model.pkl",
+        "zoo/model.onnx",
+        "zoo/model.verification.json",
+    ]
     sizes = file_sizes(json.loads(bucket.specimen.path.with_suffix(".json").read_text()))
     files = bucket.specimen.path.with_suffix(".json").stat().st_size + sum(sizes.values())
     assert files <= proxy.sent <= files + HEADERS
@@ -460,8 +467,9 @@ def test_a_manifest_without_sizes_still_loads_from_a_local_folder(artifact: Path
     assert set(file_sizes(manifest).values()) == {
         artifact.stat().st_size,
         artifact.with_suffix(".onnx").stat().st_size,
+        artifact.with_suffix(".verification.json").stat().st_size,
     }
-    for entry in (manifest["artifact"], manifest["compiled"]):
+    for entry in (manifest["artifact"], manifest["compiled"], manifest["verification"]):
         del entry["size"]
     artifact.with_suffix(".json").write_text(json.dumps(manifest))
     assert load_model(artifact).predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]

@@ -13,9 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
-import venv
 import zipfile
 from pathlib import Path
 
@@ -24,31 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from testkit.processes import ROOT, Server, server_env
+from testkit.processes import ROOT, Server
 from testkit.samples import ROWS
+from testkit.wheel import build_wheel, ok, repository_pins, run, virtual_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 JSON = {"Content-Type": "application/json"}
 PIN_LINE = re.compile(r"^MODEL_SHA256=([0-9a-f]{64})$", re.M)
-
-
-def run(
-    argv: list[str | Path], cwd: Path, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """A command from the fresh environment, in `cwd`, with nothing of the caller's settings."""
-    return subprocess.run(
-        [str(a) for a in argv],
-        cwd=cwd,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"{proc.args}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 def folder(path: Path) -> Path:
@@ -58,34 +37,15 @@ def folder(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, built from a copy of what it is made of (no build/ left over in the clone)."""
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "webapp", source / "webapp", ignore=ignore)
-    dist = tmp_path_factory.mktemp("dist")
-    ok(
-        run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", dist]
-            + [source],  # built as `pip install .` builds it: setuptools from the registry
-            cwd=dist,
-        )
-    )
-    (built,) = dist.glob("sklearn_serve-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment outside the clone, and a constraints file of the pins."""
     home = tmp_path_factory.mktemp("installed")
-    venv.create(home / "venv", with_pip=True)
-    pins = []
-    for name in ("requirements.txt", "requirements-package.txt"):
-        text = (ROOT / name).read_text()
-        pins += re.findall(r"^[A-Za-z0-9._-]+(?:\[[^\]]*\])?==\S+", text, re.M)
-    (home / "constraints.txt").write_text("\n".join(pins) + "\n")
+    virtual_environment(home / "venv")
+    (home / "constraints.txt").write_text("\n".join(repository_pins()) + "\n")
     return home
 
 
@@ -128,7 +88,7 @@ def test_a_pip_user_packages_checks_serves_and_bundles_a_model(
         assert "usage: sklearn-serve" in ok(run([command, *sub.split(), "--help"], elsewhere))
 
     shipped = folder(environment / "shipped")
-    for suffix in (".pkl", ".json", ".onnx"):
+    for suffix in (".pkl", ".json", ".onnx", ".verification.json"):
         shutil.copy(ROOT / f"model{suffix}", shipped / f"model{suffix}")
     said = ok(run([command, "check", shipped], cwd=elsewhere))
     assert "served here by onnx" in said

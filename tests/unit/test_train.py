@@ -9,7 +9,9 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas
 import pytest
+import scipy
 import sklearn
 from sklearn.datasets import load_iris, load_wine
 
@@ -64,6 +66,8 @@ def test_manifest_describes_the_artifact(iris_model: Path) -> None:
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pandas.__version__,
         "joblib": joblib.__version__,
     }
 
@@ -71,7 +75,7 @@ def test_manifest_describes_the_artifact(iris_model: Path) -> None:
 def test_manifest_versions_agree_with_requirements() -> None:
     versions = json.loads((ROOT / "model.json").read_text())["versions"]
     pins = requirement_pins()
-    for package in ("scikit-learn", "numpy", "joblib"):
+    for package in ("scikit-learn", "numpy", "scipy", "pandas", "joblib"):
         assert versions[package] == pins[package], package
 
 

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .vocabulary import MANIFEST_FORMAT, ArtifactError, Rows, features_of
+from .verification import reverify
+from .vocabulary import MANIFEST_FORMAT, ArtifactError, Rows, features_of, one_line
 
 log = logging.getLogger(__name__)
 
@@ -163,48 +164,75 @@ def load_model(path: Path, pinned_sha256: str | None = None, engine: str = "auto
 
 def _engine(path: Path, manifest: dict[str, Any], choice: str) -> tuple[Engine, str]:
     """The engine to serve with, and why: the compiled form if it may, else the pickle."""
-    compiled = manifest.get("compiled") or {}
     if choice != "sklearn":
-        why_not = _cannot_run_compiled(compiled)
-        if why_not is None:
-            from .onnx_engine import OnnxEngine
-
-            graph = verified_bytes(path.with_suffix(".onnx"), compiled["sha256"])
-            engine = OnnxEngine(
-                graph,
-                compiled,
-                features_of(manifest),
-                _classes(manifest),
-                bool(manifest.get("probabilities")),
-            )
-            rows = compiled["verification"]["rows"]
-            return engine, f"the compiled form, verified on {rows} rows against the estimator"
+        compiled, why = _compiled_engine(path, manifest)
+        if compiled is not None:
+            return compiled, why
         if choice == "onnx":
-            raise ArtifactError(f"ENGINE=onnx, but {why_not}")
-        log.warning("serving with scikit-learn: %s", why_not)
+            raise ArtifactError(f"ENGINE=onnx, but {why}")
+        log.warning("serving with scikit-learn: %s", why)
     else:
-        why_not = "ENGINE=sklearn"
+        why = "ENGINE=sklearn"
     from .sklearn_engine import SklearnEngine
 
     pickle = verified_bytes(path, manifest["artifact"]["sha256"])
-    return SklearnEngine.load(pickle, path, manifest), why_not
-
-
-def _cannot_run_compiled(compiled: dict[str, Any]) -> str | None:
-    """Why the compiled form cannot serve here, or None if it can."""
-    if "file" not in compiled:
-        return f"the model has no compiled form ({compiled.get('error', 'not compiled')})"
     try:
-        from .onnx_engine import runtime_version
+        return SklearnEngine.load(pickle, path, manifest), why
+    except ArtifactError as exc:
+        if choice == "sklearn" or "file" not in (manifest.get("compiled") or {}):
+            raise
+        # one line says it all: why not scikit-learn, and why not the compiled form it has
+        raise ArtifactError(f"{exc} ({why})") from None
+
+
+def _compiled_engine(path: Path, manifest: dict[str, Any]) -> tuple[Engine | None, str]:
+    """The compiled form's engine and why it may serve, or None and why it may not.
+
+    It serves under the onnxruntime it was verified with; under another, only once it has
+    answered the verification rows recorded with the model as the estimator did (those rows
+    and answers are checked against the manifest's sha256 first, like every file).
+    """
+    compiled = manifest.get("compiled") or {}
+    if "file" not in compiled:
+        return None, f"the model has no compiled form ({compiled.get('error', 'not compiled')})"
+    try:
+        from .onnx_engine import OnnxEngine, runtime_version
     except ImportError:
-        return "onnxruntime is not installed"
+        return None, "onnxruntime is not installed"
     recorded, installed = compiled["versions"]["onnxruntime"], runtime_version()
-    if recorded != installed:
-        return (
+    verified = f"verified on {compiled['verification']['rows']} rows against the estimator"
+    rows = manifest.get("verification") or {}
+    if recorded != installed and "file" not in rows:
+        return None, (
             f"the compiled form was verified with onnxruntime {recorded}, this environment has "
-            f"{installed}: package the model again to verify it here"
+            f"{installed}, and the model records no rows to verify it with here: package the "
+            "model again"
         )
-    return None
+    graph = verified_bytes(path.with_suffix(".onnx"), compiled["sha256"])
+    features, classes = features_of(manifest), _classes(manifest)
+    probabilities = bool(manifest.get("probabilities"))
+    if recorded == installed:
+        engine = OnnxEngine(graph, compiled, features, classes, probabilities)
+        return engine, f"the compiled form, {verified}"
+    data = verified_bytes(path.parent / rows["file"], rows["sha256"])
+    try:
+        engine = OnnxEngine(graph, compiled, features, classes, probabilities)
+    except Exception as exc:  # an opset it lacks: onnxruntime raises its own types
+        reason = str(exc) if isinstance(exc, ArtifactError) else one_line(exc)
+        return None, (
+            f"the compiled form, verified with onnxruntime {recorded}, does not load with "
+            f"onnxruntime {installed} here ({reason})"
+        )
+    verdict, count = reverify(engine, data, features, classes is not None, rows.get("tolerance"))
+    if verdict is not None:
+        return None, (
+            f"the compiled form, verified with onnxruntime {recorded}, does not answer as the "
+            f"estimator with onnxruntime {installed} here: {verdict}"
+        )
+    return engine, (
+        f"the compiled form, {verified} with onnxruntime {recorded} at packaging, re-verified "
+        f"here with onnxruntime {installed} on {count} rows"
+    )
 
 
 def _classes(manifest: dict[str, Any]) -> list[Any] | None:

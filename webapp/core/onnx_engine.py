@@ -74,7 +74,8 @@ class OnnxEngine:
                 graph, options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
-            raise ArtifactError(f"onnxruntime cannot load the compiled model: {exc}") from None
+            why = " ".join(str(exc).split())  # one line: its messages end in a line break
+            raise ArtifactError(f"onnxruntime cannot load the compiled model: {why}") from None
         # The session's own run, without InferenceSession.run's per-call check of the input
         # names: feeds() always gives exactly the inputs checked below. Half the cost of a
         # single-row call (docs/performance.md); private, so only on the tested onnxruntime.

@@ -34,6 +34,10 @@ PICKLE_STARTS = (
     b"\x04\x22\x4d\x18",
 )
 _IN_MAIN = re.compile(r"Can't get attribute '([^']+)' on <module '__main__'")
+# How pickle protocols 2 to 5 write a short string: an opcode, then its length in 1 or 4 bytes.
+_STRINGS = {0x8C: 1, ord("X"): 4}
+_MEMO = {0x94: 0, ord("q"): 1, ord("r"): 4}  # MEMOIZE, BINPUT, LONG_BINPUT and their index
+_VERSION = re.compile(rb"[0-9][0-9A-Za-z.+-]{0,39}")
 
 
 class SklearnEngine:
@@ -55,9 +59,8 @@ class SklearnEngine:
         dataframe = manifest.get("input") == "dataframe"
         try:
             with _pandas_kept_out(not dataframe):
-                import joblib
+                import joblib  # noqa: F401  (unpickle's)
                 import sklearn
-                from sklearn.exceptions import InconsistentVersionWarning
             if dataframe:
                 import pandas  # noqa: F401  (estimator_input builds its DataFrames)
         except ImportError as exc:
@@ -68,17 +71,13 @@ class SklearnEngine:
         trained_with = manifest["versions"]["scikit-learn"]
         if trained_with != sklearn.__version__:
             raise ArtifactError(
-                f"{path} was trained with scikit-learn {trained_with}, "
-                f"this environment has {sklearn.__version__}"
+                f"{path} was trained with scikit-learn {trained_with}, this environment has "
+                f"{sklearn.__version__}: {where_to_serve(manifest)}"
             )
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", InconsistentVersionWarning)
-                estimator = joblib.load(io.BytesIO(data))
-        except InconsistentVersionWarning as exc:
-            raise ArtifactError(
-                f"{path} was pickled by another scikit-learn version: {exc}"
-            ) from None
+            estimator = unpickle(data, path, where_to_serve(manifest))
+        except ArtifactError:
+            raise
         except Exception as exc:  # a corrupt pickle can raise almost anything
             why = unpickling_failure(exc, data[:8])
             raise ArtifactError(f"{path} cannot be unpickled: {why}") from None
@@ -124,6 +123,68 @@ class SklearnEngine:
 
     def predict_proba(self, rows: Rows) -> Any:
         return self.estimator.predict_proba(self.estimator_input(rows))
+
+
+def unpickle(data: bytes, path: Path, advice: str) -> Any:
+    """The object a joblib file holds. A pickle from another scikit-learn version is refused
+    with one ArtifactError line naming both versions, then `advice` (what to do), at its first
+    estimator: scikit-learn warns there, and unpickling further gives wrong answers or fails on
+    a module that moved. Whatever else unpickling raises is raised as it is."""
+    import joblib
+    import sklearn
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            return joblib.load(io.BytesIO(data))
+    except InconsistentVersionWarning as exc:
+        pickled_by = exc.original_sklearn_version
+    except Exception:
+        pickled_by = _pickled_version(data)
+        if pickled_by in (None, sklearn.__version__):
+            raise
+    raise ArtifactError(
+        f"{path} was pickled by scikit-learn {pickled_by}, this environment has "
+        f"{sklearn.__version__}: {advice}"
+    )
+
+
+def where_to_serve(manifest: dict[str, Any]) -> str:
+    """What to do with a model only scikit-learn can serve, where another version is installed."""
+    pins = " ".join(model_requirements(manifest))
+    return (
+        f"serve it where its own versions are installed: pip install {pins}; the image: "
+        f'docker build --build-arg MODEL_REQUIREMENTS="{pins}"; the function: `sklearn-serve '
+        "bundle` pins them (docs/models.md)"
+    )
+
+
+def model_requirements(manifest: dict[str, Any]) -> list[str]:
+    """The versions scikit-learn serves this model with, as requirements: those it was packaged
+    with, of scikit-learn and of what its pickle holds or its estimator imports (numpy, scipy,
+    pandas), as the manifest records them (an older one, fewer)."""
+    recorded = manifest.get("versions", {})
+    names = ("scikit-learn", "numpy", "scipy", "pandas")
+    return [f"{name}=={recorded[name]}" for name in names if recorded.get(name)]
+
+
+def _pickled_version(data: bytes) -> str | None:
+    """The scikit-learn version a pickle names, read from its bytes without unpickling: each
+    estimator's state records it under `_sklearn_version`. None where there is none to read
+    (no estimator, or a compressed file)."""
+    at = data.find(b"_sklearn_version")
+    if at < 0:
+        return None
+    at += len(b"_sklearn_version")
+    if at < len(data) and data[at] in _MEMO:
+        at += 1 + _MEMO[data[at]]
+    if at >= len(data) or data[at] not in _STRINGS:
+        return None
+    width = _STRINGS[data[at]]
+    length = int.from_bytes(data[at + 1 : at + 1 + width], "little")
+    value = data[at + 1 + width : at + 1 + width + length]
+    return value.decode() if _VERSION.fullmatch(value) else None
 
 
 def unpickling_failure(exc: BaseException, head: bytes) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.sklearn_engine import estimator_input
+from ..core.verification import compare, rows_document
 from ..core.vocabulary import Feature, one_line
 
 VERIFICATION_ROWS = 100_000
@@ -39,29 +40,28 @@ UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py trie
 # since 2.35 has C.UTF-8.
 TEXT_LOCALE = "C.UTF-8"
 EXACT_RTOL = 1e-9  # float64 forms: regression outputs and probabilities, relative
-# A probability near zero is within it when no further than this from the estimator's: float64
-# rounds numbers near 1 (1 - p) to 1.1e-16, onnxruntime's sigmoid is a few of those off, and the
-# service answers probabilities to 12 decimals.
-PROBABILITY_FLOOR = 1e-14
-REGRESSION_RTOL = 1e-6  # float32 forms: regression outputs, relative
-PROBABILITY_ATOL = 1e-6  # float32 forms: probabilities, absolute
+# Kept with the model, with the estimator's answers, to verify the form again where another
+# onnxruntime serves it (core/verification.py).
+REVERIFICATION_ROWS = 2_000
 
 
 def compile_model(
     estimator: Any, manifest: dict[str, Any], table: Any, file_name: str
-) -> tuple[dict[str, Any], bytes | None]:
-    """The verified ONNX form of `estimator`, and the manifest's entry for it.
+) -> tuple[dict[str, Any], bytes | None, bytes | None]:
+    """The verified ONNX form of `estimator`, the manifest's entry for it, and the rows to
+    verify it again with (a rows file, core/verification.py).
 
     The entry is {"file", "inputs", "dtype", "verification", "opsets", "versions"} (the file's
-    sha256 is added by package.write_manifest), or {"error": why} and no graph when no form
-    passed.
+    sha256 is added by package.write_manifest), or {"error": why} and neither graph nor rows
+    when no form passed.
     """
     try:
         import skl2onnx
 
         from ..core.onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
     except ImportError as exc:
-        return {"error": f"{exc.name} is not installed: pip install 'sklearn-serve[package]'"}, None
+        missing = f"{exc.name} is not installed: pip install 'sklearn-serve[package]'"
+        return {"error": missing}, None, None
 
     features = [Feature.from_manifest(f) for f in manifest["features"]]
     # the rows as the service holds them (accept.py): one float matrix where every feature is
@@ -92,26 +92,32 @@ def compile_model(
             failures.append(f"{form}: {one_line(exc)}")
             continue
         precise |= "tolerance" in entry
-        verdict, verification = _compare(expected, got, classes is not None, entry.get("tolerance"))
+        verdict, verification = compare(expected, got, classes is not None, entry.get("tolerance"))
         if verdict:
             failures.append(f"{form}: {verdict}")
             continue
         linear = _linear_parameters(estimator) if entry["dtype"] == "float64" else None
         if linear is not None and classes is not None and isinstance(rows, np.ndarray):
             labels = LinearLabels(linear, classes).predict(rows)
-            if _compare(expected, (labels, None), True)[0] is None:
+            if compare(expected, (labels, None), True)[0] is None:
                 entry["linear"] = linear  # the numpy path for its labels, as exact
-        return {
-            "file": file_name,
-            **entry,
-            "verification": {"rows": len(columns[0]), **verification},
-            "opsets": {o.domain or "ai.onnx": o.version for o in graph.opset_import},
-            "versions": {
-                "onnxruntime": runtime_version(),
-                "skl2onnx": skl2onnx.__version__,
+        checks = len(manifest["self_check"]["instances"])
+        kept = _rows_to_keep(features, columns, expected, got, classes is not None, checks)
+        return (
+            {
+                "file": file_name,
+                **entry,
+                "verification": {"rows": len(columns[0]), **verification},
+                "opsets": {o.domain or "ai.onnx": o.version for o in graph.opset_import},
+                "versions": {
+                    "onnxruntime": runtime_version(),
+                    "skl2onnx": skl2onnx.__version__,
+                },
             },
-        }, graph.SerializeToString()
-    return {"error": "; ".join(failures)}, None
+            graph.SerializeToString(),
+            kept,
+        )
+    return {"error": "; ".join(failures)}, None, None
 
 
 def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
@@ -317,44 +323,39 @@ def _convert(
     return graph
 
 
-def _compare(
+def _rows_to_keep(
+    features: Sequence[Feature],
+    columns: list[list[Any]],
     expected: tuple[list[Any], np.ndarray | None],
     got: tuple[list[Any], np.ndarray | None],
     classifier: bool,
-    tolerance: float | None = None,
-) -> tuple[str | None, dict[str, Any]]:
-    """(why the answers differ, or None; the largest differences found). With a tolerance,
-    regression outputs and probabilities must agree within it, relative; else within the
-    float32 forms' REGRESSION_RTOL and PROBABILITY_ATOL."""
-    want, want_proba = expected
-    have, have_proba = got
-    if classifier:
-        differing = sum(
-            1 for w, h in zip(want, have, strict=True) if w != h or type(w) is not type(h)
-        )
-        if differing:
-            return f"{differing} of {len(want)} predicted classes differ", {}
-        found: dict[str, Any] = {"predictions": "identical"}
-    else:
-        w, h = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
-        relative = float(np.max(np.abs(h - w) / np.maximum(np.abs(w), 1e-300), initial=0.0))
-        if not np.all(np.isfinite(h)) or relative > (tolerance or REGRESSION_RTOL):
-            return f"regression outputs differ by up to {relative:.3g} relative", {}
-        found = {"largest_relative_difference": relative}
-    if want_proba is not None and have_proba is not None:
-        if want_proba.shape != have_proba.shape:
-            return f"probabilities of shape {have_proba.shape}, not {want_proba.shape}", {}
-        gap = np.abs(have_proba - want_proba)
-        absolute = float(np.max(gap, initial=0.0))
-        if tolerance is not None:  # relative, of those further apart than the floor
-            beyond = gap > PROBABILITY_FLOOR
-            relative = float(
-                np.max(gap[beyond] / np.maximum(np.abs(want_proba[beyond]), 1e-300), initial=0.0)
-            )
-            if relative > tolerance:
-                return f"probabilities differ by up to {relative:.3g} relative", {}
-            found["largest_relative_probability_difference"] = relative
-        elif absolute > PROBABILITY_ATOL:
-            return f"probabilities differ by up to {absolute:.3g}", {}
-        found["largest_probability_difference"] = absolute
-    return None, found
+    self_checks: int,
+) -> bytes:
+    """The rows file kept with the model: REVERIFICATION_ROWS of the verification rows with
+    the estimator's answers. The self-check's (last), the edges' and the table's (after the
+    drawn ones), the rows nearest to another answer (the smallest margin between the two
+    likeliest classes, or the largest difference between the graph's output and the
+    estimator's), then drawn ones."""
+    total = len(expected[0])
+    picks: list[Any] = [
+        range(total - self_checks, total),
+        range(VERIFICATION_ROWS, min(total, VERIFICATION_ROWS + REVERIFICATION_ROWS // 4)),
+    ]
+    proba, nearest = expected[1], None
+    if classifier and proba is not None and proba.shape[1] > 1:
+        top_two = np.sort(proba, axis=1)[:, -2:]
+        nearest = np.argsort(top_two[:, 1] - top_two[:, 0], kind="stable")
+    elif not classifier:
+        want = np.asarray(expected[0], dtype=np.float64)
+        difference = np.abs(np.asarray(got[0], dtype=np.float64) - want)
+        nearest = np.argsort(-difference / np.maximum(np.abs(want), 1e-300), kind="stable")
+    if nearest is not None:
+        picks.append(nearest[: REVERIFICATION_ROWS // 2])
+    picks.append(np.random.default_rng(0).permutation(total))
+    kept = sorted(list(dict.fromkeys(int(i) for pick in picks for i in pick))[:REVERIFICATION_ROWS])
+    return rows_document(
+        features,
+        [[c[i] for i in kept] for c in columns],
+        [expected[0][i] for i in kept],
+        None if proba is None else proba[kept],
+    )

@@ -36,8 +36,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.sklearn_engine import estimator_input, unpickling_failure
-from ..core.vocabulary import MANIFEST_FORMAT, Feature, one_line, parse_datetime
+from ..core.sklearn_engine import estimator_input, unpickle, unpickling_failure
+from ..core.vocabulary import MANIFEST_FORMAT, ArtifactError, Feature, one_line, parse_datetime
 from .compile import UNSEEN
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
@@ -127,7 +127,7 @@ def describe(
         manifest["probabilities"] = callable(getattr(estimator, "predict_proba", None))
     checks = _self_check_rows(model, rows, classifier)
     manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
-    manifest["versions"] = versions(form == "dataframe")
+    manifest["versions"] = versions()
     return manifest
 
 
@@ -168,19 +168,21 @@ def _task(estimator: Any) -> str:
     return "regression"
 
 
-def versions(dataframe: bool) -> dict[str, str]:
-    """The library versions a model is packaged with (pandas only where it is needed)."""
-    found = {
+def versions() -> dict[str, str]:
+    """The library versions a model is packaged with: where only scikit-learn can serve it,
+    what it is served with elsewhere (core/sklearn_engine.py's model_requirements). pandas too,
+    for an array model as well: the versions installed together resolve together."""
+    import pandas
+    import scipy
+
+    return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pandas.__version__,
         "joblib": joblib.__version__,
     }
-    if dataframe:
-        import pandas
-
-        found["pandas"] = pandas.__version__
-    return found
 
 
 class _Probe:
@@ -546,19 +548,34 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
 
 def compile_into(estimator: Any, manifest: dict[str, Any], table: Any, artifact: Path) -> None:
     """Compile the estimator to MODEL.onnx beside the artifact, verified (compile.py), and
-    record the outcome in the manifest: the file's entry, or why there is none."""
+    record the outcome in the manifest: the file's entry, or why there is none. With it,
+    MODEL.verification.json: rows and the estimator's answers to verify it again with where
+    another onnxruntime serves it (the manifest's "verification" entry)."""
     from .compile import compile_model  # skl2onnx: imported only to compile
 
-    target = artifact.with_suffix(".onnx")
+    target, rows = artifact.with_suffix(".onnx"), rows_file(artifact)
     if any(f["type"] == "datetime" for f in manifest["features"]):
-        entry, graph = {"error": "date/time features are served by scikit-learn"}, None
+        entry, graph, kept = {"error": "date/time features are served by scikit-learn"}, None, None
     else:
-        entry, graph = compile_model(estimator, manifest, table, target.name)
+        entry, graph, kept = compile_model(estimator, manifest, table, target.name)
     manifest["compiled"] = entry
-    if graph is None:
-        target.unlink(missing_ok=True)  # an earlier compiled form no longer describes the model
-    else:
-        write_atomically(target, lambda tmp: tmp.write_bytes(graph))
+    manifest.pop("verification", None)
+    if graph is None or kept is None:
+        # an earlier compiled form no longer describes the model
+        target.unlink(missing_ok=True)
+        rows.unlink(missing_ok=True)
+        return
+    write_atomically(target, lambda tmp: tmp.write_bytes(graph))
+    write_atomically(rows, lambda tmp: tmp.write_bytes(kept))
+    count = len(json.loads(kept)["predictions"])
+    manifest["verification"] = {"file": rows.name, "rows": count}
+    if "tolerance" in entry:  # else the float32 forms' (core/verification.py)
+        manifest["verification"]["tolerance"] = entry["tolerance"]
+
+
+def rows_file(artifact: Path) -> Path:
+    """Where the verification rows of the compiled form go: MODEL.verification.json."""
+    return artifact.with_suffix(".verification.json")
 
 
 def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = False) -> Path:
@@ -572,10 +589,11 @@ def write_manifest(manifest: dict[str, Any], artifact: Path, replace: bool = Fal
         "sha256": sha256_of(artifact),
         "size": artifact.stat().st_size,
     }
-    compiled = manifest.get("compiled", {})
-    if "file" in compiled:
-        graph = artifact.parent / compiled["file"]
-        compiled.update(sha256=sha256_of(graph), size=graph.stat().st_size)
+    for key in ("compiled", "verification"):
+        entry = manifest.get(key, {})
+        if "file" in entry:
+            written = artifact.parent / entry["file"]
+            entry.update(sha256=sha256_of(written), size=written.stat().st_size)
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
@@ -586,7 +604,7 @@ def package(args: argparse.Namespace) -> int:
     print what was written and the pin, or one line on stderr and return 1."""
     model: Path = args.model
     try:
-        for written in (model.with_suffix(".json"), model.with_suffix(".onnx")):
+        for written in (model.with_suffix(".json"), model.with_suffix(".onnx"), rows_file(model)):
             if written.exists() and not args.force:
                 raise PackageError(f"{written} exists: pass --force to replace it")
         estimator = _load(model)
@@ -624,13 +642,16 @@ def default_name(model: Path) -> str:
 
 def _load(path: Path) -> Any:
     try:
-        return joblib.load(path)
+        data = path.read_bytes()
     except OSError as exc:
         raise PackageError(f"cannot read it: {exc.strerror}") from None
+    try:
+        advice = "package it where it was trained: pip install 'sklearn-serve[package]' there"
+        return unpickle(data, path, advice)
+    except ArtifactError as exc:
+        raise PackageError(str(exc)) from None
     except Exception as exc:  # a corrupt or foreign file can raise almost anything
-        with path.open("rb") as file:
-            head = file.read(8)
-        raise PackageError(f"cannot unpickle it: {unpickling_failure(exc, head)}") from None
+        raise PackageError(f"cannot unpickle it: {unpickling_failure(exc, data[:8])}") from None
 
 
 def _read_table(path: Path, target: str | None) -> Any:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 import sklearn.base
 
@@ -58,17 +62,140 @@ def test_missing_compiled_form_stops_the_load(artifact: Path) -> None:
         load_model(artifact)
 
 
-def test_compiled_under_another_onnxruntime_is_not_served(artifact: Path) -> None:
-    """Never served blindly: scikit-learn serves it (auto), or the boot stops (onnx)."""
+def pretend_verified_with(artifact: Path, version: str, **changes: object) -> None:
+    """The manifest as packaging under onnxruntime `version` would have written it."""
     manifest = json.loads(artifact.with_suffix(".json").read_text())
-    compiled = manifest["compiled"]
-    compiled["versions"]["onnxruntime"] = "1.0.0"
-    rewrite_manifest(artifact, compiled=compiled)
+    manifest["compiled"]["versions"]["onnxruntime"] = version
+    rewrite_manifest(artifact, compiled=manifest["compiled"], **changes)
+
+
+def rewrite_rows(artifact: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """The verification rows changed, and recorded as they now are, as a packaging tool
+    that wrote them so would record them."""
+    path = artifact.parent / "model.verification.json"
+    rows = json.loads(path.read_text())
+    change(rows)
+    path.write_text(json.dumps(rows))
+    entry = json.loads(artifact.with_suffix(".json").read_text())["verification"]
+    data = path.read_bytes()
+    entry.update(sha256=sha256_hex(data), size=len(data))
+    rewrite_manifest(artifact, verification=entry)
+
+
+def test_compiled_under_another_onnxruntime_is_verified_again(artifact: Path) -> None:
+    """Served once it answers the rows kept with the model as the estimator did, saying so."""
+    pretend_verified_with(artifact, "1.0.0")
+    for engine in ("auto", "onnx"):
+        model = load_model(artifact, engine=engine)
+        assert model.engine.name == "onnx"
+        assert model.why == (
+            "the compiled form, verified on 100137 rows against the estimator with onnxruntime "
+            f"1.0.0 at packaging, re-verified here with onnxruntime {onnxruntime.__version__} "
+            "on 2000 rows"
+        )
+        assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])) == [0]
+        model.self_check()
+
+
+def test_compiled_form_that_answers_otherwise_is_not_served(artifact: Path) -> None:
+    """One recorded class changed: the form no longer agrees with the record, so scikit-learn
+    serves it (auto), or the boot stops (onnx)."""
+
+    def one_class_changed(rows: dict[str, Any]) -> None:
+        rows["predictions"][7] = (rows["predictions"][7] + 1) % 3
+
+    rewrite_rows(artifact, one_class_changed)
+    pretend_verified_with(artifact, "1.0.0")
     model = load_model(artifact)
     assert model.engine.name == "sklearn"
-    assert "verified with onnxruntime 1.0.0" in model.why
+    assert model.why == (
+        "the compiled form, verified with onnxruntime 1.0.0, does not answer as the estimator "
+        f"with onnxruntime {onnxruntime.__version__} here: 1 of 2000 predicted classes differ"
+    )
+    with pytest.raises(ArtifactError, match="ENGINE=onnx, but the compiled form, verified wi"):
+        load_model(artifact, engine="onnx")
+
+
+def test_probabilities_are_verified_again_too(artifact: Path) -> None:
+    def one_probability_moved(rows: dict[str, Any]) -> None:
+        rows["probabilities"][3][0] += 2e-6
+
+    rewrite_rows(artifact, one_probability_moved)
+    pretend_verified_with(artifact, "1.0.0")
+    assert "probabilities differ by up to" in load_model(artifact).why
+    rewrite_rows(artifact, one_probability_moved)  # no more than the tolerance recorded
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    loose = 1.0  # relative: any probability within it
+    rewrite_manifest(artifact, verification={**manifest["verification"], "tolerance": loose})
+    assert load_model(artifact).engine.name == "onnx"
+
+
+def test_the_rows_are_read_only_where_another_onnxruntime_serves(artifact: Path) -> None:
+    rows = artifact.parent / "model.verification.json"
+    rows.write_bytes(rows.read_bytes().replace(b'"predictions":[', b'"predictions":[ '))
+    assert load_model(artifact).engine.name == "onnx"  # the same onnxruntime: not read
+    pretend_verified_with(artifact, "1.0.0")
+    with pytest.raises(ArtifactError, match="model.verification.json has sha256 .* records"):
+        load_model(artifact)
+    rows.unlink()
+    with pytest.raises(ArtifactError, match="cannot read .*model.verification.json"):
+        load_model(artifact)
+
+
+def test_compiled_under_another_onnxruntime_without_rows_is_not_served(artifact: Path) -> None:
+    """A manifest written before the rows were kept: never served blindly."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    del manifest["verification"]
+    artifact.with_suffix(".json").write_text(json.dumps(manifest))
+    pretend_verified_with(artifact, "1.0.0")
+    model = load_model(artifact)
+    assert model.engine.name == "sklearn"
+    assert model.why == (
+        "the compiled form was verified with onnxruntime 1.0.0, this environment has "
+        f"{onnxruntime.__version__}, and the model records no rows to verify it with here: "
+        "package the model again"
+    )
     with pytest.raises(ArtifactError, match="ENGINE=onnx, but .*onnxruntime 1.0.0"):
         load_model(artifact, engine="onnx")
+
+
+def test_a_refused_fallback_says_why_the_compiled_form_did_not_serve(artifact: Path) -> None:
+    """One line: why scikit-learn cannot serve it here, and why its compiled form did not."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    del manifest["verification"]
+    manifest["versions"]["scikit-learn"] = "1.4.2"
+    artifact.with_suffix(".json").write_text(json.dumps(manifest))
+    pretend_verified_with(artifact, "1.0.0")
+    with pytest.raises(ArtifactError) as refused:
+        load_model(artifact)
+    said = str(refused.value)
+    assert said.startswith(f"{artifact} was trained with scikit-learn 1.4.2, this environment has ")
+    assert said.endswith(
+        "(docs/models.md) (the compiled form was verified with onnxruntime 1.0.0, this "
+        f"environment has {onnxruntime.__version__}, and the model records no rows to verify it "
+        "with here: package the model again)"
+    )
+    assert "\n" not in said
+
+
+def test_a_graph_this_onnxruntime_cannot_load_falls_back(artifact: Path) -> None:
+    """An opset newer than this onnxruntime knows, as an older one meets a newer graph."""
+    graph = onnx.load(artifact.with_suffix(".onnx"))
+    for opset in graph.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = 99
+    data = graph.SerializeToString()
+    artifact.with_suffix(".onnx").write_bytes(data)
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    rewrite_manifest(artifact, compiled={**manifest["compiled"], "sha256": sha256_hex(data)})
+    pretend_verified_with(artifact, "99.0.0")
+    model = load_model(artifact)
+    assert model.engine.name == "sklearn"
+    assert model.why.startswith(
+        "the compiled form, verified with onnxruntime 99.0.0, does not load with onnxruntime "
+        f"{onnxruntime.__version__} here (onnxruntime cannot load the compiled model: "
+    )
+    assert "\n" not in model.why
 
 
 def test_model_without_compiled_form_is_served_by_scikit_learn(artifact: Path) -> None:
@@ -129,10 +256,19 @@ def test_manifest_not_json(artifact: Path) -> None:
 
 
 def test_manifest_from_another_sklearn(artifact: Path) -> None:
+    """Refused before unpickling, in one line: both versions, and what to do."""
     manifest = json.loads(artifact.with_suffix(".json").read_text())
-    rewrite_manifest(artifact, versions={**manifest["versions"], "scikit-learn": "0.24.2"})
-    with pytest.raises(ArtifactError, match="trained with scikit-learn 0.24.2"):
+    elsewhere = {"scikit-learn": "1.4.2", "numpy": "1.26.4", "scipy": "1.11.4", "pandas": "2.2.3"}
+    rewrite_manifest(artifact, versions={**manifest["versions"], **elsewhere})
+    with pytest.raises(ArtifactError) as refused:
         load_model(artifact, engine="sklearn")
+    pins = "scikit-learn==1.4.2 numpy==1.26.4 scipy==1.11.4 pandas==2.2.3"
+    assert str(refused.value) == (
+        f"{artifact} was trained with scikit-learn 1.4.2, this environment has "
+        f"{sklearn.__version__}: serve it where its own versions are installed: pip install "
+        f'{pins}; the image: docker build --build-arg MODEL_REQUIREMENTS="{pins}"; the '
+        "function: `sklearn-serve bundle` pins them (docs/models.md)"
+    )
 
 
 def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,8 +280,13 @@ def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyP
     rewrite_manifest(
         artifact, artifact={"file": "model.pkl", "sha256": sha256_hex(artifact.read_bytes())}
     )
-    with pytest.raises(ArtifactError, match="pickled by another scikit-learn version"):
+    with pytest.raises(ArtifactError) as refused:
         load_model(artifact, engine="sklearn")
+    assert str(refused.value).startswith(
+        f"{artifact} was pickled by scikit-learn 1.0.0, this environment has "
+        f"{sklearn.__version__}: serve it where its own versions are installed: pip install "
+        f"scikit-learn=={sklearn.__version__} numpy=="
+    )
 
 
 def test_manifest_features_must_match_estimator(artifact: Path) -> None:

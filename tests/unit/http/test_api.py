@@ -239,7 +239,8 @@ def test_metadata(client: FlaskClient, iris_model: Path) -> None:
         "array",
         True,
     )
-    assert set(document["versions"]) == {"python", "scikit-learn", "numpy", "joblib"}
+    versions = {"python", "scikit-learn", "numpy", "scipy", "pandas", "joblib"}
+    assert set(document["versions"]) == versions
 
 
 def test_errors_never_echo_the_input(client: FlaskClient) -> None:

@@ -263,14 +263,14 @@ def test_once_a_float64_form_runs_no_form_is_accepted_within_float32_s_tolerance
                 weights.CopyFrom(numpy_helper.from_array(values * (1 + 1e-8), weights.name))
         return graph
 
-    compare, tolerances = compiling._compare, []
+    compare, tolerances = compiling.compare, []
 
     def recorded(*args: Any) -> Any:
         tolerances.append(args[3])
         return compare(*args)
 
     monkeypatch.setattr(compiling, "_convert", off_by_1e8)
-    monkeypatch.setattr(compiling, "_compare", recorded)
+    monkeypatch.setattr(compiling, "compare", recorded)
     error = repackage(artifact)["compiled"]["error"]
     assert "matrix of float64: regression outputs differ by up to 1e-08 relative" in error
     assert "matrix of float32: regression outputs differ" in error

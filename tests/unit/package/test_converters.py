@@ -24,6 +24,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.svm import SVR, NuSVR
 
 from webapp.core.model import load_model
+from webapp.core.verification import PROBABILITY_FLOOR
 from webapp.package import command
 from webapp.package import compile as compiling
 from webapp.package import describe as package
@@ -76,7 +77,7 @@ def test_imputed_numbers(imputer: SimpleImputer, tmp_path: Path) -> None:
     frame = pd.DataFrame(rows, columns=table.columns)
     assert served.predict(rows) == model.predict(frame).tolist()
     gap = np.abs(served.engine.predict_proba(rows) - model.predict_proba(frame))
-    assert gap.max() <= compiling.PROBABILITY_FLOOR
+    assert gap.max() <= PROBABILITY_FLOOR
 
 
 @pytest.mark.parametrize(
@@ -174,7 +175,7 @@ def test_a_nystroem_kernel_map(tmp_path: Path) -> None:
     rows = held_out(13)
     assert served.predict(rows) == model.predict(rows).tolist()
     gap = np.abs(served.engine.predict_proba(rows) - model.predict_proba(rows))
-    assert np.all(gap <= np.maximum(1e-9 * model.predict_proba(rows), compiling.PROBABILITY_FLOOR))
+    assert np.all(gap <= np.maximum(1e-9 * model.predict_proba(rows), PROBABILITY_FLOOR))
 
 
 def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> None:

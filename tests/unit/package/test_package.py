@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.base
 from sklearn.base import BaseEstimator
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import RandomForestRegressor
@@ -240,3 +242,31 @@ def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> N
     assert batch.get_json() == {"predictions": expected}
     wrong = client.post("/predict", json={"instances": "1.5", "parameters": 0.0})
     assert wrong.status_code == 422 and set(wrong.get_json()["errors"]) == {"instances"}
+
+
+class Vanishing:
+    """An attribute whose class is gone by the time the pickle is read again (a module that
+    moved between scikit-learn versions)."""
+
+
+def test_a_pickle_from_another_scikit_learn_is_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one line, not a page of InconsistentVersionWarnings and then whatever unpickling
+    meets: at its first estimator, or, where a module it names is gone before any estimator
+    is rebuilt, by the version its bytes record."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    fitted = LogisticRegression().fit(X, X[:, 0] > 0)
+    monkeypatch.setattr(sklearn.base, "__version__", "1.0.0")
+    older = saved(fitted, tmp_path, "older.pkl")
+    fitted.vanishing = Vanishing()
+    moved = saved(fitted, tmp_path, "moved.pkl")
+    monkeypatch.undo()
+    monkeypatch.delattr(sys.modules[__name__], "Vanishing")
+    for pickle in (older, moved):
+        said = refusal([str(pickle)], capsys)
+        assert said == (
+            f"cannot package {pickle}: {pickle} was pickled by scikit-learn 1.0.0, this "
+            f"environment has {sklearn.__version__}: package it where it was trained: pip "
+            "install 'sklearn-serve[package]' there"
+        )
