@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from onnx import numpy_helper
 
-from .trees import DOUBLE, FLOAT, NotSupported, Writer
+from .trees import DOUBLE, FLOAT, NotSupported, Writer, registrations_restored
 
 INVERSES = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt"}  # numpy's ufunc: onnx's operator
 
@@ -313,7 +313,6 @@ def float64_converters() -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
     back after."""
     from skl2onnx import update_registered_converter
-    from skl2onnx._parse import sklearn_parsers_map
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter, get_shape_calculator
     from sklearn.compose import TransformedTargetRegressor
@@ -340,15 +339,7 @@ def float64_converters() -> Iterator[None]:
         NuSVR: (svr, svr_shape),
         Nystroem: (nystroem, nystroem_shape),
     }
-    saved = [(t, dict(t)) for t in (sklearn_operator_name_map, sklearn_parsers_map)]
-    try:
+    with registrations_restored(table):
         for cls, (convert, shape) in table.items():
             update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
         yield
-    finally:
-        for t, before in saved:
-            for cls in table:
-                if cls in before:
-                    t[cls] = before[cls]
-                else:
-                    t.pop(cls, None)

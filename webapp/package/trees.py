@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -1022,17 +1022,33 @@ def _parse_classifier(scope: Any, model: Any, inputs: Any, custom_parsers: Any =
 
 
 @contextmanager
+def registrations_restored(classes: Iterable[type]) -> Iterator[None]:
+    """skl2onnx's converters and parsers for `classes` as they were, once the block ends:
+    converters registered within it serve one conversion, not the whole process."""
+    from skl2onnx._parse import sklearn_parsers_map
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    saved = [(table, dict(table)) for table in (sklearn_operator_name_map, sklearn_parsers_map)]
+    try:
+        yield
+    finally:
+        for table, before in saved:
+            for cls in classes:
+                if cls in before:
+                    table[cls] = before[cls]
+                else:
+                    table.pop(cls, None)
+
+
+@contextmanager
 def exact_converters() -> Iterator[None]:
     """Within it, skl2onnx converts every supported model (alone or in a pipeline) exactly;
     pass what it converts through finish(). skl2onnx's own converters come back after."""
     from skl2onnx import update_registered_converter
-    from skl2onnx._parse import sklearn_parsers_map
-    from skl2onnx._supported_operators import sklearn_operator_name_map
     from sklearn.base import is_classifier
 
     converters = _converters()
-    saved = [(table, dict(table)) for table in (sklearn_operator_name_map, sklearn_parsers_map)]
-    try:
+    with registrations_restored(converters):
         for cls, (kind, _) in converters.items():
             options: dict[str, Any] | None = None
             parser = None
@@ -1052,13 +1068,6 @@ def exact_converters() -> Iterator[None]:
                 parser=parser,
             )
         yield
-    finally:
-        for table, before in saved:
-            for cls in converters:
-                if cls in before:
-                    table[cls] = before[cls]
-                else:
-                    table.pop(cls, None)
 
 
 def to_onnx(model: Any, n_features: int, dtype: str = "float64") -> onnx.ModelProto:
