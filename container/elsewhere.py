@@ -15,9 +15,10 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from container.gcs import ready
+from container.gcs import run as run_container
 from testkit.processes import JSON, ROOT, Server, free_port
 from testkit.wheel import interpreter, ok, run, virtual_environment
 from webapp.core.model import sha256_hex
@@ -57,29 +58,17 @@ def serve(folder: Path, image: str) -> int:
     pin = sha256_hex((models / f"{MODEL}.json").read_bytes())
     port = free_port()
     name = f"sklearn-serve-elsewhere-{port}"
-    argv = ["podman", "run", "--rm", "--name", name, "--network", "host", "--read-only"]
-    argv += ["--cap-drop", "all", "--volume", f"{models}:/models:ro"]
-    for key, value in {
+    env = {
         "PORT": str(port),
         "WEB_CONCURRENCY": "1",
         "MODEL_PATH": f"/models/{MODEL}.pkl",
         "MODEL_SHA256": pin,
-    }.items():
-        argv += ["--env", f"{key}={value}"]
-    proc = subprocess.Popen([*argv, image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    }
+    proc = run_container(image, name, env, ("--volume", f"{models}:/models:ro"))
     server = Server([], port=port)
     try:
-        until = time.monotonic() + 60
-        while True:
-            try:
-                if server.request("GET", "/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > until:
-                print("the container never became ready", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
+        if not ready(server, proc):
+            return 1
         answers = expected[MODEL]
         body = json.dumps({"instances": answers["rows"]}).encode()
         status, _, answer = server.request("POST", "/predict", body, JSON)

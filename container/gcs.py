@@ -34,13 +34,31 @@ def upload(emulator: Server, specimen: zoo.Specimen) -> None:
         bucket.blob(f"zoo/{path.name}").upload_from_filename(str(path))
 
 
-def run(image: str, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`podman run` the image on the host's network, read-only, no capabilities."""
+def run(
+    image: str, name: str, env: dict[str, str], options: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """`podman run` the image on the host's network, read-only, no capabilities, with any
+    further `options` (a volume, say)."""
     argv = ["podman", "run", "--rm", "--name", name, "--network", "host", "--read-only"]
-    argv += ["--read-only-tmpfs=false", "--tmpfs", "/tmp", "--cap-drop", "all"]
+    argv += ["--read-only-tmpfs=false", "--tmpfs", "/tmp", "--cap-drop", "all", *options]
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     return subprocess.Popen([*argv, image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def ready(server: Server, proc: subprocess.Popen[bytes], seconds: float = 60) -> bool:
+    """Whether the container `proc` runs answers GET /ready with 200 within `seconds`; says
+    so on stderr when it does not."""
+    until = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < until:
+        try:
+            if server.request("GET", "/ready")[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    print("the container never became ready", file=sys.stderr)
+    return False
 
 
 def check(image: str) -> int:
@@ -62,17 +80,8 @@ def check(image: str) -> int:
         proc = run(image, name, env)
         server = Server([], port=port)
         try:
-            until = time.monotonic() + 60
-            while True:
-                try:
-                    if server.request("GET", "/ready")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > until:
-                    print("the container never became ready", file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
+            if not ready(server, proc):
+                return 1
             body = json.dumps({"instances": specimen.rows}).encode()
             status, _, answer = server.request("POST", "/predict", body, JSON)
             expected = {"predictions": specimen.predict()}
