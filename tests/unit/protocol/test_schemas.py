@@ -219,6 +219,26 @@ def test_valid_typed_documents_take_the_fast_path(rows: list[dict[str, Any]]) ->
     assert TYPED_FAST.of_instance(rows[0]) is not None
 
 
+@settings(max_examples=1500, deadline=None)
+@given(valid_typed, st.sampled_from(TYPED_NAMES), typed_values, st.integers(0, 2))
+def test_one_value_changed_in_a_valid_document(
+    row: dict[str, Any], name: str, value: Any, place: int
+) -> None:
+    """Every other value valid, so the one changed decides: both fast paths (one instance, and
+    it among valid ones in a batch) accept it exactly when marshmallow does."""
+    changed = {**row, name: value}
+    batch = {"instances": [row] * place + [changed] + [row] * (2 - place)}
+    try:
+        loaded = TYPED_INSTANCE.load(changed)
+    except ValidationError:
+        assert TYPED_FAST.of_instance(changed) is None
+        assert TYPED_FAST.of_batch(batch) is None
+    else:
+        expected = [[loaded[n] for n in TYPED_NAMES]]
+        assert same_columns(TYPED_FAST.of_instance(changed), expected)
+        assert same_columns(TYPED_FAST.of_batch(batch), TYPED_SCHEMA.load(batch)["instances"])
+
+
 def test_a_boolean_feature_takes_true_and_false_as_1_and_0() -> None:
     """Only a boolean feature: an integer one refuses true, as a number does."""
     row = {"n": 1.0, "i": 1, "big": None, "c": "a", "s": "text"}
