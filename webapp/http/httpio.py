@@ -97,7 +97,7 @@ def parse_json(req: Request, limit: int, untyped: bool = False) -> Any:
     `untyped`: a body without a Content-Type is JSON too (V2 clients such as tritonclient's
     send none).
     """
-    return _loads(request_body(req, limit, untyped))
+    return load_json(request_body(req, limit, untyped))
 
 
 def parse_infer(req: Request, limit: int) -> tuple[Any, bytes]:
@@ -110,7 +110,7 @@ def parse_infer(req: Request, limit: int) -> tuple[Any, bytes]:
     size = byte_count(header)
     if size is None or not 0 < size <= len(data):
         raise ApiError(400, "Inference-Header-Content-Length must be the JSON's length in bytes.")
-    return _loads(data[:size]), data[size:]
+    return load_json(data[:size]), data[size:]
 
 
 def json_size(environ: dict[str, Any]) -> int:
@@ -145,7 +145,8 @@ def request_body(req: Request, limit: int, untyped: bool = False, binary: bool =
     return read_body(environ, limit)
 
 
-def _loads(data: bytes) -> Any:
+def load_json(data: bytes) -> Any:
+    """A body's JSON document: 400, saying why, if it is empty or not strict JSON."""
     if not data or data.isspace():
         raise ApiError(400, "Request body is empty.")
     try:

@@ -14,11 +14,12 @@ from werkzeug import wsgi
 
 from ..protocol.errors import ApiError
 from ..protocol.instances import Instances
+from ..protocol.jsonio import only_number_arrays
 from ..protocol.predictor import Predictor
 from ..protocol.schemas import PredictQuery
 from ..runtime import metrics, tuning
 from ..runtime.settings import Settings
-from .httpio import parse_json
+from .httpio import load_json, request_body
 from .responses import api_error_response, json_response
 from .route import Doc, Route
 
@@ -101,11 +102,12 @@ class PredictEndpoints:
 
     def _predict(self, req: Request, batch_only: bool) -> Response:
         query = self._query(req)
-        document = parse_json(req, self.max_body)
+        body = request_body(req, self.max_body)
+        document = load_json(body)
         batch = batch_only or self.instances.is_batch(document)
         try:
             if batch:
-                rows, parameters = self.instances.batch(document)
+                rows, parameters = self.instances.batch(document, only_number_arrays(body))
             else:
                 rows, parameters = self.instances.one(document), {}
         except ValidationError as exc:

@@ -78,8 +78,9 @@ class ValidRows:
             return None
         return np.array([numbers])
 
-    def of_batch(self, document: Any) -> Rows | None:
-        """A valid batch request's rows, or None."""
+    def of_batch(self, document: Any, number_arrays: bool = False) -> Rows | None:
+        """A valid batch request's rows, or None. `number_arrays`: its body held only numbers
+        and arrays (jsonio.only_number_arrays), so no value need be asked its type."""
         if type(document) is not dict or document.keys() != {"instances"}:
             return None
         instances = document["instances"]
@@ -91,11 +92,11 @@ class ValidRows:
         if not self.plain:
             flat = list(values())
             return self._columns([flat[i :: self.width] for i in range(self.width)])
-        if not set(map(type, values())) <= _NUMBERS:
+        if not number_arrays and not set(map(type, values())) <= _NUMBERS:
             return None  # a string, boolean, null or container somewhere
         try:
             matrix = np.fromiter(values(), np.float64, len(instances) * self.width)
-        except OverflowError:  # an integer beyond any float
+        except (OverflowError, ValueError):  # an integer beyond any float; an array in a row
             return None
         matrix = matrix.reshape(len(instances), self.width)
         return matrix if self._within(matrix) else None

@@ -42,14 +42,15 @@ class Instances:
             rows = self.model.columns([self.instance_schema.load(document)])
         return rows
 
-    def batch(self, document: Any) -> tuple[Rows, dict[str, Any]]:
+    def batch(self, document: Any, number_arrays: bool = False) -> tuple[Rows, dict[str, Any]]:
         """{"instances": [...], "parameters": {...}}'s rows and parameters (Vertex AI's options
-        for the request); ValidationError naming every offending field.
+        for the request); ValidationError naming every offending field. `number_arrays`: as
+        ValidRows.of_batch takes it.
 
         The parameters are checked on their own, so that the instances keep the fast path.
         """
         given = document.pop("parameters", _ABSENT) if type(document) is dict else _ABSENT
-        rows = self.valid_rows.of_batch(document)
+        rows = self.valid_rows.of_batch(document, number_arrays)
         parameters: Any = {}
         if given is not _ABSENT:
             try:

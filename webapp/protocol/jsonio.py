@@ -49,6 +49,20 @@ def loads(data: bytes) -> Any:
     return document
 
 
+# What a batch of number arrays is made of, and what is left of {"instances": ...} without it.
+_NUMBER_ARRAY_BYTES = b"0123456789+-.eE,[] \t\r\n"
+_NUMBERS_BATCH_REST = b'{"instances":}'.translate(None, _NUMBER_ARRAY_BYTES)
+
+
+def only_number_arrays(data: bytes) -> bool:
+    """Whether a body that parses is {"instances": ...} holding nothing but numbers and arrays:
+    its object, key and colon leave exactly the rest compared with, so a string, true, false,
+    null or another object cannot be in it. One pass over the bytes, a twentieth of the cost
+    of asking each of a 10,000-row batch's values its type."""
+    rest = data.translate(None, _NUMBER_ARRAY_BYTES)
+    return rest == _NUMBERS_BATCH_REST and data.lstrip().startswith(b"{")  # not in an array
+
+
 def _key_count(document: Any) -> int:
     """Keys in every object of a parsed document (iterative: nesting can be 1,000 deep)."""
     if type(document) is dict and all(type(v) in _FLAT for v in document.values()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from testkit.processes import ROOT
 from webapp.core.model import load_model
 from webapp.core.vocabulary import Feature
 from webapp.protocol.accept import ValidRows
+from webapp.protocol.jsonio import loads, only_number_arrays
 from webapp.protocol.schemas import batch_schema, instance_schema
 
 pytestmark = pytest.mark.unit
@@ -65,13 +67,15 @@ def marshmallow_matrix(document: Any) -> np.ndarray | None:
 @settings(max_examples=1500, deadline=None)
 @given(documents)
 def test_vectorised_batch_policy_matches_marshmallow(document: Any) -> None:
-    fast = FAST.of_batch(document)
+    """With and without the hint its body's bytes give (only numbers and arrays in it)."""
+    hinted = only_number_arrays(json.dumps(document).encode())
     slow = marshmallow_matrix(document)
-    if slow is None:
-        assert fast is None
-    else:
-        # fast may decline a valid batch (its caller then uses marshmallow), but never differs
-        assert fast is None or np.array_equal(fast, slow)
+    for fast in (FAST.of_batch(document), FAST.of_batch(document, hinted)):
+        if slow is None:
+            assert fast is None
+        else:
+            # fast may decline a valid batch (its caller then uses marshmallow), but never differs
+            assert fast is None or np.array_equal(fast, slow)
 
 
 @settings(max_examples=300, deadline=None)
@@ -83,6 +87,18 @@ def test_valid_array_batches_take_the_fast_path(rows: list[list[float]]) -> None
         fast = FAST.of_batch(document)
         assert fast is not None
         assert np.array_equal(fast, np.array(rows))
+    body = json.dumps({"instances": rows}).encode()
+    assert only_number_arrays(body)
+    assert np.array_equal(FAST.of_batch(loads(body), number_arrays=True), np.array(rows))
+
+
+@pytest.mark.parametrize("row", [[1.0, [2.0], 3.0, 4.0], [[1.0, 2.0, 3.0, 4.0]] * 4, [1, 2, 3, []]])
+def test_an_array_among_a_row_s_numbers_is_refused_with_the_hint(row: list[Any]) -> None:
+    """Only numbers and arrays in the body, yet an array where a number belongs."""
+    body = json.dumps({"instances": [[5.0, 3.0, 1.5, 0.2], row]}).encode()
+    assert only_number_arrays(body)
+    assert FAST.of_batch(loads(body), number_arrays=True) is None
+    assert marshmallow_matrix(loads(body)) is None
 
 
 single_documents = st.one_of(
