@@ -13,6 +13,8 @@ the arithmetic scikit-learn does, in the input's float type:
 - SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
   holding one converts: libsvm's kernel values weighed by the dual coefficients;
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization.
+- LinearSVC, RidgeClassifier(CV) and Perceptron (float32 only, and in a pipeline not at all):
+  the decision function, then the class as LinearClassifierMixin.predict picks it.
 
 A string imputer goes to skl2onnx's own converter; what is not covered raises NotSupported,
 and compile.py tries the next form or leaves the model to scikit-learn.
@@ -28,7 +30,17 @@ from typing import Any
 import numpy as np
 from onnx import numpy_helper
 
-from .trees import DOUBLE, FLOAT, NotSupported, Writer, registrations_restored
+from .trees import (
+    DOUBLE,
+    FLOAT,
+    NotSupported,
+    Writer,
+    argmax_labels,
+    binary_index,
+    parse_classifier,
+    registrations_restored,
+    take_classes,
+)
 
 INVERSES = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt"}  # numpy's ufunc: onnx's operator
 
@@ -305,6 +317,40 @@ def nystroem(scope: Any, operator: Any, container: Any) -> None:
     w.op("MatMul", [kernel, normalization], output=output)
 
 
+# -- Linear classifiers without probabilities -------------------------------------------------
+
+
+def linear_classifier_shape(operator: Any) -> None:
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
+    model = operator.raw_operator
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    strings = np.asarray(model.classes_).dtype.kind in "UO"
+    operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
+    operator.outputs[1].type = tensor([n, len(np.atleast_2d(model.coef_))])
+
+
+def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, ...), whose
+    float64 form skl2onnx does not write: the decision function x.coef^T + intercept, then
+    with two classes the second where it is above 0, else the first greatest's class. The
+    second output is the decision function: there are no probabilities to give."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    w, x, (label, scores) = _writer(scope, operator, container)
+    coef = np.atleast_2d(np.asarray(model.coef_, dtype))  # one row for two classes
+    dot = w.op("MatMul", [x, w.const(coef.T, "coef")], "dot")
+    intercept = w.const(np.atleast_1d(np.asarray(model.intercept_, dtype)), "intercept")
+    decision = w.op("Add", [dot, intercept], output=scores)
+    classes = np.asarray(model.classes_)
+    if len(coef) == 1:
+        index = binary_index(w, w.op("Greater", [decision, w.const(np.array(0, dtype))]))
+        take_classes(w, index, classes, label)
+    else:
+        argmax_labels(w, decision, classes, label)
+
+
 # -- Registration ----------------------------------------------------------------------------
 
 
@@ -318,8 +364,9 @@ def float64_converters() -> Iterator[None]:
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
+    from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
     from sklearn.preprocessing import PolynomialFeatures
-    from sklearn.svm import SVR, NuSVR
+    from sklearn.svm import SVR, LinearSVC, NuSVR
 
     own_imputer = sklearn_operator_name_map[SimpleImputer]
     original_convert, original_shape = get_converter(own_imputer), get_shape_calculator(own_imputer)
@@ -339,7 +386,17 @@ def float64_converters() -> Iterator[None]:
         NuSVR: (svr, svr_shape),
         Nystroem: (nystroem, nystroem_shape),
     }
-    with registrations_restored(table):
+    linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron)
+    with registrations_restored([*table, *linear]):
         for cls, (convert, shape) in table.items():
             update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
+        for cls in linear:  # skl2onnx's options for a classifier are taken, and change nothing
+            update_registered_converter(
+                cls,
+                f"Float64{cls.__name__}",
+                linear_classifier_shape,
+                linear_classifier,
+                options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
+                parser=parse_classifier,
+            )
         yield

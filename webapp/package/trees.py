@@ -261,13 +261,13 @@ def _sum_stages(
     return w.op("Gather", [running, w.const(np.array(stages - 1))], "sum", output=output, axis=1)
 
 
-def _argmax_labels(w: Writer, scores: str, classes: np.ndarray, output: str) -> str:
+def argmax_labels(w: Writer, scores: str, classes: np.ndarray, output: str) -> str:
     """classes[argmax(scores)], the first maximum winning a tie as np.argmax's does."""
     index = w.op("ArgMax", [scores], "index", axis=1, keepdims=0, select_last_index=0)
-    return _take_classes(w, index, classes, output)
+    return take_classes(w, index, classes, output)
 
 
-def _take_classes(w: Writer, index: str, classes: np.ndarray, output: str) -> str:
+def take_classes(w: Writer, index: str, classes: np.ndarray, output: str) -> str:
     values = np.asarray(classes)
     if values.dtype.kind in "biu":
         values = values.astype(np.int64)
@@ -278,7 +278,7 @@ def _take_classes(w: Writer, index: str, classes: np.ndarray, output: str) -> st
     return w.op("Gather", [w.const(values, "classes"), index], output=output, axis=0)
 
 
-def _binary_index(w: Writer, test: str) -> str:
+def binary_index(w: Writer, test: str) -> str:
     """A [N] or [N, 1] boolean as class indices 0 and 1, [N]."""
     index = w.op("Cast", [test], "index", to=INT64)
     return w.op("Reshape", [index, w.const(np.array([-1]))], "index")
@@ -388,7 +388,7 @@ def sklearn_forest(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         count = w.const(np.array(float(len(members))))
         total = w.op("Div", [total, count], output=result)
     if classifier:
-        _argmax_labels(w, total, model.classes_, outputs[0])
+        argmax_labels(w, total, model.classes_, outputs[0])
 
 
 def sklearn_gradient_boosting(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
@@ -419,15 +419,15 @@ def sklearn_gradient_boosting(w: Writer, x: str, model: Any, outputs: list[str])
     raw = _sum_stages(w, per_tree, stages + 1, per_stage)
     link = type(model._loss.link).__name__
     if per_stage == 1:
-        index = _binary_index(w, w.op("GreaterOrEqual", [raw, w.const(np.array(0.0))], "ge"))
-        _take_classes(w, index, model.classes_, outputs[0])
+        index = binary_index(w, w.op("GreaterOrEqual", [raw, w.const(np.array(0.0))], "ge"))
+        take_classes(w, index, model.classes_, outputs[0])
         if link == "HalfLogitLink":  # the exponential loss: expit(2 * raw)
             raw = w.op("Mul", [raw, w.const(np.array(2.0))], "twice")
         elif link != "LogitLink":
             raise NotSupported(f"a binary loss with the {link}")
         _two_columns(w, _expit(w, raw), np.array(1.0), outputs[1])
     else:
-        _argmax_labels(w, raw, model.classes_, outputs[0])
+        argmax_labels(w, raw, model.classes_, outputs[0])
         _softmax(w, raw, outputs[1])
 
 
@@ -471,11 +471,11 @@ def sklearn_hist_gradient_boosting(w: Writer, x: str, model: Any, outputs: list[
         return
     raw = _sum_stages(w, per_tree, stages, per_stage)
     if per_stage == 1:
-        index = _binary_index(w, w.op("Greater", [raw, w.const(np.array(0.0))], "gt"))
-        _take_classes(w, index, model.classes_, outputs[0])
+        index = binary_index(w, w.op("Greater", [raw, w.const(np.array(0.0))], "gt"))
+        take_classes(w, index, model.classes_, outputs[0])
         _two_columns(w, _expit(w, raw), np.array(1.0), outputs[1])
     else:
-        _argmax_labels(w, raw, model.classes_, outputs[0])
+        argmax_labels(w, raw, model.classes_, outputs[0])
         _softmax(w, raw, outputs[1])
 
 
@@ -654,12 +654,12 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     margin = _sum_stages(w, per_tree, counts[0] + 1, n_groups, np.float32)
     if objective == "binary:logistic":
         p = _xgboost_sigmoid(w, margin)
-        index = _binary_index(w, w.op("Greater", [p, w.const(np.float32(0.5))], "gt"))
-        _take_classes(w, index, model.classes_, outputs[0])
+        index = binary_index(w, w.op("Greater", [p, w.const(np.float32(0.5))], "gt"))
+        take_classes(w, index, model.classes_, outputs[0])
         _two_columns(w, p, np.array(1.0, np.float32), outputs[1])
     elif objective == "multi:softprob":
         proba = _xgboost_softmax(w, margin, n_groups, outputs[1])
-        _argmax_labels(w, proba, model.classes_, outputs[0])
+        argmax_labels(w, proba, model.classes_, outputs[0])
     else:
         raise NotSupported(f"the objective {objective}")
 
@@ -861,7 +861,7 @@ def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         proba = _two_columns(w, _expit(w, raw), np.array(1.0), outputs[1])
     else:
         proba = _softmax(w, raw, outputs[1])
-    _argmax_labels(w, proba, model.classes_, outputs[0])
+    argmax_labels(w, proba, model.classes_, outputs[0])
 
 
 def _lightgbm_sigmoid(described: str) -> float:
@@ -1014,7 +1014,7 @@ def _skl2onnx_converter(scope: Any, operator: Any, container: Any) -> None:
     convert(w, x.full_name, model, [o.full_name for o in operator.outputs])
 
 
-def _parse_classifier(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+def parse_classifier(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
     """A classifier's outputs, labels and probabilities, without skl2onnx's ZipMap."""
     from skl2onnx._parse import _parse_sklearn_simple_model
 
@@ -1058,7 +1058,7 @@ def exact_converters() -> Iterator[None]:
                 # accepted for skl2onnx's callers, but the probabilities stay one float64
                 # tensor: ZipMap takes float32 only
                 options = {"zipmap": [True, False, "columns"], "nocl": [True, False]}
-                parser = _parse_classifier
+                parser = parse_classifier
             update_registered_converter(
                 cls,
                 f"ExactTrees{cls.__name__}",

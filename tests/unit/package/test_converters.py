@@ -18,10 +18,16 @@ from sklearn.ensemble import StackingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.kernel_approximation import Nystroem
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import (
+    LinearRegression,
+    LogisticRegression,
+    Perceptron,
+    Ridge,
+    RidgeClassifier,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
-from sklearn.svm import SVR, NuSVR
+from sklearn.svm import SVR, LinearSVC, NuSVR
 
 from webapp.core.model import load_model
 from webapp.core.verification import PROBABILITY_FLOOR
@@ -176,6 +182,32 @@ def test_a_nystroem_kernel_map(tmp_path: Path) -> None:
     assert served.predict(rows) == model.predict(rows).tolist()
     gap = np.abs(served.engine.predict_proba(rows) - model.predict_proba(rows))
     assert np.all(gap <= np.maximum(1e-9 * model.predict_proba(rows), PROBABILITY_FLOOR))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LinearSVC(),
+        lambda: RidgeClassifier(),
+        lambda: Perceptron(random_state=0),
+    ],
+    ids=["linear-svc", "ridge", "perceptron"],
+)
+@pytest.mark.parametrize("classes", [("no", "yes"), (3, 5, 7)], ids=["two", "three"])
+def test_linear_classifiers_without_probabilities(
+    make: Any, classes: tuple[Any, ...], tmp_path: Path
+) -> None:
+    """skl2onnx writes them only in float32 (a few classes flip in 100,000), and in a pipeline
+    not at all (it gives their last step an option they refuse)."""
+    table, y, _ = data(14)
+    labels = np.array(classes, dtype=object)[
+        np.digitize(y, np.quantile(y, [0.5, 0.8])[: len(classes) - 1])
+    ]
+    model = make_pipeline(StandardScaler(), make()).fit(table, labels.tolist())
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(15)
+    assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
 
 
 def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> None:
