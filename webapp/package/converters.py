@@ -12,7 +12,7 @@ the arithmetic scikit-learn does, in the input's float type:
   `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform;
 - SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
   holding one converts: libsvm's kernel values weighed by the dual coefficients;
-- Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization.
+- Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
 - LinearSVC, RidgeClassifier(CV) and Perceptron (float32 only, and in a pipeline not at all):
   the decision function, then the class as LinearClassifierMixin.predict picks it.
 
