@@ -185,8 +185,8 @@ def verification_columns(
     Numbers are drawn across their training range widened threefold (within the valid range),
     integers as whole numbers, categories from their allowed values (and an unseen one and ""
     where any string is allowed: the compiled engine is given "" for a null, too); a tenth
-    are null where null is allowed. Then each bound alone and
-    all at once, and the table's rows as they are.
+    are null where null is allowed. Then each bound alone and all at once, and the table's
+    rows as they are.
     """
     rng = np.random.default_rng(0)
     drawn: list[list[Any]] = []
