@@ -18,9 +18,10 @@ from webapp.core.vocabulary import Feature
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # it packages with the command
 SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-# Two served by scikit-learn (their compiled forms fail), four by onnxruntime: the property
-# below is also the proof that the compiled engine answers as scikit-learn does. log-scale's
-# features are bounded at zero, exclusive, by what its logarithm answers for.
+# Two served by scikit-learn (they have no compiled form), five by onnxruntime: the property
+# below is also the proof that the compiled engine answers as scikit-learn does (for
+# column-transformer, with its strings imputed). log-scale's features are bounded at zero,
+# exclusive, by what its logarithm answers for; xgboost-categories is fitted on a DataFrame.
 MODELS = [
     "column-transformer",
     "hist-gradient-boosting",
@@ -28,6 +29,7 @@ MODELS = [
     "string-labels",
     "knn",
     "random-forest",
+    "xgboost-categories",
 ]
 
 

@@ -437,9 +437,10 @@ def test_kserve_v1_on_both_targets(request: pytest.FixtureRequest, target: str) 
     assert json.loads(answer)["errors"]["instances"] == ["Missing data for required field."]
 
 
-# Models unlike the shipped one: categories, string and boolean labels, a regressor, nulls.
+# Models unlike the shipped one: categories, string and boolean labels, a regressor, nulls; all
+# compiled but xgboost-categories, which scikit-learn serves from a DataFrame.
 
-ZOO = ["column-transformer", "string-labels", "knn", "hist-gradient-boosting"]
+ZOO = ["column-transformer", "string-labels", "knn", "hist-gradient-boosting", "xgboost-categories"]
 
 
 @pytest.fixture(scope="module", params=ZOO)
@@ -492,10 +493,14 @@ def test_v2_answers_as_scikit_learn_for_other_models(specimen: Any) -> None:
 
 @pytest.fixture(scope="module")
 def churn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[Server]]]:
-    """The model with categories and string labels, served by gunicorn and the function."""
+    """The model with categories and string labels, served by gunicorn (its compiled form) and
+    the function (scikit-learn itself)."""
     specimen = zoo.build("column-transformer", tmp_path_factory.mktemp("churn-v2"))
     env = {"MODEL_PATH": str(specimen.path)}
-    servers = [gunicorn(env).start(), functions_framework_server(env).start()]
+    servers = [
+        gunicorn(env).start(),
+        functions_framework_server({**env, "ENGINE": "sklearn"}).start(),
+    ]
     yield specimen, servers
     for server in servers:
         server.stop()
@@ -512,7 +517,9 @@ def test_categories_and_string_labels_through_tritonclient(churn: Any) -> None:
         for row, label in zip(specimen.rows, specimen.predict(), strict=True)
         if None not in row.values()
     ]
-    for server in servers:
+    for server, engine in zip(servers, ["onnx", "sklearn"], strict=True):
+        facts = json.loads(server.request("GET", "/metadata")[2])
+        assert facts["engine"]["name"] == engine
         client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
         try:
             metadata = client.get_model_metadata("column-transformer")

@@ -173,6 +173,22 @@ def test_a_pip_user_packages_checks_serves_and_bundles_a_model(
     installed = {canonical(line) for line in frozen if "==" in line}
     assert set(requirements) <= set(installed)  # this environment's versions, checked here
     names = {line.partition("==")[0] for line in requirements}
-    assert {"functions-framework", "scikit-learn", "pandas", "onnxruntime", "flask"} <= names
+    assert {"functions-framework", "onnxruntime", "flask"} <= names
     assert not names & {"sklearn-serve", "skl2onnx", "onnx"}  # served from source; packaging
+    assert not names & {"scikit-learn", "pandas"}  # its compiled form serves it
     assert (bundle / "main.py").read_bytes() == (ROOT / "webapp" / "gcf" / "main.py").read_bytes()
+
+    # A model only scikit-learn serves (no compiled form, no rows to verify one): its upload
+    # installs scikit-learn too, at the version it was packaged with.
+    fallback = folder(environment / "fallback")
+    shutil.copy(shipped / "model.pkl", fallback / "model.pkl")
+    manifest = json.loads((shipped / "model.json").read_text())
+    manifest["compiled"] = {"error": "not compiled"}
+    del manifest["verification"]
+    (fallback / "model.json").write_text(json.dumps(manifest))
+    ok(run([command, "bundle", fallback, "--out", environment / "fallback-bundle"], elsewhere))
+    requirements = (environment / "fallback-bundle" / "requirements.txt").read_text().split()
+    assert f"scikit-learn=={manifest['versions']['scikit-learn']}" in requirements
+    assert {"functions-framework", "onnxruntime", "flask"} <= {
+        line.partition("==")[0] for line in requirements
+    }

@@ -183,17 +183,18 @@ def verification_columns(
     """Rows to verify on, as one list per feature (None for null): drawn, edges, the table's.
 
     Numbers are drawn across their training range widened threefold (within the valid range),
-    integers as whole numbers, categories from their allowed values (and an unseen one where
-    any string is allowed); a tenth are null where null is allowed. Then each bound alone and
-    all at once, and the table's rows as they are.
+    integers as whole numbers, categories from their allowed values (and an unseen one and ""
+    where any string is allowed: the compiled engine is given "" for a null, too); a tenth
+    are null where null is allowed. Then each bound alone and all at once, and the table's
+    rows as they are.
     """
     rng = np.random.default_rng(0)
     drawn: list[list[Any]] = []
     for f in features:
         if f.type == "category":
             values = list(f.categories or f.train_categories or ["a"])
-            if f.categories is None:  # any text: also the known words next to other letters
-                values += [UNSEEN, *(w for v in values for w in _other_writings(v))]
+            if f.categories is None:  # any text: "", and the known words next to other letters
+                values += [UNSEEN, "", *(w for v in values for w in _other_writings(v))]
             column: list[Any] = [values[i] for i in rng.integers(0, len(values), count)]
         else:
             low, high = _interval(f)
@@ -299,9 +300,15 @@ def _convert(
     # Probabilities as one tensor, not a list of maps; labels and probabilities in classes order.
     options = {"zipmap": False} if classifier else None
     exact = entry.get("trees") == "exact"
+    # where "" in a string input can only be the service's null: the schemas refuse it there
+    empty_is_null = frozenset(
+        f.name
+        for f in features
+        if f.type == "category" and f.categories is not None and "" not in f.categories
+    )
     with (
         warnings.catch_warnings(),
-        converters.float64_converters(),
+        converters.float64_converters(empty_is_null),
         trees.exact_converters() if exact else contextlib.nullcontext(),
     ):
         warnings.simplefilter("ignore")

@@ -5,7 +5,9 @@ the arithmetic scikit-learn does, in the input's float type:
 
 - SimpleImputer on numbers (onnxruntime's Imputer has no float64 kernel, and skl2onnx's
   missing-value indicator picks other columns): `where(missing, statistic, x)`, the columns
-  whose statistic is NaN dropped, then the indicator's columns;
+  whose statistic is NaN dropped, then the indicator's columns; on strings (skl2onnx takes
+  only a string missing value, not NaN, the default): the same, "" (the service's null)
+  missing where no client may send "" itself;
 - PolynomialFeatures (skl2onnx's float64 graph mixes float32 in): each term of degree d as
   scikit-learn's transform makes it, a term of degree d - 1 times the feature it lacks;
 - TransformedTargetRegressor (no converter): the regressor's graph, then the inverse of
@@ -16,8 +18,8 @@ the arithmetic scikit-learn does, in the input's float type:
 - LinearSVC, RidgeClassifier(CV) and Perceptron (float32 only, and in a pipeline not at all):
   the decision function, then the class as LinearClassifierMixin.predict picks it.
 
-A string imputer goes to skl2onnx's own converter; what is not covered raises NotSupported,
-and compile.py tries the next form or leaves the model to scikit-learn.
+What is not covered raises NotSupported, and compile.py tries the next form or leaves the
+model to scikit-learn.
 """
 
 from __future__ import annotations
@@ -85,24 +87,38 @@ def _numeric_imputer(model: Any) -> bool:
     return all(isinstance(v, numbers) and not isinstance(v, bool) for v in values)
 
 
-def imputer_shape(operator: Any, original: Callable[[Any], None]) -> None:
+def _strings(operator: Any) -> bool:
+    from skl2onnx.common.data_types import StringTensorType
+
+    return isinstance(operator.inputs[0].type, StringTensorType)
+
+
+def imputer_shape(operator: Any) -> None:
+    from skl2onnx.common.data_types import StringTensorType
+
     model = operator.raw_operator
-    if not _numeric_imputer(model):
-        original(operator)
-        return
-    _, _, tensor = _dtype(operator)
     n = operator.inputs[0].get_first_dimension()
+    if _strings(operator):
+        kept, _ = _string_statistics(model)
+        operator.outputs[0].type = StringTensorType([n, len(kept)])
+        return
+    if not _numeric_imputer(model):
+        raise NotSupported("numbers filled with a string")
+    _, _, tensor = _dtype(operator)
     operator.outputs[0].type = tensor([n, _imputer_columns(model)])
 
 
-def imputer(scope: Any, operator: Any, container: Any, original: Callable[..., None]) -> None:
+def imputer(scope: Any, operator: Any, container: Any, empty_is_null: frozenset[str]) -> None:
     """SimpleImputer.transform: missing values (NaN, or the number given) become the column's
     statistic; columns without one are dropped (unless keep_empty_features, which fills 0);
-    the indicator (add_indicator) appends 1.0 where a value was missing, for its features."""
+    the indicator (add_indicator) appends 1.0 where a value was missing, for its features.
+    Strings: string_imputer."""
+    if _strings(operator):
+        string_imputer(scope, operator, container, empty_is_null)
+        return
     model = operator.raw_operator
     if not _numeric_imputer(model):
-        original(scope, operator, container)
-        return
+        raise NotSupported("numbers filled with a string")
     dtype, onnx_type, _ = _dtype(operator)
     w, x, (output,) = _writer(scope, operator, container)
     statistics = np.asarray(model.statistics_, dtype=np.float64)
@@ -130,6 +146,78 @@ def imputer(scope: Any, operator: Any, container: Any, original: Callable[..., N
         w.op("Identity", parts, output=output)
     else:
         w.op("Concat", parts, output=output, axis=1)
+
+
+def _string_statistics(model: Any) -> tuple[np.ndarray, list[str]]:
+    """The columns a string imputer keeps, and the string each is filled with: a column whose
+    statistic is missing (NaN: no value seen in fit) is dropped, as transform drops it, unless
+    keep_empty_features keeps it (filled with fill_value, or 0: not a string)."""
+    statistics = np.asarray(model.statistics_, dtype=object)
+    kept = np.arange(len(statistics))
+    if not getattr(model, "keep_empty_features", False):
+        kept = np.array([i for i, v in enumerate(statistics) if not _is_nan(v)], dtype=np.int64)
+    fills = [statistics[i] for i in kept]
+    if not fills:
+        raise NotSupported("a string imputer that keeps no column")
+    for value in fills:
+        if not isinstance(value, str):
+            raise NotSupported(f"strings filled with {value!r}")
+    indicator = getattr(model, "indicator_", None)
+    if indicator is not None and indicator.features_.size:
+        raise NotSupported("a missing-value indicator beside strings")
+    return kept, fills
+
+
+def string_imputer(
+    scope: Any, operator: Any, container: Any, empty_is_null: frozenset[str]
+) -> None:
+    """SimpleImputer.transform on strings: a missing value becomes the column's statistic
+    (most_frequent's, or fill_value), columns without one dropped (_string_statistics).
+
+    The service gives a null category as "" (onnx_engine._tensor), and scikit-learn as NaN.
+    So with missing_values NaN (the default) "" is filled here, exact only where "" cannot
+    also be a client's value: on the inputs in `empty_is_null`, whose categories are closed
+    and hold no "" (the schemas refuse it there). Where a client may send "", scikit-learn
+    keeps it and this graph could not tell it from a null: NotSupported. A string given as
+    missing_values is compared as it is; None, no string equals. With either, scikit-learn
+    refuses NaN, so a null never comes, and a client's "" is filled only if it is the
+    missing value, as in scikit-learn.
+    """
+    model = operator.raw_operator
+    kept, fills = _string_statistics(model)
+    w, x, (output,) = _writer(scope, operator, container)
+    missing_value = model.missing_values
+    if _is_nan(missing_value):
+        for name in (s for i in operator.inputs for s in _sources(container, i.full_name)):
+            if name not in empty_is_null:
+                raise NotSupported(f'"" may be a value of {name!r}, not only its null')
+        missing_value = ""
+    elif missing_value is not None and not isinstance(missing_value, str):
+        raise NotSupported(f"strings missing as {missing_value!r}")
+    if len(kept) < len(model.statistics_):
+        x = w.op("Gather", [x, w.const(kept.astype(np.int64))], "kept", axis=1)
+    if missing_value is None:
+        w.op("Identity", [x], output=output)
+        return
+    if container.target_opset < 19:  # Equal compares strings from opset 19
+        raise NotSupported(f"strings compared at opset {container.target_opset}")
+    missing = w.op("Equal", [x, w.const(np.array(missing_value, dtype=object))], "missing")
+    statistics = w.const(np.array([fills], dtype=object), "statistics")
+    w.op("Where", [missing, statistics, x], output=output)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _sources(container: Any, name: str) -> list[str]:
+    """The tensors a string tensor holds side by side, traced back through the Concat and
+    Identity nodes that made it (skl2onnx joins a ColumnTransformer's columns so): the graph
+    inputs, where it is made of inputs only."""
+    for node in container.nodes:
+        if name in node.output and node.op_type in ("Concat", "Identity"):
+            return [s for i in node.input for s in _sources(container, i)]
+    return [name]
 
 
 # -- PolynomialFeatures ----------------------------------------------------------------------
@@ -355,12 +443,11 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
 
 
 @contextmanager
-def float64_converters() -> Iterator[None]:
+def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
-    back after."""
+    back after. `empty_is_null`: the string inputs on which "" can only stand for a null
+    (string_imputer)."""
     from skl2onnx import update_registered_converter
-    from skl2onnx._supported_operators import sklearn_operator_name_map
-    from skl2onnx.common._registration import get_converter, get_shape_calculator
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
@@ -368,18 +455,12 @@ def float64_converters() -> Iterator[None]:
     from sklearn.preprocessing import PolynomialFeatures
     from sklearn.svm import SVR, LinearSVC, NuSVR
 
-    own_imputer = sklearn_operator_name_map[SimpleImputer]
-    original_convert, original_shape = get_converter(own_imputer), get_shape_calculator(own_imputer)
-
-    # skl2onnx checks a converter's parameter names: closures, not lambdas
+    # skl2onnx checks a converter's parameter names: a closure, not a lambda
     def imputer_converter(scope: Any, operator: Any, container: Any) -> None:
-        imputer(scope, operator, container, original_convert)
-
-    def imputer_shape_calculator(operator: Any) -> None:
-        imputer_shape(operator, original_shape)
+        imputer(scope, operator, container, empty_is_null)
 
     table: dict[type, tuple[Callable[..., None], Callable[..., None]]] = {
-        SimpleImputer: (imputer_converter, imputer_shape_calculator),
+        SimpleImputer: (imputer_converter, imputer_shape),
         PolynomialFeatures: (polynomial, polynomial_shape),
         TransformedTargetRegressor: (transformed_target, target_shape),
         SVR: (svr, svr_shape),

@@ -84,8 +84,8 @@ def test_verification_rows_reach_every_bound_null_and_category() -> None:
     assert {0.0, 10.0, None} <= set(n) and min(v for v in n if v is not None) >= 0.0
     assert {-5, 5} <= set(i) and all(type(v) is int for v in i)
     assert set(c) == {"a", "b"}
-    # an unseen string too, any being allowed, and the known one written otherwise
-    assert set(other) == {"x", compiling.UNSEEN, "X", "xé"}
+    # an unseen string and "" too, any being allowed, and the known one written otherwise
+    assert set(other) == {"x", compiling.UNSEEN, "", "X", "xé"}
 
 
 def test_tree_ensembles_are_given_float32_like_scikit_learn() -> None:

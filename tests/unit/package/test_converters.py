@@ -26,14 +26,15 @@ from sklearn.linear_model import (
     RidgeClassifier,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 from sklearn.svm import SVR, LinearSVC, NuSVR
 
 from webapp.core.model import load_model
 from webapp.core.verification import PROBABILITY_FLOOR
-from webapp.package import command
+from webapp.package import command, converters
 from webapp.package import compile as compiling
 from webapp.package import describe as package
+from webapp.package.trees import NotSupported
 
 pytestmark = pytest.mark.unit
 
@@ -86,6 +87,163 @@ def test_imputed_numbers(imputer: SimpleImputer, tmp_path: Path) -> None:
     assert gap.max() <= PROBABILITY_FLOOR
 
 
+def strings(seed: int, empty: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two string columns, a fifth of them missing (with "" a value of colour's, if `empty`),
+    and a number."""
+    rng = np.random.default_rng(seed)
+    colours = ["red", "green", "blue", ""] if empty else ["red", "green", "blue"]
+    table = pd.DataFrame(
+        {
+            "x": rng.normal(size=300),
+            "colour": rng.choice(colours, 300),
+            "size": rng.choice(["s", "m", "l"], 300),
+        }
+    )
+    for name in ("colour", "size"):
+        table[name] = table[name].mask(rng.random(300) < 0.2)
+    score = table["x"] + (table["colour"] == "red") - (table["size"] == "s") * 1.5
+    return table, (score + (table["colour"] == "") > 0).to_numpy().astype(int)
+
+
+def imputed_strings(imputer: SimpleImputer, encoder: OneHotEncoder) -> Any:
+    """The pipeline users fit: a scaled number, then strings imputed and one-hot encoded (the
+    numbers first: skl2onnx gives the encoder's float32 to the model otherwise)."""
+    encode = ColumnTransformer(
+        [
+            ("x", StandardScaler(), ["x"]),
+            ("strings", make_pipeline(imputer, encoder), ["colour", "size"]),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression())
+
+
+def as_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as a client sends them: null for a missing value."""
+    records = frame.astype(object).to_dict(orient="records")
+    return [{k: None if pd.isna(v) else v for k, v in r.items()} for r in records]
+
+
+@pytest.mark.parametrize(
+    "imputer",
+    [
+        SimpleImputer(strategy="most_frequent"),
+        SimpleImputer(strategy="constant"),
+        SimpleImputer(strategy="constant", fill_value="unknown", keep_empty_features=True),
+    ],
+    ids=["most-frequent", "constant", "constant-kept"],
+)
+def test_imputed_strings(imputer: SimpleImputer, tmp_path: Path) -> None:
+    """A null category (given to the graph as "") becomes the column's statistic, as NaN does
+    in scikit-learn; the encoder's categories are closed, so no client sends "" itself."""
+    table, y = strings(20)
+    model = imputed_strings(imputer, OneHotEncoder()).fit(table, y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    assert served.engine.name == "onnx"
+    frame, _ = strings(21)
+    assert frame.isna().sum()[["colour", "size"]].min() > 20
+    columns = served.columns(as_json(frame))
+    assert served.predict(columns) == model.predict(frame).tolist()
+    gap = np.abs(served.engine.predict_proba(columns) - model.predict_proba(frame))
+    assert gap.max() <= PROBABILITY_FLOOR
+
+
+@pytest.mark.parametrize(
+    "empty, encoder", [(False, OneHotEncoder(handle_unknown="ignore")), (True, OneHotEncoder())]
+)
+def test_a_string_imputer_where_a_client_may_send_an_empty_string_is_left_to_scikit_learn(
+    empty: bool, encoder: OneHotEncoder, tmp_path: Path
+) -> None:
+    """Where any string is taken (an encoder that ignores unknown values), or "" was a value
+    in the training table, "" is a client's value, which scikit-learn keeps, as well as the
+    compiled engine's null, which it fills: no graph can tell them apart."""
+    table, y = strings(22, empty=empty)
+    model = imputed_strings(SimpleImputer(strategy="most_frequent"), encoder).fit(table, y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert "\"\" may be a value of 'colour'" in compiled["error"], compiled
+    assert served.engine.name == "sklearn"
+    row = {"x": 0.5, "colour": "", "size": "m"}
+    empty_proba, null_proba = served.predict_proba(served.columns([row, {**row, "colour": None}]))
+    assert empty_proba != null_proba
+
+
+def imputed_by_graph(imputer: SimpleImputer, rows: np.ndarray, empty_is_null: bool) -> Any:
+    """What the imputer's graph alone gives for rows of strings ("" for a missing value)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+
+    with converters.float64_converters(frozenset({"input"} if empty_is_null else ())):
+        graph = convert_sklearn(
+            imputer, "model", initial_types=[("input", StringTensorType([None, rows.shape[1]]))]
+        )
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (imputed,) = session.run(None, {"input": rows})
+    return imputed
+
+
+FITTED = np.array(
+    [["a", np.nan, "x"], ["b", np.nan, "?"], ["a", np.nan, "?"], [np.nan, np.nan, "x"]],
+    dtype=object,
+)  # the second column never seen: its statistic is missing
+
+
+@pytest.mark.parametrize(
+    "imputer",
+    [
+        SimpleImputer(strategy="most_frequent"),
+        SimpleImputer(strategy="constant"),
+        SimpleImputer(strategy="constant", fill_value="none", keep_empty_features=True),
+        SimpleImputer(strategy="most_frequent", missing_values="?"),
+        SimpleImputer(strategy="constant", missing_values=""),
+        SimpleImputer(strategy="most_frequent", missing_values=None),
+    ],
+    ids=["most-frequent", "constant", "constant-kept", "question-mark", "empty", "none"],
+)
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
+def test_string_imputers_fill_as_scikit_learn(imputer: SimpleImputer) -> None:
+    """Each string as transform fills it, a column without a statistic dropped (or kept with
+    fill_value). A NaN is given as "" (no client's ""); a missing value other than NaN is
+    compared as it is, "" a value like any other: no null reaches it (scikit-learn refuses
+    NaN there, so the service refuses null)."""
+    missing = imputer.missing_values
+    nan = isinstance(missing, float) and np.isnan(missing)
+    fitted = FITTED.copy()
+    if not nan:
+        fitted[pd.isna(fitted)] = missing
+    imputer.fit(fitted)
+    values = np.array(["a", "b", "x", "?", "other", np.nan if nan else ""], dtype=object)
+    rows = np.stack(np.meshgrid(values, values, values), axis=-1).reshape(-1, 3)
+    expected = imputer.transform(rows)
+    given = np.where(pd.isna(rows), "", rows)
+    assert given.shape == rows.shape
+    assert (imputed_by_graph(imputer, given, empty_is_null=True) == expected).all()
+
+
+@pytest.mark.parametrize(
+    "imputer, why",
+    [
+        (SimpleImputer(strategy="most_frequent", keep_empty_features=True), "filled with 0"),
+        (SimpleImputer(strategy="constant", fill_value=0), "filled with 0"),
+        (SimpleImputer(strategy="most_frequent", add_indicator=True), "indicator"),
+    ],
+    ids=["most-frequent-kept", "a-number", "indicator"],
+)
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
+def test_string_imputers_scikit_learn_alone_serves(imputer: SimpleImputer, why: str) -> None:
+    """Strings filled with a number (beside strings), or a missing-value indicator's flags."""
+    imputer.fit(FITTED)
+    with pytest.raises(NotSupported, match=why):
+        imputed_by_graph(imputer, np.array([["a", "", "x"]], dtype=object), empty_is_null=True)
+
+
+def test_an_empty_string_a_client_may_send_is_not_taken_for_a_null() -> None:
+    imputer = SimpleImputer(strategy="most_frequent").fit(FITTED[:, [0, 2]])
+    with pytest.raises(NotSupported, match="\"\" may be a value of 'input'"):
+        imputed_by_graph(imputer, np.array([["a", ""]], dtype=object), empty_is_null=False)
+
+
 @pytest.mark.parametrize(
     "polynomial",
     [
@@ -117,8 +275,6 @@ def test_polynomial_terms_are_scikit_learn_s_bit_for_bit(polynomial: PolynomialF
     """Each term a product in scikit-learn's order, so the same bits, not merely close."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
-
-    from webapp.package import converters
 
     X = np.random.default_rng(9).normal(size=(1000, 4)) * 7
     polynomial.fit(X)
@@ -219,12 +375,13 @@ def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: 
 
 
 def test_verification_writes_free_text_otherwise() -> None:
-    """Text any string may be: upper-cased, and with a letter beyond ASCII ending its words."""
+    """Text any string may be: upper-cased, with a letter beyond ASCII ending its words, and
+    empty."""
     feature = package.Feature.from_manifest(
         {"name": "review", "type": "category", "train_categories": ["good movie"]}
     )
     (column,) = compiling.verification_columns([feature], None, count=2000)
-    assert {"good movie", "GOOD MOVIE", "goodé movieé", compiling.UNSEEN} == set(column)
+    assert {"good movie", "GOOD MOVIE", "goodé movieé", compiling.UNSEEN, ""} == set(column)
 
 
 def test_a_text_vectorizer_loads_on_a_host_without_en_us_and_falls_back_for_what_it_splits(
