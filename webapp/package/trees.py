@@ -841,10 +841,12 @@ def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     if best > 0:
         tree_info = tree_info[: best * per_stage]
     n_features = int(dump["max_feature_idx"]) + 1
+    thresholds = _lightgbm_thresholds(model.booster_)
     trees = Trees()
     categorical = False
     for info in tree_info:
-        categorical |= _lightgbm_tree(trees, info["tree_structure"], n_features)
+        splits = thresholds[int(info["tree_index"])]
+        categorical |= _lightgbm_tree(trees, info["tree_structure"], n_features, splits)
     per_tree = _ensemble(w, _lightgbm_features(w, x, categorical), trees)
     stages = len(tree_info) // per_stage
     if objective in LIGHTGBM_IDENTITY:
@@ -886,9 +888,23 @@ def _lightgbm_features(w: Writer, x: str, categorical: bool) -> str:
     return w.op("Concat", [x, category], "with_categories", axis=1)
 
 
-def _lightgbm_tree(trees: Trees, root: dict[str, Any], n_features: int) -> bool:
+def _lightgbm_thresholds(booster: Any) -> list[list[float]]:
+    """Each tree's thresholds by split index, as LightGBM compares with them. dump_model()
+    writes those beyond 1e300 as 1e300 (Common::AvoidInf), an infinite one among them (the
+    split of NaN from every number); the model's text writes them as they are."""
+    found = []
+    for tree in booster.model_to_string().split("\nTree=")[1:]:
+        line = next((t for t in tree.splitlines() if t.startswith("threshold=")), "threshold=")
+        found.append([float(v) for v in line.removeprefix("threshold=").split()])
+    return found
+
+
+def _lightgbm_tree(
+    trees: Trees, root: dict[str, Any], n_features: int, thresholds: list[float]
+) -> bool:
     """One tree of dump_model(), as Tree::NumericalDecision and CategoricalDecision walk it
-    (features already zeroed, see _lightgbm_features). True if it has a categorical split."""
+    (features already zeroed, see _lightgbm_features), its numerical splits at `thresholds`
+    (see _lightgbm_thresholds). True if it has a categorical split."""
     categorical = False
 
     def walk(node: dict[str, Any]) -> tuple[str, int]:
@@ -904,7 +920,7 @@ def _lightgbm_tree(trees: Trees, root: dict[str, Any], n_features: int) -> bool:
             return trees.node(n_features + f, MEMBER, 0.0, left, right, False, members)
         if node["decision_type"] != "<=":
             raise NotSupported(f"the decision type {node['decision_type']}")
-        threshold = float(node["threshold"])
+        threshold = thresholds[int(node["split_index"])]
         default_left = bool(node["default_left"])
         missing = node["missing_type"]
         if missing == "NaN":

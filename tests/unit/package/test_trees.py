@@ -36,7 +36,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from webapp.package import trees
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 45 models against 100,000 rows each
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 46 models against 100,000 rows each
 
 ROWS = 100_000
 RTOL = 1e-9
@@ -376,3 +376,24 @@ def test_lightgbm(kind: str) -> None:
         assert_close(got[1], model.predict_proba(rows))
     else:
         assert_close(got[0].ravel(), model.predict(rows))
+
+
+def test_lightgbm_splits_nan_from_every_number_at_infinity() -> None:
+    """Where NaN is what matters, LightGBM splits it from every number at an infinite
+    threshold, which dump_model() writes as 1e300: numbers above 1e300 (inf too) go where
+    every other number goes."""
+    X, y, _, _ = data(15, n=800)
+    gone = np.random.default_rng(15).random(len(X)) < 0.3
+    X[gone, 1] = np.nan
+    model = lightgbm.LGBMRegressor(n_estimators=30, verbose=-1).fit(X, y + gone * 5)
+    text = model.booster_.model_to_string().splitlines()
+    thresholds = [t.removeprefix("threshold=").split() for t in text if t.startswith("threshold=")]
+    assert any("inf" in t for t in thresholds)  # the test is about such a split: it has one
+    graph = trees.to_onnx(model, X.shape[1])
+    rng = np.random.default_rng(15)
+    rows = verification_rows(X, graph, True, rng)
+    huge = [1e300, np.nextafter(1e300, np.inf), 1e301, np.finfo(np.float64).max, np.inf]
+    mask = rng.random(rows.shape) < 0.1
+    rows[mask] = rng.choice([*huge, *(-v for v in huge)], mask.sum())
+    (got,) = session(graph).run(None, {"input": rows})
+    assert_close(got.ravel(), model.predict(rows))
