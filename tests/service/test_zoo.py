@@ -21,9 +21,9 @@ from testkit.processes import JSON, Server, children, functions_framework_server
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STARTERS = {"gunicorn": gunicorn, "functions-framework": functions_framework_server}
 # What serves each model under ENGINE=auto, and a part of why: skl2onnx 1.20 cannot convert
-# column-transformer (a string imputer whose missing value is NaN), and trees on pandas
-# categories have no compiled form. The trees are exact (trees.py), and the imputer's
-# indicator, Nystroem, SVR, the target's transform and PolynomialFeatures are converters.py's.
+# column-transformer (a string imputer whose missing value is NaN). The trees are exact
+# (trees.py, pandas categories too), and the imputer's indicator, Nystroem, SVR, the target's
+# transform and PolynomialFeatures are converters.py's.
 SERVED_BY = {
     "random-forest": ("onnx", "verified on"),
     "gradient-boosting": ("onnx", "verified on"),
@@ -39,8 +39,8 @@ SERVED_BY = {
     "k-means": ("onnx", "verified on"),
     "xgboost": ("onnx", "verified on"),
     "lightgbm": ("onnx", "verified on"),
-    "xgboost-categories": ("sklearn", "no compiled form"),
-    "lightgbm-categories": ("sklearn", "no compiled form"),
+    "xgboost-categories": ("onnx", "verified on"),
+    "lightgbm-categories": ("onnx", "verified on"),
     "kernel-map": ("onnx", "verified on"),
     "stacking": ("onnx", "verified on"),
 }
