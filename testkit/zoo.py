@@ -36,6 +36,7 @@ from sklearn.preprocessing import (
     FunctionTransformer,
     OneHotEncoder,
     PolynomialFeatures,
+    SplineTransformer,
     StandardScaler,
 )
 from sklearn.svm import SVC, SVR
@@ -287,6 +288,27 @@ def stacking(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     return StackingRegressor(members).fit(table.to_numpy(), y), table, y, False
 
 
+def splines(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """A DataFrame whose numbers become splines, which no converter writes: scikit-learn
+    serves it (and needs pandas)."""
+    table = pd.DataFrame(
+        {
+            "age": rng.uniform(18, 80, ROWS),
+            "income": rng.lognormal(10, 0.5, ROWS),
+            "segment": rng.choice(["retail", "business", "public"], ROWS),
+        }
+    )
+    curve = np.sin(table["age"] / 10) + (table["segment"] == "business")
+    y = np.where(curve + np.log(table["income"]) / 10 > 1.5, "stays", "leaves")
+    encode = ColumnTransformer(
+        [
+            ("curves", SplineTransformer(n_knots=4), ["age", "income"]),
+            ("segment", OneHotEncoder(), ["segment"]),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
+
+
 def wide_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """100 trees on 30 features, the benchmark's forest (bench/run.py); not in the zoo."""
     table = _numbers(rng, 30)
@@ -314,6 +336,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "lightgbm-categories": lightgbm_categories,
     "kernel-map": kernel_map,
     "stacking": stacking,
+    "splines": splines,
 }
 
 
@@ -333,7 +356,7 @@ SEEDS = {
             *["gradient-boosting", "hist-gradient-boosting", "isolation-forest", "kernel-map"],
             *["knn", "lightgbm", "log-scale", "random-forest", "stacking", "string-labels"],
             *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
-            *["lightgbm-categories"],
+            *["lightgbm-categories", "splines"],
         ]
     )
 }

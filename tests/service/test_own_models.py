@@ -18,10 +18,11 @@ from webapp.core.vocabulary import Feature
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # it packages with the command
 SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-# Two served by scikit-learn (they have no compiled form), five by onnxruntime: the property
+# Two served by scikit-learn (they have no compiled form), six by onnxruntime: the property
 # below is also the proof that the compiled engine answers as scikit-learn does (for
-# column-transformer, with its strings imputed). log-scale's features are bounded at zero,
-# exclusive, by what its logarithm answers for; xgboost-categories is fitted on a DataFrame.
+# column-transformer, with its strings imputed; for xgboost-categories, with its pandas
+# categories coded). log-scale's features are bounded at zero, exclusive, by what its
+# logarithm answers for; splines is fitted on a DataFrame.
 MODELS = [
     "column-transformer",
     "hist-gradient-boosting",
@@ -30,6 +31,7 @@ MODELS = [
     "knn",
     "random-forest",
     "xgboost-categories",
+    "splines",
 ]
 
 

@@ -437,10 +437,12 @@ def test_kserve_v1_on_both_targets(request: pytest.FixtureRequest, target: str) 
     assert json.loads(answer)["errors"]["instances"] == ["Missing data for required field."]
 
 
-# Models unlike the shipped one: categories, string and boolean labels, a regressor, nulls; all
-# compiled but xgboost-categories, which scikit-learn serves from a DataFrame.
-
-ZOO = ["column-transformer", "string-labels", "knn", "hist-gradient-boosting", "xgboost-categories"]
+# Models unlike the shipped one: categories, string and boolean labels, a regressor, nulls,
+# pandas categories; all compiled but splines, which scikit-learn serves from a DataFrame.
+ZOO = [
+    *["column-transformer", "string-labels", "knn", "hist-gradient-boosting"],
+    *["xgboost-categories", "splines"],
+]
 
 
 @pytest.fixture(scope="module", params=ZOO)

@@ -20,10 +20,10 @@ from testkit.processes import JSON, Server, children, functions_framework_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STARTERS = {"gunicorn": gunicorn, "functions-framework": functions_framework_server}
-# What serves each model under ENGINE=auto, and a part of why: trees on pandas categories have
-# no compiled form. The trees are exact (trees.py), and the imputers (column-transformer's of
-# strings, the indicator), Nystroem, SVR, the target's transform and PolynomialFeatures are
-# converters.py's.
+# What serves each model under ENGINE=auto, and a part of why: SplineTransformer has no
+# converter. The trees are exact (trees.py, pandas categories too), and the imputers
+# (column-transformer's of strings, the indicator), Nystroem, SVR, the target's transform and
+# PolynomialFeatures are converters.py's.
 SERVED_BY = {
     "random-forest": ("onnx", "verified on"),
     "gradient-boosting": ("onnx", "verified on"),
@@ -39,10 +39,11 @@ SERVED_BY = {
     "k-means": ("onnx", "verified on"),
     "xgboost": ("onnx", "verified on"),
     "lightgbm": ("onnx", "verified on"),
-    "xgboost-categories": ("sklearn", "no compiled form"),
-    "lightgbm-categories": ("sklearn", "no compiled form"),
+    "xgboost-categories": ("onnx", "verified on"),
+    "lightgbm-categories": ("onnx", "verified on"),
     "kernel-map": ("onnx", "verified on"),
     "stacking": ("onnx", "verified on"),
+    "splines": ("sklearn", "SplineTransformer"),
 }
 SERVINGS = [
     (model, target, engine)
@@ -233,7 +234,7 @@ def test_pandas_is_loaded_only_for_a_model_fitted_on_a_dataframe(
 ) -> None:
     """The shipped model's processes never map pandas; those of a DataFrame model scikit-learn
     serves do."""
-    for model_path, needs_pandas in ((None, False), (specimens["xgboost-categories"].path, True)):
+    for model_path, needs_pandas in ((None, False), (specimens["splines"].path, True)):
         env = {"WEB_CONCURRENCY": "1", **({"MODEL_PATH": str(model_path)} if model_path else {})}
         server = start(env).start()
         try:
@@ -252,10 +253,11 @@ def test_a_compiled_model_is_served_without_scikit_learn(
 ) -> None:
     """No process serving a compiled form maps scikit-learn, scipy, pandas, XGBoost or LightGBM,
     nor unpickles: the shipped model, a forest, pipelines fitted on a DataFrame with strings
-    (one imputing them), and boosted trees of scikit-learn's, XGBoost's and LightGBM's."""
+    (one imputing them), and boosted trees of scikit-learn's, XGBoost's and LightGBM's (on
+    pandas categories too)."""
     compiled = (
         *["random-forest", "categories", "column-transformer", "hist-gradient-boosting"],
-        *["xgboost", "lightgbm"],
+        *["xgboost", "lightgbm", "lightgbm-categories"],
     )
     for model_path in (None, *(specimens[name].path for name in compiled)):
         env = {"WEB_CONCURRENCY": "2", **({"MODEL_PATH": str(model_path)} if model_path else {})}

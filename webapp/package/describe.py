@@ -65,7 +65,7 @@ def describe(
     """
     _check_estimator(estimator)
     names, form = _feature_names(estimator, table)
-    categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
+    categorical = pandas_categories(estimator, names) if form == "dataframe" else {}
     encoders = dict(_encoders(estimator, names))
     booleans = set()
     if table is not None:
@@ -346,7 +346,7 @@ def _categorical(name: str, categories: tuple[str, ...], table: Any) -> Feature:
     return feature
 
 
-def _pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+def pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
     """The columns XGBoost or LightGBM was fitted on as pandas categories, with their
     categories in order (what the codes it learnt mean), which a CSV table cannot tell."""
     if hasattr(estimator, "get_booster"):

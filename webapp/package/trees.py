@@ -14,7 +14,8 @@ and redo the library's own arithmetic around it, operation for operation:
   `np.argmax`; thresholds as the library writes them).
 
 Within `exact_converters()` skl2onnx converts with these, so a Pipeline or ColumnTransformer
-ending in such a model converts through skl2onnx with exact trees; `to_onnx` converts one.
+ending in such a model converts through skl2onnx with exact trees; `to_onnx` converts one. A
+model given one input per feature takes a pandas category's strings, as their codes.
 """
 
 from __future__ import annotations
@@ -614,7 +615,8 @@ def _first_true(test: Callable[[float], bool]) -> float:
 
 def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     """XGBClassifier and XGBRegressor (gbtree): float32 throughout, as XGBoost predicts:
-    `x < split` goes left, NaN the default way, margin = base_score + trees added one by one
+    `x < split` goes left, NaN the default way, a category (a pandas category's code, see
+    _joined_columns) by its set; margin = base_score + trees added one by one
     in float32; binary:logistic's sigmoid 1 / (expf(-m) + 1 + 1e-16f), multi:softprob's
     softmax (expf, a float64 sum, a float32 division), classes as XGBClassifier takes them."""
     if not (isinstance(model.missing, float) and math.isnan(model.missing)):
@@ -639,15 +641,17 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     counts = [groups.count(k) for k in range(n_groups)]
     if len(set(counts)) != 1:
         raise NotSupported("classes with different numbers of trees")
-    base = _xgboost_base_margin(model, booster, trees_json, groups, n_groups)
+    base = _xgboost_base_margin(booster, trees_json, groups, n_groups)
+    n_features = int(booster.num_features())
     trees = Trees()
     for k in range(n_groups):
         trees.constant(float(base[k]), k)
     seen = [0] * n_groups
+    categorical = False
     for tree, k in zip(trees_json, groups, strict=True):
         seen[k] += 1
-        _xgboost_tree(trees, tree, seen[k] * n_groups + k)
-    per_tree = _ensemble(w, _doubles(w, x, "float32"), trees)
+        categorical |= _xgboost_tree(trees, tree, seen[k] * n_groups + k, n_features)
+    per_tree = _ensemble(w, _xgboost_features(w, x, categorical), trees)
     if objective in ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"):
         _sum_stages(w, per_tree, counts[0] + 1, n_groups, np.float32, output=outputs[0])
         return
@@ -664,26 +668,57 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         raise NotSupported(f"the objective {objective}")
 
 
-def _xgboost_tree(trees: Trees, tree: dict[str, Any], target: int) -> None:
+def _xgboost_features(w: Writer, x: str, categorical: bool) -> str:
+    """[N, F]: the features as float32 values (in float64), and [N, 2F] with each value's
+    category appended where splits are categorical: its integer part (AsCat's cast) for
+    values from zero, -1 below (an invalid category, which no set holds), NaN for NaN."""
+    x = _doubles(w, x, "float32")
+    if not categorical:
+        return x
+    negative = w.op("Less", [x, w.const(np.array(0.0))], "negative")
+    category = w.op("Where", [negative, w.const(np.array(-1.0)), w.op("Floor", [x])], "category")
+    return w.op("Concat", [x, category], "with_categories", axis=1)
+
+
+def _xgboost_tree(trees: Trees, tree: dict[str, Any], target: int, n_features: int) -> bool:
+    """One tree of the saved model, as GetNextNode walks it: NaN the default way, `x < split`
+    left, a categorical split's categories right and every other category left (its
+    category read from column n_features + feature, see _xgboost_features). True if it has
+    a categorical split."""
     left, right = tree["left_children"], tree["right_children"]
     index, cond = tree["split_indices"], tree["split_conditions"]
     default_left = tree["default_left"]
-    if any(t != 0 for t in tree.get("split_type", [])):
-        raise NotSupported("categorical splits in XGBoost")
+    kinds = tree.get("split_type", [0] * len(left))
+    if any(t not in (0, 1) for t in kinds):
+        raise NotSupported("a split type of XGBoost's other than numerical and categorical")
+    categories = tree.get("categories", [])
+    members = {
+        int(node): sorted(float(c) for c in categories[start : start + size])
+        for node, start, size in zip(
+            tree.get("categories_nodes", []),
+            tree.get("categories_segments", []),
+            tree.get("categories_sizes", []),
+            strict=True,
+        )
+    }
 
     def walk(i: int) -> tuple[str, int]:
         if left[i] == -1:
             return trees.leaf(float(np.float32(cond[i])))
-        true, false = walk(left[i]), walk(right[i])
-        return trees.node(
-            index[i], LT, float(np.float32(cond[i])), true, false, bool(default_left[i])
-        )
+        to_left, to_right = walk(left[i]), walk(right[i])
+        nan_left = bool(default_left[i])
+        if kinds[i] == 1:
+            chosen = members.get(i, [])
+            f = n_features + index[i]
+            return trees.node(f, MEMBER, 0.0, to_right, to_left, not nan_left, chosen)
+        return trees.node(index[i], LT, float(np.float32(cond[i])), to_left, to_right, nan_left)
 
     trees.tree(walk(0), target)
+    return 1 in kinds
 
 
 def _xgboost_base_margin(
-    model: Any, booster: Any, trees: list[dict[str, Any]], groups: list[int], n_groups: int
+    booster: Any, trees: list[dict[str, Any]], groups: list[int], n_groups: int
 ) -> np.ndarray:
     """The float32 margins XGBoost starts from (base_score through the objective's link, in
     float32: -logf(1.0f / p - 1.0f) for binary:logistic). Taken from XGBoost itself: of the
@@ -700,15 +735,19 @@ def _xgboost_base_margin(
         guess = scores
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(256, int(booster.num_features()))).astype(np.float32)
+    for f, kind in enumerate(booster.feature_types or []):
+        if kind == "c":  # a category's code
+            rows[:, f] = rng.integers(0, 8, len(rows))
     rows[rng.random(rows.shape) < 0.1] = np.nan
-    leaves = booster.predict(_dmatrix(rows), pred_leaf=True).astype(np.int64)
+    probe = _dmatrix(rows, booster)
+    leaves = booster.predict(probe, pred_leaf=True).astype(np.int64)
     leaves = leaves.reshape(len(rows), -1)
     values = [
         np.asarray(t["split_conditions"], np.float32)[leaves[:, i]] for i, t in enumerate(trees)
     ]
     checks = []  # (how many trees, XGBoost's margins)
     for end in (n_groups, len(trees)):
-        margins = model.predict(rows, output_margin=True, iteration_range=(0, end // n_groups))
+        margins = booster.predict(probe, output_margin=True, iteration_range=(0, end // n_groups))
         checks.append((end, np.asarray(margins, np.float32).reshape(len(rows), n_groups)))
     base = np.empty(n_groups, np.float32)
     for k in range(n_groups):
@@ -739,8 +778,14 @@ def _float32_sum(
     return total.tobytes()
 
 
-def _dmatrix(rows: np.ndarray) -> Any:
-    return importlib.import_module("xgboost").DMatrix(rows)
+def _dmatrix(rows: np.ndarray, booster: Any) -> Any:
+    """The rows for the booster, under its features' names and types (a category's codes)."""
+    return importlib.import_module("xgboost").DMatrix(
+        rows,
+        feature_names=booster.feature_names,
+        feature_types=booster.feature_types,
+        enable_categorical=True,
+    )
 
 
 # glibc's expf (sysdeps/ieee754/flt-32/e_expf.c): x = (k + r) ln2 / 32, expf(x) = 2^(k/32) *
@@ -820,7 +865,8 @@ LIGHTGBM_EXP = ("poisson", "gamma", "tweedie")
 def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     """LGBMClassifier and LGBMRegressor (gbdt): float64, as LightGBM predicts: a value within
     1e-35 of zero is zero, `x <= threshold` goes left, missing values by missing_type and
-    default_left, categories by their integer part; raw = trees added in order from zero;
+    default_left, categories by their integer part (a pandas category's strings become
+    their codes first, see _joined_columns); raw = trees added in order from zero;
     sigmoid 1 / (1 + exp(-raw)) or softmax; labels the first maximum of predict_proba."""
     dump = model.booster_.dump_model()
     described = str(dump.get("objective", ""))
@@ -833,18 +879,18 @@ def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         raise NotSupported("random forest mode")
     if any(t.get("is_linear") for t in dump["tree_info"]) or dump.get("linear_tree"):
         raise NotSupported("linear trees")
-    if model.booster_.pandas_categorical:
-        raise NotSupported("pandas categories (the rows would have to be a DataFrame)")
     per_stage = int(dump["num_tree_per_iteration"])
     tree_info = dump["tree_info"]
     best = int(model.booster_.best_iteration or 0)  # predict stops there if it is set
     if best > 0:
         tree_info = tree_info[: best * per_stage]
     n_features = int(dump["max_feature_idx"]) + 1
+    thresholds = _lightgbm_thresholds(model.booster_)
     trees = Trees()
     categorical = False
     for info in tree_info:
-        categorical |= _lightgbm_tree(trees, info["tree_structure"], n_features)
+        splits = thresholds[int(info["tree_index"])]
+        categorical |= _lightgbm_tree(trees, info["tree_structure"], n_features, splits)
     per_tree = _ensemble(w, _lightgbm_features(w, x, categorical), trees)
     stages = len(tree_info) // per_stage
     if objective in LIGHTGBM_IDENTITY:
@@ -886,9 +932,23 @@ def _lightgbm_features(w: Writer, x: str, categorical: bool) -> str:
     return w.op("Concat", [x, category], "with_categories", axis=1)
 
 
-def _lightgbm_tree(trees: Trees, root: dict[str, Any], n_features: int) -> bool:
+def _lightgbm_thresholds(booster: Any) -> list[list[float]]:
+    """Each tree's thresholds by split index, as LightGBM compares with them. dump_model()
+    writes those beyond 1e300 as 1e300 (Common::AvoidInf), an infinite one among them (the
+    split of NaN from every number); the model's text writes them as they are."""
+    found = []
+    for tree in booster.model_to_string().split("\nTree=")[1:]:
+        line = next((t for t in tree.splitlines() if t.startswith("threshold=")), "threshold=")
+        found.append([float(v) for v in line.removeprefix("threshold=").split()])
+    return found
+
+
+def _lightgbm_tree(
+    trees: Trees, root: dict[str, Any], n_features: int, thresholds: list[float]
+) -> bool:
     """One tree of dump_model(), as Tree::NumericalDecision and CategoricalDecision walk it
-    (features already zeroed, see _lightgbm_features). True if it has a categorical split."""
+    (features already zeroed, see _lightgbm_features), its numerical splits at `thresholds`
+    (see _lightgbm_thresholds). True if it has a categorical split."""
     categorical = False
 
     def walk(node: dict[str, Any]) -> tuple[str, int]:
@@ -904,7 +964,7 @@ def _lightgbm_tree(trees: Trees, root: dict[str, Any], n_features: int) -> bool:
             return trees.node(n_features + f, MEMBER, 0.0, left, right, False, members)
         if node["decision_type"] != "<=":
             raise NotSupported(f"the decision type {node['decision_type']}")
-        threshold = float(node["threshold"])
+        threshold = thresholds[int(node["split_index"])]
         default_left = bool(node["default_left"])
         missing = node["missing_type"]
         if missing == "NaN":
@@ -1005,13 +1065,65 @@ def _shape_calculator(operator: Any) -> None:
 
 def _skl2onnx_converter(scope: Any, operator: Any, container: Any) -> None:
     model = operator.raw_operator
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     _, convert = _converters()[type(model)]
     x = operator.inputs[0]
-    known = {FloatTensorType: FLOAT, DoubleTensorType: DOUBLE}.get(type(x.type))
-    w = Writer(scope, container, {x.full_name: known} if known else None)
-    convert(w, x.full_name, model, [o.full_name for o in operator.outputs])
+    if len(operator.inputs) == 1 and not isinstance(x.type, StringTensorType):
+        known = {FloatTensorType: FLOAT, DoubleTensorType: DOUBLE}.get(type(x.type))
+        w = Writer(scope, container, {x.full_name: known} if known else None)
+        matrix = x.full_name
+    else:  # one input per feature
+        w = Writer(scope, container)
+        matrix = _joined_columns(w, operator.inputs, model)
+        w.types[matrix] = DOUBLE
+    convert(w, matrix, model, [o.full_name for o in operator.outputs])
+
+
+def _joined_columns(w: Writer, inputs: Sequence[Any], model: Any) -> str:
+    """One [N, 1] input per feature, in the model's order (compile.py's "columns" form), as
+    one [N, features] float64 matrix: numbers as they are (float32 and float64 both hold in
+    float64), a pandas category's strings as the codes the model was fitted on."""
+    from skl2onnx.common.data_types import StringTensorType
+
+    from .describe import pandas_categories
+
+    names = [str(v.raw_name) for v in inputs]
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is not None and [str(n) for n in fitted] != names:
+        raise NotSupported("inputs other than the features the model was fitted on, in order")
+    categories = pandas_categories(model, names)
+    columns = []
+    for v in inputs:
+        strings = isinstance(v.type, StringTensorType)
+        if strings != (v.raw_name in categories):  # strings exactly for pandas categories
+            raise NotSupported(f"the input {v.raw_name!r} of another type than its feature's")
+        if strings:
+            columns.append(_category_codes(w, v.full_name, categories[v.raw_name]))
+        else:
+            columns.append(w.op("Cast", [v.full_name], "f64", to=DOUBLE))
+    return w.op("Concat", columns, "columns", axis=1)
+
+
+def _category_codes(w: Writer, strings: str, categories: Sequence[str]) -> str:
+    """[N, 1] float64: each string's pandas code, its position among the dtype's categories
+    (which XGBoost's and LightGBM's splits test), or NaN for any other string, which
+    pandas.Categorical makes missing (code -1) as it does a null. The compiled engine gives
+    a null as "" (onnx_engine._tensor): a category "" would be taken for one."""
+    if "" in categories:
+        raise NotSupported("the empty string among a category's values (a null arrives as one)")
+    if len(categories) > 2**24:  # codes are float32 here
+        raise NotSupported("more than 2**24 categories")
+    codes = w.op(
+        "LabelEncoder",
+        [strings],
+        "codes",
+        domain="ai.onnx.ml",
+        keys_strings=list(categories),
+        values_floats=[float(i) for i in range(len(categories))],
+        default_float=math.nan,
+    )
+    return w.op("Cast", [codes], "codes", to=DOUBLE)
 
 
 def parse_classifier(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
@@ -1070,22 +1182,36 @@ def exact_converters() -> Iterator[None]:
         yield
 
 
-def to_onnx(model: Any, n_features: int, dtype: str = "float64") -> onnx.ModelProto:
+def to_onnx(
+    model: Any, n_features: int, dtype: str = "float64", columns: bool = False
+) -> onnx.ModelProto:
     """The exact graph for a fitted model (or a pipeline holding such models), through skl2onnx:
-    input "input" [N, n_features] of dtype; a classifier's outputs are its labels and its
-    probabilities [N, classes], a regressor's its values [N, 1], IsolationForest's its
-    labels (-1, 1) and decision_function [N, 1]."""
+    input "input" [N, n_features] of dtype, or with `columns` one [N, 1] input per feature
+    named as the model's feature_names_in_, strings for a pandas category (compile.py's
+    "columns" form); a classifier's outputs are its labels and its probabilities [N,
+    classes], a regressor's its values [N, 1], IsolationForest's its labels (-1, 1) and
+    decision_function [N, 1]."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from sklearn.base import is_classifier
 
+    from .describe import pandas_categories
+
     number = FloatTensorType if dtype == "float32" else DoubleTensorType
+    initial_types = [("input", number([None, n_features]))]
+    if columns:
+        names = [str(n) for n in model.feature_names_in_]
+        categories = pandas_categories(model, names)
+        initial_types = [
+            (n, StringTensorType([None, 1]) if n in categories else number([None, 1]))
+            for n in names
+        ]
     options = {"zipmap": False} if is_classifier(model) else None
     with exact_converters():
         graph = convert_sklearn(
             model,
             "model",
-            initial_types=[("input", number([None, n_features]))],
+            initial_types=initial_types,
             target_opset={"": OPSET, "ai.onnx.ml": 3},
             options=options,
         )

@@ -59,6 +59,8 @@ def only_number_arrays(data: bytes) -> bool:
     its object, key and colon leave exactly the rest compared with, so a string, true, false,
     null or another object cannot be in it. One pass over the bytes, a twentieth of the cost
     of asking each of a 10,000-row batch's values its type."""
+    if data.count(b'"') != 2:  # a batch of objects or strings: known at memchr's speed
+        return False
     rest = data.translate(None, _NUMBER_ARRAY_BYTES)
     return rest == _NUMBERS_BATCH_REST and data.lstrip().startswith(b"{")  # not in an array
 

@@ -13,6 +13,7 @@ from typing import Any
 import lightgbm
 import numpy as np
 import onnxruntime
+import pandas as pd
 import pytest
 import xgboost
 from onnx import helper
@@ -36,7 +37,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from webapp.package import trees
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 45 models against 100,000 rows each
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 51 models against 100,000 rows each
 
 ROWS = 100_000
 RTOL = 1e-9
@@ -376,3 +377,121 @@ def test_lightgbm(kind: str) -> None:
         assert_close(got[1], model.predict_proba(rows))
     else:
         assert_close(got[0].ravel(), model.predict(rows))
+
+
+def test_lightgbm_splits_nan_from_every_number_at_infinity() -> None:
+    """Where NaN is what matters, LightGBM splits it from every number at an infinite
+    threshold, which dump_model() writes as 1e300: numbers above 1e300 (inf too) go where
+    every other number goes."""
+    X, y, _, _ = data(15, n=800)
+    gone = np.random.default_rng(15).random(len(X)) < 0.3
+    X[gone, 1] = np.nan
+    model = lightgbm.LGBMRegressor(n_estimators=30, verbose=-1).fit(X, y + gone * 5)
+    text = model.booster_.model_to_string().splitlines()
+    thresholds = [t.removeprefix("threshold=").split() for t in text if t.startswith("threshold=")]
+    assert any("inf" in t for t in thresholds)  # the test is about such a split: it has one
+    graph = trees.to_onnx(model, X.shape[1])
+    rng = np.random.default_rng(15)
+    rows = verification_rows(X, graph, True, rng)
+    huge = [1e300, np.nextafter(1e300, np.inf), 1e301, np.finfo(np.float64).max, np.inf]
+    mask = rng.random(rows.shape) < 0.1
+    rows[mask] = rng.choice([*huge, *(-v for v in huge)], mask.sum())
+    (got,) = session(graph).run(None, {"input": rows})
+    assert_close(got.ravel(), model.predict(rows))
+
+
+COLOURS = ["red", "green", "blue", "grey", "violet"]  # not sorted; no training row is violet
+SIZES = ["s", "m", "l"]
+NUMBERS = ["f0", "f1", "f2"]
+
+
+def category_frame(rng: np.random.Generator, n: int, colours: list[Any], sizes: list[Any]) -> Any:
+    """Three numbers (a tenth missing), then a colour and a size of the pandas category dtypes
+    above, drawn from `colours` and `sizes` (None: missing)."""
+    frame = pd.DataFrame(rng.normal(size=(n, 3)) * [1, 10, 0.1], columns=NUMBERS)
+    frame = frame.mask(rng.random((n, 3)) < 0.1)
+    for name, values, dtype in (("colour", colours, COLOURS), ("size", sizes, SIZES)):
+        drawn = rng.choice(np.array(values, dtype=object), n)
+        frame[name] = pd.Categorical(drawn, categories=dtype)
+    return frame
+
+
+def category_target(frame: Any, classes: int) -> np.ndarray:
+    """Classes 0 to classes - 1 from f0, the colour and the size (missing included)."""
+    colour, size = frame["colour"], frame["size"]
+    score = frame["f0"].fillna(0) + 2 * (colour == "red") + (colour == "blue")
+    score += size.isna() - 1.5 * (size == "l")
+    return np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1]))
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("target", [2, 3], ids=["binary", "multiclass"])
+def test_pandas_categories_given_as_strings(library: str, target: int) -> None:
+    """Fitted on a DataFrame with pandas category columns and given one input per column, a
+    category's as strings (compile.py's "columns" form): each string is the code the model
+    learnt, its place among the dtype's categories, violet (in the dtype, in no training
+    row) too; a null (which the compiled engine gives as "") and a string the dtype lacks are
+    missing, as pandas.Categorical makes both for the estimator (the schema refuses such a
+    string: the graph still takes it as the estimator would)."""
+    rng = np.random.default_rng(15)
+    train = category_frame(rng, 1000, COLOURS[:4], [*SIZES, None])
+    y = category_target(train, target)
+    if library == "xgboost":  # one-hot splits (the default below 4 categories), or partitions
+        model = xgboost.XGBClassifier(
+            n_estimators=30,
+            max_depth=4,
+            enable_categorical=True,
+            tree_method="hist",
+            max_cat_to_onehot=4 if target == 2 else 1,
+        )
+    else:
+        model = lightgbm.LGBMClassifier(
+            n_estimators=30, verbose=-1, min_data_per_group=5, cat_smooth=1, n_jobs=1
+        )
+    model.fit(train, y)
+    dtype = "float32" if trees.compares_float32(model) else "float64"
+    graph = trees.to_onnx(model, 5, dtype, columns=True)
+    rows = verification_rows(train[NUMBERS].to_numpy(), graph, True, rng)
+    strings = {
+        "colour": rng.choice(np.array([*COLOURS, "purple", None], dtype=object), ROWS),
+        "size": rng.choice(np.array([*SIZES, "xl", None], dtype=object), ROWS),
+    }
+    feeds = {name: rows[:, [i]].astype(dtype) for i, name in enumerate(NUMBERS)}
+    frame = pd.DataFrame(rows, columns=NUMBERS)
+    for (name, values), dtype_values in zip(strings.items(), (COLOURS, SIZES), strict=True):
+        feeds[name] = np.array(["" if v is None else v for v in values], dtype=object)[:, None]
+        known = [v if v in dtype_values else None for v in values]
+        frame[name] = pd.Categorical(known, categories=dtype_values)
+    labels, proba = session(graph).run(None, feeds)
+    assert labels.tolist() == model.predict(frame).tolist()
+    assert_close(proba, model.predict_proba(frame))
+
+
+def test_xgboost_categories_given_as_numbers() -> None:
+    """Codes in a matrix, as XGBoost takes them from an array: the integer part of those from
+    zero; negative ones, and those beyond the categories, in no set; NaN the default way."""
+    rng = np.random.default_rng(17)
+    train = category_frame(rng, 1000, COLOURS[:4], [*SIZES, None])
+    model = xgboost.XGBClassifier(
+        n_estimators=30, max_depth=4, enable_categorical=True, max_cat_to_onehot=1
+    ).fit(train, category_target(train, 3))
+    graph = trees.to_onnx(model, 5, "float32")
+    codes = [train[c].cat.codes.replace(-1, np.nan) for c in ("colour", "size")]
+    rows = verification_rows(np.column_stack([train[NUMBERS], *codes]), graph, True, rng)
+    for f, count in ((3, len(COLOURS)), (4, len(SIZES))):
+        rows[:, f] = rng.integers(-2, count + 2, ROWS) + rng.choice([0.0, 0.5, -0.5, 0.999], ROWS)
+        rows[rng.random(ROWS) < 0.1, f] = np.nan
+    labels, proba = session(graph).run(None, {"input": rows.astype(np.float32)})
+    assert labels.tolist() == model.predict(rows, validate_features=False).tolist()
+    assert_close(proba, model.predict_proba(rows, validate_features=False))
+
+
+def test_an_empty_string_among_the_categories_has_no_exact_graph() -> None:
+    """The compiled engine gives a null as "": a category "" would be taken for one."""
+    rng = np.random.default_rng(16)
+    frame = category_frame(rng, 200, COLOURS, SIZES)
+    frame["colour"] = frame["colour"].cat.rename_categories({"violet": ""})
+    model = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1, n_jobs=1)
+    model.fit(frame, frame["f0"].fillna(0) > 0)
+    with pytest.raises(trees.NotSupported, match="empty string"):
+        trees.to_onnx(model, 5, columns=True)
