@@ -65,7 +65,7 @@ def describe(
     """
     _check_estimator(estimator)
     names, form = _feature_names(estimator, table)
-    categorical = pandas_categories(estimator, names) if form == "dataframe" else {}
+    categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
     encoders = dict(_encoders(estimator, names))
     booleans = set()
     if table is not None:
@@ -346,43 +346,14 @@ def _categorical(name: str, categories: tuple[str, ...], table: Any) -> Feature:
     return feature
 
 
-def pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
-    """The columns XGBoost or LightGBM was fitted on as pandas categories, with their
-    categories in order (what the codes it learnt mean), which a CSV table cannot tell."""
-    if hasattr(estimator, "get_booster"):
-        found = _xgboost_categories(estimator.get_booster(), names)
-    elif hasattr(getattr(estimator, "booster_", None), "pandas_categorical"):
-        booster = estimator.booster_
-        kept = booster.pandas_categorical or []
-        infos = booster.dump_model()["feature_infos"]
-        columns = [n for n in names if infos.get(n, {}).get("values")]  # its categorical ones
-        if len(columns) != len(kept):
-            raise PackageError("cannot tell which of LightGBM's columns are categories")
-        found = dict(zip(columns, kept, strict=True))
-    else:
-        return {}
-    if not all(isinstance(v, str) for values in found.values() for v in values):
-        raise PackageError("only pandas categories of strings are supported")
-    return {name: tuple(values) for name, values in found.items()}
+def _pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """trees.pandas_categories, its refusal a packaging error."""
+    from .trees import NotSupported, pandas_categories  # onnx: imported only to package
 
-
-def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
-    """XGBoost's categorical features' categories, from the model it saves: each feature's
-    strings as UTF-8 bytes between offsets."""
-    kinds = booster.feature_types or []
-    if "c" not in kinds:
-        return {}
-    model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
-    if "cats" not in model:
-        raise PackageError("this XGBoost does not save its categories in the model: upgrade it")
-    found = {}
-    for name, kind, enc in zip(names, kinds, model["cats"]["enc"], strict=True):
-        if kind == "c":
-            if not enc.get("offsets"):  # numbers, not strings
-                raise PackageError("only pandas categories of strings are supported")
-            raw, ends = bytes(enc["values"]), enc["offsets"]
-            found[name] = [raw[a:b].decode() for a, b in zip(ends, ends[1:], strict=False)]
-    return found
+    try:
+        return pandas_categories(estimator, names)
+    except NotSupported as exc:
+        raise PackageError(str(exc)) from None
 
 
 def _dates(column: Any) -> bool:

@@ -1080,13 +1080,50 @@ def _skl2onnx_converter(scope: Any, operator: Any, container: Any) -> None:
     convert(w, matrix, model, [o.full_name for o in operator.outputs])
 
 
+def pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The columns XGBoost or LightGBM was fitted on as pandas categories, with their
+    categories in order (what the codes it learnt mean), which a CSV table cannot tell."""
+    if hasattr(estimator, "get_booster"):
+        found = _xgboost_categories(estimator.get_booster(), names)
+    elif hasattr(getattr(estimator, "booster_", None), "pandas_categorical"):
+        booster = estimator.booster_
+        kept = booster.pandas_categorical or []
+        infos = booster.dump_model()["feature_infos"]
+        columns = [n for n in names if infos.get(n, {}).get("values")]  # its categorical ones
+        if len(columns) != len(kept):
+            raise NotSupported("cannot tell which of LightGBM's columns are categories")
+        found = dict(zip(columns, kept, strict=True))
+    else:
+        return {}
+    if not all(isinstance(v, str) for values in found.values() for v in values):
+        raise NotSupported("only pandas categories of strings are supported")
+    return {name: tuple(values) for name, values in found.items()}
+
+
+def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
+    """XGBoost's categorical features' categories, from the model it saves: each feature's
+    strings as UTF-8 bytes between offsets."""
+    kinds = booster.feature_types or []
+    if "c" not in kinds:
+        return {}
+    model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+    if "cats" not in model:
+        raise NotSupported("this XGBoost does not save its categories in the model: upgrade it")
+    found = {}
+    for name, kind, enc in zip(names, kinds, model["cats"]["enc"], strict=True):
+        if kind == "c":
+            if not enc.get("offsets"):  # numbers, not strings
+                raise NotSupported("only pandas categories of strings are supported")
+            raw, ends = bytes(enc["values"]), enc["offsets"]
+            found[name] = [raw[a:b].decode() for a, b in zip(ends, ends[1:], strict=False)]
+    return found
+
+
 def _joined_columns(w: Writer, inputs: Sequence[Any], model: Any) -> str:
     """One [N, 1] input per feature, in the model's order (compile.py's "columns" form), as
     one [N, features] float64 matrix: numbers as they are (float32 and float64 both hold in
     float64), a pandas category's strings as the codes the model was fitted on."""
     from skl2onnx.common.data_types import StringTensorType
-
-    from .describe import pandas_categories
 
     names = [str(v.raw_name) for v in inputs]
     fitted = getattr(model, "feature_names_in_", None)
@@ -1194,8 +1231,6 @@ def to_onnx(
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from sklearn.base import is_classifier
-
-    from .describe import pandas_categories
 
     number = FloatTensorType if dtype == "float32" else DoubleTensorType
     initial_types = [("input", number([None, n_features]))]
