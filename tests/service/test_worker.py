@@ -234,13 +234,30 @@ def test_kept_alive_connections_spread_over_the_workers() -> None:
     clients: list[socket.socket] = []
     try:
         assert wait_until(lambda: len(server.pids()[1]) == 2, timeout=30)
+        workers = server.pids()[1]
+
+        def held() -> list[int]:
+            return [len(client_ports(worker, server.port)) for worker in workers]
+
+        # Both workers in their loops first: a worker still starting takes no share, and the
+        # other takes the waiting connections itself after `patience` (50 ms).
+        def both_answer() -> bool:
+            clients.append(socket.create_connection(("127.0.0.1", server.port)))
+            clients[-1].sendall(HEALTH)
+            read_response(clients[-1])
+            return min(held()) > 0
+
+        assert wait_until(both_answer, timeout=30)
+        while clients:
+            clients.pop().close()
+        assert wait_until(lambda: held() == [0, 0], timeout=30)
         clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(24)]
         for client in clients:
             client.sendall(HEALTH)
         for client in clients:
             assert read_response(client).header("Connection") != "close"
-        held = [len(client_ports(worker, server.port)) for worker in server.pids()[1]]
-        assert sum(held) == 24 and max(held) - min(held) <= 4, held
+        counts = held()
+        assert sum(counts) == 24 and max(counts) - min(counts) <= 4, counts
     finally:
         for client in clients:
             client.close()
