@@ -134,8 +134,8 @@ class OnnxEngine:
 
     def predict(self, rows: Rows) -> list[Any]:
         """What the estimator's predict() gives, as JSON values."""
-        if self.linear is not None and isinstance(rows, np.ndarray):
-            return self.linear.predict(rows)
+        if self.linear is not None:  # rows as a matrix, or integer features' columns
+            return self.linear.predict(rows if isinstance(rows, np.ndarray) else number_rows(rows))
         labels = self._labels(rows)
         if self.lookup is None:
             values: list[Any] = labels.tolist()
@@ -145,8 +145,8 @@ class OnnxEngine:
     def predict_array(self, rows: Rows) -> np.ndarray:
         """The same predictions as one array: numbers in their own dtype, other classes
         (booleans, looked up) as objects."""
-        if self.linear is not None and isinstance(rows, np.ndarray):
-            return self.linear.labels(rows)
+        if self.linear is not None:
+            return self.linear.labels(rows if isinstance(rows, np.ndarray) else number_rows(rows))
         labels = self._labels(rows)
         if self.lookup is None:
             return labels
@@ -167,8 +167,9 @@ class OnnxEngine:
 
 
 class LinearLabels:
-    """StandardScaler then a multinomial LogisticRegression, its labels as plain numpy: the
-    arithmetic of StandardScaler.transform and LogisticRegression.predict, in their order.
+    """StandardScaler then a LogisticRegression, its labels as plain numpy: the arithmetic of
+    StandardScaler.transform and LogisticRegression.predict, in their order (one score per
+    class, the first greatest's class; with two classes one score, the second above 0).
 
     A second path beside the graph, kept for its measured worth (docs/performance.md): a single
     row's labels cost a fraction of an onnxruntime call. Labels only; probabilities come from
@@ -181,7 +182,8 @@ class LinearLabels:
         self.coef_t = np.array(spec["coef"], dtype=np.float64).T
         self.intercept = np.array(spec["intercept"], dtype=np.float64)
         self.classes = np.asarray(classes)
-        if self.coef_t.shape[1] != len(self.classes) or self.intercept.shape != (len(classes),):
+        scores = 1 if len(self.classes) == 2 else len(self.classes)
+        if self.coef_t.shape[1] != scores or self.intercept.shape != (scores,):
             raise ArtifactError("the recorded linear parameters do not match the classes")
 
     def predict(self, rows: np.ndarray) -> list[Any]:
@@ -193,7 +195,9 @@ class LinearLabels:
             rows = rows - self.mean
         if self.scale is not None:
             rows = rows / self.scale
-        labels: np.ndarray = self.classes[(rows @ self.coef_t + self.intercept).argmax(axis=1)]
+        scores = rows @ self.coef_t + self.intercept
+        index = scores.argmax(axis=1) if scores.shape[1] > 1 else (scores[:, 0] > 0).astype(int)
+        labels: np.ndarray = self.classes[index]
         return labels
 
 

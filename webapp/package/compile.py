@@ -97,8 +97,9 @@ def compile_model(
             failures.append(f"{form}: {verdict}")
             continue
         linear = _linear_parameters(estimator) if entry["dtype"] == "float64" else None
-        if linear is not None and classes is not None and isinstance(rows, np.ndarray):
-            labels = LinearLabels(linear, classes).predict(rows)
+        if linear is not None and classes is not None and entry["inputs"] == "matrix":
+            matrix = rows if isinstance(rows, np.ndarray) else number_rows(rows)
+            labels = LinearLabels(linear, classes).predict(matrix)
             if compare(expected, (labels, None), True)[0] is None:
                 entry["linear"] = linear  # the numpy path for its labels, as exact
         checks = len(manifest["self_check"]["instances"])
@@ -121,8 +122,8 @@ def compile_model(
 
 
 def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
-    """A StandardScaler -> multinomial LogisticRegression pipeline's parameters, which the
-    compiled engine may compute labels from in numpy (onnx_engine.LinearLabels); else None."""
+    """A StandardScaler -> LogisticRegression pipeline's parameters, which the compiled
+    engine may compute labels from in numpy (onnx_engine.LinearLabels); else None."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -131,8 +132,6 @@ def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
         return None
     scaler, classifier = (step for _, step in estimator.steps)
     if type(scaler) is not StandardScaler or type(classifier) is not LogisticRegression:
-        return None
-    if classifier.coef_.shape[0] < 2:  # a binary one thresholds one score instead
         return None
     return {
         "mean": scaler.mean_.tolist() if scaler.with_mean else None,

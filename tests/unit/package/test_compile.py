@@ -163,22 +163,47 @@ def test_linear_parameters_that_disagree_with_the_graph_are_not_used(
     assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])) == [0, 2]
 
 
-def test_only_a_scaled_multinomial_logistic_regression_records_linear_parameters() -> None:
+@pytest.mark.parametrize("two_classes", [False, True], ids=["classes", "two-classes"])
+def test_linear_labels_take_integer_features_columns(two_classes: bool, tmp_path: Path) -> None:
+    """Integer features come as one list per feature (accept.py), not a float matrix: the
+    labels in numpy take them too, as the graph does, and answer as the estimator (with two
+    classes, from one score)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(rng.integers(0, 50, size=(300, 3)), columns=["a", "b", "c"])
+    score = table["a"] + table["b"] * 2 - table["c"]
+    y = (score > 40).astype(int) if two_classes else score // 40
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(table.to_numpy(), y)
+    joblib.dump(model, tmp_path / "model.pkl")
+    table.to_csv(tmp_path / "table.csv", index=False)
+    assert command.main([str(tmp_path / "model.pkl"), "--data", str(tmp_path / "table.csv")]) == 0
+    served = load_model(tmp_path / "model.pkl")
+    assert [f.type for f in served.features] == ["integer"] * 3
+    assert served.engine.linear is not None
+    rows = rng.integers(-20, 80, size=(2000, 3))
+    columns = [column.tolist() for column in rows.T]
+    expected = model.predict(rows).tolist()
+    assert served.predict(columns) == expected
+    assert served.predict_array(columns).tolist() == expected
+    served.engine.linear = None  # the graph's own
+    assert served.predict(columns) == expected
+
+
+def test_only_a_scaled_logistic_regression_records_linear_parameters() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     X = np.random.default_rng(0).normal(size=(60, 3))
     y3, y2 = np.arange(60) % 3, np.arange(60) % 2
-    assert compiling._linear_parameters(
-        make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y3)
-    )
-    assert (
-        compiling._linear_parameters(
-            make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y2)
+    for y in (y3, y2):
+        assert compiling._linear_parameters(
+            make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
         )
-        is None
-    )
     assert (
         compiling._linear_parameters(make_pipeline(MinMaxScaler(), LogisticRegression()).fit(X, y3))
         is None
