@@ -135,7 +135,7 @@ class OnnxEngine:
     def predict(self, rows: Rows) -> list[Any]:
         """What the estimator's predict() gives, as JSON values."""
         if self.linear is not None:  # rows as a matrix, or integer features' columns
-            return self.linear.predict(rows if isinstance(rows, np.ndarray) else number_rows(rows))
+            return self.linear.predict(rows)
         labels = self._labels(rows)
         if self.lookup is None:
             values: list[Any] = labels.tolist()
@@ -146,7 +146,7 @@ class OnnxEngine:
         """The same predictions as one array: numbers in their own dtype, other classes
         (booleans, looked up) as objects."""
         if self.linear is not None:
-            return self.linear.labels(rows if isinstance(rows, np.ndarray) else number_rows(rows))
+            return self.linear.labels(rows)
         labels = self._labels(rows)
         if self.lookup is None:
             return labels
@@ -186,11 +186,14 @@ class LinearLabels:
         if self.coef_t.shape[1] != scores or self.intercept.shape != (scores,):
             raise ArtifactError("the recorded linear parameters do not match the classes")
 
-    def predict(self, rows: np.ndarray) -> list[Any]:
+    def predict(self, rows: Rows) -> list[Any]:
         labels: list[Any] = self.labels(rows).tolist()
         return labels
 
-    def labels(self, rows: np.ndarray) -> np.ndarray:
+    def labels(self, rows: Rows) -> np.ndarray:
+        """Rows as a float matrix, or (integer features) one list per feature."""
+        if not isinstance(rows, np.ndarray):
+            rows = number_rows(rows)
         if self.mean is not None:
             rows = rows - self.mean
         if self.scale is not None:

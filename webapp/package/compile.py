@@ -98,8 +98,7 @@ def compile_model(
             continue
         linear = _linear_parameters(estimator) if entry["dtype"] == "float64" else None
         if linear is not None and classes is not None and entry["inputs"] == "matrix":
-            matrix = rows if isinstance(rows, np.ndarray) else number_rows(rows)
-            labels = LinearLabels(linear, classes).predict(matrix)
+            labels = LinearLabels(linear, classes).predict(rows)
             if compare(expected, (labels, None), True)[0] is None:
                 entry["linear"] = linear  # the numpy path for its labels, as exact
         checks = len(manifest["self_check"]["instances"])
