@@ -1,13 +1,18 @@
-"""The compiled engine in a process that forks, as gunicorn's master and the function's do."""
+"""The compiled engine: in a process that forks, as gunicorn's master and the function's do;
+its numpy labels against numpy's own argmax."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testkit.processes import ROOT, server_env
+from webapp.core.onnx_engine import first_greatest
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +55,25 @@ def test_a_forked_worker_exits_cleanly() -> None:
     threads, child = done.stdout.split()
     assert (threads, child) == ("1", "7"), done.stdout + done.stderr
     assert "terminate called" not in done.stderr
+
+
+# Few distinct values, so that ties are common; NaN and infinities among them.
+SCORES = st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, 1e308, -1e308, np.inf, -np.inf, np.nan])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    classes=st.integers(2, 6),
+    width=st.sampled_from([1, 3, 1023, 1024, 1500]),
+    seed=st.integers(0, 2**32 - 1),
+    nan=st.booleans(),
+    values=st.lists(SCORES, min_size=1, max_size=8),
+)
+def test_first_greatest_is_argmax(
+    classes: int, width: int, seed: int, nan: bool, values: list[float]
+) -> None:
+    """Each column's first greatest score, or its first NaN, as argmax(axis=0), whether the
+    batch is narrow (argmax itself) or wide (one comparison per class)."""
+    pool = np.array(values if nan else [v for v in values if v == v] or [0.0])
+    scores = np.random.default_rng(seed).choice(pool, size=(classes, width))
+    assert np.array_equal(first_greatest(scores), scores.argmax(axis=0))
