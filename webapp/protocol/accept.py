@@ -177,12 +177,16 @@ class ValidRows:
                 if not all(v.is_integer() for v in column if type(v) is float):
                     return None
                 columns[index] = column = [v if v is None else int(v) for v in column]
-            try:  # null becomes NaN here, and only null: the JSON parser refuses NaN itself
+            try:  # null becomes NaN here
                 numbers = np.array(column, dtype=np.float64)
             except OverflowError:  # an integer beyond any float
                 return None
             if feature.nullable and None in column:
-                numbers = numbers[~np.isnan(numbers)]
+                missing = np.isnan(numbers)
+                # a NaN sent as a number (a binary tensor's values, Instances.tensor) is no null
+                if int(missing.sum()) != column.count(None):
+                    return None
+                numbers = numbers[~missing]
             if not np.isfinite(numbers).all() or not self._inside(numbers, index):
                 return None
             if feature.type == "integer":
