@@ -85,6 +85,12 @@ TUNING = (
         "--against` main's tree (85998c0)",
     ),
     (
+        "nearest neighbours' distances in one broadcast, not a Scan over the training rows",
+        "`webapp/package/distances.py`",
+        "the `knn` kind's single row in onnxruntime 592 -> 22 µs in a loop; served, 0.30x -> "
+        "0.75x the empty endpoint (3 x 3 s interleaved, 16 connections)",
+    ),
+    (
         "onnxruntime's telemetry thread never started",
         "`webapp/core/onnx_engine.py`",
         "not speed: with it, every forked worker hung or aborted on exit (issue 15)",

@@ -87,6 +87,12 @@ class OnnxEngine:
         self.tolerance = float(entry.get("tolerance", self.tolerance))
         self.dtype = DTYPES[entry["dtype"]]
         self.matrix_input = entry["inputs"] == "matrix"
+        # a graph whose temporaries grow with rows x training rows (package/distances.py)
+        self.rows_per_call = entry.get("rows_per_call")
+        if self.rows_per_call is not None and (
+            type(self.rows_per_call) is not int or self.rows_per_call < 1
+        ):
+            raise ArtifactError("the compiled model's rows_per_call is not a positive integer")
         inputs = [i.name for i in self.session.get_inputs()]
         expected = ["input"] if self.matrix_input else [f.name for f in self.features]
         if inputs != expected:
@@ -113,6 +119,18 @@ class OnnxEngine:
             for f, values in zip(self.features, columns, strict=True)
         }
 
+    def _outputs(self, names: list[str], rows: Rows) -> list[np.ndarray]:
+        """The graph's outputs `names` for rows, from calls of at most rows_per_call rows."""
+        count = len(rows) if isinstance(rows, np.ndarray) else len(rows[0])
+        step = self.rows_per_call or count
+        if count <= step:
+            return list(self._run(names, self.feeds(rows), None))
+        parts = [
+            self._run(names, self.feeds(_rows_between(rows, start, start + step)), None)
+            for start in range(0, count, step)
+        ]
+        return [np.concatenate(output) for output in zip(*parts, strict=True)]
+
     def _linear(self, entry: dict[str, Any], classes: Sequence[Any] | None) -> LinearLabels | None:
         """The numpy path for a scaled logistic regression's labels, if compile.py recorded
         its parameters (proven there to give the estimator's every class) and they give this
@@ -121,7 +139,7 @@ class OnnxEngine:
             return None
         linear = LinearLabels(entry["linear"], classes)
         rows = _probe_rows(self.features)
-        (raw,) = self._run(self.label_output, self.feeds(rows), None)
+        (raw,) = self._outputs(self.label_output, rows)
         graph = (
             raw.ravel().tolist()
             if self.lookup is None
@@ -155,14 +173,14 @@ class OnnxEngine:
     def _labels(self, rows: Rows) -> np.ndarray:
         """The graph's label output, flat; regression outputs (float32 from some graphs) as
         the float64 the estimator gives."""
-        (raw,) = self._run(self.label_output, self.feeds(rows), None)
+        (raw,) = self._outputs(self.label_output, rows)
         flat: np.ndarray = raw.ravel()
         return flat.astype(np.float64) if flat.dtype.kind == "f" else flat
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
         """What the estimator's predict_proba() gives: one column per class, in classes order."""
         assert self.proba_output is not None
-        (proba,) = self._run(self.proba_output, self.feeds(rows), None)
+        (proba,) = self._outputs(self.proba_output, rows)
         return np.asarray(proba, dtype=np.float64)
 
 
@@ -239,6 +257,13 @@ def _probe_rows(features: Sequence[Feature], count: int = 4096) -> np.ndarray:
 def _label_key(value: Any) -> Any:
     """How the compiled graph gives a class: booleans as 0 and 1."""
     return int(value) if isinstance(value, (bool, np.bool_)) else value
+
+
+def _rows_between(rows: Rows, start: int, end: int) -> Rows:
+    """Rows start to end of a float matrix, or of one list per feature."""
+    if isinstance(rows, np.ndarray):
+        return rows[start:end]
+    return [column[start:end] for column in rows]
 
 
 def number_rows(columns: Sequence[Sequence[Any]]) -> np.ndarray:

@@ -15,7 +15,8 @@ compute in float64), then float32 (the trees scikit-learn fits compare float32 v
 skl2onnx's float64 trees also do not load in this version pairing). The first form that passes
 is written; if none does, the manifest says why and the service runs scikit-learn itself.
 skl2onnx converts with converters.py's float64 converters for the steps it writes in float32,
-wrongly or not at all.
+wrongly or not at all; distances.py then replaces its loops over training rows (nearest
+neighbours' distances) by one broadcast, which the service calls on slices of a batch.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def compile_model(
         import skl2onnx
 
         from ..core.onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
+        from . import distances
     except ImportError as exc:
         missing = f"{exc.name} is not installed: pip install 'sklearn-serve[package]'"
         return {"error": missing}, None, None
@@ -86,6 +88,8 @@ def compile_model(
         form += " (exact trees)" if "trees" in entry else ""
         try:
             graph = _convert(estimator, features, entry, classes is not None)
+            if row_bytes := distances.without_scans(graph):
+                entry["rows_per_call"] = distances.rows_per_call(row_bytes)
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
             got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)
         except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
