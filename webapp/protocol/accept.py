@@ -183,7 +183,7 @@ class ValidRows:
                 return None
             if feature.nullable and None in column:
                 missing = np.isnan(numbers)
-                # a NaN sent as a number (a binary tensor's values, Instances.tensor) is no null
+                # a float NaN is a number, not a null: refused, as the schemas refuse it
                 if int(missing.sum()) != column.count(None):
                     return None
                 numbers = numbers[~missing]
