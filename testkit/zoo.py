@@ -289,8 +289,7 @@ def stacking(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
 
 
 def splines(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """A DataFrame whose numbers become splines, which no converter writes: scikit-learn
-    serves it (and needs pandas)."""
+    """A DataFrame whose numbers become splines (converters.py writes them)."""
     table = pd.DataFrame(
         {
             "age": rng.uniform(18, 80, ROWS),
@@ -304,6 +303,28 @@ def splines(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
         [
             ("curves", SplineTransformer(n_knots=4), ["age", "income"]),
             ("segment", OneHotEncoder(), ["segment"]),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
+
+
+def seasons(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """The hour of the day as periodic splines, which no converter writes: scikit-learn
+    serves this DataFrame model (and needs pandas)."""
+    table = pd.DataFrame(
+        {
+            "hour": rng.uniform(0, 24, ROWS),
+            "temperature": rng.normal(15, 8, ROWS),
+            "weekday": rng.choice(["yes", "no"], ROWS),
+        }
+    )
+    busy = np.cos(table["hour"] / 24 * 2 * np.pi) + (table["weekday"] == "yes") * 0.5
+    y = np.where(busy + table["temperature"] / 30 > 0.6, "busy", "quiet")
+    encode = ColumnTransformer(
+        [
+            ("hour", SplineTransformer(n_knots=6, extrapolation="periodic"), ["hour"]),
+            ("temperature", StandardScaler(), ["temperature"]),
+            ("weekday", OneHotEncoder(), ["weekday"]),
         ]
     )
     return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
@@ -337,6 +358,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "kernel-map": kernel_map,
     "stacking": stacking,
     "splines": splines,
+    "seasons": seasons,
 }
 
 
@@ -356,7 +378,7 @@ SEEDS = {
             *["gradient-boosting", "hist-gradient-boosting", "isolation-forest", "kernel-map"],
             *["knn", "lightgbm", "log-scale", "random-forest", "stacking", "string-labels"],
             *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
-            *["lightgbm-categories", "splines"],
+            *["lightgbm-categories", "splines", "seasons"],
         ]
     )
 }

@@ -20,10 +20,10 @@ from testkit.processes import JSON, Server, children, functions_framework_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STARTERS = {"gunicorn": gunicorn, "functions-framework": functions_framework_server}
-# What serves each model under ENGINE=auto, and a part of why: SplineTransformer has no
+# What serves each model under ENGINE=auto, and a part of why: periodic splines have no
 # converter. The trees are exact (trees.py, pandas categories too), and the imputers
-# (column-transformer's of strings, the indicator), Nystroem, SVR, the target's transform and
-# PolynomialFeatures are converters.py's.
+# (column-transformer's of strings, the indicator), Nystroem, SVR, the target's transform,
+# PolynomialFeatures and the other splines are converters.py's.
 SERVED_BY = {
     "random-forest": ("onnx", "verified on"),
     "gradient-boosting": ("onnx", "verified on"),
@@ -43,7 +43,8 @@ SERVED_BY = {
     "lightgbm-categories": ("onnx", "verified on"),
     "kernel-map": ("onnx", "verified on"),
     "stacking": ("onnx", "verified on"),
-    "splines": ("sklearn", "SplineTransformer"),
+    "splines": ("onnx", "verified on"),
+    "seasons": ("sklearn", "SplineTransformer extrapolating 'periodic'"),
 }
 SERVINGS = [
     (model, target, engine)
@@ -234,7 +235,7 @@ def test_pandas_is_loaded_only_for_a_model_fitted_on_a_dataframe(
 ) -> None:
     """The shipped model's processes never map pandas; those of a DataFrame model scikit-learn
     serves do."""
-    for model_path, needs_pandas in ((None, False), (specimens["splines"].path, True)):
+    for model_path, needs_pandas in ((None, False), (specimens["seasons"].path, True)):
         env = {"WEB_CONCURRENCY": "1", **({"MODEL_PATH": str(model_path)} if model_path else {})}
         server = start(env).start()
         try:

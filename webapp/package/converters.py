@@ -15,6 +15,8 @@ the arithmetic scikit-learn does, in the input's float type:
 - SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
   holding one converts: libsvm's kernel values weighed by the dual coefficients;
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
+- SplineTransformer (no converter): scipy's B-spline basis, its recursion step by step, and
+  the extrapolation beyond the knots;
 - LinearSVC, RidgeClassifier(CV) and Perceptron (float32 only, and in a pipeline not at all):
   the decision function, then the class as LinearClassifierMixin.predict picks it.
 
@@ -35,6 +37,7 @@ from onnx import numpy_helper
 from .trees import (
     DOUBLE,
     FLOAT,
+    INT64,
     NotSupported,
     Writer,
     argmax_labels,
@@ -405,6 +408,104 @@ def nystroem(scope: Any, operator: Any, container: Any) -> None:
     w.op("MatMul", [kernel, normalization], output=output)
 
 
+# -- SplineTransformer -----------------------------------------------------------------------
+
+
+def spline_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, int(operator.raw_operator.n_features_out_)])
+
+
+def splines(scope: Any, operator: Any, container: Any) -> None:
+    """SplineTransformer.transform (float64): each feature's B-spline basis as scipy's
+    evaluate_spline computes it (the knot interval, then the Cox-de Boor recursion, its
+    arithmetic in its order), set beyond the knots as the extrapolation says ("constant",
+    "linear" or "continue"), the last basis dropped without include_bias."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    if dtype is not np.float64 or model.handle_missing != "error":
+        raise NotSupported(f"SplineTransformer on {dtype.__name__}, missing {model.handle_missing}")
+    if model.extrapolation not in ("constant", "linear", "continue"):
+        raise NotSupported(f"SplineTransformer extrapolating {model.extrapolation!r}")
+    if model.extrapolation == "linear" and model.degree <= 1:
+        # scikit-learn 1.9 raises its degree to 2 for the first feature and keeps it raised
+        # for the next ones, their knots' ends included
+        raise NotSupported("SplineTransformer extrapolating linearly at degree 0 or 1")
+    w, x, (output,) = _writer(scope, operator, container)
+    blocks = []
+    for index, spline in enumerate(model.bsplines_):
+        value = w.op("Gather", [x, w.const(np.array([index]))], "feature", axis=1)  # [N, 1]
+        basis = _spline_basis(w, value, spline)
+        if model.extrapolation != "continue":
+            basis = _beyond_the_knots(w, value, spline, basis, model.extrapolation)
+        if not model.include_bias:
+            count = spline.c.shape[1] - 1
+            basis = w.op("Gather", [basis, w.const(np.arange(count))], "kept", axis=1)
+        blocks.append(basis)
+    w.op("Concat", blocks, output=output, axis=1)
+
+
+def _spline_basis(w: Writer, x: str, spline: Any) -> str:
+    """The basis functions at x, [N, n_splines]: scipy's _find_interval (the last knot interval
+    from t[k] to t[n - 1] that starts at or below x), then _deBoor_D's k + 1 values h, each
+    put in its column, interval - k + its place; zero in the others."""
+    knots, k = np.asarray(spline.t, np.float64), int(spline.k)
+    n = len(knots) - k - 1
+    interval = w.const(np.array([[k]], np.int64), "k")
+    if n - 1 > k:  # the interior knots at or below x, counted
+        below = w.op("LessOrEqual", [w.const(knots[k + 1 : n][np.newaxis]), x])
+        count = w.op("Cast", [below], "count", to=INT64)
+        count = w.op("ReduceSum", [count, w.const(np.array([1]))], "count", keepdims=1)
+        interval = w.op("Add", [interval, count], "interval")
+    t = w.const(knots, "knots") if k else ""  # degree 0: no recursion
+    zero, one = w.const(np.array(0.0)), w.const(np.array(1.0))
+
+    def knot(offset: int) -> str:  # t[interval + offset], [N, 1]
+        return w.op("Gather", [t, w.op("Add", [interval, w.const(np.array([[offset]]))])])
+
+    h = [w.op("Expand", [one, w.op("Shape", [x])], "h")]
+    for j in range(1, k + 1):
+        previous, h = h, [zero, *h[1:]]  # hh = h[:j]; h[0] = 0
+        h.append(zero)
+        for m in range(1, j + 1):
+            xb, xa = knot(m), knot(m - j)
+            same = w.op("Equal", [xb, xa], "same")  # scipy: h[m] = 0, h[m - 1] kept
+            span = w.op("Where", [same, one, w.op("Sub", [xb, xa])], "span")
+            weight = w.op("Div", [previous[m - 1], span], "weight")
+            grown = w.op("Add", [h[m - 1], w.op("Mul", [weight, w.op("Sub", [xb, x])])])
+            h[m - 1] = w.op("Where", [same, h[m - 1], grown], "h")
+            h[m] = w.op("Where", [same, zero, w.op("Mul", [weight, w.op("Sub", [x, xa])])])
+    columns = w.const(np.arange(spline.c.shape[1])[np.newaxis], "columns")
+    place = w.op("Sub", [columns, w.op("Sub", [interval, w.const(np.array([[k]]))])], "place")
+    basis = zero
+    for a in reversed(range(k + 1)):  # [N, n_splines]: `place` is
+        basis = w.op("Where", [w.op("Equal", [place, w.const(np.array(a))]), h[a], basis])
+    return basis
+
+
+def _beyond_the_knots(w: Writer, x: str, spline: Any, basis: str, extrapolation: str) -> str:
+    """SplineTransformer's values below t[k] and above t[n]: the first `degree` bases' values
+    there ("constant"; the others 0), or those continued along their slope ("linear")."""
+    knots, degree = np.asarray(spline.t, np.float64), int(spline.k)
+    low, high = knots[degree], knots[-degree - 1]
+    count = spline.c.shape[1]
+    sides = []
+    for edge, first in ((low, True), (high, False)):
+        value, slope = np.zeros(count), np.zeros(count)
+        columns = range(degree) if first else range(count - degree, count)
+        value[list(columns)] = np.asarray(spline(edge), np.float64)[list(columns)]
+        row = w.const(value[np.newaxis], "edge")
+        if extrapolation == "linear":
+            slope[list(columns)] = np.asarray(spline(edge, nu=1), np.float64)[list(columns)]
+            away = w.op("Sub", [x, w.const(np.array(edge))], "away")
+            row = w.op("Add", [row, w.op("Mul", [away, w.const(slope[np.newaxis])])], "edge")
+        sides.append(row)
+    below = w.op("Less", [x, w.const(np.array(low))], "below")
+    above = w.op("Greater", [x, w.const(np.array(high))], "above")
+    return w.op("Where", [below, sides[0], w.op("Where", [above, sides[1], basis])])
+
+
 # -- Linear classifiers without probabilities -------------------------------------------------
 
 
@@ -452,7 +553,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
     from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
-    from sklearn.preprocessing import PolynomialFeatures
+    from sklearn.preprocessing import PolynomialFeatures, SplineTransformer
     from sklearn.svm import SVR, LinearSVC, NuSVR
 
     # skl2onnx checks a converter's parameter names: a closure, not a lambda
@@ -466,6 +567,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         SVR: (svr, svr_shape),
         NuSVR: (svr, svr_shape),
         Nystroem: (nystroem, nystroem_shape),
+        SplineTransformer: (splines, spline_shape),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron)
     with registrations_restored([*table, *linear]):

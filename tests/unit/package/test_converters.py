@@ -4,6 +4,7 @@ falls back to scikit-learn, saying why."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,12 @@ from sklearn.linear_model import (
     RidgeClassifier,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import (
+    OneHotEncoder,
+    PolynomialFeatures,
+    SplineTransformer,
+    StandardScaler,
+)
 from sklearn.svm import SVR, LinearSVC, NuSVR
 
 from webapp.core.model import load_model
@@ -364,6 +370,81 @@ def test_linear_classifiers_without_probabilities(
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(15)
     assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+
+
+SPLINES = [
+    dict(degree=degree, n_knots=knots, extrapolation=extrapolation, include_bias=bias, knots=at)
+    for degree, knots, extrapolation, bias, at in itertools.product(
+        [0, 1, 2, 3, 5],
+        [2, 3, 7],
+        ["constant", "linear", "continue"],
+        [True, False],
+        ["uniform", "quantile"],
+    )
+    # scikit-learn's own answer is off (linear, degree <= 1) or an error (beyond the knots
+    # at degree 0)
+    if not (extrapolation == "linear" and degree <= 1)
+    and not (extrapolation == "constant" and degree == 0)
+    and (bias or degree + knots > 2)  # some basis left
+]
+
+
+@pytest.mark.parametrize("params", SPLINES, ids=lambda p: "-".join(map(str, p.values())))
+def test_spline_bases_are_scikit_learn_s_bit_for_bit(params: dict[str, Any]) -> None:
+    """scipy's recursion step by step, so the same bits: inside the knots, on each knot, and
+    beyond them on both sides."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    rng = np.random.default_rng(12)
+    X = np.column_stack([rng.uniform(18, 80, 300), rng.lognormal(10, 0.5, 300)])
+    splines = SplineTransformer(**params).fit(X)
+    with converters.float64_converters():
+        graph = convert_sklearn(
+            splines, "model", initial_types=[("input", DoubleTensorType([None, 2]))]
+        )
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    rows = np.column_stack([rng.uniform(-50, 150, 3000), rng.lognormal(10, 1.5, 3000)])
+    knots = np.column_stack([s.t for s in splines.bsplines_])
+    rows = np.vstack([rows, knots, np.nextafter(knots, -np.inf), np.nextafter(knots, np.inf)])
+    (bases,) = session.run(None, {"input": rows})
+    assert np.array_equal(bases, splines.transform(rows))
+
+
+def test_a_dataframe_pipeline_with_splines(tmp_path: Path) -> None:
+    table, _, binary = data(16)
+    model = make_pipeline(
+        ColumnTransformer(
+            [("curves", SplineTransformer(n_knots=4), ["a", "d"])], remainder="passthrough"
+        ),
+        LogisticRegression(),
+    ).fit(table, binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled["dtype"] == "float64" and compiled["verification"]["rows"] >= 100_000
+    rows = held_out(17) * 3  # beyond the knots too
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.engine.name == "onnx"
+    assert served.predict(rows) == model.predict(frame).tolist()
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"extrapolation": "periodic"}, "extrapolating 'periodic'"),
+        ({"extrapolation": "linear", "degree": 1}, "linearly at degree 0 or 1"),
+    ],
+    ids=["periodic", "linear-degree-1"],
+)
+def test_splines_it_does_not_write_are_left_to_scikit_learn(
+    params: dict[str, Any], why: str, tmp_path: Path
+) -> None:
+    table, _, binary = data(18)
+    model = make_pipeline(SplineTransformer(**params), LogisticRegression())
+    compiled, served = packaged(model.fit(table.to_numpy(), binary), table, tmp_path)
+    assert why in compiled["error"]
+    assert served.engine.name == "sklearn"
 
 
 def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> None:
