@@ -390,9 +390,10 @@ SPLINES = [
 
 
 @pytest.mark.parametrize("params", SPLINES, ids=lambda p: "-".join(map(str, p.values())))
-def test_spline_bases_are_scikit_learn_s_bit_for_bit(params: dict[str, Any]) -> None:
-    """scipy's recursion step by step, so the same bits: inside the knots, on each knot, and
-    beyond them on both sides."""
+def test_spline_bases_are_scikit_learn_s(params: dict[str, Any]) -> None:
+    """scipy's recursion step by step, inside the knots, on each knot, and beyond them on both
+    sides: the same bits where scipy's build keeps each multiplication and addition apart (as
+    on x86-64, here), within a rounding where it fuses them (aarch64's compilers may)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
@@ -410,7 +411,7 @@ def test_spline_bases_are_scikit_learn_s_bit_for_bit(params: dict[str, Any]) -> 
     knots = np.column_stack([s.t for s in splines.bsplines_])
     rows = np.vstack([rows, knots, np.nextafter(knots, -np.inf), np.nextafter(knots, np.inf)])
     (bases,) = session.run(None, {"input": rows})
-    assert np.array_equal(bases, splines.transform(rows))
+    np.testing.assert_allclose(bases, splines.transform(rows), rtol=1e-14, atol=1e-16)
 
 
 def test_a_dataframe_pipeline_with_splines(tmp_path: Path) -> None:
