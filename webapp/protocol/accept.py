@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain, repeat
-from operator import eq, itemgetter
+from operator import eq, itemgetter, le
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,8 @@ class ValidRows:
         self.high = np.array([_closed(f.max, f.max_inclusive, math.inf) for f in features])
         self.integers = np.array([f.type == "integer" for f in features])
         # the same bounds as Python floats, for one instance's values (_row)
-        self.bounds = list(zip(self.low.tolist(), self.high.tolist(), strict=True))
+        self.lows, self.highs = self.low.tolist(), self.high.tolist()
+        self.bounds = list(zip(self.lows, self.highs, strict=True))
         numeric = any(f.type in ("number", "integer") for f in features)
         self.rows_checkable = self.exact_bounds or not numeric
         # a category's allowed values, null among them where it may be null
@@ -72,11 +73,13 @@ class ValidRows:
             numbers = list(map(float, row))
         except OverflowError:  # an integer beyond any float
             return None
-        if not (
-            all(map(math.isfinite, numbers)) and all(map(Feature.contains, self.features, numbers))
-        ):
+        if not all(map(math.isfinite, numbers)):
             return None
-        return np.array([numbers])
+        if self.exact_bounds:  # compared in C, not by a method call per value
+            inside = all(map(le, self.lows, numbers)) and all(map(le, numbers, self.highs))
+        else:
+            inside = all(map(Feature.contains, self.features, numbers))
+        return np.array([numbers]) if inside else None
 
     def of_batch(self, document: Any, number_arrays: bool = False) -> Rows | None:
         """A valid batch request's rows, or None. `number_arrays`: its body held only numbers
