@@ -424,8 +424,10 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
     "linear" or "continue"), the last basis dropped without include_bias."""
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
-    if dtype is not np.float64 or model.handle_missing != "error":
-        raise NotSupported(f"SplineTransformer on {dtype.__name__}, missing {model.handle_missing}")
+    if dtype is not np.float64:
+        raise NotSupported(f"SplineTransformer in {dtype.__name__}")
+    if model.handle_missing != "error":
+        raise NotSupported(f"SplineTransformer with handle_missing={model.handle_missing!r}")
     if model.extrapolation not in ("constant", "linear", "continue"):
         raise NotSupported(f"SplineTransformer extrapolating {model.extrapolation!r}")
     if model.extrapolation == "linear" and model.degree <= 1:
@@ -479,7 +481,7 @@ def _spline_basis(w: Writer, x: str, spline: Any) -> str:
     columns = w.const(np.arange(spline.c.shape[1])[np.newaxis], "columns")
     place = w.op("Sub", [columns, w.op("Sub", [interval, w.const(np.array([[k]]))])], "place")
     basis = zero
-    for a in reversed(range(k + 1)):  # [N, n_splines]: `place` is
+    for a in reversed(range(k + 1)):  # [N, n_splines], as `place` is
         basis = w.op("Where", [w.op("Equal", [place, w.const(np.array(a))]), h[a], basis])
     return basis
 
