@@ -19,6 +19,8 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -229,84 +231,84 @@ def test_clients_that_killed_workers_leave_every_worker_and_connection_standing(
         assert server.stop() == 0, server.output()[-3000:]
 
 
-def test_kept_alive_connections_spread_over_the_workers() -> None:
-    """A kept-alive connection stays with the worker that took it: 24 clients arriving at
-    once must not all land on one worker while the other idles (Shares, webapp/server/worker.py)."""
-    server = gunicorn({"WEB_CONCURRENCY": "2"}).start()
-    clients: list[socket.socket] = []
+@contextmanager
+def two_workers(env: dict[str, str]) -> Iterator[tuple[Server, list[int], Any]]:
+    """A gunicorn with two workers, their pids, and how many clients' connections each holds;
+    stopped after."""
+    server = gunicorn({"WEB_CONCURRENCY": "2", **env}).start()
     try:
         assert wait_until(lambda: len(server.pids()[1]) == 2, timeout=30)
         workers = server.pids()[1]
-
-        def held() -> list[int]:
-            return [len(client_ports(worker, server.port)) for worker in workers]
-
-        # Both workers in their loops first: a worker still starting takes no share, and the
-        # other takes the waiting connections itself after `patience` (50 ms).
-        def both_answer() -> bool:
-            clients.append(socket.create_connection(("127.0.0.1", server.port)))
-            clients[-1].sendall(HEALTH)
-            read_response(clients[-1])
-            return min(held()) > 0
-
-        assert wait_until(both_answer, timeout=30)
-        while clients:
-            clients.pop().close()
-        assert wait_until(lambda: held() == [0, 0], timeout=30)
-        clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(24)]
-        for client in clients:
-            client.sendall(HEALTH)
-        for client in clients:
-            assert read_response(client).header("Connection") != "close"
-        counts = held()
-        assert sum(counts) == 24 and max(counts) - min(counts) <= 4, counts
+        yield server, workers, lambda: [len(client_ports(w, server.port)) for w in workers]
     finally:
-        for client in clients:
-            client.close()
         assert server.stop() == 0, server.output()[-3000:]
+
+
+def test_kept_alive_connections_spread_over_the_workers() -> None:
+    """A kept-alive connection stays with the worker that took it: 24 clients arriving at
+    once must not all land on one worker while the other idles (Shares, webapp/server/worker.py)."""
+    clients: list[socket.socket] = []
+    with two_workers({}) as (server, _, held):
+        try:
+            # Both workers in their loops first: a worker still starting takes no share, and
+            # the other takes the waiting connections itself after `patience` (50 ms).
+            def both_answer() -> bool:
+                clients.append(socket.create_connection(("127.0.0.1", server.port)))
+                clients[-1].sendall(HEALTH)
+                read_response(clients[-1])
+                return min(held()) > 0
+
+            assert wait_until(both_answer, timeout=30)
+            while clients:
+                clients.pop().close()
+            assert wait_until(lambda: held() == [0, 0], timeout=30)
+            clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(24)]
+            for client in clients:
+                client.sendall(HEALTH)
+            for client in clients:
+                assert read_response(client).header("Connection") != "close"
+            counts = held()
+            assert sum(counts) == 24 and max(counts) - min(counts) <= 4, counts
+        finally:
+            for client in clients:
+                client.close()
 
 
 def test_kept_alive_connections_left_on_one_worker_are_spread_again() -> None:
     """Clients that all connected while the other worker was busy (stopped here, SIGSTOP) are
     told to connect again (Connection: close) until that one holds some too; every request
     is answered meanwhile."""
-    server = gunicorn({"WEB_CONCURRENCY": "2", "GUNICORN_KEEPALIVE": "600"}).start()
     clients: list[socket.socket] = []
-    try:
-        assert wait_until(lambda: len(server.pids()[1]) == 2, timeout=30)
-        workers = server.pids()[1]
-
-        def held() -> list[int]:
-            return [len(client_ports(worker, server.port)) for worker in workers]
-
-        def ask(index: int) -> None:
-            """/health on a client's connection; a new one if the answer closed it."""
-            clients[index].sendall(HEALTH)
-            response = read_response(clients[index])
-            assert response.status == 200
-            if response.header("Connection") == "close":
-                clients[index].close()
-                clients[index] = socket.create_connection(("127.0.0.1", server.port))
-
-        os.kill(workers[1], signal.SIGSTOP)
+    with two_workers({"GUNICORN_KEEPALIVE": "600"}) as (server, workers, held):
         try:
-            clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
-            for index in range(4):
-                ask(index)
-            assert held()[1] == 0
+
+            def ask(index: int) -> None:
+                """/health on a client's connection; a new one if the answer closed it."""
+                clients[index].sendall(HEALTH)
+                response = read_response(clients[index])
+                assert response.status == 200
+                if response.header("Connection") == "close":
+                    clients[index].close()
+                    clients[index] = socket.create_connection(("127.0.0.1", server.port))
+
+            os.kill(workers[1], signal.SIGSTOP)
+            try:
+                clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+                for index in range(4):
+                    ask(index)
+                assert held()[1] == 0
+            finally:
+                os.kill(workers[1], signal.SIGCONT)
+            # A round every 20 ms, 100 at most: the rebalancing looks every 100 ms, and no
+            # client comes near the 1,000 requests after which its connection would end anyway.
+            for _ in range(100):
+                for index in range(4):
+                    ask(index)
+                if min(held()) > 0:
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail(f"the workers hold {held()} connections")
         finally:
-            os.kill(workers[1], signal.SIGCONT)
-        # A round every 20 ms, 100 at most: the rebalancing looks every 100 ms, and no client
-        # comes near the 1,000 requests after which its connection would end anyway.
-        for _ in range(100):
-            for index in range(4):
-                ask(index)
-            if min(held()) > 0:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail(f"the workers hold {held()} connections")
-    finally:
-        for client in clients:
-            client.close()
-        assert server.stop() == 0, server.output()[-3000:]
+            for client in clients:
+                client.close()
