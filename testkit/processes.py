@@ -255,12 +255,13 @@ def flask_run(
 
 
 def storage_emulator(*, name: str = "gcp-storage-emulator") -> Server:
-    """Cloud Storage's JSON API on 127.0.0.1 (gcp-storage-emulator, in memory).
+    """Cloud Storage's JSON API on 127.0.0.1 (gcp-storage-emulator, in memory, a thread per
+    connection: testkit.emulator).
 
     Clients reach it through STORAGE_EMULATOR_HOST=`server.url`; it answers GET / with 200
     once it listens, so start() waits for that.
     """
-    argv = [str(BIN / "gcp-storage-emulator"), "start", "--in-memory", "--quiet"]
+    argv = [str(BIN / "python"), "-m", "testkit.emulator", "start", "--in-memory", "--quiet"]
     argv += ["--host", "127.0.0.1", "--port", "{port}"]
     return Server(argv, name=name)
 

@@ -297,7 +297,8 @@ class CountingProxy:
         self.targets: list[str] = []  # every request's target, in order
         self.sent = 0  # bytes relayed to the client: headers and bodies
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
 
     @property
     def downloads(self) -> list[str]:
@@ -306,7 +307,11 @@ class CountingProxy:
         return [unquote(m.group(1)) for m in found if m]
 
     def close(self) -> None:
+        """Stop listening for good. close() alone leaves a blocked accept() holding the port
+        open, to relay the next stranger that connects to it."""
+        _shut(self.listener)
         self.listener.close()
+        self.accepting.join(10)
 
     def _accept(self) -> None:
         while True:
@@ -314,20 +319,35 @@ class CountingProxy:
                 client, _ = self.listener.accept()
             except OSError:  # closed
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        """One connection, both ways, until either end closes; then both are closed."""
+        with client:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
+            except OSError:  # the emulator gone: the client sees its connection closed
+                return
+            with upstream:
+                upstream.settimeout(None)
+                answers = threading.Thread(target=self._answers, args=(upstream, client))
+                answers.start()
+                self._requests(client, upstream)
+                _shut(upstream)  # wakes _answers, if the client left first
+                answers.join()
 
     def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
         pending = b""
-        with client, upstream:
-            while chunk := _receive(client):
-                pending += chunk
-                while b"\r\n\r\n" in pending:  # the client only GETs: no request has a body
-                    head, _, pending = pending.partition(b"\r\n\r\n")
-                    with self.lock:
-                        self.targets.append(head.split(b"\r\n")[0].split(b" ")[1].decode())
+        while chunk := _receive(client):
+            pending += chunk
+            while b"\r\n\r\n" in pending:  # the client only GETs: no request has a body
+                head, _, pending = pending.partition(b"\r\n\r\n")
+                with self.lock:
+                    self.targets.append(head.split(b"\r\n")[0].split(b" ")[1].decode())
+            try:
                 upstream.sendall(chunk)
+            except OSError:
+                return
 
     def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
         while chunk := _receive(upstream):
@@ -336,7 +356,8 @@ class CountingProxy:
             try:
                 client.sendall(chunk)
             except OSError:
-                return
+                break
+        _shut(client)  # the emulator's close (HTTP/1.0) reaches the client, as it would direct
 
 
 def _receive(sock: socket.socket) -> bytes:
@@ -344,6 +365,14 @@ def _receive(sock: socket.socket) -> bytes:
         return sock.recv(65536)
     except OSError:
         return b""
+
+
+def _shut(sock: socket.socket) -> None:
+    """shutdown() both ways: unlike close(), it wakes a thread blocked on the socket."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # not connected (any more)
+        pass
 
 
 MiB = 1024 * 1024
