@@ -309,8 +309,7 @@ def splines(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
 
 
 def seasons(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """The hour of the day as periodic splines, which no converter writes: scikit-learn
-    serves this DataFrame model (and needs pandas)."""
+    """The hour of the day as periodic splines (converters.py wraps it into the day)."""
     table = pd.DataFrame(
         {
             "hour": rng.uniform(0, 24, ROWS),
@@ -328,6 +327,29 @@ def seasons(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
         ]
     )
     return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
+
+
+def rainfall(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Millimetres of rain, learnt as log1p and answered through expm1, which ONNX lacks:
+    scikit-learn serves this DataFrame model (and needs pandas)."""
+    table = pd.DataFrame(
+        {
+            "humidity": rng.uniform(20, 100, ROWS),
+            "pressure": rng.normal(1013, 10, ROWS),
+            "season": rng.choice(["winter", "spring", "summer", "autumn"], ROWS),
+        }
+    )
+    wet = (table["humidity"] - 60) / 20 - (table["pressure"] - 1013) / 10
+    y = np.expm1(np.clip(wet + (table["season"] == "autumn") + rng.normal(0, 0.3, ROWS), 0, None))
+    encode = ColumnTransformer(
+        [
+            ("weather", StandardScaler(), ["humidity", "pressure"]),
+            ("season", OneHotEncoder(), ["season"]),
+        ]
+    )
+    rain = make_pipeline(encode, Ridge())
+    model = TransformedTargetRegressor(rain, func=np.log1p, inverse_func=np.expm1)
+    return model.fit(table, y), table, y, True
 
 
 def wide_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
@@ -359,6 +381,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "stacking": stacking,
     "splines": splines,
     "seasons": seasons,
+    "rainfall": rainfall,
 }
 
 
@@ -378,7 +401,7 @@ SEEDS = {
             *["gradient-boosting", "hist-gradient-boosting", "isolation-forest", "kernel-map"],
             *["knn", "lightgbm", "log-scale", "random-forest", "stacking", "string-labels"],
             *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
-            *["lightgbm-categories", "splines", "seasons"],
+            *["lightgbm-categories", "splines", "seasons", "rainfall"],
         ]
     )
 }

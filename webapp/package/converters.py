@@ -421,14 +421,15 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
     """SplineTransformer.transform (float64): each feature's B-spline basis as scipy's
     evaluate_spline computes it (the knot interval, then the Cox-de Boor recursion, its
     arithmetic in its order), set beyond the knots as the extrapolation says ("constant",
-    "linear" or "continue"), the last basis dropped without include_bias."""
+    "linear" or "continue"; "periodic" wraps x into the knots first and its last bases onto
+    the first), the last basis dropped without include_bias."""
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
     if dtype is not np.float64:
         raise NotSupported(f"SplineTransformer in {dtype.__name__}")
     if model.handle_missing != "error":
         raise NotSupported(f"SplineTransformer with handle_missing={model.handle_missing!r}")
-    if model.extrapolation not in ("constant", "linear", "continue"):
+    if model.extrapolation not in ("constant", "linear", "continue", "periodic"):
         raise NotSupported(f"SplineTransformer extrapolating {model.extrapolation!r}")
     if model.extrapolation == "linear" and model.degree <= 1:
         # scikit-learn 1.9 raises its degree to 2 for the first feature and keeps it raised
@@ -438,8 +439,10 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
     blocks = []
     for index, spline in enumerate(model.bsplines_):
         value = w.op("Gather", [x, w.const(np.array([index]))], "feature", axis=1)  # [N, 1]
-        basis = _spline_basis(w, value, spline)
-        if model.extrapolation != "continue":
+        if model.extrapolation == "periodic":
+            value = _wrapped(w, value, spline)
+        basis = _by_coefficients(w, _spline_basis(w, value, spline), spline.c)
+        if model.extrapolation in ("constant", "linear"):
             basis = _beyond_the_knots(w, value, spline, basis, model.extrapolation)
         if not model.include_bias:
             count = spline.c.shape[1] - 1
@@ -449,9 +452,9 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _spline_basis(w: Writer, x: str, spline: Any) -> str:
-    """The basis functions at x, [N, n_splines]: scipy's _find_interval (the last knot interval
-    from t[k] to t[n - 1] that starts at or below x), then _deBoor_D's k + 1 values h, each
-    put in its column, interval - k + its place; zero in the others."""
+    """The basis functions at x, [N, n]: scipy's _find_interval (the last knot interval from
+    t[k] to t[n - 1] that starts at or below x), then _deBoor_D's k + 1 values h, each put in
+    its column, interval - k + its place; zero in the others."""
     knots, k = np.asarray(spline.t, np.float64), int(spline.k)
     n = len(knots) - k - 1
     interval = w.const(np.array([[k]], np.int64), "k")
@@ -478,12 +481,39 @@ def _spline_basis(w: Writer, x: str, spline: Any) -> str:
             grown = w.op("Add", [h[m - 1], w.op("Mul", [weight, w.op("Sub", [xb, x])])])
             h[m - 1] = w.op("Where", [same, h[m - 1], grown], "h")
             h[m] = w.op("Where", [same, zero, w.op("Mul", [weight, w.op("Sub", [x, xa])])])
-    columns = w.const(np.arange(spline.c.shape[1])[np.newaxis], "columns")
+    columns = w.const(np.arange(n)[np.newaxis], "columns")
     place = w.op("Sub", [columns, w.op("Sub", [interval, w.const(np.array([[k]]))])], "place")
     basis = zero
-    for a in reversed(range(k + 1)):  # [N, n_splines], as `place` is
+    for a in reversed(range(k + 1)):  # [N, n], as `place` is
         basis = w.op("Where", [w.op("Equal", [place, w.const(np.array(a))]), h[a], basis])
     return basis
+
+
+def _wrapped(w: Writer, x: str, spline: Any) -> str:
+    """Periodic splines' x, mapped into the knots as scikit-learn maps it: t[k] + (x - t[k]) %
+    period, numpy's remainder (C's fmod, plus the period where that is below 0)."""
+    knots, k = np.asarray(spline.t, np.float64), int(spline.k)
+    start, period = knots[k], knots[len(knots) - k - 1] - knots[k]
+    if not period > 0:  # scikit-learn evaluates every row at 0
+        raise NotSupported("SplineTransformer periodic over a single value")
+    start_, period_ = w.const(np.array(start), "start"), w.const(np.array(period), "period")
+    rest = w.op("Mod", [w.op("Sub", [x, start_], "shifted"), period_], "rest", fmod=1)
+    negative = w.op("Less", [rest, w.const(np.array(0.0))], "negative")
+    rest = w.op("Where", [negative, w.op("Add", [rest, period_]), rest], "rest")
+    return w.op("Add", [start_, rest], "wrapped")
+
+
+def _by_coefficients(w: Writer, basis: str, coefficients: Any) -> str:
+    """scipy's sum of the bases times the spline's coefficients, for those scikit-learn fits:
+    the identity, or (periodic) the last `degree` bases added onto the first. Each product is
+    exact (by 0 or 1) and a column sums at most two that are not 0, which no order of
+    addition changes: one MatMul is exact."""
+    c = np.asarray(coefficients, np.float64)
+    if c.ndim == 2 and c.shape[0] == c.shape[1] and (c == np.eye(len(c))).all():
+        return basis
+    if c.ndim != 2 or not np.isin(c, (0.0, 1.0)).all() or (c.sum(axis=0) > 2).any():
+        raise NotSupported("SplineTransformer with coefficients scikit-learn does not fit")
+    return w.op("MatMul", [basis, w.const(c, "coefficients")], "folded")
 
 
 def _beyond_the_knots(w: Writer, x: str, spline: Any, basis: str, extrapolation: str) -> str:
