@@ -330,8 +330,8 @@ def seasons(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
 
 
 def rainfall(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """Millimetres of rain, learnt as log1p and answered through expm1, which ONNX lacks:
-    scikit-learn serves this DataFrame model (and needs pandas)."""
+    """Millimetres of rain, learnt as log1p and answered through expm1 (converters.py writes
+    it, which ONNX lacks)."""
     table = pd.DataFrame(
         {
             "humidity": rng.uniform(20, 100, ROWS),
@@ -350,6 +350,35 @@ def rainfall(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     rain = make_pipeline(encode, Ridge())
     model = TransformedTargetRegressor(rain, func=np.log1p, inverse_func=np.expm1)
     return model.fit(table, y), table, y, True
+
+
+def rush_hour(hours: pd.DataFrame) -> pd.DataFrame:
+    """The user's own feature function: whether an hour falls in the morning or evening rush."""
+    return ((hours >= 7) & (hours < 10)) | ((hours >= 16) & (hours < 19))
+
+
+def deliveries(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """Late or on time, from a feature the user's own Python function makes (rush_hour): no
+    graph holds arbitrary Python, so scikit-learn serves this DataFrame model (and needs pandas,
+    and this module where it is served)."""
+    table = pd.DataFrame(
+        {
+            "hour": rng.uniform(0, 24, ROWS),
+            "distance": rng.lognormal(1.5, 0.6, ROWS),
+            "zone": rng.choice(["north", "south", "centre"], ROWS),
+        }
+    )
+    busy = rush_hour(table[["hour"]])["hour"].to_numpy()
+    late = busy * 1.5 + table["distance"] / 8 + (table["zone"] == "centre") * 0.5
+    y = np.where(late + rng.normal(0, 0.3, ROWS) > 1.4, "late", "on time")
+    encode = ColumnTransformer(
+        [
+            ("rush", FunctionTransformer(rush_hour), ["hour"]),
+            ("distance", StandardScaler(), ["distance"]),
+            ("zone", OneHotEncoder(), ["zone"]),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
 
 
 def wide_forest(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
@@ -382,6 +411,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "splines": splines,
     "seasons": seasons,
     "rainfall": rainfall,
+    "deliveries": deliveries,
 }
 
 
@@ -402,6 +432,7 @@ SEEDS = {
             *["knn", "lightgbm", "log-scale", "random-forest", "stacking", "string-labels"],
             *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
             *["lightgbm-categories", "splines", "seasons", "rainfall"],
+            "deliveries",
         ]
     )
 }

@@ -22,7 +22,7 @@ SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.functio
 # below is also the proof that the compiled engine answers as scikit-learn does (for
 # column-transformer, with its strings imputed; for xgboost-categories, with its pandas
 # categories coded). log-scale's features are bounded at zero, exclusive, by what its
-# logarithm answers for; rainfall is fitted on a DataFrame.
+# logarithm answers for; deliveries is fitted on a DataFrame.
 MODELS = [
     "column-transformer",
     "hist-gradient-boosting",
@@ -31,7 +31,7 @@ MODELS = [
     "knn",
     "random-forest",
     "xgboost-categories",
-    "rainfall",
+    "deliveries",
 ]
 
 

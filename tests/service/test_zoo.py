@@ -45,7 +45,8 @@ SERVED_BY = {
     "stacking": ("onnx", "verified on"),
     "splines": ("onnx", "verified on"),
     "seasons": ("onnx", "verified on"),
-    "rainfall": ("sklearn", "the inverse function 'expm1'"),
+    "rainfall": ("onnx", "verified on"),
+    "deliveries": ("sklearn", "FunctionTransformer is not supported"),
 }
 SERVINGS = [
     (model, target, engine)
@@ -236,7 +237,7 @@ def test_pandas_is_loaded_only_for_a_model_fitted_on_a_dataframe(
 ) -> None:
     """The shipped model's processes never map pandas; those of a DataFrame model scikit-learn
     serves do."""
-    for model_path, needs_pandas in ((None, False), (specimens["rainfall"].path, True)):
+    for model_path, needs_pandas in ((None, False), (specimens["deliveries"].path, True)):
         env = {"WEB_CONCURRENCY": "1", **({"MODEL_PATH": str(model_path)} if model_path else {})}
         server = start(env).start()
         try:

@@ -299,7 +299,7 @@ def transformed_target(scope: Any, operator: Any, container: Any) -> None:
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
     opv = container.target_opset
-    value = OnnxSubEstimator(model.regressor_, operator.inputs[0], op_version=opv)
+    value = OnnxSubEstimator(model.regressor_, *operator.inputs, op_version=opv)
     transformer = model.transformer_
     last = "OnnxIdentity"
     if type(transformer) is FunctionTransformer:
@@ -307,9 +307,13 @@ def transformed_target(scope: Any, operator: Any, container: Any) -> None:
         name = getattr(inverse, "__name__", "")
         if transformer.inv_kw_args:
             raise NotSupported("an inverse function with arguments")
-        if inverse is not None and (name not in INVERSES or inverse is not getattr(np, name)):
+        known = (*INVERSES, "expm1")
+        if inverse is not None and (name not in known or inverse is not getattr(np, name)):
             raise NotSupported(f"the inverse function {name or inverse!r}")
-        last = "OnnxIdentity" if inverse is None else f"Onnx{INVERSES[name]}"
+        if name == "expm1":
+            value, last = _expm1(value, dtype, opv), "OnnxIdentity"
+        elif inverse is not None:
+            last = f"Onnx{INVERSES[name]}"
     elif type(transformer) is StandardScaler:
         if transformer.with_std:
             scale = transformer.scale_.astype(dtype)
@@ -320,6 +324,26 @@ def transformed_target(scope: Any, operator: Any, container: Any) -> None:
         raise NotSupported(f"a target transformer {type(transformer).__name__}")
     final = getattr(onnx_ops, last)(value, op_version=opv, output_names=operator.outputs[:1])
     final.add_to(scope, container)
+
+
+def _expm1(x: Any, dtype: Any, opv: int) -> Any:
+    """numpy's expm1, which ONNX lacks, by Kahan's identity: with u = exp(x), (u - 1) * x /
+    log(u), within a few ulps where exp(x) - 1 would lose a small x's digits; x itself where u
+    rounds to 1, -1 where u - 1 does, and u where u - 1 rounds to u (x above 37, or infinite,
+    where the identity would overflow)."""
+    from skl2onnx.algebra import onnx_ops as ops
+
+    one = np.array([1], dtype)
+    u = ops.OnnxExp(x, op_version=opv)
+    less_one = ops.OnnxSub(u, one, op_version=opv)
+    kahan = ops.OnnxDiv(
+        ops.OnnxMul(less_one, x, op_version=opv), ops.OnnxLog(u, op_version=opv), op_version=opv
+    )
+    value = ops.OnnxWhere(ops.OnnxEqual(less_one, u, op_version=opv), u, kahan, op_version=opv)
+    value = ops.OnnxWhere(
+        ops.OnnxEqual(less_one, -one, op_version=opv), -one, value, op_version=opv
+    )
+    return ops.OnnxWhere(ops.OnnxEqual(u, one, op_version=opv), x, value, op_version=opv)
 
 
 # -- Kernels: SVR and Nystroem -------------------------------------------------------------
