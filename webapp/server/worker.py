@@ -149,6 +149,7 @@ class BufferingWorker(Worker):
         self.left_at: float | None = None  # since when it leaves waiting ones to the others
         self.surplus = 0  # kept-alive connections to close, so that their clients go elsewhere
         self.rebalance_at = 0.0
+        self.looked = (0, 0)  # this worker's connections and the fewest, at the last look
         cfg = self.cfg
         self.limits = Limits(
             head=cfg.limit_request_line
@@ -276,9 +277,12 @@ class BufferingWorker(Worker):
         others, and kept-alive, they would stay there: 4 clients on one worker of two, the other
         idle, served 10,000-row batches at half the rate. Their clients connect again, and the
         least loaded worker takes them (_take_new). Within that bound (say 14 and 10) none is
-        closed: answers to kept-alive clients only end their connections when it matters.
+        closed, nor while clients are still arriving (the counts changed since the last look):
+        answers to kept-alive clients only end their connections when it matters.
         """
-        self.surplus = len(self.open) - 2 * SHARES.fewest() - 1
+        counts = (len(self.open), SHARES.fewest())
+        settled, self.looked = counts == self.looked, counts
+        self.surplus = counts[0] - 2 * counts[1] - 1 if settled else 0
         self.rebalance_at = time.monotonic() + self.rebalance_interval
 
     def _leave(self) -> bool:
