@@ -26,6 +26,7 @@ model to scikit-learn.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -599,13 +600,26 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
 # -- Registration ----------------------------------------------------------------------------
 
 
+def voting_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx's VotingClassifier, also where flatten_transform is on (the default), which
+    it refuses: that shapes transform() alone, never predict or predict_proba."""
+    from skl2onnx.operator_converters.voting_classifier import convert_voting_classifier
+
+    if operator.raw_operator.flatten_transform:
+        operator.raw_operator = copy.copy(operator.raw_operator)  # the user's stays as it is
+        operator.raw_operator.flatten_transform = False
+    convert_voting_classifier(scope, operator, container)
+
+
 @contextmanager
 def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
     back after. `empty_is_null`: the string inputs on which "" can only stand for a null
     (string_imputer)."""
     from skl2onnx import update_registered_converter
+    from skl2onnx.shape_calculators.voting_classifier import voting_classifier_shape_calculator
     from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import VotingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
     from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
@@ -626,15 +640,18 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         SplineTransformer: (splines, spline_shape),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron)
-    with registrations_restored([*table, *linear]):
+    classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
+    classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
+    with registrations_restored([*table, *classifiers]):
         for cls, (convert, shape) in table.items():
             update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
-        for cls in linear:  # skl2onnx's options for a classifier are taken, and change nothing
+        for cls, (convert, shape) in classifiers.items():
+            # skl2onnx's options for a classifier are taken, and change nothing
             update_registered_converter(
                 cls,
                 f"Float64{cls.__name__}",
-                linear_classifier_shape,
-                linear_classifier,
+                shape,
+                convert,
                 options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
                 parser=parse_classifier,
             )

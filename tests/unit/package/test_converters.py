@@ -15,7 +15,7 @@ import onnxruntime
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-from sklearn.ensemble import StackingRegressor
+from sklearn.ensemble import RandomForestClassifier, StackingRegressor, VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.kernel_approximation import Nystroem
@@ -371,6 +371,27 @@ def test_linear_classifiers_without_probabilities(
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(15)
     assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+
+
+@pytest.mark.parametrize("voting", ["soft", "hard"])
+def test_voting_classifiers(voting: str, tmp_path: Path) -> None:
+    """skl2onnx refuses flatten_transform=True, the default, which only shapes transform():
+    the vote is compiled all the same (a forest among the voters: its exact trees), and the
+    user's estimator is left as it was."""
+    table, _, binary = data(19)
+    voters = [
+        ("linear", make_pipeline(StandardScaler(), LogisticRegression())),
+        ("forest", RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0)),
+    ]
+    model = VotingClassifier(voters, voting=voting).fit(table.to_numpy(), binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    assert model.flatten_transform is True
+    rows = held_out(20)
+    assert served.predict(rows) == model.predict(rows).tolist()
+    if voting == "soft":
+        proba = served.engine.predict_proba(rows)
+        np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-9)
 
 
 SPLINES = [
