@@ -311,9 +311,15 @@ def transformed_target(scope: Any, operator: Any, container: Any) -> None:
         known = (*INVERSES, "expm1")
         if inverse is not None and (name not in known or inverse is not getattr(np, name)):
             raise NotSupported(f"the inverse function {name or inverse!r}")
-        if name == "expm1":
-            value, last = _expm1(value, dtype, opv), "OnnxIdentity"
-        elif inverse is not None:
+        if name == "expm1":  # the regressor's graph, then the writer's
+            logged = scope.get_unique_variable_name("log_target")
+            onnx_ops.OnnxIdentity(value, op_version=opv, output_names=[logged]).add_to(
+                scope, container
+            )
+            output = operator.outputs[0].full_name
+            _expm1(Writer(scope, container), logged, dtype, output)
+            return
+        if inverse is not None:
             last = f"Onnx{INVERSES[name]}"
     elif type(transformer) is StandardScaler:
         if transformer.with_std:
@@ -327,24 +333,79 @@ def transformed_target(scope: Any, operator: Any, container: Any) -> None:
     final.add_to(scope, container)
 
 
-def _expm1(x: Any, dtype: Any, opv: int) -> Any:
+def _expm1(w: Writer, x: str, dtype: Any, output: str | None = None) -> str:
     """numpy's expm1, which ONNX lacks, by Kahan's identity: with u = exp(x), (u - 1) * x /
     log(u), within a few ulps where exp(x) - 1 would lose a small x's digits; x itself where u
     rounds to 1, -1 where u - 1 does, and u where u - 1 rounds to u (x above 37, or infinite,
     where the identity would overflow)."""
-    from skl2onnx.algebra import onnx_ops as ops
+    one = w.const(np.array(1, dtype), "one")
+    u = w.op("Exp", [x], "u")
+    less_one = w.op("Sub", [u, one], "less_one")
+    kahan = w.op("Div", [w.op("Mul", [less_one, x]), w.op("Log", [u])], "kahan")
+    value = w.op("Where", [w.op("Equal", [less_one, u]), u, kahan], "expm1")
+    minus_one = w.const(np.array(-1, dtype), "minus_one")
+    value = w.op("Where", [w.op("Equal", [less_one, minus_one]), minus_one, value], "expm1")
+    return w.op("Where", [w.op("Equal", [u, one]), x, value], "expm1", output=output)
 
-    one = np.array([1], dtype)
-    u = ops.OnnxExp(x, op_version=opv)
-    less_one = ops.OnnxSub(u, one, op_version=opv)
-    kahan = ops.OnnxDiv(
-        ops.OnnxMul(less_one, x, op_version=opv), ops.OnnxLog(u, op_version=opv), op_version=opv
+
+def _log1p(w: Writer, x: str, dtype: Any) -> str:
+    """numpy's log1p, which ONNX lacks, for x >= 0, by the same kind of identity: with u =
+    1 + x, log(u) * x / (u - 1), within a few ulps; x itself where u rounds to 1."""
+    one = w.const(np.array(1, dtype), "one")
+    u = w.op("Add", [one, x], "u")
+    ratio = w.op("Div", [x, w.op("Sub", [u, one])], "ratio")
+    value = w.op("Mul", [w.op("Log", [u]), ratio], "log1p")
+    return w.op("Where", [w.op("Equal", [u, one]), x, value], "log1p")
+
+
+def power_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, len(operator.raw_operator.lambdas_)])
+
+
+def power_transformer(scope: Any, operator: Any, container: Any) -> None:
+    """PowerTransformer.transform (float64): each feature through scipy's Yeo-Johnson
+    (expm1(lambda * log1p(x)) / lambda at and above 0, -expm1((2 - lambda) * log1p(-x)) /
+    (2 - lambda) below, the logarithm alone where that power is within eps of 0) or Box-Cox
+    (expm1(lambda * log(x)) / lambda, log(x) for lambda within 1e-19 of 0), then its
+    StandardScaler; expm1 and log1p by identities within a few ulps of numpy's."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    if dtype is not np.float64:
+        raise NotSupported(f"PowerTransformer in {dtype.__name__}")
+    w, x, (output,) = _writer(scope, operator, container)
+    lambdas = np.asarray(model.lambdas_, np.float64)[np.newaxis]
+    eps = np.finfo(np.float64).eps
+    if model.method == "yeo-johnson":
+        above = w.op("GreaterOrEqual", [x, w.const(np.array(0.0))], "above")
+        logged = _log1p(w, w.op("Where", [above, x, w.op("Neg", [x])], "magnitude"), dtype)
+        power = w.op("Where", [above, w.const(lambdas, "lambdas"), w.const(2 - lambdas)])
+        plain_above = w.op("And", [above, w.const(np.abs(lambdas) < eps)])  # no bool Where
+        plain_below = w.op("And", [w.op("Not", [above]), w.const(np.abs(lambdas - 2) <= eps)])
+        plain = w.op("Or", [plain_above, plain_below], "plain")
+        sign = w.op("Where", [above, w.const(np.array(1.0)), w.const(np.array(-1.0))], "sign")
+    elif model.method == "box-cox":
+        logged = w.op("Log", [x], "logged")
+        power = w.const(lambdas, "lambdas")
+        plain = w.const(np.abs(lambdas) < 1e-19, "plain")
+        sign = None
+    else:
+        raise NotSupported(f"PowerTransformer's method {model.method!r}")
+    raised = _expm1(w, w.op("Mul", [power, logged], "scaled"), dtype)
+    value = w.op("Where", [plain, logged, w.op("Div", [raised, power])], "transformed")
+    if sign is not None:
+        value = w.op("Mul", [sign, value], "transformed")
+    if not model.standardize:
+        w.op("Identity", [value], output=output)
+        return
+    scaler = model._scaler
+    if scaler.with_mean:
+        value = w.op("Sub", [value, w.const(scaler.mean_[np.newaxis], "mean")], "centred")
+    divisor = scaler.scale_ if scaler.with_std else np.ones_like(scaler.mean_)
+    w.op(
+        "Div", [value, w.const(np.asarray(divisor, np.float64)[np.newaxis], "scale")], output=output
     )
-    value = ops.OnnxWhere(ops.OnnxEqual(less_one, u, op_version=opv), u, kahan, op_version=opv)
-    value = ops.OnnxWhere(
-        ops.OnnxEqual(less_one, -one, op_version=opv), -one, value, op_version=opv
-    )
-    return ops.OnnxWhere(ops.OnnxEqual(u, one, op_version=opv), x, value, op_version=opv)
 
 
 # -- Kernels: SVR and Nystroem -------------------------------------------------------------
@@ -623,7 +684,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
     from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
-    from sklearn.preprocessing import PolynomialFeatures, SplineTransformer
+    from sklearn.preprocessing import PolynomialFeatures, PowerTransformer, SplineTransformer
     from sklearn.svm import SVR, LinearSVC, NuSVR
 
     # skl2onnx checks a converter's parameter names: a closure, not a lambda
@@ -638,6 +699,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         NuSVR: (svr, svr_shape),
         Nystroem: (nystroem, nystroem_shape),
         SplineTransformer: (splines, spline_shape),
+        PowerTransformer: (power_transformer, power_shape),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}

@@ -30,6 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
     OneHotEncoder,
     PolynomialFeatures,
+    PowerTransformer,
     SplineTransformer,
     StandardScaler,
 )
@@ -475,21 +476,71 @@ def test_expm1_keeps_a_small_values_digits() -> None:
     """ONNX has no expm1, and exp(x) - 1 loses a small x's digits (here, all of 1e-300's):
     Kahan's identity stays within a few ulps of numpy's from 1e-300 to overflow, both signs;
     at the edges, x itself, -1 and infinity."""
+    from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
-    graph = converters._expm1("x", np.float64, 18).to_onnx(
-        [("x", DoubleTensorType([None]))], target_opset=18
-    )
+    # a regression whose prediction is its input: the graph's output is expm1 of it
+    target = TransformedTargetRegressor(LinearRegression(), func=np.log1p, inverse_func=np.expm1)
+    target.fit(np.array([[0.0], [1.0]]), np.expm1([0.0, 1.0]))
+    target.regressor_.coef_, target.regressor_.intercept_ = np.array([1.0]), np.array(0.0)
+    with converters.float64_converters():
+        graph = convert_sklearn(
+            target, "model", initial_types=[("input", DoubleTensorType([None, 1]))]
+        )
     session = onnxruntime.InferenceSession(
         graph.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     rng = np.random.default_rng(8)
     x = rng.choice([-1.0, 1.0], 20_000) * 10 ** rng.uniform(-300, np.log10(709), 20_000)
-    (values,) = session.run(None, {"x": x})
-    np.testing.assert_allclose(values, np.expm1(x), rtol=1e-14, atol=0)
-    edges = np.array([0.0, 1e-300, -1e-300, 5e-324, -800.0, 710.0])
-    (values,) = session.run(None, {"x": edges})
-    assert values.tolist() == [0.0, 1e-300, -1e-300, 5e-324, -1.0, np.inf]
+    assert target.predict(x[:, None]).tolist() == np.expm1(x).tolist()
+    (values,) = session.run(None, {"input": x[:, None]})
+    np.testing.assert_allclose(values.ravel(), np.expm1(x), rtol=1e-14, atol=0)
+    edges = np.array([[0.0], [1e-300], [-1e-300], [5e-324], [-800.0], [710.0]])
+    (values,) = session.run(None, {"input": edges})
+    assert values.ravel().tolist() == [0.0, 1e-300, -1e-300, 5e-324, -1.0, np.inf]
+
+
+@pytest.mark.parametrize("standardize", [False, True], ids=["powers", "standardized"])
+@pytest.mark.parametrize("method", ["yeo-johnson", "box-cox"])
+def test_power_transforms_are_scipy_s(method: str, standardize: bool) -> None:
+    """Yeo-Johnson and Box-Cox as scipy computes them, through expm1 and log1p, within a few
+    ulps (1e-12 relative, or absolute beside a standardized 0), for exponents at and beside
+    their logarithm's cases (0, and 2 below zero) and values from 1e-200 to 1e6 (where exp
+    overflows, at 1e-237 with -1.3, is each libm's own)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    rng = np.random.default_rng(21)
+    positive = method == "box-cox"
+    table = rng.lognormal(0, 1, size=(300, 6)) * (1 if positive else rng.choice([-1, 1], (300, 6)))
+    power = PowerTransformer(method=method, standardize=standardize).fit(table)
+    power.lambdas_ = np.array([0.0, 1e-20, 2.0, 2 + 1e-17, 0.7, -1.3])  # the cases, exactly
+    if standardize:
+        power._scaler.fit(power.transform(table))
+    with converters.float64_converters():
+        graph = convert_sklearn(
+            power, "model", initial_types=[("input", DoubleTensorType([None, 6]))]
+        )
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    magnitudes = 10 ** rng.uniform(-200, 6, size=(20_000, 6))
+    rows = magnitudes if positive else magnitudes * rng.choice([-1, 1], magnitudes.shape)
+    (values,) = session.run(None, {"input": rows})
+    np.testing.assert_allclose(values, power.transform(rows), rtol=1e-12, atol=1e-12 * standardize)
+
+
+@pytest.mark.parametrize("method", ["yeo-johnson", "box-cox"])
+def test_power_transformed_pipelines(method: str, tmp_path: Path) -> None:
+    """skl2onnx writes PowerTransformer with float32 constants its float64 graph refuses."""
+    table, _, binary = data(22)
+    if method == "box-cox":
+        table = table.abs() + 0.1  # Box-Cox takes positive values only
+    model = make_pipeline(PowerTransformer(method=method), LogisticRegression())
+    compiled, served = packaged(model.fit(table.to_numpy(), binary), table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = table.to_numpy()
+    assert served.predict(rows) == model.predict(rows).tolist()
 
 
 def cube(values: np.ndarray) -> np.ndarray:
