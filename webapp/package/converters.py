@@ -472,26 +472,61 @@ def nystroem_shape(operator: Any) -> None:
     operator.outputs[0].type = tensor([n, len(operator.raw_operator.component_indices_)])
 
 
+def _pairwise_kernel(w: Writer, x: str, model: Any, centres: Any, dtype: Any) -> str:
+    """[N, centres]: scikit-learn's pairwise_kernels (not libsvm's), as they compute them:
+    linear x.c; rbf exp(-gamma * (|x|^2 - 2 x.c + |c|^2, no less than 0)); poly (gamma x.c +
+    coef0)^degree; sigmoid tanh(gamma x.c + coef0); gamma 1 / features unless given."""
+    if callable(model.kernel) or model.kernel_params:
+        raise NotSupported("a kernel of one's own")
+    centres = np.asarray(centres, dtype)
+    gamma = model.gamma if model.gamma is not None else 1.0 / centres.shape[1]
+    dot = w.op("MatMul", [x, w.const(centres.T, "centres")], "dot")
+    if model.kernel == "linear":
+        return dot
+    if model.kernel == "rbf":
+        squares = w.op("ReduceSum", [w.op("Mul", [x, x]), w.const(np.array([1]))], keepdims=1)
+        distances = w.op("Mul", [dot, w.const(np.array(-2, dtype))], "distances")
+        distances = w.op("Add", [distances, squares], "distances")
+        norms = np.einsum("ij,ij->i", centres, centres)[np.newaxis].astype(dtype)
+        distances = w.op("Add", [distances, w.const(norms, "norms")], "distances")
+        distances = w.op("Max", [distances, w.const(np.array(0, dtype))], "distances")
+        return w.op("Exp", [w.op("Mul", [distances, w.const(np.array(-gamma, dtype))])])
+    inner = w.op("Mul", [dot, w.const(np.array(gamma, dtype))], "inner")
+    inner = w.op("Add", [inner, w.const(np.array(model.coef0, dtype))], "inner")
+    if model.kernel == "poly":
+        return w.op("Pow", [inner, w.const(np.array(model.degree, dtype))], "kernel")
+    if model.kernel == "sigmoid":
+        return w.op("Tanh", [inner], "kernel")
+    raise NotSupported(f"the kernel {model.kernel!r}")
+
+
 def nystroem(scope: Any, operator: Any, container: Any) -> None:
-    """Nystroem.transform with the rbf kernel, as rbf_kernel computes it: squared distances
-    as |x|^2 - 2 x.c + |c|^2 (no less than 0), times -gamma, exp; then the normalization."""
+    """Nystroem.transform: the kernel of each row with the components (_pairwise_kernel), then
+    the normalization."""
     model = operator.raw_operator
-    if model.kernel != "rbf" or model.kernel_params:
-        raise NotSupported(f"Nystroem with the kernel {model.kernel!r}")
     dtype, _, _ = _dtype(operator)
     w, x, (output,) = _writer(scope, operator, container)
-    components = np.asarray(model.components_, dtype)
-    gamma = model.gamma if model.gamma is not None else 1.0 / components.shape[1]
-    squares = w.op("ReduceSum", [w.op("Mul", [x, x]), w.const(np.array([1]))], keepdims=1)
-    dot = w.op("MatMul", [x, w.const(components.T, "components")], "dot")
-    distances = w.op("Mul", [dot, w.const(np.array(-2, dtype))], "distances")
-    distances = w.op("Add", [distances, squares], "distances")
-    norms = np.einsum("ij,ij->i", components, components)[np.newaxis].astype(dtype)
-    distances = w.op("Add", [distances, w.const(norms, "norms")], "distances")
-    distances = w.op("Max", [distances, w.const(np.array(0, dtype))], "distances")
-    kernel = w.op("Exp", [w.op("Mul", [distances, w.const(np.array(-gamma, dtype))])])
+    kernel = _pairwise_kernel(w, x, model, model.components_, dtype)
     normalization = w.const(np.asarray(model.normalization_, dtype).T, "normalization")
     w.op("MatMul", [kernel, normalization], output=output)
+
+
+def kernel_ridge_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    operator.outputs[0].type = tensor([operator.inputs[0].get_first_dimension(), 1])
+
+
+def kernel_ridge(scope: Any, operator: Any, container: Any) -> None:
+    """KernelRidge.predict, which skl2onnx does not write: the kernel of each row with the
+    training rows (_pairwise_kernel), times the dual coefficients."""
+    model = operator.raw_operator
+    dual = np.asarray(model.dual_coef_)
+    if dual.ndim != 1:
+        raise NotSupported("KernelRidge with more than one target")
+    dtype, _, _ = _dtype(operator)
+    w, x, (output,) = _writer(scope, operator, container)
+    kernel = _pairwise_kernel(w, x, model, model.X_fit_, dtype)
+    w.op("MatMul", [kernel, w.const(dual.astype(dtype)[:, np.newaxis], "dual")], output=output)
 
 
 # -- SplineTransformer -----------------------------------------------------------------------
@@ -635,26 +670,29 @@ def linear_classifier_shape(operator: Any) -> None:
     n = operator.inputs[0].get_first_dimension()
     strings = np.asarray(model.classes_).dtype.kind in "UO"
     operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
-    operator.outputs[1].type = tensor([n, len(np.atleast_2d(model.coef_))])
+    operator.outputs[1].type = tensor([n, max(len(np.atleast_2d(model.coef_)), 2)])
 
 
 def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, ...), whose
     float64 form skl2onnx does not write: the decision function x.coef^T + intercept, then
     with two classes the second where it is above 0, else the first greatest's class. The
-    second output is the decision function: there are no probabilities to give."""
+    second output is the decision function, there being no probabilities to give; with two
+    classes as skl2onnx gives it, [-d, d], where CalibratedClassifierCV's converter looks."""
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
     w, x, (label, scores) = _writer(scope, operator, container)
     coef = np.atleast_2d(np.asarray(model.coef_, dtype))  # one row for two classes
     dot = w.op("MatMul", [x, w.const(coef.T, "coef")], "dot")
     intercept = w.const(np.atleast_1d(np.asarray(model.intercept_, dtype)), "intercept")
-    decision = w.op("Add", [dot, intercept], output=scores)
     classes = np.asarray(model.classes_)
     if len(coef) == 1:
+        decision = w.op("Add", [dot, intercept], "decision")
+        w.op("Concat", [w.op("Neg", [decision]), decision], output=scores, axis=1)
         index = binary_index(w, w.op("Greater", [decision, w.const(np.array(0, dtype))]))
         take_classes(w, index, classes, label)
     else:
+        decision = w.op("Add", [dot, intercept], output=scores)
         argmax_labels(w, decision, classes, label)
 
 
@@ -683,6 +721,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.ensemble import VotingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
+    from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
     from sklearn.preprocessing import PolynomialFeatures, PowerTransformer, SplineTransformer
     from sklearn.svm import SVR, LinearSVC, NuSVR
@@ -698,6 +737,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         SVR: (svr, svr_shape),
         NuSVR: (svr, svr_shape),
         Nystroem: (nystroem, nystroem_shape),
+        KernelRidge: (kernel_ridge, kernel_ridge_shape),
         SplineTransformer: (splines, spline_shape),
         PowerTransformer: (power_transformer, power_shape),
     }

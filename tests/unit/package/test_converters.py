@@ -14,11 +14,13 @@ import numpy as np
 import onnxruntime
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import RandomForestClassifier, StackingRegressor, VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.kernel_approximation import Nystroem
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     LinearRegression,
     LogisticRegression,
@@ -393,6 +395,33 @@ def test_voting_classifiers(voting: str, tmp_path: Path) -> None:
     if voting == "soft":
         proba = served.engine.predict_proba(rows)
         np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-9)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "poly"])
+def test_kernel_ridges(kernel: str, tmp_path: Path) -> None:
+    """skl2onnx has no KernelRidge: the kernel as scikit-learn's pairwise_kernels computes it,
+    then the dual coefficients."""
+    table, y, _ = data(23)
+    model = make_pipeline(StandardScaler(), KernelRidge(kernel=kernel, degree=2))
+    compiled, served = packaged(model.fit(table.to_numpy(), y), table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(24)
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_calibrated_linear_svc(classes: int, tmp_path: Path) -> None:
+    """Probabilities for a LinearSVC: CalibratedClassifierCV's converter takes the decision
+    function's second column with two classes, as skl2onnx writes it ([-d, d])."""
+    table, y, _ = data(25)
+    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
+    model = CalibratedClassifierCV(make_pipeline(StandardScaler(), LinearSVC()))
+    compiled, served = packaged(model.fit(table.to_numpy(), labels), table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(26)
+    assert served.predict(rows) == model.predict(rows).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-9)
 
 
 SPLINES = [
