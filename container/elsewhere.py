@@ -3,10 +3,10 @@ then `python -m container.elsewhere serve FOLDER --image TAG`.
 
 container/test.sh runs both, building the image between them. `prepare` trains
 testkit/elsewhere.py's models in a fresh environment with scikit-learn 1.4 and packages the
-kernel ridge there (no converter: only scikit-learn can serve it), then prints the build
-argument MODEL_REQUIREMENTS its manifest calls for. `serve` runs the image built with it on the
-host's network, the model mounted read-only and pinned: its answers must be the estimator's in
-its training environment, from scikit-learn 1.4 itself.
+nearest-centroid classifier there (no converter: only scikit-learn can serve it), then prints
+the build argument MODEL_REQUIREMENTS its manifest calls for. `serve` runs the image built with
+it on the host's network, the model mounted read-only and pinned: its answers must be the
+estimator's in its training environment, from scikit-learn 1.4 itself.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from webapp.core.sklearn_engine import model_requirements
 # onnx and onnxruntime beside it, whichever pip picks.
 TRAINED_WITH = ["scikit-learn==1.4.2", "numpy==1.26.4", "pandas==2.2.3"]
 PACKAGING = ["skl2onnx", "onnx", "onnxruntime"]
-MODEL = "kernel"
+MODEL = "centroids"
 
 
 def prepare(folder: Path) -> int:

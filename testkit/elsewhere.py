@@ -19,8 +19,8 @@ import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
-from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -72,19 +72,20 @@ def prices() -> tuple[Any, list[Any], Any]:
     return model, X[300:].round(3).tolist(), X[300:].round(3)
 
 
-def kernel() -> tuple[Any, list[Any], Any]:
-    """Kernel ridge regression: no converter to ONNX, so only scikit-learn serves it."""
+def centroids() -> tuple[Any, list[Any], Any]:
+    """The class whose centre is nearest: no converter to ONNX, so only scikit-learn serves
+    it."""
     rng = np.random.default_rng(3)
     X = rng.uniform(-3, 3, (200 + ROWS, 2))
-    target = np.sin(X[:, 0]) + X[:, 1] ** 2
-    model = KernelRidge(kernel="rbf", alpha=0.1).fit(X[:200], target[:200])
+    y = np.digitize(np.sin(X[:, 0]) + X[:, 1], [-1.0, 1.0])
+    model = NearestCentroid().fit(X[:200], y[:200])
     return model, X[200:].round(3).tolist(), X[200:].round(3)
 
 
 def main(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     expected: dict[str, Any] = {"scikit-learn": sklearn.__version__}
-    built = {"iris": iris(), "churn": churn(folder), "prices": prices(), "kernel": kernel()}
+    built = {"iris": iris(), "churn": churn(folder), "prices": prices(), "centroids": centroids()}
     for name, (model, rows, given) in built.items():
         joblib.dump(model, folder / f"{name}.pkl")
         answers: dict[str, Any] = {"rows": rows, "predictions": model.predict(given).tolist()}

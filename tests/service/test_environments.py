@@ -36,7 +36,7 @@ TRAINED_WITH: dict[str, list[str] | str] = {
     "1.6": ["scikit-learn==1.6.1", "pandas==2.3.3"],
     "1.8": ["scikit-learn==1.8.0"],
 }
-COMPILED = ("iris", "churn", "prices")  # testkit/elsewhere.py's; "kernel" does not compile
+COMPILED = ("iris", "churn", "prices")  # testkit/elsewhere.py's; "centroids" does not compile
 SHIPPED = json.loads((ROOT / "model.json").read_text())
 
 
@@ -106,7 +106,7 @@ def trained(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         pins = lowest_bounds(wheel) if requirements == "lowest" else list(requirements)
         package = f"sklearn-serve[package] @ {wheel.as_uri()}"
         ok(run([bin_dir / "python", *PIP, *pins, package], cwd=home, timeout=900))
-        environments[version] = train_and_package(home, bin_dir, (*COMPILED, "kernel"))
+        environments[version] = train_and_package(home, bin_dir, (*COMPILED, "centroids"))
         assert environments[version].expected["scikit-learn"].startswith(f"{version}.")
     return environments
 
@@ -180,9 +180,9 @@ def test_a_model_that_does_not_compile_is_refused_in_one_line(
     trained: dict[str, Trained], version: str
 ) -> None:
     there = trained[version]
-    model = there.models / "kernel.pkl"
+    model = there.models / "centroids.pkl"
     manifest = json.loads(model.with_suffix(".json").read_text())
-    assert "file" not in manifest["compiled"], "kernel ridge compiles now: pick another model"
+    assert "file" not in manifest["compiled"], "nearest centroids compile now: pick another model"
     refused = run([BIN / "python", "-m", "webapp", "check", model], ROOT)
     assert (refused.returncode, refused.stdout) == (1, "")
     pins = " ".join(model_requirements(manifest))
@@ -225,7 +225,7 @@ def test_its_bundle_serves_it_with_the_versions_it_was_trained_with(
     there = trained["1.4"]
     bundle = tmp_path / "function"
     command: list[str | Path] = [BIN / "python", "-m", "webapp", "bundle"]
-    ok(run([*command, there.models / "kernel.pkl", "--out", bundle], cwd=ROOT))
+    ok(run([*command, there.models / "centroids.pkl", "--out", bundle], cwd=ROOT))
     manifest = json.loads((bundle / "model.json").read_text())
     pinned = set((bundle / "requirements.txt").read_text().splitlines())
     repository = set((ROOT / "requirements.txt").read_text().splitlines())
@@ -237,7 +237,7 @@ def test_its_bundle_serves_it_with_the_versions_it_was_trained_with(
     argv = [str(bin_dir / "functions-framework"), "--target", "predict"]
     server = Server([*argv, "--host", "127.0.0.1", "--port", "{port}"], cwd=bundle).start()
     try:
-        assert_answers_as_trained(server, there.expected["kernel"])
+        assert_answers_as_trained(server, there.expected["centroids"])
         said = engine(server)
         assert said["name"] == "sklearn" and "has no compiled form" in said["why"]
     finally:
