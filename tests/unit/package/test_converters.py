@@ -74,6 +74,21 @@ def held_out(seed: int, nan: bool = False) -> np.ndarray:
     return table.to_numpy()
 
 
+def float64_session(estimator: Any, features: int) -> Any:
+    """The estimator's graph under the float64 converters, one [N, features] float64 input
+    named "input", in an onnxruntime session."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    with converters.float64_converters():
+        graph = convert_sklearn(
+            estimator, "model", initial_types=[("input", DoubleTensorType([None, features]))]
+        )
+    return onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+
+
 @pytest.mark.parametrize(
     "imputer",
     [
@@ -282,18 +297,10 @@ def test_polynomial_features(polynomial: PolynomialFeatures, tmp_path: Path) -> 
 )
 def test_polynomial_terms_are_scikit_learn_s_bit_for_bit(polynomial: PolynomialFeatures) -> None:
     """Each term a product in scikit-learn's order, so the same bits, not merely close."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
 
     X = np.random.default_rng(9).normal(size=(1000, 4)) * 7
     polynomial.fit(X)
-    with converters.float64_converters():
-        graph = convert_sklearn(
-            polynomial, "model", initial_types=[("input", DoubleTensorType([None, 4]))]
-        )
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    session = float64_session(polynomial, 4)
     (terms,) = session.run(None, {"input": X})
     assert np.array_equal(terms, polynomial.transform(X))
 
@@ -447,19 +454,11 @@ def test_spline_bases_are_scikit_learn_s(params: dict[str, Any]) -> None:
     """scipy's recursion step by step, inside the knots, on each knot, and beyond them on both
     sides: the same bits where scipy's build keeps each multiplication and addition apart (as
     on x86-64, here), within a rounding where it fuses them (aarch64's compilers may)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
 
     rng = np.random.default_rng(12)
     X = np.column_stack([rng.uniform(18, 80, 300), rng.lognormal(10, 0.5, 300)])
     splines = SplineTransformer(**params).fit(X)
-    with converters.float64_converters():
-        graph = convert_sklearn(
-            splines, "model", initial_types=[("input", DoubleTensorType([None, 2]))]
-        )
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    session = float64_session(splines, 2)
     rows = np.column_stack([rng.uniform(-50, 150, 3000), rng.lognormal(10, 1.5, 3000)])
     knots = np.column_stack([s.t for s in splines.bsplines_])
     rows = np.vstack([rows, knots, np.nextafter(knots, -np.inf), np.nextafter(knots, np.inf)])
@@ -505,20 +504,12 @@ def test_expm1_keeps_a_small_values_digits() -> None:
     """ONNX has no expm1, and exp(x) - 1 loses a small x's digits (here, all of 1e-300's):
     Kahan's identity stays within a few ulps of numpy's from 1e-300 to overflow, both signs;
     at the edges, x itself, -1 and infinity."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
 
     # a regression whose prediction is its input: the graph's output is expm1 of it
     target = TransformedTargetRegressor(LinearRegression(), func=np.log1p, inverse_func=np.expm1)
     target.fit(np.array([[0.0], [1.0]]), np.expm1([0.0, 1.0]))
     target.regressor_.coef_, target.regressor_.intercept_ = np.array([1.0]), np.array(0.0)
-    with converters.float64_converters():
-        graph = convert_sklearn(
-            target, "model", initial_types=[("input", DoubleTensorType([None, 1]))]
-        )
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    session = float64_session(target, 1)
     rng = np.random.default_rng(8)
     x = rng.choice([-1.0, 1.0], 20_000) * 10 ** rng.uniform(-300, np.log10(709), 20_000)
     assert target.predict(x[:, None]).tolist() == np.expm1(x).tolist()
@@ -536,8 +527,6 @@ def test_power_transforms_are_scipy_s(method: str, standardize: bool) -> None:
     ulps (1e-12 relative, or absolute beside a standardized 0), for exponents at and beside
     their logarithm's cases (0, and 2 below zero) and values from 1e-200 to 1e6 (where exp
     overflows, at 1e-237 with -1.3, is each libm's own)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
 
     rng = np.random.default_rng(21)
     positive = method == "box-cox"
@@ -546,13 +535,7 @@ def test_power_transforms_are_scipy_s(method: str, standardize: bool) -> None:
     power.lambdas_ = np.array([0.0, 1e-20, 2.0, 2 + 1e-17, 0.7, -1.3])  # the cases, exactly
     if standardize:
         power._scaler.fit(power.transform(table))
-    with converters.float64_converters():
-        graph = convert_sklearn(
-            power, "model", initial_types=[("input", DoubleTensorType([None, 6]))]
-        )
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    session = float64_session(power, 6)
     magnitudes = 10 ** rng.uniform(-200, 6, size=(20_000, 6))
     rows = magnitudes if positive else magnitudes * rng.choice([-1, 1], magnitudes.shape)
     (values,) = session.run(None, {"input": rows})
