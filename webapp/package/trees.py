@@ -613,18 +613,29 @@ def _first_true(test: Callable[[float], bool]) -> float:
 # -- XGBoost --------------------------------------------------------------------------------
 
 
+XGBOOST_IDENTITY = (
+    *("reg:squarederror", "reg:squaredlogerror", "reg:absoluteerror", "reg:pseudohubererror"),
+    "reg:quantileerror",
+)
+XGBOOST_EXP = ("count:poisson", "reg:gamma", "reg:tweedie")  # margins are logarithms
+XGBOOST_SIGMOID = ("binary:logistic", "reg:logistic")
+
+
 def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
-    """XGBClassifier and XGBRegressor (gbtree): float32 throughout, as XGBoost predicts:
-    `x < split` goes left, NaN the default way, a category (a pandas category's code, see
-    _joined_columns) by its set; margin = base_score + trees added one by one
-    in float32; binary:logistic's sigmoid 1 / (expf(-m) + 1 + 1e-16f), multi:softprob's
-    softmax (expf, a float64 sum, a float32 division), classes as XGBClassifier takes them."""
+    """XGBClassifier and XGBRegressor, and their random forests (gbtree): float32 throughout,
+    as XGBoost predicts: `x < split` goes left, NaN the default way, a category (a pandas
+    category's code, see _joined_columns) by its set; margin = base_score + trees added one
+    by one in float32; then the objective's transform: none, expf(m) for the log-link
+    regressions, the sigmoid 1 / (expf(-m) + 1 + 1e-16f), multi:softprob's softmax (expf, a
+    float64 sum, a float32 division); classes as XGBClassifier takes them."""
     if not (isinstance(model.missing, float) and math.isnan(model.missing)):
         raise NotSupported("a missing value other than NaN")
     booster = model.get_booster()
     dump = json.loads(bytes(booster.save_raw(raw_format="json")))
     learner = dump["learner"]
     objective = learner["objective"]["name"]
+    if objective not in (*XGBOOST_IDENTITY, *XGBOOST_EXP, *XGBOOST_SIGMOID, "multi:softprob"):
+        raise NotSupported(f"the objective {objective}")
     gbm = learner["gradient_booster"]
     if gbm["name"] != "gbtree":
         raise NotSupported(f"the {gbm['name']} booster")
@@ -633,6 +644,8 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     if any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in trees_json):
         raise NotSupported("multi-output trees")
     n_groups = max(groups) + 1
+    if n_groups > 1 and objective != "multi:softprob":
+        raise NotSupported("several outputs")
     try:  # after early stopping, predict stops at the best iteration
         end = int(gbm["model"]["iteration_indptr"][int(model.best_iteration) + 1])
         trees_json, groups = trees_json[:end], groups[:end]
@@ -641,7 +654,8 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     counts = [groups.count(k) for k in range(n_groups)]
     if len(set(counts)) != 1:
         raise NotSupported("classes with different numbers of trees")
-    base = _xgboost_base_margin(booster, trees_json, groups, n_groups)
+    per_round = n_groups * int(gbm["model"]["gbtree_model_param"]["num_parallel_tree"])
+    base = _xgboost_base_margin(booster, objective, trees_json, groups, per_round)
     n_features = int(booster.num_features())
     trees = Trees()
     for k in range(n_groups):
@@ -652,20 +666,22 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         seen[k] += 1
         categorical |= _xgboost_tree(trees, tree, seen[k] * n_groups + k, n_features)
     per_tree = _ensemble(w, _xgboost_features(w, x, categorical), trees)
-    if objective in ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"):
+    if objective in XGBOOST_IDENTITY:
         _sum_stages(w, per_tree, counts[0] + 1, n_groups, np.float32, output=outputs[0])
         return
     margin = _sum_stages(w, per_tree, counts[0] + 1, n_groups, np.float32)
-    if objective == "binary:logistic":
+    if objective in XGBOOST_EXP:
+        w.op("Identity", [_xgboost_exp(w, margin)], output=outputs[0])
+    elif objective == "reg:logistic":
+        w.op("Identity", [_xgboost_sigmoid(w, margin)], output=outputs[0])
+    elif objective == "binary:logistic":
         p = _xgboost_sigmoid(w, margin)
         index = binary_index(w, w.op("Greater", [p, w.const(np.float32(0.5))], "gt"))
         take_classes(w, index, model.classes_, outputs[0])
         _two_columns(w, p, np.array(1.0, np.float32), outputs[1])
-    elif objective == "multi:softprob":
+    else:
         proba = _xgboost_softmax(w, margin, n_groups, outputs[1])
         argmax_labels(w, proba, model.classes_, outputs[0])
-    else:
-        raise NotSupported(f"the objective {objective}")
 
 
 def _xgboost_features(w: Writer, x: str, categorical: bool) -> str:
@@ -718,19 +734,23 @@ def _xgboost_tree(trees: Trees, tree: dict[str, Any], target: int, n_features: i
 
 
 def _xgboost_base_margin(
-    booster: Any, trees: list[dict[str, Any]], groups: list[int], n_groups: int
+    booster: Any, objective: str, trees: list[dict[str, Any]], groups: list[int], per_round: int
 ) -> np.ndarray:
     """The float32 margins XGBoost starts from (base_score through the objective's link, in
-    float32: -logf(1.0f / p - 1.0f) for binary:logistic). Taken from XGBoost itself: of the
-    floats near that formula, the one whose float32 sums give XGBoost's own margins bit for
-    bit, after the first iteration and after all, on probe rows."""
+    float32: -logf(1.0f / p - 1.0f) for the sigmoid's, logf(p) for the log link's). Taken
+    from XGBoost itself: of the floats near that formula, the one whose float32 sums give
+    XGBoost's own margins bit for bit, after the first iteration and after all, on probe rows."""
+    n_groups = max(groups) + 1
     config = json.loads(booster.save_config())["learner"]
     scores = np.atleast_1d(np.array(json.loads(config["learner_model_param"]["base_score"])))
     scores = np.broadcast_to(scores.astype(np.float32), (n_groups,))
-    if config["objective"]["name"] == "binary:logistic":
+    if objective in XGBOOST_SIGMOID:
         one = np.float32(1.0)
         p = np.clip(scores, np.float32(1e-6), one - np.float32(1e-6))
         guess = -np.log((one / p - one).astype(np.float64)).astype(np.float32)
+    elif objective in XGBOOST_EXP:
+        tiny = np.finfo(np.float32).tiny
+        guess = np.log(np.maximum(scores, tiny).astype(np.float64)).astype(np.float32)
     else:
         guess = scores
     rng = np.random.default_rng(0)
@@ -746,8 +766,8 @@ def _xgboost_base_margin(
         np.asarray(t["split_conditions"], np.float32)[leaves[:, i]] for i, t in enumerate(trees)
     ]
     checks = []  # (how many trees, XGBoost's margins)
-    for end in (n_groups, len(trees)):
-        margins = booster.predict(probe, output_margin=True, iteration_range=(0, end // n_groups))
+    for end in (per_round, len(trees)):
+        margins = booster.predict(probe, output_margin=True, iteration_range=(0, end // per_round))
         checks.append((end, np.asarray(margins, np.float32).reshape(len(rows), n_groups)))
     base = np.empty(n_groups, np.float32)
     for k in range(n_groups):
@@ -837,6 +857,12 @@ def _float_exp(w: Writer, x: str) -> str:
     return w.op("Cast", [w.op("Mul", [y, scale], "exp64")], "exp32", to=FLOAT)
 
 
+def _xgboost_exp(w: Writer, margin: str) -> str:
+    """expf(margin) for any float32 margin: above 88.72 expf overflows to inf, and so does
+    89's, which stands in for them (_float_exp's tables end there)."""
+    return _float_exp(w, w.op("Min", [margin, w.const(np.float32(89.0))], "capped"))
+
+
 def _xgboost_sigmoid(w: Writer, margin: str) -> str:
     """common::Sigmoid(float): 1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f)."""
     neg = w.op("Min", [w.op("Neg", [margin], "neg"), w.const(np.float32(88.7))], "clip")
@@ -860,6 +886,7 @@ def _xgboost_softmax(w: Writer, margin: str, n: int, output: str) -> str:
 
 LIGHTGBM_IDENTITY = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
 LIGHTGBM_EXP = ("poisson", "gamma", "tweedie")
+LIGHTGBM_SIGMOID = ("binary", "multiclassova")
 
 
 def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
@@ -867,16 +894,15 @@ def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     1e-35 of zero is zero, `x <= threshold` goes left, missing values by missing_type and
     default_left, categories by their integer part (a pandas category's strings become
     their codes first, see _joined_columns); raw = trees added in order from zero;
-    sigmoid 1 / (1 + exp(-raw)) or softmax; labels the first maximum of predict_proba."""
+    divided by the number of iterations in random forest mode; sigmoid 1 / (1 + exp(-raw))
+    (each class's, one-vs-all) or softmax; labels the first maximum of predict_proba."""
     dump = model.booster_.dump_model()
     described = str(dump.get("objective", ""))
     objective = described.split(" ")[0]
-    if objective not in (*LIGHTGBM_IDENTITY, *LIGHTGBM_EXP, "binary", "multiclass"):
+    if objective not in (*LIGHTGBM_IDENTITY, *LIGHTGBM_EXP, *LIGHTGBM_SIGMOID, "multiclass"):
         raise NotSupported(f"the objective {objective}")
     if "sqrt" in described.split(" "):
         raise NotSupported("a regression on the square root")
-    if dump.get("average_output"):
-        raise NotSupported("random forest mode")
     if any(t.get("is_linear") for t in dump["tree_info"]) or dump.get("linear_tree"):
         raise NotSupported("linear trees")
     per_stage = int(dump["num_tree_per_iteration"])
@@ -893,18 +919,27 @@ def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         categorical |= _lightgbm_tree(trees, info["tree_structure"], n_features, splits)
     per_tree = _ensemble(w, _lightgbm_features(w, x, categorical), trees)
     stages = len(tree_info) // per_stage
-    if objective in LIGHTGBM_IDENTITY:
+    average = dump.get("average_output")  # random forest mode
+    if objective in LIGHTGBM_IDENTITY and not average:
         _sum_stages(w, per_tree, stages, per_stage, output=outputs[0])
         return
     raw = _sum_stages(w, per_tree, stages, per_stage)
+    if average:  # GBDT::Predict divides the sum by the iterations
+        raw = w.op("Div", [raw, w.const(np.array(float(stages)))], "average")
+    if objective in LIGHTGBM_IDENTITY:
+        w.op("Identity", [raw], output=outputs[0])
+        return
     if objective in LIGHTGBM_EXP:
         w.op("Exp", [raw], output=outputs[0])
         return
-    if objective == "binary":
+    if objective in LIGHTGBM_SIGMOID:
         sigmoid = _lightgbm_sigmoid(described)
         if sigmoid != 1.0:
             raw = w.op("Mul", [raw, w.const(np.array(sigmoid))], "scaled")
-        proba = _two_columns(w, _expit(w, raw), np.array(1.0), outputs[1])
+        if objective == "binary":
+            proba = _two_columns(w, _expit(w, raw), np.array(1.0), outputs[1])
+        else:  # one sigmoid per class, not normalised
+            proba = w.op("Identity", [_expit(w, raw)], output=outputs[1])
     else:
         proba = _softmax(w, raw, outputs[1])
     argmax_labels(w, proba, model.classes_, outputs[0])
@@ -1021,8 +1056,9 @@ def _converters() -> dict[type, tuple[str, Converter]]:
             module = importlib.import_module(package)
         except ImportError:
             continue
-        table[getattr(module, f"{kind}Classifier")] = (package, convert)
-        table[getattr(module, f"{kind}Regressor")] = (package, convert)
+        for task in ("Classifier", "Regressor", "RFClassifier", "RFRegressor"):
+            if hasattr(module, kind + task):  # XGBoost's random forests; LightGBM's are a mode
+                table[getattr(module, kind + task)] = (package, convert)
     return table
 
 

@@ -8,10 +8,14 @@ Classes must be identical; values and probabilities within 1e-9 relative.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import platform
 from typing import Any
 
 import lightgbm
 import numpy as np
+import onnx
 import onnxruntime
 import pandas as pd
 import pytest
@@ -37,7 +41,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from webapp.package import trees
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 51 models against 100,000 rows each
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 60 models against 100,000 rows each
 
 ROWS = 100_000
 RTOL = 1e-9
@@ -317,12 +321,31 @@ def test_skl2onnx_converters_come_back_after() -> None:
     assert [n.op_type for n in graph.graph.node] == ["TreeEnsembleRegressor"]
 
 
-@pytest.mark.parametrize("kind", ["regressor", "binary", "multiclass", "early-stopping"])
+XGBOOST_LOG_LINKS = {"poisson": "count:poisson", "gamma": "reg:gamma", "tweedie": "reg:tweedie"}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["regressor", "binary", "multiclass", "early-stopping", *XGBOOST_LOG_LINKS, "logistic"]
+    + ["forest", "forest-regressor"],
+)
 def test_xgboost(kind: str) -> None:
-    """float32 margins summed tree by tree in float32, glibc's expf for the probabilities."""
+    """float32 margins summed tree by tree in float32, glibc's expf for the probabilities and
+    the log-link regressions' values."""
     X, y, binary, three = data(13, n=600, nan=True)
+    settings = {"n_estimators": 60, "max_depth": 4}
     if kind == "regressor":
-        model = xgboost.XGBRegressor(n_estimators=60, max_depth=4).fit(X, y)
+        model = xgboost.XGBRegressor(**settings).fit(X, y)
+    elif kind in XGBOOST_LOG_LINKS:
+        objective = XGBOOST_LOG_LINKS[kind]
+        model = xgboost.XGBRegressor(objective=objective, **settings).fit(X, np.exp(y / 4))
+    elif kind == "logistic":  # a regression on [0, 1], through the sigmoid
+        sigmoid = 1 / (1 + np.exp(-y))
+        model = xgboost.XGBRegressor(objective="reg:logistic", **settings).fit(X, sigmoid)
+    elif kind == "forest":  # one round of 30 trees per class, summed
+        model = xgboost.XGBRFClassifier(n_estimators=30, max_depth=4).fit(X, three)
+    elif kind == "forest-regressor":
+        model = xgboost.XGBRFRegressor(n_estimators=30, max_depth=4).fit(X, y)
     elif kind == "early-stopping":  # predict stops at the best iteration
         model = xgboost.XGBClassifier(n_estimators=300, early_stopping_rounds=3)
         model.fit(X[:400], three[:400], eval_set=[(X[400:], three[400:])], verbose=False)
@@ -333,9 +356,43 @@ def test_xgboost(kind: str) -> None:
     check(model, X, nan=True)
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="XGBoost's expf is glibc's here")
+def test_xgboost_exp_is_glibc_expf_for_every_margin() -> None:
+    """expf bit for bit (a plain exp rounded to float32 is not), down to 0 below -103.97 and up
+    to inf above 88.72, for margins far beyond either."""
+    expf = ctypes.CDLL(ctypes.util.find_library("m")).expf
+    expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    rng = np.random.default_rng(16)
+    edges = np.float32([-103.97, -103.972, -104, 88.7, 88.72283, 88.722839, 89, 89.5])
+    edges = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
+    margins = np.concatenate(
+        [rng.uniform(-110, 95, 100_000), edges, [-1e30, 1e30, -3e38, 3e38, 0.0, -0.0]]
+    ).astype(np.float32)
+    w = trees.Writer()
+    w.op("Identity", [trees._xgboost_exp(w, "margin")], output="exp")
+    graph = helper.make_model(
+        helper.make_graph(
+            w.nodes,
+            "exp",
+            [helper.make_tensor_value_info("margin", onnx.TensorProto.FLOAT, [None])],
+            [helper.make_tensor_value_info("exp", onnx.TensorProto.FLOAT, [None])],
+            w.initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", trees.OPSET)],
+    )
+    (got,) = session(graph).run(None, {"margin": margins})
+    want = np.array([expf(float(m)) for m in margins], np.float32)
+    assert np.isinf(want).sum() > 100 and (want == 0).sum() > 100  # both ends are reached
+    assert got.tobytes() == want.tobytes()
+    with np.errstate(over="ignore"):
+        plain = np.exp(margins.astype(np.float64)).astype(np.float32)
+    assert plain.tobytes() != want.tobytes()  # what the test tells apart
+
+
 @pytest.mark.parametrize(
     "kind",
-    ["regressor", "binary", "multiclass", "categories", "zero-as-missing", "poisson", "stopped"],
+    ["regressor", "binary", "multiclass", "categories", "zero-as-missing", "poisson", "stopped"]
+    + ["one-vs-all", "forest", "forest-regressor"],
 )
 def test_lightgbm(kind: str) -> None:
     X, y, binary, three = data(14, n=800, nan=kind != "zero-as-missing")
@@ -357,7 +414,13 @@ def test_lightgbm(kind: str) -> None:
         settings["n_estimators"] = 300
         fit["eval_X"], fit["eval_y"] = X[600:], y[600:]
         fit["callbacks"] = [lightgbm.early_stopping(3, verbose=False)]
-    make = lightgbm.LGBMClassifier if kind in ("binary", "multiclass") else lightgbm.LGBMRegressor
+    if kind == "one-vs-all":  # a sigmoid per class, not normalised
+        settings["objective"], target = "multiclassova", three
+    if kind.startswith("forest"):  # the trees' average
+        settings.update(boosting_type="rf", subsample=0.6, subsample_freq=1)
+        target = y if kind == "forest-regressor" else three
+    classes = ("binary", "multiclass", "one-vs-all", "forest")
+    make = lightgbm.LGBMClassifier if kind in classes else lightgbm.LGBMRegressor
     fitted = 600 if kind == "stopped" else len(X)  # the rest is the evaluation set
     model = make(**settings).fit(X[:fitted], target[:fitted], **fit)
     if kind == "stopped":
