@@ -354,11 +354,13 @@ def _is_forest_member(model: Any) -> bool:
 
 
 def sklearn_forest(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
-    """DecisionTree, RandomForest and ExtraTrees, classifiers and regressors.
+    """DecisionTree, RandomForest, ExtraTrees and Bagging of trees, classifiers and regressors.
 
     scikit-learn sums the trees' predict (a classifier's leaf value is its class fractions)
     from zeros in tree order, then divides by the number of trees; a single tree gives its
-    leaf value. Labels: classes_[argmax(proba)].
+    leaf value. A bagged tree reads its own columns (estimators_features_); each was fitted
+    with every class (Bagging weighs a tree's rows rather than drop them). Labels:
+    classes_[argmax(proba)].
     """
     from sklearn.base import is_classifier
 
@@ -368,24 +370,29 @@ def sklearn_forest(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         raise NotSupported("an ensemble of other estimators than plain trees")
     if getattr(model, "n_outputs_", 1) != 1:
         raise NotSupported("several outputs")
+    subsets = getattr(model, "estimators_features_", [None] * len(members))
     classifier = is_classifier(model)
+    n_classes = int(model.n_classes_) if classifier else 1
     trees, rows, first = Trees(), [], 0
-    for member in members:
+    for member, features in zip(members, subsets, strict=True):
         value = _tree_value(member.tree_)
         if not classifier:  # the leaf weight is the value
-            _sklearn_tree(trees, member.tree_, value[:, 0])
+            _sklearn_tree(trees, member.tree_, value[:, 0], features)
             continue
-        rows.append(value[:, : int(model.n_classes_)])  # node i's is row first + i of the table
-        _sklearn_tree(trees, member.tree_, first + np.arange(len(value), dtype=np.float64))
+        if len(member.classes_) != n_classes:  # a tree whose sample lacked a class
+            raise NotSupported("a tree that saw only some classes")
+        rows.append(value[:, :n_classes])  # node i's is row first + i of the table
+        _sklearn_tree(
+            trees, member.tree_, first + np.arange(len(value), dtype=np.float64), features
+        )
         first += len(value)
     table = np.concatenate(rows) if classifier else None
     per_tree = _ensemble(w, _doubles(w, x, "float32"), trees)
     result = outputs[1] if classifier else outputs[0]
-    width = int(model.n_classes_) if classifier else 1
     if single:
-        total = _sum_stages(w, per_tree, 1, width, table=table, output=result)
+        total = _sum_stages(w, per_tree, 1, n_classes, table=table, output=result)
     else:
-        total = _sum_stages(w, per_tree, len(members), width, table=table)
+        total = _sum_stages(w, per_tree, len(members), n_classes, table=table)
         count = w.const(np.array(float(len(members))))
         total = w.op("Div", [total, count], output=result)
     if classifier:
@@ -1041,6 +1048,8 @@ def _converters() -> dict[type, tuple[str, Converter]]:
         ensemble.RandomForestRegressor,
         ensemble.ExtraTreesClassifier,
         ensemble.ExtraTreesRegressor,
+        ensemble.BaggingClassifier,
+        ensemble.BaggingRegressor,
     ):
         table[cls] = ("forest", sklearn_forest)
     for cls in (ensemble.GradientBoostingClassifier, ensemble.GradientBoostingRegressor):

@@ -24,6 +24,8 @@ from onnx import helper
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.ensemble import (
+    BaggingClassifier,
+    BaggingRegressor,
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -41,7 +43,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from webapp.package import trees
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 60 models against 100,000 rows each
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 64 models against 100,000 rows each
 
 ROWS = 100_000
 RTOL = 1e-9
@@ -173,8 +175,9 @@ def test_float32_input_gives_the_same_answers() -> None:
         lambda: RandomForestRegressor(n_estimators=30, random_state=0),
         lambda: ExtraTreesRegressor(n_estimators=30, random_state=0),
         lambda: DecisionTreeRegressor(random_state=0),
+        lambda: BaggingRegressor(n_estimators=20, max_features=3, random_state=0),
     ],
-    ids=["random-forest", "extra-trees", "decision-tree"],
+    ids=["random-forest", "extra-trees", "decision-tree", "bagging"],
 )
 @pytest.mark.parametrize("nan", [False, True], ids=["numbers", "nan"])
 def test_forest_regressors(make: Any, nan: bool) -> None:
@@ -188,8 +191,9 @@ def test_forest_regressors(make: Any, nan: bool) -> None:
         lambda: RandomForestClassifier(n_estimators=30, random_state=0),
         lambda: ExtraTreesClassifier(n_estimators=30, random_state=0),
         lambda: DecisionTreeClassifier(random_state=0),
+        lambda: BaggingClassifier(n_estimators=20, max_features=3, random_state=0),
     ],
-    ids=["random-forest", "extra-trees", "decision-tree"],
+    ids=["random-forest", "extra-trees", "decision-tree", "bagging"],
 )
 @pytest.mark.parametrize("target", [2, 3], ids=["binary", "multiclass"])
 def test_forest_classifiers(make: Any, target: int) -> None:
