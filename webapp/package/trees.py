@@ -187,7 +187,18 @@ class Writer:
         domain: str = "",
         **attrs: Any,
     ) -> str:
-        out = output or self.fresh(hint)
+        return self.ops(op_type, inputs, [output or self.fresh(hint)], domain=domain, **attrs)[0]
+
+    def ops(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        *,
+        domain: str = "",
+        **attrs: Any,
+    ) -> list[str]:
+        """A node with several outputs, named `outputs`."""
         if self.container is not None:
             # skl2onnx 1.20 refuses to write ai.onnx.ml above 3: the node is recorded at the
             # container's version, and finish() raises the model's import to 5.
@@ -197,17 +208,19 @@ class Writer:
             self.container.add_node(
                 op_type,
                 list(inputs),
-                [out],
+                list(outputs),
                 op_domain=domain,
                 op_version=version,
                 name=self.fresh(op_type),
                 **attrs,
             )
         else:
-            node = helper.make_node(op_type, list(inputs), [out], self.fresh(op_type), **attrs)
+            node = helper.make_node(
+                op_type, list(inputs), list(outputs), self.fresh(op_type), **attrs
+            )
             node.domain = domain
             self.nodes.append(node)
-        return out
+        return list(outputs)
 
 
 # -- The arithmetic shared by every library ------------------------------------------------
@@ -576,6 +589,71 @@ def sklearn_isolation_forest(w: Writer, x: str, model: Any, outputs: list[str]) 
         "Where", [outlier, w.const(np.array(-1, np.int64)), w.const(np.array(1, np.int64))]
     )
     w.op("Reshape", [label, w.const(np.array([-1]))], output=outputs[0])
+
+
+def sklearn_adaboost_classifier(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
+    """AdaBoostClassifier (SAMME) of trees: each tree votes its predicted class, weighing w
+    there and -w / (K - 1) elsewhere, the votes summed from the first in tree order and
+    divided by the weights' sum (decision_function); labels by the decision's sign (two
+    classes) or its first maximum; probabilities softmax([-d, d] / 2) or softmax(d / (K - 1))."""
+    members = list(model.estimators_)
+    if getattr(model, "algorithm", "SAMME") != "SAMME":
+        raise NotSupported(f"the algorithm {model.algorithm}")
+    if not all(_is_forest_member(m) for m in members):
+        raise NotSupported("an ensemble of other estimators than plain trees")
+    n_classes = int(model.n_classes_)
+    if n_classes < 2:
+        raise NotSupported("a single class")
+    classes = np.asarray(model.classes_)
+    trees, rows, first = Trees(), [], 0
+    for member, weight in zip(members, model.estimator_weights_, strict=False):
+        if not np.array_equal(np.asarray(member.classes_), classes):
+            raise NotSupported("a tree with other classes than the ensemble's")
+        voted = np.argmax(_tree_value(member.tree_)[:, :n_classes], axis=1)  # as its predict
+        votes = np.arange(n_classes) == voted[:, np.newaxis]
+        rows.append(np.where(votes, weight, -1 / (n_classes - 1) * weight))  # as the estimator
+        _sklearn_tree(trees, member.tree_, first + np.arange(len(voted), dtype=np.float64))
+        first += len(voted)
+    per_tree = _ensemble(w, _doubles(w, x, "float32"), trees)
+    total = _sum_stages(w, per_tree, len(members), n_classes, table=np.concatenate(rows))
+    weights = w.const(np.array(model.estimator_weights_.sum()))  # numpy's own sum
+    decision = w.op("Div", [total, weights], "decision")
+    if n_classes == 2:  # -d0 + d1, and the probabilities' softmax of [-d, d] / 2
+        pick = [w.op("Gather", [decision, w.const(np.array([c]))], "d", axis=1) for c in (0, 1)]
+        decision = w.op("Sub", [pick[1], pick[0]], "decision")
+        index = binary_index(w, w.op("Greater", [decision, w.const(np.array(0.0))], "gt"))
+        take_classes(w, index, classes, outputs[0])
+        both = w.op("Concat", [w.op("Neg", [decision], "neg"), decision], "both", axis=1)
+        _softmax(w, w.op("Div", [both, w.const(np.array(2.0))], "halves"), outputs[1])
+        return
+    argmax_labels(w, decision, classes, outputs[0])
+    scaled = w.op("Div", [decision, w.const(np.array(float(n_classes - 1)))], "scaled")
+    _softmax(w, scaled, outputs[1])
+
+
+def sklearn_adaboost_regressor(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
+    """AdaBoostRegressor of trees: the weighted median of the trees' predictions. Sorted per
+    row (ties in tree order; numpy's sort may order tied trees otherwise, which changes the
+    value only if the weights' running sum meets half their total within a tie, at the last
+    bit), the weights summed in that order, the first prediction whose running sum reaches
+    half the total."""
+    members = list(model.estimators_)
+    if not all(_is_forest_member(m) for m in members):
+        raise NotSupported("an ensemble of other estimators than plain trees")
+    trees = Trees()
+    for member in members:
+        _sklearn_tree(trees, member.tree_, _tree_value(member.tree_)[:, 0])
+    per_tree = _ensemble(w, _doubles(w, x, "float32"), trees)
+    count = w.const(np.array([len(members)]))
+    named = [w.fresh("sorted"), w.fresh("order")]
+    ordered, order = w.ops("TopK", [per_tree, count], named, axis=1, largest=0, sorted=1)
+    weights = w.const(np.asarray(model.estimator_weights_[: len(members)], np.float64), "w")
+    running = w.op("CumSum", [w.op("Gather", [weights, order], axis=0), w.const(np.array(1))])
+    total = w.op("Gather", [running, w.const(np.array([len(members) - 1]))], "total", axis=1)
+    half = w.op("Mul", [w.const(np.array(0.5)), total], "half")
+    reached = w.op("Cast", [w.op("GreaterOrEqual", [running, half])], "reached", to=INT64)
+    median = w.op("ArgMax", [reached], "median", axis=1, keepdims=1, select_last_index=0)
+    w.op("GatherElements", [ordered, median], output=outputs[0], axis=1)
 
 
 def _isolation_limit(model: Any, denominator: float) -> float:
@@ -1057,6 +1135,8 @@ def _converters() -> dict[type, tuple[str, Converter]]:
     for cls in (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor):
         table[cls] = ("hist_gradient_boosting", sklearn_hist_gradient_boosting)
     table[ensemble.IsolationForest] = ("isolation_forest", sklearn_isolation_forest)
+    table[ensemble.AdaBoostClassifier] = ("adaboost", sklearn_adaboost_classifier)
+    table[ensemble.AdaBoostRegressor] = ("adaboost", sklearn_adaboost_regressor)
     for package, kind, convert in (
         ("xgboost", "XGB", xgboost_model),
         ("lightgbm", "LGBM", lightgbm_model),
@@ -1080,7 +1160,7 @@ def compares_float32(model: Any) -> bool:
     """Whether `model` is one whose library compares float32 features (its graph then takes
     float32 as it is; HistGradientBoosting and LightGBM compare float64)."""
     kind = _converters().get(type(model), ("", None))[0]
-    return kind in ("forest", "gradient_boosting", "isolation_forest", "xgboost")
+    return kind in ("forest", "gradient_boosting", "isolation_forest", "adaboost", "xgboost")
 
 
 def _output_type(model: Any) -> Any:

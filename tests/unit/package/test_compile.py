@@ -211,14 +211,17 @@ def test_only_a_scaled_logistic_regression_records_linear_parameters() -> None:
     assert compiling._linear_parameters(LogisticRegression().fit(X, y3)) is None
 
 
-@pytest.mark.parametrize("ensemble", ["RandomForestRegressor", "BaggingRegressor"])
+@pytest.mark.parametrize(
+    "ensemble", ["RandomForestRegressor", "BaggingRegressor", "AdaBoostRegressor"]
+)
 def test_a_forest_regressor_is_compiled_to_exact_trees(ensemble: str, tmp_path: Path) -> None:
-    """skl2onnx's trees sum in float32 (and its float64 bagging does not load); trees.py's
-    answer as scikit-learn does, and are accepted, then served, within 1e-9."""
+    """skl2onnx's trees sum in float32 (its float64 bagging does not load, and its float64
+    boosting was not tried); trees.py's answer as scikit-learn does, and are accepted, then
+    served, within 1e-9."""
     from sklearn import ensemble as ensembles
 
     X = np.random.default_rng(3).normal(size=(300, 4))
-    make = getattr(ensembles, ensemble)  # a bagging of its default estimator, a tree
+    make = getattr(ensembles, ensemble)  # an ensemble of its default estimator, a tree
     forest = make(n_estimators=30, random_state=0).fit(X, X[:, 0] * 1e3)
     artifact = tmp_path / "forest.pkl"
     joblib.dump(forest, artifact)

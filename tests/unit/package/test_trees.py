@@ -24,6 +24,8 @@ from onnx import helper
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.ensemble import (
+    AdaBoostClassifier,
+    AdaBoostRegressor,
     BaggingClassifier,
     BaggingRegressor,
     ExtraTreesClassifier,
@@ -43,7 +45,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from webapp.package import trees
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 64 models against 100,000 rows each
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 67 models against 100,000 rows each
 
 ROWS = 100_000
 RTOL = 1e-9
@@ -280,6 +282,21 @@ def test_hist_gradient_boosting_with_categories(target: int) -> None:
 def test_isolation_forest(make: Any) -> None:
     X, *_ = data(8, nan=True)
     check(make().fit(X), X, nan=True)
+
+
+@pytest.mark.parametrize(
+    "make,target",
+    [
+        (lambda: AdaBoostClassifier(n_estimators=50, random_state=0), 1),
+        (lambda: AdaBoostClassifier(DecisionTreeClassifier(max_depth=3), random_state=0), 2),
+        (lambda: AdaBoostRegressor(n_estimators=50, random_state=0), 0),
+    ],
+    ids=["binary", "multiclass", "regressor"],
+)
+def test_adaboost(make: Any, target: int) -> None:
+    """SAMME's weighted votes summed in tree order; the regressor's weighted median."""
+    X, *targets = data(18)  # it refuses NaN
+    check(make().fit(X, targets[target]), X)
 
 
 def test_pipelines_convert_through_skl2onnx_with_exact_trees() -> None:
