@@ -707,12 +707,13 @@ XGBOOST_SIGMOID = ("binary:logistic", "reg:logistic")
 
 
 def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
-    """XGBClassifier and XGBRegressor, and their random forests (gbtree): float32 throughout,
-    as XGBoost predicts: `x < split` goes left, NaN the default way, a category (a pandas
-    category's code, see _joined_columns) by its set; margin = base_score + trees added one
-    by one in float32; then the objective's transform: none, expf(m) for the log-link
-    regressions, the sigmoid 1 / (expf(-m) + 1 + 1e-16f), multi:softprob's softmax (expf, a
-    float64 sum, a float32 division); classes as XGBClassifier takes them."""
+    """XGBClassifier and XGBRegressor, and their random forests (gbtree or dart): float32
+    throughout, as XGBoost predicts: `x < split` goes left, NaN the default way, a category
+    (a pandas category's code, see _joined_columns) by its set; margin = base_score + trees
+    added one by one in float32 (dart's leaves weighed, see _dart_leaf); then the objective's
+    transform: none, expf(m) for the log-link regressions, the sigmoid 1 / (expf(-m) + 1 +
+    1e-16f), multi:softprob's softmax (expf, a float64 sum, a float32 division); classes as
+    XGBClassifier takes them."""
     if not (isinstance(model.missing, float) and math.isnan(model.missing)):
         raise NotSupported("a missing value other than NaN")
     booster = model.get_booster()
@@ -722,7 +723,11 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
     if objective not in (*XGBOOST_IDENTITY, *XGBOOST_EXP, *XGBOOST_SIGMOID, "multi:softprob"):
         raise NotSupported(f"the objective {objective}")
     gbm = learner["gradient_booster"]
-    if gbm["name"] != "gbtree":
+    dart = gbm["name"] == "dart"
+    if dart:
+        weights = gbm["weight_drop"]
+        gbm = gbm["gbtree"]
+    elif gbm["name"] != "gbtree":
         raise NotSupported(f"the {gbm['name']} booster")
     trees_json = gbm["model"]["trees"]
     groups = [int(g) for g in gbm["model"]["tree_info"]]
@@ -736,11 +741,19 @@ def xgboost_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         trees_json, groups = trees_json[:end], groups[:end]
     except AttributeError:
         pass
+    if dart and "c" in (booster.feature_types or []):
+        raise NotSupported("the dart booster with categorical features")
     counts = [groups.count(k) for k in range(n_groups)]
     if len(set(counts)) != 1:
         raise NotSupported("classes with different numbers of trees")
     per_round = n_groups * int(gbm["model"]["gbtree_model_param"]["num_parallel_tree"])
-    base = _xgboost_base_margin(booster, objective, trees_json, groups, per_round)
+    weighed = [float(v) for v in weights[: len(trees_json)]] if dart else None
+    base = _xgboost_base_margin(booster, objective, trees_json, groups, per_round, weighed)
+    if weighed is not None:
+        trees_json = [
+            _weighted_leaves(t, w, base[k])
+            for t, w, k in zip(trees_json, weighed, groups, strict=True)
+        ]
     n_features = int(booster.num_features())
     trees = Trees()
     for k in range(n_groups):
@@ -781,6 +794,22 @@ def _xgboost_features(w: Writer, x: str, categorical: bool) -> str:
     return w.op("Concat", [x, category], "with_categories", axis=1)
 
 
+def _weighted_leaves(tree: dict[str, Any], weight: float, base: np.float32) -> dict[str, Any]:
+    """A dart tree with each leaf's value (its split_conditions entry) as the estimator's
+    predict adds it (see _dart_leaf)."""
+    leaf = np.asarray(tree["left_children"]) == -1
+    values = np.asarray(tree["split_conditions"], np.float32)
+    values = np.where(leaf, _dart_leaf(values, base, weight), values)
+    return {**tree, "split_conditions": values.tolist()}
+
+
+def _dart_leaf(value: np.ndarray, base: np.float32, weight: float) -> np.ndarray:
+    """What Dart::InplacePredict (the scikit-learn API's predict) adds for a leaf: the tree
+    predicted from the starting margin, which is taken off again, times the tree's weight,
+    in float32: ((base + value) - base) * weight. (A DMatrix's predict adds value * weight.)"""
+    return ((base + value) - base) * np.float32(weight)
+
+
 def _xgboost_tree(trees: Trees, tree: dict[str, Any], target: int, n_features: int) -> bool:
     """One tree of the saved model, as GetNextNode walks it: NaN the default way, `x < split`
     left, a categorical split's categories right and every other category left (its
@@ -819,12 +848,19 @@ def _xgboost_tree(trees: Trees, tree: dict[str, Any], target: int, n_features: i
 
 
 def _xgboost_base_margin(
-    booster: Any, objective: str, trees: list[dict[str, Any]], groups: list[int], per_round: int
+    booster: Any,
+    objective: str,
+    trees: list[dict[str, Any]],
+    groups: list[int],
+    per_round: int,
+    weights: list[float] | None = None,
 ) -> np.ndarray:
     """The float32 margins XGBoost starts from (base_score through the objective's link, in
     float32: -logf(1.0f / p - 1.0f) for the sigmoid's, logf(p) for the log link's). Taken
     from XGBoost itself: of the floats near that formula, the one whose float32 sums give
-    XGBoost's own margins bit for bit, after the first iteration and after all, on probe rows."""
+    XGBoost's own margins bit for bit, after the first iteration and after all, on probe rows
+    (the margins the scikit-learn API predicts from: a dart booster's, with each tree's
+    `weights`, differ from a DMatrix's)."""
     n_groups = max(groups) + 1
     config = json.loads(booster.save_config())["learner"]
     scores = np.atleast_1d(np.array(json.loads(config["learner_model_param"]["base_score"])))
@@ -852,7 +888,11 @@ def _xgboost_base_margin(
     ]
     checks = []  # (how many trees, XGBoost's margins)
     for end in (per_round, len(trees)):
-        margins = booster.predict(probe, output_margin=True, iteration_range=(0, end // per_round))
+        rounds = (0, end // per_round)
+        if weights is None:
+            margins = booster.predict(probe, output_margin=True, iteration_range=rounds)
+        else:
+            margins = booster.inplace_predict(rows, predict_type="margin", iteration_range=rounds)
         checks.append((end, np.asarray(margins, np.float32).reshape(len(rows), n_groups)))
     base = np.empty(n_groups, np.float32)
     for k in range(n_groups):
@@ -863,7 +903,7 @@ def _xgboost_base_margin(
             candidates += [up, down]
         for candidate in candidates:  # nearest first
             if all(
-                _float32_sum(candidate, values, groups, k, end) == margins[:, k].tobytes()
+                _float32_sum(candidate, values, groups, k, end, weights) == margins[:, k].tobytes()
                 for end, margins in checks
             ):
                 base[k] = candidate
@@ -874,12 +914,18 @@ def _xgboost_base_margin(
 
 
 def _float32_sum(
-    start: np.float32, values: list[np.ndarray], groups: list[int], k: int, end: int
+    start: np.float32,
+    values: list[np.ndarray],
+    groups: list[int],
+    k: int,
+    end: int,
+    weights: list[float] | None,
 ) -> bytes:
     total = np.full(len(values[0]), start, np.float32)
     for t in range(end):
         if groups[t] == k:
-            total = total + values[t]
+            added = values[t] if weights is None else _dart_leaf(values[t], start, weights[t])
+            total = total + added
     return total.tobytes()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import platform
 from typing import Any
 
@@ -45,7 +46,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from webapp.package import trees
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 67 models against 100,000 rows each
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # 69 models against 100,000 rows each
 
 ROWS = 100_000
 RTOL = 1e-9
@@ -348,7 +349,7 @@ XGBOOST_LOG_LINKS = {"poisson": "count:poisson", "gamma": "reg:gamma", "tweedie"
 @pytest.mark.parametrize(
     "kind",
     ["regressor", "binary", "multiclass", "early-stopping", *XGBOOST_LOG_LINKS, "logistic"]
-    + ["forest", "forest-regressor"],
+    + ["forest", "forest-regressor", "dart", "dart-multiclass"],
 )
 def test_xgboost(kind: str) -> None:
     """float32 margins summed tree by tree in float32, glibc's expf for the probabilities and
@@ -367,6 +368,11 @@ def test_xgboost(kind: str) -> None:
         model = xgboost.XGBRFClassifier(n_estimators=30, max_depth=4).fit(X, three)
     elif kind == "forest-regressor":
         model = xgboost.XGBRFRegressor(n_estimators=30, max_depth=4).fit(X, y)
+    elif kind.startswith("dart"):  # trees dropped while fitting, then weighed
+        dart = xgboost.XGBClassifier(booster="dart", rate_drop=0.3, **settings)
+        model = dart.fit(X, three if kind == "dart-multiclass" else binary)
+        weights = json.loads(model.get_booster().save_raw(raw_format="json"))
+        assert len(set(weights["learner"]["gradient_booster"]["weight_drop"])) > 1
     elif kind == "early-stopping":  # predict stops at the best iteration
         model = xgboost.XGBClassifier(n_estimators=300, early_stopping_rounds=3)
         model.fit(X[:400], three[:400], eval_set=[(X[400:], three[400:])], verbose=False)
