@@ -72,6 +72,13 @@ TUNING = (
         "one Iris row, alone in a loop: ~7 µs instead of 10-17 µs; scikit-learn ~310 µs (issue 15)",
     ),
     (
+        "one row through an input and outputs bound once (onnxruntime's IOBinding)",
+        "`onnx_engine.OneRow`",
+        "a single-row request in process (5 x 4,000, least): forest-30 131 -> 126 µs, "
+        "random-forest 120 -> 112, xgboost 136 -> 128; forest-30 at 16 connections 1.016x "
+        "the same server without it (6 x 3 s interleaved) (issue 22)",
+    ),
+    (
         "a scaled logistic regression's labels in numpy, from parameters the manifest records",
         "`onnx_engine.LinearLabels`",
         "inside a served request onnxruntime's call took ~21 µs (its code out of cache), this "

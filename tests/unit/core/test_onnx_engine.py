@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testkit.processes import ROOT, server_env
-from webapp.core.onnx_engine import first_greatest
+from webapp.core.onnx_engine import OnnxEngine, first_greatest
+from webapp.core.vocabulary import Feature
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +80,73 @@ def test_first_greatest_is_argmax(
     pool = np.array(values if nan else [v for v in values if v == v] or [0.0])
     scores = np.random.default_rng(seed).choice(pool, size=(classes, width))
     assert np.array_equal(first_greatest(scores), scores.argmax(axis=0))
+
+
+def tree_engines() -> list[OnnxEngine]:
+    """Exact-tree graphs of a forest classifier (labels, probabilities) and regressor, fed
+    float32 as the service feeds them."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    from webapp.package import trees
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    features = [Feature(f"f{i}") for i in range(4)]
+    entry = {"inputs": "matrix", "dtype": "float32", "tolerance": 1e-9}
+    classes = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, classes)
+    regressor = RandomForestRegressor(n_estimators=20, random_state=0).fit(X, X @ [1, 2, 3, 4])
+    return [
+        OnnxEngine(
+            trees.to_onnx(forest, 4, "float32").SerializeToString(),
+            entry,
+            features,
+            [0, 1, 2],
+            probabilities=True,
+        ),
+        OnnxEngine(
+            trees.to_onnx(regressor, 4, "float32").SerializeToString(),
+            entry,
+            features,
+            None,
+            probabilities=False,
+        ),
+    ]
+
+
+def test_a_single_row_through_bound_tensors_answers_as_a_batch() -> None:
+    """One row goes through tensors bound once (OneRow), a batch through the plain call: the
+    same labels, values and probabilities, bit for bit, row by row, as arrays and as columns."""
+    rows = np.random.default_rng(1).normal(size=(300, 4)) * 2
+    rows[::7, 1] = np.nan
+    for engine in tree_engines():
+        assert engine.one_row is not None  # the test is about it
+        batch = engine.predict(rows)
+        assert [engine.predict(rows[i : i + 1])[0] for i in range(len(rows))] == batch
+        assert [engine.predict([[v] for v in row])[0] for row in rows.tolist()] == batch
+        if engine.proba_output:
+            proba = engine.predict_proba(rows)
+            single = np.concatenate([engine.predict_proba(rows[i : i + 1]) for i in range(300)])
+            assert single.tobytes() == proba.tobytes()
+
+
+def test_a_single_row_while_the_bound_call_is_busy_takes_the_plain_call() -> None:
+    """The function's threads: one that finds the bound tensors in use is answered by the
+    plain call, not by tensors another thread is writing."""
+    engine = tree_engines()[0]
+    assert engine.one_row is not None
+    rows = np.random.default_rng(2).normal(size=(64, 4))
+    want = engine.predict(rows)
+    with engine.one_row.lock:  # held, as by another thread
+        assert [engine.predict(rows[i : i + 1])[0] for i in range(64)] == want
+    results: list[list[Any]] = []
+
+    def answer() -> None:
+        results.append([engine.predict(rows[i : i + 1])[0] for i in range(64)])
+
+    threads = [threading.Thread(target=answer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [want] * 8
