@@ -17,6 +17,8 @@ the arithmetic scikit-learn does, in the input's float type:
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
 - SplineTransformer (no converter): scipy's B-spline basis, its recursion step by step, and
   the extrapolation beyond the knots;
+- FunctionTransformer of one of numpy's elementwise functions (skl2onnx takes only none):
+  np.log1p, np.log, np.sqrt, np.exp, np.expm1, np.abs, ...;
 - LinearSVC, RidgeClassifier(CV) and Perceptron (float32 only, and in a pipeline not at all):
   the decision function, then the class as LinearClassifierMixin.predict picks it.
 
@@ -356,6 +358,51 @@ def _log1p(w: Writer, x: str, dtype: Any) -> str:
     ratio = w.op("Div", [x, w.op("Sub", [u, one])], "ratio")
     value = w.op("Mul", [w.op("Log", [u]), ratio], "log1p")
     return w.op("Where", [w.op("Equal", [u, one]), x, value], "log1p")
+
+
+# -- FunctionTransformer ----------------------------------------------------------------------
+
+
+def _elementwise(w: Writer, x: str, name: str, dtype: Any) -> str:
+    """numpy's function `name` of every value, as ONNX computes it (a few ulps from numpy's
+    for the logarithms and exponentials, exact for the rest)."""
+    if name in ("log1p", "expm1"):
+        return (_log1p if name == "log1p" else _expm1)(w, x, dtype)
+    if name == "square":
+        return w.op("Mul", [x, x], "square")
+    if name in ("log2", "log10"):
+        base = w.const(np.array(np.log(2.0 if name == "log2" else 10.0), dtype), "ln")
+        return w.op("Div", [w.op("Log", [x]), base], name)
+    return w.op(ELEMENTWISE[name], [x], name)
+
+
+ELEMENTWISE = {
+    **INVERSES,
+    **{"absolute": "Abs", "negative": "Neg", "reciprocal": "Reciprocal"},  # np.abs: absolute
+    **{name: "" for name in ("log1p", "expm1", "square", "log2", "log10")},  # _elementwise's
+}
+
+
+def function_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor([n, int(operator.raw_operator.n_features_in_)])
+
+
+def function_transformer(scope: Any, operator: Any, container: Any) -> None:
+    """FunctionTransformer.transform where `func` is none or one of numpy's elementwise
+    functions above (np.log1p, np.sqrt, ...), given no arguments: each value through it."""
+    model = operator.raw_operator
+    func = model.func
+    name = getattr(func, "__name__", "")
+    if func is not None and (name not in ELEMENTWISE or func is not getattr(np, name)):
+        raise NotSupported(f"the function {name or func!r}")
+    if model.kw_args:
+        raise NotSupported("a function with arguments")
+    dtype, _, _ = _dtype(operator)
+    w, x, outputs = _writer(scope, operator, container)
+    value = x if func is None else _elementwise(w, x, name, dtype)
+    w.op("Identity", [value], output=outputs[0])
 
 
 def power_shape(operator: Any) -> None:
@@ -723,7 +770,12 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.kernel_approximation import Nystroem
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
-    from sklearn.preprocessing import PolynomialFeatures, PowerTransformer, SplineTransformer
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        PolynomialFeatures,
+        PowerTransformer,
+        SplineTransformer,
+    )
     from sklearn.svm import SVR, LinearSVC, NuSVR
 
     # skl2onnx checks a converter's parameter names: a closure, not a lambda
@@ -740,6 +792,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         KernelRidge: (kernel_ridge, kernel_ridge_shape),
         SplineTransformer: (splines, spline_shape),
         PowerTransformer: (power_transformer, power_shape),
+        FunctionTransformer: (function_transformer, function_shape),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}

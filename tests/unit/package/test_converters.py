@@ -30,6 +30,7 @@ from sklearn.linear_model import (
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
+    FunctionTransformer,
     OneHotEncoder,
     PolynomialFeatures,
     PowerTransformer,
@@ -565,6 +566,50 @@ def test_an_inverse_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: 
     target = TransformedTargetRegressor(Ridge(), func=np.cbrt, inverse_func=cube)
     compiled, served = packaged(target.fit(table.to_numpy(), y), table, tmp_path)
     assert "the inverse function 'cube'" in compiled["error"]
+    assert served.engine.name == "sklearn"
+
+
+@pytest.mark.parametrize("name", [None, *converters.ELEMENTWISE])
+def test_elementwise_functions_are_numpy_s(name: str | None) -> None:
+    """FunctionTransformer(np.<name>): each value as numpy gives it, within a few ulps (the
+    logarithms and exponentials), over many magnitudes, either sign where numpy takes it."""
+    rng = np.random.default_rng(17)
+    magnitudes = 10.0 ** rng.uniform(-300, 300, size=(5000, 2))
+    positive = name in ("log", "log1p", "sqrt", "log2", "log10")
+    X = np.hstack([magnitudes, rng.normal(size=(5000, 2)) * 40])
+    X = np.abs(X) if positive else X * np.where(rng.random(X.shape) < 0.5, -1, 1)
+    if name in ("exp", "expm1"):
+        X = np.clip(X, -745, 709)
+    X[:4] = [0.0, 1e-320, 1.0, 3.0]  # zero, a subnormal, one, and a small whole number
+    transformer = FunctionTransformer(None if name is None else getattr(np, name)).fit(X)
+    (got,) = float64_session(transformer, 4).run(None, {"input": X})
+    with np.errstate(all="ignore"):
+        want = transformer.transform(X)
+        close = (got == want) | (np.abs(got - want) <= 1e-14 * np.abs(want))
+    close |= np.isnan(got) & np.isnan(want)
+    assert close.all(), (name, X[~close][:3], got[~close][:3], want[~close][:3])
+
+
+def test_a_dataframe_pipeline_with_a_logarithm(tmp_path: Path) -> None:
+    """np.log1p of two columns inside a ColumnTransformer, then a logistic regression."""
+    table, _, binary = data(18)
+    table[["b", "d"]] = table[["b", "d"]].abs()
+    logged = ColumnTransformer(
+        [("log", FunctionTransformer(np.log1p), ["b", "d"])], remainder=StandardScaler()
+    )
+    model = make_pipeline(logged, LogisticRegression()).fit(table, binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows, _, _ = data(19)
+    rows[["b", "d"]] = rows[["b", "d"]].abs()
+    assert served.predict(served.columns(rows.to_dict("records"))) == model.predict(rows).tolist()
+
+
+def test_a_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> None:
+    table, y, _ = data(20)
+    model = make_pipeline(FunctionTransformer(cube), Ridge()).fit(table.to_numpy(), y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert "the function 'cube'" in compiled["error"]
     assert served.engine.name == "sklearn"
 
 
