@@ -57,13 +57,21 @@ def compare(
         found: dict[str, Any] = {"predictions": "identical"}
     else:
         w, h = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
+        if not np.all(np.isfinite(h)) or not np.all(np.isfinite(w)):
+            return "regression outputs that are not finite numbers", {}
         relative = float(np.max(np.abs(h - w) / np.maximum(np.abs(w), 1e-300), initial=0.0))
-        if not np.all(np.isfinite(h)) or relative > (tolerance or REGRESSION_RTOL):
+        if relative > (tolerance or REGRESSION_RTOL):
             return f"regression outputs differ by up to {relative:.3g} relative", {}
         found = {"largest_relative_difference": relative}
     if want_proba is not None and have_proba is not None:
         if want_proba.shape != have_proba.shape:
             return f"probabilities of shape {have_proba.shape}, not {want_proba.shape}", {}
+        odd = ~np.isfinite(want_proba)  # NaN where a row's probabilities sum to 0, as 0 / 0
+        if not np.array_equal(odd, ~np.isfinite(have_proba)) or not np.array_equal(
+            want_proba[odd], have_proba[odd], equal_nan=True
+        ):
+            return "probabilities that are not finite numbers where the estimator's are", {}
+        have_proba, want_proba = np.where(odd, 0.0, have_proba), np.where(odd, 0.0, want_proba)
         gap = np.abs(have_proba - want_proba)
         absolute = float(np.max(gap, initial=0.0))
         if tolerance is not None:  # relative, of those further apart than the floor

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from webapp.core.model import load_model
+from webapp.core.verification import compare
 from webapp.core.vocabulary import Feature
 from webapp.package import command
 from webapp.package import compile as compiling
@@ -151,3 +152,22 @@ def test_packaging_again_without_a_compiled_form_removes_the_rows(
     manifest = json.loads(artifact.with_suffix(".json").read_text())
     assert "verification" not in manifest and "error" in manifest["compiled"]
     assert not rows.exists() and not artifact.with_suffix(".onnx").exists()
+
+
+@pytest.mark.parametrize("tolerance", [None, 1e-9], ids=["float32", "float64"])
+def test_not_a_number_passes_only_where_the_estimator_gives_it(tolerance: float | None) -> None:
+    """NaN compares false with everything: a form giving NaN where the estimator gives a
+    probability, or a value where it gives NaN, must fail, not slip past as no difference."""
+    want = np.array([[0.25, 0.75], [np.nan, np.nan], [0.5, 0.5]])
+    same = compare(([1, 0, 0], want), ([1, 0, 0], want.copy()), True, tolerance)
+    assert same[0] is None and same[1]["largest_probability_difference"] == 0.0
+    for bad in (
+        [[np.nan, 0.75], [np.nan, np.nan], [0.5, 0.5]],
+        [[0.25, 0.75], [0.5, 0.5], [0.5, 0.5]],
+    ):
+        verdict, _ = compare(([1, 0, 0], want), ([1, 0, 0], np.array(bad)), True, tolerance)
+        assert verdict is not None and "not finite" in verdict
+    values = [1.0, float("nan"), 2.0]
+    for got in ([1.0, 3.0, 2.0], values):  # a NaN the estimator gives is not served either
+        verdict, _ = compare((values, None), (got, None), False, tolerance)
+        assert verdict is not None and "not finite" in verdict
