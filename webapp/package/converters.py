@@ -19,8 +19,9 @@ the arithmetic scikit-learn does, in the input's float type:
   the extrapolation beyond the knots;
 - FunctionTransformer of one of numpy's elementwise functions (skl2onnx takes only none):
   np.log1p, np.log, np.sqrt, np.exp, np.expm1, np.abs, ...;
-- LinearSVC, RidgeClassifier(CV) and Perceptron (float32 only, and in a pipeline not at all):
-  the decision function, then the class as LinearClassifierMixin.predict picks it.
+- LinearSVC, RidgeClassifier(CV), Perceptron and SGDClassifier (float32 only, and in a
+  pipeline not at all; the log loss's labels from its probabilities): the decision function,
+  then the class as LinearClassifierMixin.predict picks it.
 
 What is not covered raises NotSupported, and compile.py tries the next form or leaves the
 model to scikit-learn.
@@ -721,26 +722,52 @@ def linear_classifier_shape(operator: Any) -> None:
 
 
 def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
-    """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, ...), whose
-    float64 form skl2onnx does not write: the decision function x.coef^T + intercept, then
-    with two classes the second where it is above 0, else the first greatest's class. The
-    second output is the decision function, there being no probabilities to give; with two
-    classes as skl2onnx gives it, [-d, d], where CalibratedClassifierCV's converter looks."""
+    """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, SGDClassifier),
+    whose float64 form skl2onnx does not write: the decision function x.coef^T + intercept,
+    then with two classes the second where it is above 0, else the first greatest's class.
+
+    The second output is the decision function where there are no probabilities to give;
+    with two classes as skl2onnx gives it, [-d, d], where CalibratedClassifierCV's converter
+    looks. SGDClassifier's log loss gives them as _predict_proba_lr does: expit of the
+    decision, [1 - p, p] with two classes, else each class's over their sum, 1 / K each where
+    every one is 0 (skl2onnx's took its labels from those, whose sigmoids tie at 1.0 far
+    out). Its other losses' probabilities are skl2onnx's own."""
     model = operator.raw_operator
+    loss = getattr(model, "loss", "hinge") if type(model).__name__ == "SGDClassifier" else None
+    if loss not in (None, "hinge", "log_loss"):
+        from skl2onnx.operator_converters.sgd_classifier import convert_sklearn_sgd_classifier
+
+        convert_sklearn_sgd_classifier(scope, operator, container)
+        return
     dtype, _, _ = _dtype(operator)
     w, x, (label, scores) = _writer(scope, operator, container)
     coef = np.atleast_2d(np.asarray(model.coef_, dtype))  # one row for two classes
     dot = w.op("MatMul", [x, w.const(coef.T, "coef")], "dot")
     intercept = w.const(np.atleast_1d(np.asarray(model.intercept_, dtype)), "intercept")
     classes = np.asarray(model.classes_)
+    one = w.const(np.array(1, dtype), "one")
+    decision = w.op("Add", [dot, intercept], "decision")
+    if loss == "log_loss":  # expit, as scipy writes it
+        exp = w.op("Exp", [w.op("Neg", [decision])], "exp")
+        p = w.op("Div", [one, w.op("Add", [exp, one])], "p")
     if len(coef) == 1:
-        decision = w.op("Add", [dot, intercept], "decision")
-        w.op("Concat", [w.op("Neg", [decision]), decision], output=scores, axis=1)
+        if loss == "log_loss":
+            w.op("Concat", [w.op("Sub", [one, p]), p], output=scores, axis=1)
+        else:
+            w.op("Concat", [w.op("Neg", [decision]), decision], output=scores, axis=1)
         index = binary_index(w, w.op("Greater", [decision, w.const(np.array(0, dtype))]))
         take_classes(w, index, classes, label)
+        return
+    if loss == "log_loss":  # summed class after class (numpy's own order below 8 classes)
+        running = w.op("CumSum", [p, w.const(np.array(1))], "running")
+        total = w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1)
+        zero = w.op("Equal", [total, w.const(np.array(0, dtype))], "zero")  # each class 1 / K
+        p = w.op("Where", [zero, one, p], "p")
+        total = w.op("Where", [zero, w.const(np.array(len(coef), dtype)), total], "total")
+        w.op("Div", [p, total], output=scores)
     else:
-        decision = w.op("Add", [dot, intercept], output=scores)
-        argmax_labels(w, decision, classes, label)
+        w.op("Identity", [decision], output=scores)
+    argmax_labels(w, decision, classes, label)
 
 
 # -- Registration ----------------------------------------------------------------------------
@@ -769,7 +796,12 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
     from sklearn.kernel_ridge import KernelRidge
-    from sklearn.linear_model import Perceptron, RidgeClassifier, RidgeClassifierCV
+    from sklearn.linear_model import (
+        Perceptron,
+        RidgeClassifier,
+        RidgeClassifierCV,
+        SGDClassifier,
+    )
     from sklearn.preprocessing import (
         FunctionTransformer,
         PolynomialFeatures,
@@ -794,7 +826,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         PowerTransformer: (power_transformer, power_shape),
         FunctionTransformer: (function_transformer, function_shape),
     }
-    linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron)
+    linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron, SGDClassifier)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
     classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
     with registrations_restored([*table, *classifiers]):

@@ -27,6 +27,7 @@ from sklearn.linear_model import (
     Perceptron,
     Ridge,
     RidgeClassifier,
+    SGDClassifier,
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
@@ -382,6 +383,27 @@ def test_linear_classifiers_without_probabilities(
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(15)
     assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+
+
+@pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
+def test_a_stochastic_gradient_logistic_regression(classes: int, tmp_path: Path) -> None:
+    """SGDClassifier's log loss: labels from the decision function (skl2onnx took them from
+    the probabilities, whose sigmoids all round to 1.0 far out, and flipped some), and its
+    one-vs-rest probabilities: a sigmoid per class over their sum, 1 / K where all are 0."""
+    table, y, _ = data(21)
+    labels = np.digitize(y, np.quantile(y, [0.5, 0.8])[: classes - 1])
+    model = make_pipeline(StandardScaler(), SGDClassifier(loss="log_loss", random_state=0))
+    model.fit(table, labels)
+    compiled, served = packaged(model, table, tmp_path)
+    assert compiled.get("tolerance") == compiling.EXACT_RTOL, compiled
+    rows = held_out(22) * 1e3  # far out, where the sigmoids saturate
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    got = np.array([list(p.values()) for p in served.predict_proba(rows)], dtype=np.float64)
+    want = model.predict_proba(frame)
+    if classes == 3:  # the test is about rows whose every sigmoid is 0
+        assert (want == 1 / 3).all(axis=1).any()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("voting", ["soft", "hard"])
