@@ -32,6 +32,7 @@ from sklearn.base import is_classifier, is_outlier_detector
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
@@ -164,6 +165,11 @@ def _task(estimator: Any) -> str:
     if is_clusterer is not None and is_clusterer(estimator):
         return "clustering"
     if getattr(estimator, "_estimator_type", None) == "clusterer":
+        return "clustering"
+    final = estimator
+    while hasattr(final, "steps"):  # a pipeline predicts with its last step
+        final = final.steps[-1][1]
+    if isinstance(final, (GaussianMixture, BayesianGaussianMixture)):  # components' indices
         return "clustering"
     return "regression"
 

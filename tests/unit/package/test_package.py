@@ -17,8 +17,9 @@ from sklearn.compose import make_column_transformer
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from webapp import create_app
@@ -270,3 +271,18 @@ def test_a_pickle_from_another_scikit_learn_is_refused_naming_both(
             f"environment has {sklearn.__version__}: package it where it was trained: pip "
             "install 'sklearn-serve[package]' there"
         )
+
+
+@pytest.mark.parametrize("mixture", [GaussianMixture, BayesianGaussianMixture])
+def test_a_mixture_s_components_are_its_clusters(mixture: type, tmp_path: Path) -> None:
+    """A Gaussian mixture predicts its components' indices, as a clusterer its clusters': the
+    task is clustering (integer labels), not a regression's numbers, also in a pipeline."""
+    X = np.random.default_rng(23).normal(size=(300, 3)) + np.repeat([[0], [4], [8]], 100, axis=0)
+    model = make_pipeline(StandardScaler(), mixture(n_components=3, random_state=0)).fit(X)
+    artifact = saved(model, tmp_path)
+    assert command.main([str(artifact)]) == 0
+    assert json.loads(artifact.with_suffix(".json").read_text())["task"] == "clustering"
+    client = create_app({"MODEL_PATH": str(artifact)}).test_client()
+    rows = [dict(zip(["x0", "x1", "x2"], row, strict=True)) for row in X[::30].tolist()]
+    answers = [client.post("/predict", json=row).get_json()["prediction"] for row in rows]
+    assert answers == model.predict(X[::30]).tolist() and all(type(a) is int for a in answers)
