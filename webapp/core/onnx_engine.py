@@ -107,6 +107,7 @@ class OnnxEngine:
         self.lookup: dict[Any, Any] | None = None
         if classes is not None and not all(type(c) in (int, str) for c in classes):
             self.lookup = {_label_key(c): c for c in classes}
+        self.one_row: OneRow | None = None
         self.linear = self._linear(entry, classes)
         self.one_row = OneRow.bound(self) if self.matrix_input else None
 
@@ -221,23 +222,22 @@ class OneRow:
 
     @classmethod
     def bound(cls, engine: OnnxEngine) -> OneRow | None:
-        """The bound calls, if each answers as the plain call on 16 probe rows, bit for bit."""
+        """The bound calls, if each answers as the plain call on 16 probe rows, bit for bit;
+        else None, and the plain call serves as before."""
         try:
             one_row = cls(engine)
-        except Exception as exc:  # onnxruntime's own types: the plain call serves as before
+            for row in _probe_rows(engine.features, 16):
+                matrix = row.reshape(1, -1)
+                for name in one_row.bindings:
+                    (plain,) = engine._run([name], engine.feeds(matrix), None)
+                    bound = one_row.run([name], matrix)
+                    if bound is None or bound[0].tobytes() != plain.tobytes():
+                        log.warning("single rows through bound tensors differ: not used")
+                        return None
+        except Exception as exc:  # onnxruntime's own types
             log.warning("single rows cannot go through bound tensors: %s", one_line(exc))
             return None
-        if not one_row.bindings:
-            return None
-        for row in _probe_rows(engine.features, 16):
-            matrix = row.reshape(1, -1)
-            for name in one_row.bindings:
-                (plain,) = engine._run([name], engine.feeds(matrix), None)
-                bound = one_row.run([name], matrix)
-                if bound is None or bound[0].tobytes() != plain.tobytes():
-                    log.warning("single rows through bound tensors differ: the plain call serves")
-                    return None
-        return one_row
+        return one_row if one_row.bindings else None
 
     def run(self, names: list[str], rows: Rows) -> list[np.ndarray] | None:
         """The output `names` (one) for one row, or None where the plain call must answer."""
