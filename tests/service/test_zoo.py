@@ -46,7 +46,7 @@ SERVED_BY = {
     "splines": ("onnx", "verified on"),
     "seasons": ("onnx", "verified on"),
     "rainfall": ("onnx", "verified on"),
-    "deliveries": ("sklearn", "FunctionTransformer is not supported"),
+    "deliveries": ("sklearn", "the function 'rush_hour'"),
 }
 SERVINGS = [
     (model, target, engine)
