@@ -745,9 +745,10 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     dot = w.op("MatMul", [x, w.const(coef.T, "coef")], "dot")
     intercept = w.const(np.atleast_1d(np.asarray(model.intercept_, dtype)), "intercept")
     classes = np.asarray(model.classes_)
-    one = w.const(np.array(1, dtype), "one")
-    decision = w.op("Add", [dot, intercept], "decision")
+    plain = len(coef) > 1 and loss != "log_loss"  # the decision is the second output itself
+    decision = w.op("Add", [dot, intercept], "decision", output=scores if plain else None)
     if loss == "log_loss":  # expit, as scipy writes it
+        one = w.const(np.array(1, dtype), "one")
         exp = w.op("Exp", [w.op("Neg", [decision])], "exp")
         p = w.op("Div", [one, w.op("Add", [exp, one])], "p")
     if len(coef) == 1:
@@ -765,8 +766,6 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
         p = w.op("Where", [zero, one, p], "p")
         total = w.op("Where", [zero, w.const(np.array(len(coef), dtype)), total], "total")
         w.op("Div", [p, total], output=scores)
-    else:
-        w.op("Identity", [decision], output=scores)
     argmax_labels(w, decision, classes, label)
 
 
