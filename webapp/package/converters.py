@@ -374,14 +374,13 @@ def _elementwise(w: Writer, x: str, name: str, dtype: Any) -> str:
     if name in ("log2", "log10"):
         base = w.const(np.array(np.log(2.0 if name == "log2" else 10.0), dtype), "ln")
         return w.op("Div", [w.op("Log", [x]), base], name)
-    return w.op(ELEMENTWISE[name], [x], name)
+    return w.op(ONE_OPERATOR[name], [x], name)
 
 
-ELEMENTWISE = {
-    **INVERSES,
-    **{"absolute": "Abs", "negative": "Neg", "reciprocal": "Reciprocal"},  # np.abs: absolute
-    **{name: "" for name in ("log1p", "expm1", "square", "log2", "log10")},  # _elementwise's
-}
+# numpy's elementwise functions: those ONNX has as one operator (np.abs is np.absolute), then
+# those _elementwise writes in several
+ONE_OPERATOR = {**INVERSES, "absolute": "Abs", "negative": "Neg", "reciprocal": "Reciprocal"}
+ELEMENTWISE = (*ONE_OPERATOR, "log1p", "expm1", "square", "log2", "log10")
 
 
 def function_shape(operator: Any) -> None:
