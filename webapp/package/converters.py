@@ -620,41 +620,73 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _spline_basis(w: Writer, x: str, spline: Any) -> str:
-    """The basis functions at x, [N, n]: scipy's _find_interval (the last knot interval from
-    t[k] to t[n - 1] that starts at or below x), then _deBoor_D's k + 1 values h, each put in
-    its column, interval - k + its place; zero in the others."""
+    """The basis functions at x, [N, n], as scipy's evaluate_spline computes them: the knot
+    interval l (its _find_interval: the last from t[k] to t[n - 1] starting at or below x),
+    _deBoor_D's k steps, then its k + 1 values in columns l - k to l, 0 in the others.
+
+    Step j of _deBoor_D loops over m = 1..j: w = h[m - 1] / (t[l + m] - t[l + m - j]), then
+    h[m - 1] += w * (t[l + m] - x) and h[m] = w * (x - t[l + m - j]), skipping m where the two
+    knots are equal. Here a step is those operations on all m at once, the knots each row
+    needs gathered from tables by its interval: h' = [0, R] + [L, 0], each entry the sum
+    scipy makes (at most two values, in either order), and the skipped m weighted 0. A few
+    nodes per step rather than a dozen per m: onnxruntime's cost per call grows with its nodes.
+    """
     knots, k = np.asarray(spline.t, np.float64), int(spline.k)
     n = len(knots) - k - 1
-    interval = w.const(np.array([[k]], np.int64), "k")
-    if n - 1 > k:  # the interior knots at or below x, counted
+    starts = np.arange(n - k)[:, np.newaxis]  # l - k, a table row for each interval
+    interval = None
+    if n - k > 1:  # the interior knots at or below x, counted: l - k, [N]
         below = w.op("LessOrEqual", [w.const(knots[k + 1 : n][np.newaxis]), x])
         count = w.op("Cast", [below], "count", to=INT64)
-        count = w.op("ReduceSum", [count, w.const(np.array([1]))], "count", keepdims=1)
-        interval = w.op("Add", [interval, count], "interval")
-    t = w.const(knots, "knots") if k else ""  # degree 0: no recursion
-    zero, one = w.const(np.array(0.0)), w.const(np.array(1.0))
+        interval = w.op("ReduceSum", [count, w.const(np.array([1]))], "interval", keepdims=0)
 
-    def knot(offset: int) -> str:  # t[interval + offset], [N, 1]
-        return w.op("Gather", [t, w.op("Add", [interval, w.const(np.array([[offset]]))])])
+    def rows_of(tables: list[np.ndarray], hint: str) -> list[str]:
+        """Each table's row for each x's interval, [N, width]; the one row, if one."""
+        if interval is None:
+            return [w.const(table, hint) for table in tables]
+        widths = [table.shape[1] for table in tables]
+        rows = w.op("Gather", [w.const(np.hstack(tables), hint), interval], hint, axis=0)
+        if len(tables) == 1:
+            return [rows]
+        outputs = [w.fresh(hint) for _ in tables]
+        return w.ops("Split", [rows, w.const(np.array(widths))], outputs, axis=1)
 
-    h = [w.op("Expand", [one, w.op("Shape", [x])], "h")]
+    # column p of the basis: value p - (l - k) of h, or the zero column k + 1 past them
+    offsets = np.arange(n)[np.newaxis] - starts
+    places = np.where((offsets >= 0) & (offsets <= k), offsets, k + 1)
+    if k == 0:  # no recursion: 1 in the interval's column
+        if interval is None:
+            return w.op("Expand", [w.const(np.ones((1, n))), w.op("Shape", [x])], "basis")
+        return rows_of([(places == 0).astype(np.float64)], "basis")[0]
+    lefts, rights = [], []
     for j in range(1, k + 1):
-        previous, h = h, [zero, *h[1:]]  # hh = h[:j]; h[0] = 0
-        h.append(zero)
-        for m in range(1, j + 1):
-            xb, xa = knot(m), knot(m - j)
-            same = w.op("Equal", [xb, xa], "same")  # scipy: h[m] = 0, h[m - 1] kept
-            span = w.op("Where", [same, one, w.op("Sub", [xb, xa])], "span")
-            weight = w.op("Div", [previous[m - 1], span], "weight")
-            grown = w.op("Add", [h[m - 1], w.op("Mul", [weight, w.op("Sub", [xb, x])])])
-            h[m - 1] = w.op("Where", [same, h[m - 1], grown], "h")
-            h[m] = w.op("Where", [same, zero, w.op("Mul", [weight, w.op("Sub", [x, xa])])])
-    columns = w.const(np.arange(n)[np.newaxis], "columns")
-    place = w.op("Sub", [columns, w.op("Sub", [interval, w.const(np.array([[k]]))])], "place")
-    basis = zero
-    for a in reversed(range(k + 1)):  # [N, n], as `place` is
-        basis = w.op("Where", [w.op("Equal", [place, w.const(np.array(a))]), h[a], basis])
-    return basis
+        m = np.arange(1, j + 1)
+        lefts.append(knots[k + starts + m - j])  # t[l + m - j], [intervals, j]
+        rights.append(knots[k + starts + m])  # t[l + m]
+    spans = [right - left for left, right in zip(lefts, rights, strict=True)]
+    equal = [span == 0 for span in spans]
+    known = rows_of(
+        [*[np.where(e, 1.0, s) for e, s in zip(equal, spans, strict=True)], *lefts, *rights],
+        "knots",
+    )
+    skipped = rows_of(equal, "equal") if any(e.any() for e in equal) else None
+    zero = w.const(np.array(0.0)) if skipped is not None else ""
+    h = w.const(np.ones((1, 1)))
+    for j in range(1, k + 1):
+        span, left, right = known[j - 1], known[k + j - 1], known[2 * k + j - 1]
+        weight = w.op("Div", [h, span], "weight")
+        if skipped is not None:
+            weight = w.op("Where", [skipped[j - 1], zero, weight], "weight")
+        grown = w.op("Mul", [weight, w.op("Sub", [right, x])], "grown")  # into h[m - 1]
+        started = w.op("Mul", [weight, w.op("Sub", [x, left])], "started")  # into h[m]
+        last = 1 if j == k else 0  # the last step leaves the zero column as well
+        grown = w.op("Pad", [grown, w.const(np.array([0, 0, 0, 1 + last]))])
+        started = w.op("Pad", [started, w.const(np.array([0, 1, 0, last]))])
+        h = w.op("Add", [started, grown], "h")
+    if interval is None:
+        return w.op("Gather", [h, w.const(places[0])], "basis", axis=1)
+    (place,) = rows_of([places], "places")
+    return w.op("GatherElements", [h, place], "basis", axis=1)
 
 
 def _wrapped(w: Writer, x: str, spline: Any) -> str:

@@ -489,6 +489,27 @@ def test_spline_bases_are_scikit_learn_s(params: dict[str, Any]) -> None:
     np.testing.assert_allclose(bases, splines.transform(rows), rtol=1e-14, atol=1e-16)
 
 
+@pytest.mark.parametrize("degree", [1, 2, 3])
+@pytest.mark.parametrize("extrapolation", ["constant", "continue", "periodic"])
+def test_spline_bases_where_knots_coincide(degree: int, extrapolation: str) -> None:
+    """Quantile knots on repeated values fall together, inside and at the ends, and scipy
+    skips those terms of its recursion (a weight of 0 where it would divide by 0)."""
+    rng = np.random.default_rng(13)
+    X = np.column_stack(
+        [rng.choice([1.0, 1, 1, 2, 3, 3, 3], 300), rng.choice([0.0, 1, 1, 1, 2], 300)]
+    )
+    splines = SplineTransformer(
+        n_knots=5, degree=degree, knots="quantile", extrapolation=extrapolation
+    )
+    splines.fit(X)
+    assert all((np.diff(spline.t) == 0).any() for spline in splines.bsplines_)
+    session = float64_session(splines, 2)
+    knots = np.column_stack([s.t for s in splines.bsplines_])
+    rows = np.vstack([rng.uniform(-2, 6, (3000, 2)), knots, np.nextafter(knots, np.inf)])
+    (bases,) = session.run(None, {"input": rows})
+    np.testing.assert_allclose(bases, splines.transform(rows), rtol=1e-14, atol=1e-16)
+
+
 def test_a_dataframe_pipeline_with_splines(tmp_path: Path) -> None:
     table, _, binary = data(16)
     model = make_pipeline(
