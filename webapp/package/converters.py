@@ -590,7 +590,11 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
     evaluate_spline computes it (the knot interval, then the Cox-de Boor recursion, its
     arithmetic in its order), set beyond the knots as the extrapolation says ("constant",
     "linear" or "continue"; "periodic" wraps x into the knots first and its last bases onto
-    the first), the last basis dropped without include_bias."""
+    the first), the last basis dropped without include_bias.
+
+    Every feature at once, [N, features, bases]: scikit-learn gives each the same number of
+    knots and the same degree, and only the knots' values differ, gathered from tables.
+    """
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
     if dtype is not np.float64:
@@ -603,26 +607,29 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
         # scikit-learn 1.9 raises its degree to 2 for the first feature and keeps it raised
         # for the next ones, their knots' ends included
         raise NotSupported("SplineTransformer extrapolating linearly at degree 0 or 1")
+    bsplines = model.bsplines_
+    if len({(len(s.t), int(s.k), np.shape(s.c)) for s in bsplines}) != 1:
+        raise NotSupported("SplineTransformer whose features differ in knots or degree")
+    knots = np.array([np.asarray(s.t, np.float64) for s in bsplines])  # [features, knots]
+    degree = int(bsplines[0].k)
     w, x, (output,) = _writer(scope, operator, container)
-    blocks = []
-    for index, spline in enumerate(model.bsplines_):
-        value = w.op("Gather", [x, w.const(np.array([index]))], "feature", axis=1)  # [N, 1]
-        if model.extrapolation == "periodic":
-            value = _wrapped(w, value, spline)
-        basis = _by_coefficients(w, _spline_basis(w, value, spline), spline.c)
-        if model.extrapolation in ("constant", "linear"):
-            basis = _beyond_the_knots(w, value, spline, basis, model.extrapolation)
-        if not model.include_bias:
-            count = spline.c.shape[1] - 1
-            basis = w.op("Gather", [basis, w.const(np.arange(count))], "kept", axis=1)
-        blocks.append(basis)
-    w.op("Concat", blocks, output=output, axis=1)
+    value = w.op("Unsqueeze", [x, w.const(np.array([2]))], "features")  # [N, features, 1]
+    if model.extrapolation == "periodic":
+        value = _wrapped(w, value, knots, degree)
+    basis = _by_coefficients(w, _spline_basis(w, value, knots, degree), bsplines)
+    if model.extrapolation in ("constant", "linear"):
+        basis = _beyond_the_knots(w, value, bsplines, basis, model.extrapolation)
+    if not model.include_bias:
+        count = np.shape(bsplines[0].c)[1] - 1
+        basis = w.op("Gather", [basis, w.const(np.arange(count))], "kept", axis=2)
+    w.op("Flatten", [basis], output=output, axis=1)  # a feature's bases, then the next's
 
 
-def _spline_basis(w: Writer, x: str, spline: Any) -> str:
-    """The basis functions at x, [N, n], as scipy's evaluate_spline computes them: the knot
-    interval l (its _find_interval: the last from t[k] to t[n - 1] starting at or below x),
-    _deBoor_D's k steps, then its k + 1 values in columns l - k to l, 0 in the others.
+def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int) -> str:
+    """The basis functions at x [N, features, 1], [N, features, n], as scipy's evaluate_spline
+    computes them: the knot interval l (its _find_interval: the last from t[k] to t[n - 1]
+    starting at or below x), _deBoor_D's k steps, then its k + 1 values in columns l - k to l,
+    0 in the others.
 
     Step j of _deBoor_D loops over m = 1..j: w = h[m - 1] / (t[l + m] - t[l + m - j]), then
     h[m - 1] += w * (t[l + m] - x) and h[m] = w * (x - t[l + m - j]), skipping m where the two
@@ -631,38 +638,44 @@ def _spline_basis(w: Writer, x: str, spline: Any) -> str:
     scipy makes (at most two values, in either order), and the skipped m weighted 0. A few
     nodes per step rather than a dozen per m: onnxruntime's cost per call grows with its nodes.
     """
-    knots, k = np.asarray(spline.t, np.float64), int(spline.k)
-    n = len(knots) - k - 1
-    starts = np.arange(n - k)[:, np.newaxis]  # l - k, a table row for each interval
+    features, n = len(knots), knots.shape[1] - k - 1
+    intervals = n - k
+    starts = np.arange(intervals)[:, np.newaxis]  # l - k, a table row for each interval
     interval = None
-    if n - k > 1:  # the interior knots at or below x, counted: l - k, [N]
-        below = w.op("LessOrEqual", [w.const(knots[k + 1 : n][np.newaxis]), x])
+    if intervals > 1:  # the interior knots at or below x, counted: l - k; then a table's row
+        below = w.op("LessOrEqual", [w.const(knots[:, k + 1 : n]), x])
         count = w.op("Cast", [below], "count", to=INT64)
-        interval = w.op("ReduceSum", [count, w.const(np.array([1]))], "interval", keepdims=0)
+        interval = w.op("ReduceSum", [count, w.const(np.array([2]))], "interval", keepdims=0)
+        if features > 1:
+            first = w.const(np.arange(features) * intervals, "first")
+            interval = w.op("Add", [interval, first], "interval")
 
     def rows_of(tables: list[np.ndarray], hint: str) -> list[str]:
-        """Each table's row for each x's interval, [N, width]; the one row, if one."""
+        """Each [features, intervals, width] table's row for each x, [N, features, width];
+        the one row, if one interval."""
         if interval is None:
-            return [w.const(table, hint) for table in tables]
-        widths = [table.shape[1] for table in tables]
-        rows = w.op("Gather", [w.const(np.hstack(tables), hint), interval], hint, axis=0)
+            return [w.const(table[:, 0], hint) for table in tables]
+        widths = [table.shape[2] for table in tables]
+        stacked = np.concatenate(tables, axis=2).reshape(features * intervals, -1)
+        rows = w.op("Gather", [w.const(stacked, hint), interval], hint, axis=0)
         if len(tables) == 1:
             return [rows]
         outputs = [w.fresh(hint) for _ in tables]
-        return w.ops("Split", [rows, w.const(np.array(widths))], outputs, axis=1)
+        return w.ops("Split", [rows, w.const(np.array(widths))], outputs, axis=2)
 
     # column p of the basis: value p - (l - k) of h, or the zero column k + 1 past them
     offsets = np.arange(n)[np.newaxis] - starts
     places = np.where((offsets >= 0) & (offsets <= k), offsets, k + 1)
+    places = np.broadcast_to(places, (features, intervals, n))
     if k == 0:  # no recursion: 1 in the interval's column
         if interval is None:
-            return w.op("Expand", [w.const(np.ones((1, n))), w.op("Shape", [x])], "basis")
+            return w.op("Expand", [w.const(np.ones((1, 1, n))), w.op("Shape", [x])], "basis")
         return rows_of([(places == 0).astype(np.float64)], "basis")[0]
     lefts, rights = [], []
     for j in range(1, k + 1):
         m = np.arange(1, j + 1)
-        lefts.append(knots[k + starts + m - j])  # t[l + m - j], [intervals, j]
-        rights.append(knots[k + starts + m])  # t[l + m]
+        lefts.append(knots[:, k + starts + m - j])  # t[l + m - j], [features, intervals, j]
+        rights.append(knots[:, k + starts + m])  # t[l + m]
     spans = [right - left for left, right in zip(lefts, rights, strict=True)]
     equal = [span == 0 for span in spans]
     known = rows_of(
@@ -671,7 +684,7 @@ def _spline_basis(w: Writer, x: str, spline: Any) -> str:
     )
     skipped = rows_of(equal, "equal") if any(e.any() for e in equal) else None
     zero = w.const(np.array(0.0)) if skipped is not None else ""
-    h = w.const(np.ones((1, 1)))
+    h = w.const(np.ones((1, 1, 1)))
     for j in range(1, k + 1):
         span, left, right = known[j - 1], known[k + j - 1], known[2 * k + j - 1]
         weight = w.op("Div", [h, span], "weight")
@@ -680,35 +693,37 @@ def _spline_basis(w: Writer, x: str, spline: Any) -> str:
         grown = w.op("Mul", [weight, w.op("Sub", [right, x])], "grown")  # into h[m - 1]
         started = w.op("Mul", [weight, w.op("Sub", [x, left])], "started")  # into h[m]
         last = 1 if j == k else 0  # the last step leaves the zero column as well
-        grown = w.op("Pad", [grown, w.const(np.array([0, 0, 0, 1 + last]))])
-        started = w.op("Pad", [started, w.const(np.array([0, 1, 0, last]))])
+        grown = w.op("Pad", [grown, w.const(np.array([0, 0, 0, 0, 0, 1 + last]))])
+        started = w.op("Pad", [started, w.const(np.array([0, 0, 1, 0, 0, last]))])
         h = w.op("Add", [started, grown], "h")
     if interval is None:
-        return w.op("Gather", [h, w.const(places[0])], "basis", axis=1)
+        return w.op("Gather", [h, w.const(places[0, 0])], "basis", axis=2)
     (place,) = rows_of([places], "places")
-    return w.op("GatherElements", [h, place], "basis", axis=1)
+    return w.op("GatherElements", [h, place], "basis", axis=2)
 
 
-def _wrapped(w: Writer, x: str, spline: Any) -> str:
+def _wrapped(w: Writer, x: str, knots: np.ndarray, k: int) -> str:
     """Periodic splines' x, mapped into the knots as scikit-learn maps it: t[k] + (x - t[k]) %
     period, numpy's remainder (C's fmod, plus the period where that is below 0)."""
-    knots, k = np.asarray(spline.t, np.float64), int(spline.k)
-    start, period = knots[k], knots[len(knots) - k - 1] - knots[k]
-    if not period > 0:  # scikit-learn evaluates every row at 0
+    start = knots[:, k : k + 1]  # [features, 1]
+    period = knots[:, knots.shape[1] - k - 1 :][:, :1] - start
+    if not (period > 0).all():  # scikit-learn evaluates every row at 0
         raise NotSupported("SplineTransformer periodic over a single value")
-    start_, period_ = w.const(np.array(start), "start"), w.const(np.array(period), "period")
+    start_, period_ = w.const(start, "start"), w.const(period, "period")
     rest = w.op("Mod", [w.op("Sub", [x, start_], "shifted"), period_], "rest", fmod=1)
     negative = w.op("Less", [rest, w.const(np.array(0.0))], "negative")
     rest = w.op("Where", [negative, w.op("Add", [rest, period_]), rest], "rest")
     return w.op("Add", [start_, rest], "wrapped")
 
 
-def _by_coefficients(w: Writer, basis: str, coefficients: Any) -> str:
-    """scipy's sum of the bases times the spline's coefficients, for those scikit-learn fits:
-    the identity, or (periodic) the last `degree` bases added onto the first. Each product is
-    exact (by 0 or 1) and a column sums at most two that are not 0, which no order of
-    addition changes: one MatMul is exact."""
-    c = np.asarray(coefficients, np.float64)
+def _by_coefficients(w: Writer, basis: str, bsplines: list[Any]) -> str:
+    """scipy's sum of the bases times the spline's coefficients, for those scikit-learn fits
+    (the same for every feature): the identity, or (periodic) the last `degree` bases added
+    onto the first. Each product is exact (by 0 or 1) and a column sums at most two that are
+    not 0, which no order of addition changes: one MatMul is exact."""
+    c = np.asarray(bsplines[0].c, np.float64)
+    if any(not np.array_equal(s.c, c) for s in bsplines[1:]):
+        raise NotSupported("SplineTransformer with coefficients scikit-learn does not fit")
     if c.ndim == 2 and c.shape[0] == c.shape[1] and (c == np.eye(len(c))).all():
         return basis
     if c.ndim != 2 or not np.isin(c, (0.0, 1.0)).all() or (c.sum(axis=0) > 2).any():
@@ -716,25 +731,27 @@ def _by_coefficients(w: Writer, basis: str, coefficients: Any) -> str:
     return w.op("MatMul", [basis, w.const(c, "coefficients")], "folded")
 
 
-def _beyond_the_knots(w: Writer, x: str, spline: Any, basis: str, extrapolation: str) -> str:
+def _beyond_the_knots(
+    w: Writer, x: str, bsplines: list[Any], basis: str, extrapolation: str
+) -> str:
     """SplineTransformer's values below t[k] and above t[n]: the first `degree` bases' values
     there ("constant"; the others 0), or those continued along their slope ("linear")."""
-    knots, degree = np.asarray(spline.t, np.float64), int(spline.k)
-    low, high = knots[degree], knots[-degree - 1]
-    count = spline.c.shape[1]
+    degree, count = int(bsplines[0].k), np.shape(bsplines[0].c)[1]
+    ends = np.array([[s.t[degree], s.t[-degree - 1]] for s in bsplines], np.float64)
     sides = []
-    for edge, first in ((low, True), (high, False)):
-        value, slope = np.zeros(count), np.zeros(count)
-        columns = range(degree) if first else range(count - degree, count)
-        value[list(columns)] = np.asarray(spline(edge), np.float64)[list(columns)]
-        row = w.const(value[np.newaxis], "edge")
+    for side, columns in ((0, range(degree)), (1, range(count - degree, count))):
+        value, slope = np.zeros((len(bsplines), count)), np.zeros((len(bsplines), count))
+        for f, spline in enumerate(bsplines):
+            edge = ends[f, side]
+            value[f, columns] = np.asarray(spline(edge), np.float64)[columns]
+            slope[f, columns] = np.asarray(spline(edge, nu=1), np.float64)[columns]
+        row = w.const(value, "edge")  # [features, count]
         if extrapolation == "linear":
-            slope[list(columns)] = np.asarray(spline(edge, nu=1), np.float64)[list(columns)]
-            away = w.op("Sub", [x, w.const(np.array(edge))], "away")
-            row = w.op("Add", [row, w.op("Mul", [away, w.const(slope[np.newaxis])])], "edge")
+            away = w.op("Sub", [x, w.const(ends[:, side : side + 1])], "away")
+            row = w.op("Add", [row, w.op("Mul", [away, w.const(slope)])], "edge")
         sides.append(row)
-    below = w.op("Less", [x, w.const(np.array(low))], "below")
-    above = w.op("Greater", [x, w.const(np.array(high))], "above")
+    below = w.op("Less", [x, w.const(ends[:, :1])], "below")
+    above = w.op("Greater", [x, w.const(ends[:, 1:])], "above")
     return w.op("Where", [below, sides[0], w.op("Where", [above, sides[1], basis])])
 
 
