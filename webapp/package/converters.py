@@ -14,6 +14,8 @@ the arithmetic scikit-learn does, in the input's float type:
   `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform;
 - SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
   holding one converts: libsvm's kernel values weighed by the dual coefficients;
+- SVC and NuSVC with probabilities for two classes (skl2onnx's are 1e-5 off): the same
+  decision, Platt's sigmoid and libsvm's coupling of the two;
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
 - SplineTransformer (no converter): scipy's B-spline basis, its recursion step by step, and
   the extrapolation beyond the knots;
@@ -513,6 +515,114 @@ def svr(scope: Any, operator: Any, container: Any) -> None:
     w.op("Add", [total, w.const(np.asarray(model.intercept_, dtype))], output=output)
 
 
+def _binary_probabilities(model: Any) -> bool:
+    """An SVC or NuSVC with Platt's probabilities for two classes, which svc_classifier
+    writes; skl2onnx writes the others."""
+    return bool(model.probability) and len(model.classes_) == 2
+
+
+def svc_shape(operator: Any) -> None:
+    if not _binary_probabilities(operator.raw_operator):
+        from skl2onnx.shape_calculators.support_vector_machines import (
+            calculate_sklearn_svm_output_shapes,
+        )
+
+        calculate_sklearn_svm_output_shapes(operator)
+        return
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
+    _, _, tensor = _dtype(operator)
+    n = operator.inputs[0].get_first_dimension()
+    strings = np.asarray(operator.raw_operator.classes_).dtype.kind in "UO"
+    operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
+    operator.outputs[1].type = tensor([n, 2])
+
+
+def svc_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """SVC and NuSVC with probability=True and two classes, as libsvm's
+    svm_predict_probability gives them (skl2onnx's differ from 1e-5 on): the decision value
+    as svm_predict_values sums it (libsvm's own signs, scikit-learn's _dual_coef_ and
+    _intercept_), Platt's sigmoid_predict of it (exp(-f) / (1 + exp(-f)) from f = dA + B
+    at or above 0, 1 / (1 + exp(f)) below), kept within 1e-7 of 0 and 1, then [p, 1 - p].
+    The class is libsvm's vote: the first where the decision is above 0.
+
+    Other SVCs are skl2onnx's; more than two classes' probabilities are libsvm's iterative
+    pairwise coupling, which this does not write."""
+    from skl2onnx.operator_converters.support_vector_machines import (
+        convert_sklearn_svm_classifier,
+    )
+
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    if not _binary_probabilities(model) or dtype is not np.float64:
+        convert_sklearn_svm_classifier(scope, operator, container)
+        return
+    w, x, (label, scores) = _writer(scope, operator, container)
+    kernel = _libsvm_kernel(w, x, model, dtype)
+    weighed = w.op("Mul", [kernel, w.const(np.asarray(model._dual_coef_, dtype), "coef")])
+    running = w.op("CumSum", [weighed, w.const(np.array(1))], "running")  # in libsvm's order
+    total = w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1)
+    decision = w.op("Add", [total, w.const(np.asarray(model._intercept_, dtype))], "decision")
+    # _probA, _probB: probA_ and probB_ warn from scikit-learn 1.9 (probability=True is deprecated)
+    a = w.const(np.asarray(model._probA, dtype).reshape(1), "a")
+    b = w.const(np.asarray(model._probB, dtype).reshape(1), "b")
+    f = w.op("Add", [w.op("Mul", [decision, a]), b], "fApB")
+    e = w.op("Exp", [w.op("Neg", [w.op("Abs", [f])])], "exp")  # exp(-f) at or above 0, exp(f) below
+    one = w.const(np.array(1.0))
+    q = w.op("Add", [one, e], "q")
+    above = w.op("GreaterOrEqual", [f, w.const(np.array(0.0))], "above")
+    p = w.op("Where", [above, w.op("Div", [e, q]), w.op("Div", [one, q])], "p")
+    # libsvm's min(max(p, 1e-7), 1 - 1e-7), its own: x > y ? x : y, x < y ? x : y (NaN: 1e-7)
+    low, high = w.const(np.array(1e-7), "low"), w.const(np.array(1.0) - 1e-7, "high")
+    p = w.op("Where", [w.op("Greater", [p, low]), p, low], "p")
+    p = w.op("Where", [w.op("Less", [p, high]), p, high], "p")
+    w.op("Concat", list(_coupled(w, p)), output=scores, axis=1)
+    first = w.op("Greater", [decision, w.const(np.array(0.0))], "first")
+    take_classes(w, binary_index(w, w.op("Not", [first])), np.asarray(model.classes_), label)
+
+
+def _coupled(w: Writer, a: str) -> tuple[str, str]:
+    """libsvm's multiclass_probability for two classes from r01 = a, r10 = 1 - a, which
+    scikit-learn's libsvm runs for two classes too: from (1/2, 1/2), an update per class
+    until every |Qp - pQp| is below 0.005 / 2, in its operations and order. A row stops
+    at once where that holds, so each update is kept only where it does not; two updates
+    reach it for every a from 1e-7 to 1 - 1e-7 (test_converters checks a dense sweep)."""
+    one, zero = w.const(np.array(1.0)), w.const(np.array(0.0))
+    b = w.op("Sub", [one, a], "b")
+    diagonal = (w.op("Mul", [b, b], "q00"), w.op("Mul", [a, a], "q11"))
+    off = w.op("Neg", [w.op("Mul", [b, a])], "q01")  # -r10 * r01
+    q = ((diagonal[0], off), (off, diagonal[1]))
+    half = w.const(np.array(0.5))
+    p = [half, half]
+    for _ in range(2):
+        qp = [
+            w.op("Add", [w.op("Mul", [q[t][0], p[0]]), w.op("Mul", [q[t][1], p[1]])])
+            for t in (0, 1)
+        ]
+        pqp = w.op("Add", [w.op("Mul", [p[0], qp[0]]), w.op("Mul", [p[1], qp[1]])], "pQp")
+        largest = zero  # its max_error: NaN never above it
+        for t in (0, 1):
+            error = w.op("Abs", [w.op("Sub", [qp[t], pqp])], "error")
+            largest = w.op("Where", [w.op("Greater", [error, largest]), error, largest])
+        going = w.op("Not", [w.op("Less", [largest, w.const(np.array(0.005 / 2))])], "going")
+        updated = list(p)
+        for t in (0, 1):
+            diff = w.op("Div", [w.op("Sub", [pqp, qp[t]]), diagonal[t]], "diff")
+            grown = w.op("Add", [one, diff], "grown")
+            updated[t] = w.op("Add", [updated[t], diff])
+            if t == 0:  # the second class's update reads these; the next round recomputes them
+                step = w.op("Add", [w.op("Mul", [diff, diagonal[0]]), w.op("Add", [qp[0], qp[0]])])
+                pqp = w.op("Add", [pqp, w.op("Mul", [diff, step])])
+                pqp = w.op("Div", [w.op("Div", [pqp, grown]), grown], "pQp")
+                qp = [
+                    w.op("Div", [w.op("Add", [qp[j], w.op("Mul", [diff, q[0][j]])]), grown])
+                    for j in (0, 1)
+                ]
+            updated = [w.op("Div", [value, grown], "p") for value in updated]
+        p = [w.op("Where", [going, new, old], "p") for new, old in zip(updated, p, strict=True)]
+    return p[0], p[1]
+
+
 def nystroem_shape(operator: Any) -> None:
     _, _, tensor = _dtype(operator)
     n = operator.inputs[0].get_first_dimension()
@@ -855,7 +965,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         PowerTransformer,
         SplineTransformer,
     )
-    from sklearn.svm import SVR, LinearSVC, NuSVR
+    from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR
 
     # skl2onnx checks a converter's parameter names: a closure, not a lambda
     def imputer_converter(scope: Any, operator: Any, container: Any) -> None:
@@ -876,17 +986,25 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron, SGDClassifier)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
     classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
+    classifiers[SVC] = classifiers[NuSVC] = (svc_classifier, svc_shape)
     with registrations_restored([*table, *classifiers]):
         for cls, (convert, shape) in table.items():
             update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
         for cls, (convert, shape) in classifiers.items():
-            # skl2onnx's options for a classifier are taken, and change nothing
+            # skl2onnx's options for a classifier are taken, and change nothing here; its
+            # SVC converter, which svc_classifier hands the others to, reads two more
+            options: dict[str, list[Any]] = {
+                "zipmap": [True, False, "columns"],
+                "nocl": [True, False],
+            }
+            if cls in (SVC, NuSVC):
+                options |= {"output_class_labels": [False, True], "raw_scores": [True, False]}
             update_registered_converter(
                 cls,
                 f"Float64{cls.__name__}",
                 shape,
                 convert,
-                options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
+                options=options,
                 parser=parse_classifier,
             )
         yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from sklearn.preprocessing import (
     SplineTransformer,
     StandardScaler,
 )
-from sklearn.svm import SVR, LinearSVC, NuSVR
+from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR
 
 from webapp.core.model import load_model
 from webapp.core.verification import PROBABILITY_FLOOR
@@ -452,6 +453,57 @@ def test_a_calibrated_linear_svc(classes: int, tmp_path: Path) -> None:
     assert served.predict(rows) == model.predict(rows).tolist()
     proba = served.engine.predict_proba(rows)
     np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-9)
+
+
+# scikit-learn 1.9 deprecates probability=True (for CalibratedClassifierCV), models fitted
+# before it keep it
+PLATT = pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
+
+
+@PLATT
+@pytest.mark.parametrize(
+    "svc",
+    [
+        lambda: SVC(probability=True, random_state=0),
+        lambda: SVC(kernel="linear", probability=True, random_state=0),
+        lambda: SVC(kernel="poly", degree=3, probability=True, random_state=0),
+        lambda: NuSVC(kernel="sigmoid", gamma=0.01, probability=True, random_state=0),
+    ],
+    ids=["rbf", "linear", "poly", "nu-sigmoid"],
+)
+def test_two_class_svc_probabilities_are_libsvm_s(svc: Callable[[], Any], tmp_path: Path) -> None:
+    """Platt's probabilities for two classes: skl2onnx's are 1e-5 off, so scikit-learn
+    served them; now the graph does, within 1e-12."""
+    table, _, binary = data(27)
+    labels = np.where(binary == 1, "yes", "no")
+    model = make_pipeline(StandardScaler(), svc()).fit(table, labels)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(28) * 3
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=0)
+
+
+@PLATT
+def test_two_class_coupling_stops_where_libsvm_s_does() -> None:
+    """scikit-learn's libsvm couples two classes' probabilities by iterating until they
+    settle: (1/2, 1/2) as they are where r01 is within 0.005 of 1/2, one or two updates
+    elsewhere, each step's rounding kept. A sweep of r01 from 1e-7 to 1 - 1e-7 (a linear
+    kernel on one feature, its decision exact), against libsvm's own."""
+    x = np.linspace(-3, 3, 40)[:, np.newaxis]
+    svc = SVC(kernel="linear", probability=True, random_state=0).fit(x, (x[:, 0] > 0.3) * 1)
+    session = float64_session(svc, 1)
+    decision = svc.decision_function(x)
+    slope = (decision[-1] - decision[0]) / 6
+    # decisions whose Platt sigmoid spans 1e-9 to 1 - 1e-9, then rows giving them
+    reach = 21 / abs(svc._probA[0] * slope)
+    rows = np.linspace(-reach, reach, 200_001)[:, np.newaxis]
+    (_, proba) = session.run(None, {"input": rows})
+    expected = svc.predict_proba(rows)
+    assert (expected == 0.5).any() and (expected < 2e-7).any() and (expected > 1 - 2e-7).any()
+    np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=0)
 
 
 SPLINES = [
