@@ -14,8 +14,9 @@ the arithmetic scikit-learn does, in the input's float type:
   `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform;
 - SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
   holding one converts: libsvm's kernel values weighed by the dual coefficients;
-- SVC and NuSVC with probabilities for two classes (skl2onnx's are 1e-5 off): the same
-  decision, Platt's sigmoid and libsvm's coupling of the two;
+- SVC and NuSVC (skl2onnx's decisions are 1e-6 off, its probabilities 1e-5): libsvm's
+  decisions, its vote, decision_function's shapes, and for two classes Platt's sigmoid and
+  libsvm's coupling of the two;
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
 - SplineTransformer (no converter): scipy's B-spline basis, its recursion step by step, and
   the extrapolation beyond the knots;
@@ -515,14 +516,22 @@ def svr(scope: Any, operator: Any, container: Any) -> None:
     w.op("Add", [total, w.const(np.asarray(model.intercept_, dtype))], output=output)
 
 
-def _binary_probabilities(model: Any) -> bool:
-    """An SVC or NuSVC with Platt's probabilities for two classes, which svc_classifier
-    writes; skl2onnx writes the others."""
-    return bool(model.probability) and len(model.classes_) == 2
+def _platt_fitted(model: Any) -> bool:
+    """Whether an SVC has Platt's probabilities, as its predict_proba asks (its probability
+    parameter is a deprecation's marker from scikit-learn 1.9 on)."""
+    return np.size(getattr(model, "_probA", ())) > 0
+
+
+def _delegated_svc(model: Any, dtype: Any) -> bool:
+    """Whether skl2onnx writes this SVC: in float32, or with probabilities for more than two
+    classes (libsvm's pairwise coupling iterates up to 100 times, which this does not write)."""
+    return dtype is not np.float64 or (_platt_fitted(model) and len(model.classes_) > 2)
 
 
 def svc_shape(operator: Any) -> None:
-    if not _binary_probabilities(operator.raw_operator):
+    model = operator.raw_operator
+    dtype, _, tensor = _dtype(operator)
+    if _delegated_svc(model, dtype):
         from skl2onnx.shape_calculators.support_vector_machines import (
             calculate_sklearn_svm_output_shapes,
         )
@@ -531,54 +540,142 @@ def svc_shape(operator: Any) -> None:
         return
     from skl2onnx.common.data_types import Int64TensorType, StringTensorType
 
-    _, _, tensor = _dtype(operator)
     n = operator.inputs[0].get_first_dimension()
-    strings = np.asarray(operator.raw_operator.classes_).dtype.kind in "UO"
+    classes = len(model.classes_)
+    ovo = model.decision_function_shape == "ovo" and classes > 2
+    strings = np.asarray(model.classes_).dtype.kind in "UO"
     operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
-    operator.outputs[1].type = tensor([n, 2])
+    operator.outputs[1].type = tensor([n, classes * (classes - 1) // 2 if ovo else classes])
 
 
 def svc_classifier(scope: Any, operator: Any, container: Any) -> None:
-    """SVC and NuSVC with probability=True and two classes, as libsvm's
-    svm_predict_probability gives them (skl2onnx's differ from 1e-5 on): the decision value
-    as svm_predict_values sums it (libsvm's own signs, scikit-learn's _dual_coef_ and
-    _intercept_), Platt's sigmoid_predict of it (exp(-f) / (1 + exp(-f)) from f = dA + B
-    at or above 0, 1 / (1 + exp(f)) below), kept within 1e-7 of 0 and 1, then [p, 1 - p].
-    The class is libsvm's vote: the first where the decision is above 0.
+    """SVC and NuSVC (float64), whose decisions skl2onnx's SVMClassifier gives 1e-6 off, so
+    that a CalibratedClassifierCV around one (scikit-learn 1.9's way to its probabilities)
+    was left to scikit-learn, as were Platt's probabilities (probability=True): libsvm's
+    decision for each pair of classes (_libsvm_decisions), then
 
-    Other SVCs are skl2onnx's; more than two classes' probabilities are libsvm's iterative
-    pairwise coupling, which this does not write."""
+    - the class: libsvm's vote (svm_predict_values: i where the pair's decision is above 0,
+      else j; the first with most votes), or with break_ties the first greatest of the
+      decision function below;
+    - the second output, what the estimator's decision_function gives: with two classes
+      [d, -d] (libsvm's sign, then scikit-learn's, where CalibratedClassifierCV's converter
+      reads it), else the "ovr" votes and confidences (_ovr_decision_function) or the pairs'
+      own ("ovo"); with probability=True and two classes, libsvm's probabilities
+      (svm_predict_probability): Platt's sigmoid_predict of the decision (exp(-f) /
+      (1 + exp(-f)) from f = dA + B at or above 0, 1 / (1 + exp(f)) below), kept within
+      1e-7 of 0 and 1, coupled as libsvm couples them (_coupled).
+    """
     from skl2onnx.operator_converters.support_vector_machines import (
         convert_sklearn_svm_classifier,
     )
 
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
-    if not _binary_probabilities(model) or dtype is not np.float64:
+    if _delegated_svc(model, dtype):
         convert_sklearn_svm_classifier(scope, operator, container)
         return
     w, x, (label, scores) = _writer(scope, operator, container)
-    kernel = _libsvm_kernel(w, x, model, dtype)
-    weighed = w.op("Mul", [kernel, w.const(np.asarray(model._dual_coef_, dtype), "coef")])
-    running = w.op("CumSum", [weighed, w.const(np.array(1))], "running")  # in libsvm's order
-    total = w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1)
-    decision = w.op("Add", [total, w.const(np.asarray(model._intercept_, dtype))], "decision")
+    classes = np.asarray(model.classes_)
+    pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]
+    decisions = _libsvm_decisions(w, x, model, pairs)  # [N, pairs]
+    if len(classes) == 2:
+        first = w.op("Greater", [decisions, w.const(np.array(0.0))], "first")
+        take_classes(w, binary_index(w, w.op("Not", [first])), classes, label)
+        if _platt_fitted(model):
+            w.op("Concat", list(_coupled(w, _platt(w, decisions, model))), output=scores, axis=1)
+        else:
+            w.op("Concat", [decisions, w.op("Neg", [decisions])], output=scores, axis=1)
+        return
+    if model.decision_function_shape == "ovo":
+        w.op("Identity", [decisions], output=scores)
+        ovr = None
+    else:
+        ovr = _ovr_decision(w, decisions, pairs, len(classes), output=scores)
+    if model.break_ties and ovr is not None:
+        argmax_labels(w, ovr, classes, label)
+        return
+    wins = w.op("Cast", [w.op("Greater", [decisions, w.const(np.array(0.0))])], to=DOUBLE)
+    votes = _tally(w, wins, pairs, len(classes))
+    argmax_labels(w, votes, classes, label)
+
+
+def _libsvm_decisions(w: Writer, x: str, model: Any, pairs: list[tuple[int, int]]) -> str:
+    """[N, pairs]: svm_predict_values' decision for each pair of classes i < j, libsvm's
+    signs: class i's support vectors' kernel values weighed by their coefficients against
+    j, then class j's against i, summed in that order, less rho (scikit-learn's _dual_coef_,
+    _n_support and _intercept_, which it keeps as libsvm gives them)."""
+    kernel = _libsvm_kernel(w, x, model, np.float64)  # [N, support vectors]
+    coef = np.asarray(model._dual_coef_, np.float64)
+    counts = np.asarray(model._n_support, np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    totals = []
+    for i, j in pairs:
+        columns = np.r_[starts[i] : starts[i] + counts[i], starts[j] : starts[j] + counts[j]]
+        weights = np.r_[coef[j - 1, columns[: counts[i]]], coef[i, columns[counts[i] :]]]
+        values = kernel
+        if len(columns) < coef.shape[1]:
+            values = w.op("Gather", [kernel, w.const(columns)], "pair", axis=1)
+        weighed = w.op("Mul", [values, w.const(weights[np.newaxis], "coef")], "weighed")
+        running = w.op("CumSum", [weighed, w.const(np.array(1))], "running")
+        totals.append(w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1))
+    summed = totals[0] if len(totals) == 1 else w.op("Concat", totals, "sums", axis=1)
+    rho = w.const(np.asarray(model._intercept_, np.float64)[np.newaxis], "intercept")  # -rho
+    return w.op("Add", [summed, rho], "decisions")
+
+
+def _tally(w: Writer, wins: str, pairs: list[tuple[int, int]], classes: int) -> str:
+    """[N, classes]: each class's votes, i's where a pair's `wins` is 1, j's where it is 0
+    (whole numbers: any order of their sum is exact)."""
+    first, second = np.zeros((len(pairs), classes)), np.zeros((len(pairs), classes))
+    for k, (i, j) in enumerate(pairs):
+        first[k, i] = second[k, j] = 1.0
+    losses = w.op("Sub", [w.const(np.array(1.0)), wins], "losses")
+    ones = w.op("MatMul", [wins, w.const(first, "first")], "votes")
+    return w.op("Add", [ones, w.op("MatMul", [losses, w.const(second, "second")])], "votes")
+
+
+def _ovr_decision(
+    w: Writer, decisions: str, pairs: list[tuple[int, int]], classes: int, output: str
+) -> str:
+    """scikit-learn's _ovr_decision_function(dec < 0, -dec, classes): each class's votes
+    (i's where dec is not below 0, j's where it is) plus its confidences summed pair after
+    pair (i less -dec, j plus -dec: i plus dec, j less dec, the same bits), through
+    s / (3 * (|s| + 1))."""
+    wins = w.op(
+        "Cast", [w.op("Not", [w.op("Less", [decisions, w.const(np.array(0.0))])])], to=DOUBLE
+    )
+    votes = _tally(w, wins, pairs, classes)
+    columns = [w.fresh("pair") for _ in pairs]
+    columns = w.ops("Split", [decisions, w.const(np.ones(len(pairs), np.int64))], columns, axis=1)
+    sums: list[str | None] = [None] * classes
+    for k, (i, j) in enumerate(pairs):
+        for c, op in ((i, "Add"), (j, "Sub")):
+            start = sums[c]
+            if start is None:  # 0 + d is d, 0 - d is -d
+                sums[c] = columns[k] if op == "Add" else w.op("Neg", [columns[k]])
+            else:
+                sums[c] = w.op(op, [start, columns[k]], "confidence")
+    confidence = w.op("Concat", [s for s in sums if s is not None], "confidences", axis=1)
+    one, three = w.const(np.array(1.0)), w.const(np.array(3.0))
+    scale = w.op("Mul", [three, w.op("Add", [w.op("Abs", [confidence]), one])], "scale")
+    return w.op("Add", [votes, w.op("Div", [confidence, scale])], output=output)
+
+
+def _platt(w: Writer, decision: str, model: Any) -> str:
+    """libsvm's sigmoid_predict of a two-class decision, kept within 1e-7 of 0 and 1 with
+    libsvm's own min and max (x > y ? x : y, x < y ? x : y: NaN becomes 1e-7)."""
     # _probA, _probB: probA_ and probB_ warn from scikit-learn 1.9 (probability=True is deprecated)
-    a = w.const(np.asarray(model._probA, dtype).reshape(1), "a")
-    b = w.const(np.asarray(model._probB, dtype).reshape(1), "b")
+    a = w.const(np.asarray(model._probA, np.float64).reshape(1), "a")
+    b = w.const(np.asarray(model._probB, np.float64).reshape(1), "b")
     f = w.op("Add", [w.op("Mul", [decision, a]), b], "fApB")
     e = w.op("Exp", [w.op("Neg", [w.op("Abs", [f])])], "exp")  # exp(-f) at or above 0, exp(f) below
     one = w.const(np.array(1.0))
     q = w.op("Add", [one, e], "q")
     above = w.op("GreaterOrEqual", [f, w.const(np.array(0.0))], "above")
     p = w.op("Where", [above, w.op("Div", [e, q]), w.op("Div", [one, q])], "p")
-    # libsvm's min(max(p, 1e-7), 1 - 1e-7), its own: x > y ? x : y, x < y ? x : y (NaN: 1e-7)
     low, high = w.const(np.array(1e-7), "low"), w.const(np.array(1.0) - 1e-7, "high")
     p = w.op("Where", [w.op("Greater", [p, low]), p, low], "p")
-    p = w.op("Where", [w.op("Less", [p, high]), p, high], "p")
-    w.op("Concat", list(_coupled(w, p)), output=scores, axis=1)
-    first = w.op("Greater", [decision, w.const(np.array(0.0))], "first")
-    take_classes(w, binary_index(w, w.op("Not", [first])), np.asarray(model.classes_), label)
+    return w.op("Where", [w.op("Less", [p, high]), p, high], "p")
 
 
 def _coupled(w: Writer, a: str) -> tuple[str, str]:

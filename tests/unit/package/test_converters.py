@@ -486,6 +486,50 @@ def test_two_class_svc_probabilities_are_libsvm_s(svc: Callable[[], Any], tmp_pa
     np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=0)
 
 
+SVCS = {
+    "rbf": SVC,
+    "linear": lambda: SVC(kernel="linear"),
+    "nu-poly": lambda: NuSVC(kernel="poly", nu=0.3),
+    "ovo": lambda: SVC(decision_function_shape="ovo"),
+    "break-ties": lambda: SVC(break_ties=True),
+}
+
+
+@pytest.mark.parametrize("classes", [2, 3, 4])
+@pytest.mark.parametrize("name", list(SVCS))
+def test_svc_decisions_are_libsvm_s(name: str, classes: int) -> None:
+    """libsvm's decision for each pair of classes, its vote, and decision_function's "ovr"
+    and "ovo" shapes, in float64: skl2onnx's SVMClassifier gave them 1e-6 off."""
+    table, y, _ = data(29)
+    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
+    svc = SVCS[name]().fit(table.to_numpy(), labels)
+    session = float64_session(svc, 4)
+    rows = held_out(30) * 2
+    predicted, decisions = session.run(None, {"input": rows})
+    assert predicted.tolist() == svc.predict(rows).tolist()
+    expected = svc.decision_function(rows)
+    if classes == 2:  # [-d, d], where CalibratedClassifierCV's converter reads the second
+        expected = np.column_stack([-expected, expected])
+    np.testing.assert_allclose(decisions, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_a_calibrated_svc(classes: int, ensemble: bool, tmp_path: Path) -> None:
+    """scikit-learn 1.9's way to an SVC's probabilities: CalibratedClassifierCV's sigmoids of
+    the decision function, exact now that the decisions are."""
+    table, y, _ = data(31)
+    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
+    model = CalibratedClassifierCV(make_pipeline(StandardScaler(), SVC()), ensemble=ensemble)
+    compiled, served = packaged(model.fit(table, labels), table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(32) * 2
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
+
+
 @PLATT
 def test_two_class_coupling_stops_where_libsvm_s_does() -> None:
     """scikit-learn's libsvm couples two classes' probabilities by iterating until they
