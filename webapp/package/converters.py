@@ -22,6 +22,8 @@ the arithmetic scikit-learn does, in the input's float type:
   the extrapolation beyond the knots;
 - FunctionTransformer of one of numpy's elementwise functions (skl2onnx takes only none):
   np.log1p, np.log, np.sqrt, np.exp, np.expm1, np.abs, ...;
+- CalibratedClassifierCV's isotonic calibrators (skl2onnx's take the nearest threshold's
+  value): numpy's interpolation between the thresholds;
 - LinearSVC, RidgeClassifier(CV), Perceptron and SGDClassifier (float32 only, and in a
   pipeline not at all; the log loss's labels from its probabilities): the decision function,
   then the class as LinearClassifierMixin.predict picks it.
@@ -1024,6 +1026,37 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     argmax_labels(w, decision, classes, label)
 
 
+def isotonic_calibration(
+    scope: Any, container: Any, model: Any, T: str, k: int, dtype: Any, proto_type: int
+) -> str:
+    """CalibratedClassifierCV's isotonic calibrator of class k, in place of skl2onnx's (which
+    takes the nearest threshold's value): IsotonicRegression.predict, x clipped to the
+    thresholds, then numpy's interp, to which scipy's interp1d hands float64: for the last j
+    with x[j] <= v, slope[j] * (v - x[j]) + y[j], its slopes (y[j + 1] - y[j]) / (x[j + 1] -
+    x[j]) as it computes them, and y[j] itself at the last threshold."""
+    calibrator = model.calibrators[k]
+    if dtype is not np.float64 or calibrator.out_of_bounds != "clip":  # as it fits them
+        raise NotSupported(f"isotonic calibration in {np.dtype(dtype).name}")
+    x = np.asarray(calibrator.X_thresholds_, np.float64)
+    y = np.asarray(calibrator.y_thresholds_, np.float64)
+    if x[0] != calibrator.X_min_ or x[-1] != calibrator.X_max_ or not (np.diff(x) > 0).all():
+        raise NotSupported("isotonic thresholds other than scikit-learn fits")
+    w = Writer(scope, container)
+    value = w.op("Reshape", [T, w.const(np.array([-1, 1]))], "calibrated")
+    if len(x) == 1:  # scikit-learn's constant, whatever the value
+        return w.op("Expand", [w.const(y.reshape(1, 1)), w.op("Shape", [value])], "calibrated")
+    value = w.op("Clip", [value, w.const(np.array(x[0])), w.const(np.array(x[-1]))])  # NaN stays
+    index = w.op("Cast", [w.op("LessOrEqual", [w.const(x[np.newaxis, 1:]), value])], to=INT64)
+    index = w.op("ReduceSum", [index, w.const(np.array([1]))], "index", keepdims=0)  # [N]
+    slopes = np.append((y[1:] - y[:-1]) / (x[1:] - x[:-1]), 0.0)  # 0 at the last: y[-1]
+
+    def at(table: np.ndarray, hint: str) -> str:
+        return w.op("Gather", [w.const(table[:, np.newaxis], hint), index], hint, axis=0)
+
+    away = w.op("Sub", [value, at(x, "start")], "away")
+    return w.op("Add", [w.op("Mul", [at(slopes, "slope"), away]), at(y, "level")])
+
+
 # -- Registration ----------------------------------------------------------------------------
 
 
@@ -1084,24 +1117,31 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
     classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
     classifiers[SVC] = classifiers[NuSVC] = (svc_classifier, svc_shape)
-    with registrations_restored([*table, *classifiers]):
-        for cls, (convert, shape) in table.items():
-            update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
-        for cls, (convert, shape) in classifiers.items():
-            # skl2onnx's options for a classifier are taken, and change nothing here; its
-            # SVC converter, which svc_classifier hands the others to, reads two more
-            options: dict[str, list[Any]] = {
-                "zipmap": [True, False, "columns"],
-                "nocl": [True, False],
-            }
-            if cls in (SVC, NuSVC):
-                options |= {"output_class_labels": [False, True], "raw_scores": [True, False]}
-            update_registered_converter(
-                cls,
-                f"Float64{cls.__name__}",
-                shape,
-                convert,
-                options=options,
-                parser=parse_classifier,
-            )
-        yield
+    from skl2onnx.operator_converters import calibrated_classifier_cv as calibration
+
+    skl2onnx_isotonic = calibration._transform_isotonic  # private: the package's pin's
+    calibration._transform_isotonic = isotonic_calibration
+    try:
+        with registrations_restored([*table, *classifiers]):
+            for cls, (convert, shape) in table.items():
+                update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
+            for cls, (convert, shape) in classifiers.items():
+                # skl2onnx's options for a classifier are taken, and change nothing here; its
+                # SVC converter, which svc_classifier hands the others to, reads two more
+                options: dict[str, list[Any]] = {
+                    "zipmap": [True, False, "columns"],
+                    "nocl": [True, False],
+                }
+                if cls in (SVC, NuSVC):
+                    options |= {"output_class_labels": [False, True], "raw_scores": [True, False]}
+                update_registered_converter(
+                    cls,
+                    f"Float64{cls.__name__}",
+                    shape,
+                    convert,
+                    options=options,
+                    parser=parse_classifier,
+                )
+            yield
+    finally:
+        calibration._transform_isotonic = skl2onnx_isotonic

@@ -530,6 +530,24 @@ def test_a_calibrated_svc(classes: int, ensemble: bool, tmp_path: Path) -> None:
     np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("base", ["forest", "svc"])
+def test_isotonic_calibration(base: str, classes: int, tmp_path: Path) -> None:
+    """CalibratedClassifierCV(method="isotonic"): scipy's linear interpolation between the
+    calibrator's thresholds, where skl2onnx took the nearest one's value."""
+    table, y, _ = data(33)
+    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
+    estimator = RandomForestClassifier(20, random_state=0) if base == "forest" else SVC()
+    model = CalibratedClassifierCV(estimator, method="isotonic").fit(table, labels)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(34) * 2
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-9, atol=1e-15)
+
+
 @PLATT
 def test_two_class_coupling_stops_where_libsvm_s_does() -> None:
     """scikit-learn's libsvm couples two classes' probabilities by iterating until they
