@@ -88,7 +88,8 @@ def compile_model(
         form += " (exact trees)" if "trees" in entry else ""
         try:
             graph = _convert(estimator, features, entry, classes is not None)
-            if row_bytes := distances.without_scans(graph):
+            distances.without_scans(graph)
+            if row_bytes := distances.broadcast_bytes(graph):
                 entry["rows_per_call"] = distances.rows_per_call(row_bytes)
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
             got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)

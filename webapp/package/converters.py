@@ -22,6 +22,8 @@ the arithmetic scikit-learn does, in the input's float type:
   the extrapolation beyond the knots;
 - FunctionTransformer of one of numpy's elementwise functions (skl2onnx takes only none):
   np.log1p, np.log, np.sqrt, np.exp, np.expm1, np.abs, ...;
+- KNeighborsRegressor and KNeighborsClassifier weighed by distance (skl2onnx weighs them
+  all alike): 1 / d, a row at distance 0 answered by its matches alone, numpy's sums;
 - CalibratedClassifierCV's isotonic calibrators (skl2onnx's take the nearest threshold's
   value): numpy's interpolation between the thresholds;
 - LinearSVC, RidgeClassifier(CV), Perceptron and SGDClassifier (float32 only, and in a
@@ -1057,6 +1059,121 @@ def isotonic_calibration(
     return w.op("Add", [w.op("Mul", [at(slopes, "slope"), away]), at(y, "level")])
 
 
+# -- Nearest neighbours weighed by distance ------------------------------------------------
+
+
+def _by_distance(model: Any, dtype: Any) -> bool:
+    """Whether knn_by_distance writes this model: one output, euclidean distances weighed by
+    their inverse, in float64; skl2onnx writes the others (its weights are the negated
+    distances, floored at 1e-6: every answer off)."""
+    y = np.asarray(model._y)
+    return (
+        dtype is np.float64
+        and model.weights == "distance"
+        and model.effective_metric_ == "euclidean"
+        and not model.effective_metric_params_
+        and y.ndim == 1
+        and model.n_neighbors <= min(128, len(model._fit_X))
+    )
+
+
+def knn_by_distance(scope: Any, operator: Any, container: Any) -> None:
+    """KNeighborsRegressor and KNeighborsClassifier with weights="distance", as scikit-learn
+    computes them: the k nearest training rows (each distance the square root of the
+    squared differences summed feature after feature, as its trees sum them; ties to the
+    lower index), weights 1 / d, except that a row with a neighbour at distance 0 (1 / d
+    infinite) weighs those by 1 and the others by 0 (_get_weights); then the regressor's
+    sum of y * w over the sum of w (np.sum's order), or the classifier's weights summed per
+    class in neighbour order (predict_proba's loop), the first greatest's class, and each
+    sum over their total (1 where that is 0).
+
+    The [N, training rows, features] broadcast is distances.py's: the engine calls the graph
+    on slices of a batch."""
+    from skl2onnx.operator_converters.nearest_neighbours import (
+        convert_nearest_neighbors_classifier,
+        convert_nearest_neighbors_regressor,
+    )
+
+    model = operator.raw_operator
+    classifier = hasattr(model, "classes_")
+    dtype, _, _ = _dtype(operator)
+    if not _by_distance(model, dtype):
+        if classifier:
+            convert_nearest_neighbors_classifier(scope, operator, container)
+        else:
+            convert_nearest_neighbors_regressor(scope, operator, container)
+        return
+    w, x, outputs = _writer(scope, operator, container)
+    k = int(model.n_neighbors)
+    rows = w.op("Unsqueeze", [x, w.const(np.array([1]))], "rows")  # [N, 1, F]
+    training = w.const(np.asarray(model._fit_X, np.float64), "training")  # [M, F]
+    gaps = w.op("Sub", [rows, training], "gaps")  # [N, M, F]
+    squares = w.op("ReduceSumSquare", [gaps, w.const(np.array([2]))], "squares", keepdims=0)
+    nearest, index = w.ops(
+        "TopK",
+        [squares, w.const(np.array([k]))],
+        [w.fresh("nearest"), w.fresh("index")],
+        axis=1,
+        largest=0,
+        sorted=1,
+    )
+    weights = w.op("Div", [w.const(np.array(1.0)), w.op("Sqrt", [nearest])], "weights")
+    exact = w.op("IsInf", [weights], "exact")  # a neighbour at distance 0
+    matches = w.op("Cast", [exact], "matches", to=DOUBLE)
+    any_exact = w.op("ReduceMax", [matches, w.const(np.array([1]))], "any_exact", keepdims=1)
+    any_exact = w.op("Greater", [any_exact, w.const(np.array(0.0))], "any_exact")
+    weights = w.op("Where", [any_exact, matches, weights], "weights")
+    if not classifier:
+        values = w.op("Gather", [w.const(np.asarray(model._y, np.float64), "y"), index], "values")
+        total = _numpy_sum(w, w.op("Mul", [values, weights]), k)
+        w.op("Div", [total, _numpy_sum(w, weights, k)], output=outputs[0])
+        return
+    classes = np.asarray(model.classes_)
+    codes = w.op("Gather", [w.const(np.asarray(model._y, np.int64), "codes"), index], "codes")
+    columns = w.const(np.arange(len(classes)), "columns")
+    own = w.op("Equal", [w.op("Unsqueeze", [codes, w.const(np.array([2]))]), columns], "own")
+    spread = w.op(
+        "Where", [own, w.op("Unsqueeze", [weights, w.const(np.array([2]))]), w.const(np.array(0.0))]
+    )
+    running = w.op("CumSum", [spread, w.const(np.array(1))], "running")  # neighbour after neighbour
+    votes = w.op("Gather", [running, w.const(np.array(k - 1))], "votes", axis=1)  # [N, classes]
+    argmax_labels(w, votes, classes, outputs[0])
+    total = _numpy_sum(w, votes, len(classes))
+    total = w.op(
+        "Where", [w.op("Equal", [total, w.const(np.array(0.0))]), w.const(np.array(1.0)), total]
+    )
+    w.op("Div", [votes, total], output=outputs[1])
+
+
+def _numpy_sum(w: Writer, values: str, n: int) -> str:
+    """np.sum(values, axis=1) of [N, n] float64, [N, 1], in numpy's order (its pairwise sum
+    below 129 values): one after the other below 8; else eight running sums over blocks of
+    8, added in pairs, then the rest one after the other."""
+    if n < 8:
+        running = w.op("CumSum", [values, w.const(np.array(1))], "running")
+        return w.op("Gather", [running, w.const(np.array([n - 1]))], "sum", axis=1)
+    if n > 128:
+        raise NotSupported(f"numpy's sum of {n} values")
+    blocks = n // 8
+    head = w.op(
+        "Slice",
+        [values, w.const(np.array([0])), w.const(np.array([8 * blocks])), w.const(np.array([1]))],
+    )
+    head = w.op("Reshape", [head, w.const(np.array([0, blocks, 8]))], "blocks")
+    running = w.op("CumSum", [head, w.const(np.array(1))], "running")
+    r = w.op("Gather", [running, w.const(np.array(blocks - 1))], "r", axis=1)  # [N, 8]
+    parts = w.ops(
+        "Split", [r, w.const(np.ones(8, np.int64))], [w.fresh("r") for _ in range(8)], axis=1
+    )
+    pairs = [w.op("Add", [parts[i], parts[i + 1]]) for i in range(0, 8, 2)]
+    total = w.op("Add", [w.op("Add", pairs[:2]), w.op("Add", pairs[2:])], "sum")
+    for i in range(8 * blocks, n):
+        total = w.op(
+            "Add", [total, w.op("Gather", [values, w.const(np.array([i]))], axis=1)], "sum"
+        )
+    return total
+
+
 # -- Registration ----------------------------------------------------------------------------
 
 
@@ -1077,6 +1194,12 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     back after. `empty_is_null`: the string inputs on which "" can only stand for a null
     (string_imputer)."""
     from skl2onnx import update_registered_converter
+    from skl2onnx.shape_calculators.linear_classifier import (
+        calculate_linear_classifier_output_shapes,
+    )
+    from skl2onnx.shape_calculators.nearest_neighbours import (
+        calculate_sklearn_nearest_neighbours_regressor,
+    )
     from skl2onnx.shape_calculators.voting_classifier import voting_classifier_shape_calculator
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.ensemble import VotingClassifier
@@ -1089,6 +1212,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         RidgeClassifierCV,
         SGDClassifier,
     )
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.preprocessing import (
         FunctionTransformer,
         PolynomialFeatures,
@@ -1112,11 +1236,13 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         SplineTransformer: (splines, spline_shape),
         PowerTransformer: (power_transformer, power_shape),
         FunctionTransformer: (function_transformer, function_shape),
+        KNeighborsRegressor: (knn_by_distance, calculate_sklearn_nearest_neighbours_regressor),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron, SGDClassifier)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
     classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
     classifiers[SVC] = classifiers[NuSVC] = (svc_classifier, svc_shape)
+    classifiers[KNeighborsClassifier] = (knn_by_distance, calculate_linear_classifier_output_shapes)
     from skl2onnx.operator_converters import calibrated_classifier_cv as calibration
 
     skl2onnx_isotonic = calibration._transform_isotonic  # private: the package's pin's
@@ -1132,8 +1258,10 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
                     "zipmap": [True, False, "columns"],
                     "nocl": [True, False],
                 }
-                if cls in (SVC, NuSVC):
+                if cls in (SVC, NuSVC, KNeighborsClassifier):
                     options |= {"output_class_labels": [False, True], "raw_scores": [True, False]}
+                if cls is KNeighborsClassifier:
+                    options["optim"] = [None, "cdist"]
                 update_registered_converter(
                     cls,
                     f"Float64{cls.__name__}",

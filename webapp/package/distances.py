@@ -63,6 +63,31 @@ def without_scans(graph: onnx.ModelProto) -> int:
     return row_bytes
 
 
+def broadcast_bytes(graph: onnx.ModelProto) -> int:
+    """The bytes of temporaries a row needs in the graph's [N, M, F] broadcasts: each Sub of
+    rows unsqueezed at axis 1 and M training rows (those without_scans writes, and
+    converters.knn_by_distance's)."""
+    main = graph.graph
+    constants = {t.name: t for t in main.initializer}
+    unsqueezed = {
+        n.output[0]
+        for n in main.node
+        if n.op_type == "Unsqueeze"
+        and len(n.input) == 2
+        and n.input[1] in constants
+        and [int(a) for a in np.ravel(numpy_helper.to_array(constants[n.input[1]]))] == [1]
+    }
+    total = 0
+    for node in main.node:
+        if node.op_type != "Sub" or node.input[0] not in unsqueezed:
+            continue
+        if node.input[1] in constants:
+            training = numpy_helper.to_array(constants[node.input[1]])
+            if training.ndim == 2 and training.dtype.kind == "f":
+                total += training.size * training.dtype.itemsize
+    return total
+
+
 def _distances(
     main: onnx.GraphProto, scan: onnx.NodeProto, constants: dict[str, onnx.TensorProto]
 ) -> tuple[onnx.NodeProto, np.ndarray] | None:

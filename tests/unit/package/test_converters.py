@@ -30,6 +30,7 @@ from sklearn.linear_model import (
     RidgeClassifier,
     SGDClassifier,
 )
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
@@ -43,7 +44,7 @@ from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR
 
 from webapp.core.model import load_model
 from webapp.core.verification import PROBABILITY_FLOOR
-from webapp.package import command, converters
+from webapp.package import command, converters, distances
 from webapp.package import compile as compiling
 from webapp.package import describe as package
 from webapp.package.trees import NotSupported
@@ -566,6 +567,48 @@ def test_two_class_coupling_stops_where_libsvm_s_does() -> None:
     expected = svc.predict_proba(rows)
     assert (expected == 0.5).any() and (expected < 2e-7).any() and (expected > 1 - 2e-7).any()
     np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])
+@pytest.mark.parametrize("k", [5, 10, 19])
+@pytest.mark.parametrize("task", ["regressor", "classifier"])
+def test_neighbours_weighed_by_distance(task: str, k: int, algorithm: str) -> None:
+    """weights="distance": 1 / d summed in numpy's order (pairwise from 8 values on), and a
+    row at distance 0 from training rows (here some are there twice) answered by those
+    alone; skl2onnx weighed every neighbour alike (its distances negated, floored at 1e-6)."""
+    table, y, _ = data(35)
+    X = np.vstack([table.to_numpy(), table.to_numpy()[:20]])
+    labels = np.digitize(y, np.quantile(y, [0.3, 0.6]))
+    if task == "regressor":
+        model = KNeighborsRegressor(k, weights="distance", algorithm=algorithm)
+        model.fit(X, np.r_[y, y[:20]])
+    else:
+        model = KNeighborsClassifier(k, weights="distance", algorithm=algorithm)
+        model.fit(X, np.r_[labels, labels[:20]])
+    session = float64_session(model, 4)
+    rows = np.vstack([held_out(36) * 2, X[::7]])  # and training rows: distance 0
+    outputs = session.run(None, {"input": rows})
+    if task == "regressor":
+        np.testing.assert_allclose(outputs[0].ravel(), model.predict(rows), rtol=1e-12, atol=0)
+        return
+    assert outputs[0].tolist() == model.predict(rows).tolist()
+    np.testing.assert_allclose(outputs[1], model.predict_proba(rows), rtol=1e-12, atol=0)
+
+
+def test_neighbours_weighed_by_distance_are_called_on_slices() -> None:
+    """Their [N, training rows, features] broadcast is counted, so that the engine calls
+    the graph on slices of a batch (rows_per_call), as for skl2onnx's rewritten Scans."""
+    table, y, _ = data(37)
+    model = KNeighborsRegressor(weights="distance").fit(table.to_numpy(), y)
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    with converters.float64_converters():
+        graph = convert_sklearn(
+            model, "knn", initial_types=[("input", DoubleTensorType([None, 4]))]
+        )
+    assert distances.without_scans(graph) == 0  # no Scan: the broadcast is written at once
+    assert distances.broadcast_bytes(graph) == len(table) * 4 * 8
 
 
 SPLINES = [
