@@ -22,6 +22,8 @@ the arithmetic scikit-learn does, in the input's float type:
   the extrapolation beyond the knots;
 - FunctionTransformer of one of numpy's elementwise functions (skl2onnx takes only none):
   np.log1p, np.log, np.sqrt, np.exp, np.expm1, np.abs, ...;
+- OneHotEncoder (skl2onnx casts float codes to integers, refuses infrequent categories,
+  and declares float32 output): each value compared with its categories, in float64;
 - KNeighborsRegressor and KNeighborsClassifier weighed by distance (skl2onnx weighs them
   all alike): 1 / d, a row at distance 0 answered by its matches alone, numpy's sums;
 - CalibratedClassifierCV's isotonic calibrators (skl2onnx's take the nearest threshold's
@@ -1174,6 +1176,110 @@ def _numpy_sum(w: Writer, values: str, n: int) -> str:
     return total
 
 
+# -- OneHotEncoder -------------------------------------------------------------------------
+
+
+def _one_hot_type(model: Any) -> Any:
+    """The skl2onnx tensor type of the encoder's output, as its dtype parameter says: float64
+    by default (0 and 1 are exact in every type)."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType
+
+    dtype = np.dtype(model.dtype)
+    if dtype.kind in "iu":
+        return Int64TensorType
+    return DoubleTensorType if dtype == np.float64 else FloatTensorType
+
+
+def one_hot_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+    """The encoder's output declared in its own dtype. skl2onnx guesses it from the input:
+    float32 for strings, and a ColumnTransformer whose first block encodes strings then
+    declared float32 probabilities for the float64 classifier after it, a graph that does
+    not load (such pipelines had only a float32 form, 1e-7 off)."""
+    operator = scope.declare_local_operator("Float64OneHotEncoder", model)  # registered so
+    operator.inputs = inputs
+    output = scope.declare_local_variable("variable", _one_hot_type(model)())
+    operator.outputs.append(output)
+    return list(operator.outputs)
+
+
+def one_hot_shape(operator: Any) -> None:
+    model = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _one_hot_type(model)([n, len(model.get_feature_names_out())])
+
+
+def one_hot(scope: Any, operator: Any, container: Any) -> None:
+    """OneHotEncoder.transform (skl2onnx's casts floats to integers, 2.5 to 2, and refuses
+    infrequent categories): each value compared with its feature's categories (equal, or NaN
+    for a NaN category), the categories grouped as scikit-learn groups the infrequent ones
+    into one column, a value no category holds counted there where handle_unknown is
+    "infrequent_if_exist" or "warn" (else nowhere: zeros), and the dropped column left out."""
+    from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
+
+    model = operator.raw_operator
+    w = Writer(scope, container)
+    columns = []  # each feature's [N, 1] tensor and its kind
+    for given in operator.inputs:
+        kind = given.type
+        if not isinstance(kind, (DoubleTensorType, Int64TensorType, StringTensorType)):
+            raise NotSupported(f"OneHotEncoder of {type(kind).__name__}")
+        width = given.type.shape[1]
+        if not isinstance(width, int):
+            raise NotSupported("OneHotEncoder of inputs whose width is unknown")
+        for i in range(width):
+            column = given.full_name
+            if width > 1:
+                column = w.op("Gather", [column, w.const(np.array([i]))], "feature", axis=1)
+            columns.append((column, kind))
+    if len(columns) != len(model.categories_):
+        raise NotSupported("OneHotEncoder given another number of features")
+    blocks = []
+    for index, ((column, kind), categories) in enumerate(
+        zip(columns, model.categories_, strict=True)
+    ):
+        values = np.asarray(categories)
+        if isinstance(kind, StringTensorType):
+            if not all(isinstance(c, str) for c in values):
+                raise NotSupported("OneHotEncoder of strings with a missing category")
+            values = values.astype(object)
+        elif isinstance(kind, DoubleTensorType):
+            values = values.astype(np.float64)
+        else:
+            values = values.astype(np.int64)
+        blocks.append(_one_hot_block(w, model, index, column, values))
+    joined = blocks[0] if len(blocks) == 1 else w.op("Concat", blocks, "encoded", axis=1)
+    target = operator.outputs[0].type.to_onnx_type().tensor_type.elem_type
+    w.op("Cast", [joined], output=operator.outputs[0].full_name, to=target)
+
+
+def _one_hot_block(w: Writer, model: Any, index: int, column: str, categories: np.ndarray) -> str:
+    """One feature's columns, [N, its columns] float64 (0 or 1), from its categories as the
+    graph holds its values (strings, float64 or int64)."""
+    hits = w.op("Equal", [column, w.const(categories[np.newaxis])], "hits")
+    if categories.dtype.kind == "f" and np.isnan(categories).any():  # scikit-learn's last
+        missing = w.const(np.isnan(categories)[np.newaxis])
+        hits = w.op("Where", [missing, w.op("IsNaN", [column]), hits], "hits")
+    hits = w.op("Cast", [hits], "hits", to=DOUBLE)  # [N, categories]
+    groups = np.arange(len(categories))
+    if model._infrequent_enabled and model._default_to_infrequent_mappings[index] is not None:
+        groups = np.asarray(model._default_to_infrequent_mappings[index])
+    grouping = np.zeros((len(categories), int(groups.max()) + 1))
+    grouping[np.arange(len(categories)), groups] = 1.0
+    encoded = w.op("MatMul", [hits, w.const(grouping, "grouping")], "encoded")  # one 1 at most
+    infrequent = model._infrequent_enabled and model._infrequent_indices[index] is not None
+    if infrequent and model.handle_unknown in ("infrequent_if_exist", "warn"):
+        found = w.op("ReduceSum", [hits, w.const(np.array([1]))], "found", keepdims=1)
+        unknown = w.op("Sub", [w.const(np.array(1.0)), found], "unknown")
+        last = np.zeros((1, grouping.shape[1]))
+        last[0, -1] = 1.0
+        encoded = w.op("Add", [encoded, w.op("Mul", [unknown, w.const(last)])], "encoded")
+    dropped = model._drop_idx_after_grouping
+    if dropped is not None and dropped[index] is not None:
+        kept = np.delete(np.arange(grouping.shape[1]), int(dropped[index]))
+        encoded = w.op("Gather", [encoded, w.const(kept)], "kept", axis=1)
+    return encoded
+
+
 # -- Registration ----------------------------------------------------------------------------
 
 
@@ -1215,6 +1321,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.preprocessing import (
         FunctionTransformer,
+        OneHotEncoder,
         PolynomialFeatures,
         PowerTransformer,
         SplineTransformer,
@@ -1248,9 +1355,12 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     skl2onnx_isotonic = calibration._transform_isotonic  # private: the package's pin's
     calibration._transform_isotonic = isotonic_calibration
     try:
-        with registrations_restored([*table, *classifiers]):
+        with registrations_restored([*table, *classifiers, OneHotEncoder]):
             for cls, (convert, shape) in table.items():
                 update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
+            update_registered_converter(
+                OneHotEncoder, "Float64OneHotEncoder", one_hot_shape, one_hot, parser=one_hot_parser
+            )
             for cls, (convert, shape) in classifiers.items():
                 # skl2onnx's options for a classifier are taken, and change nothing here; its
                 # SVC converter, which svc_classifier hands the others to, reads two more

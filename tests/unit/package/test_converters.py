@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -609,6 +610,53 @@ def test_neighbours_weighed_by_distance_are_called_on_slices() -> None:
         )
     assert distances.without_scans(graph) == 0  # no Scan: the broadcast is written at once
     assert distances.broadcast_bytes(graph) == len(table) * 4 * 8
+
+
+ONE_HOT = {
+    "numbers": (lambda: OneHotEncoder(handle_unknown="ignore"), "code"),
+    "numbers-infrequent": (
+        lambda: OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20),
+        "code",
+    ),
+    "numbers-drop-first": (lambda: OneHotEncoder(drop="first", handle_unknown="ignore"), "code"),
+    "strings-first": (lambda: OneHotEncoder(handle_unknown="ignore"), "word"),
+    "strings-infrequent": (
+        lambda: OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20),
+        "text",
+    ),
+    "strings-most-categories": (
+        lambda: OneHotEncoder(handle_unknown="warn", max_categories=3),
+        "text",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_HOT))
+def test_one_hot_encoders(name: str, tmp_path: Path) -> None:
+    """OneHotEncoder in float64: codes held as floats (skl2onnx cast them to integers, 2.5
+    to 2: scikit-learn served them), infrequent categories (which it refused), and strings
+    encoded first in a ColumnTransformer (its float32 output then made the whole graph
+    float32, 1e-7 off). Unknown values too: 2.5, and words never seen."""
+    rng = np.random.default_rng(39)
+    codes = rng.choice([0.0, 1, 2, 3, 4, 5], size=300, p=[0.35, 0.25, 0.2, 0.1, 0.06, 0.04])
+    words = np.array(["a", "b", "c", "d", "e", "f"])[codes.astype(int)]
+    noise = rng.normal(size=300)
+    y = (codes + noise > 1.5).astype(int)
+    encoder, column = ONE_HOT[name]
+    table = pd.DataFrame({column: codes if column == "code" else words, "noise": noise})
+    encode = ColumnTransformer([("one_hot", encoder(), [column])], remainder="passthrough")
+    model = make_pipeline(encode, LogisticRegression()).fit(table, y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    unknown = 2.5 if column == "code" else "zz"
+    frame = pd.concat([table, table.head(20).assign(**{column: unknown})], ignore_index=True)
+    columns = [frame[c].tolist() for c in frame.columns]
+    with warnings.catch_warnings():  # scikit-learn says it met the unknown values
+        warnings.simplefilter("ignore", UserWarning)
+        expected = model.predict(frame).tolist(), model.predict_proba(frame)
+    assert served.predict(columns) == expected[0]
+    proba = served.engine.predict_proba(columns)
+    np.testing.assert_allclose(proba, expected[1], rtol=1e-12, atol=1e-15)
 
 
 SPLINES = [
