@@ -14,9 +14,9 @@ the arithmetic scikit-learn does, in the input's float type:
   `func` (exp, log, sqrt, none) or of a StandardScaler, as transformer_.inverse_transform;
 - SVR and NuSVR (onnxruntime's SVMRegressor has no float64 kernel), so a StackingRegressor
   holding one converts: libsvm's kernel values weighed by the dual coefficients;
-- SVC and NuSVC (skl2onnx's decisions are 1e-6 off, its probabilities 1e-5): libsvm's
-  decisions, its vote, decision_function's shapes, and for two classes Platt's sigmoid and
-  libsvm's coupling of the two;
+- SVC and NuSVC (skl2onnx's decisions are 1e-6 off, its probabilities 1e-5 to 1e-3):
+  libsvm's decisions, its vote, decision_function's shapes, Platt's sigmoid and libsvm's
+  coupling of the pairs' probabilities (a Loop);
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
 - SplineTransformer (no converter): scipy's B-spline basis, its recursion step by step, and
   the extrapolation beyond the knots;
@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from .trees import (
     DOUBLE,
@@ -529,9 +529,8 @@ def _platt_fitted(model: Any) -> bool:
 
 
 def _delegated_svc(model: Any, dtype: Any) -> bool:
-    """Whether skl2onnx writes this SVC: in float32, or with probabilities for more than two
-    classes (libsvm's pairwise coupling iterates up to 100 times, which this does not write)."""
-    return dtype is not np.float64 or (_platt_fitted(model) and len(model.classes_) > 2)
+    """Whether skl2onnx writes this SVC: in float32."""
+    return dtype is not np.float64
 
 
 def svc_shape(operator: Any) -> None:
@@ -548,7 +547,7 @@ def svc_shape(operator: Any) -> None:
 
     n = operator.inputs[0].get_first_dimension()
     classes = len(model.classes_)
-    ovo = model.decision_function_shape == "ovo" and classes > 2
+    ovo = model.decision_function_shape == "ovo" and classes > 2 and not _platt_fitted(model)
     strings = np.asarray(model.classes_).dtype.kind in "UO"
     operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
     operator.outputs[1].type = tensor([n, classes * (classes - 1) // 2 if ovo else classes])
@@ -566,10 +565,9 @@ def svc_classifier(scope: Any, operator: Any, container: Any) -> None:
     - the second output, what the estimator's decision_function gives: with two classes
       [d, -d] (libsvm's sign, then scikit-learn's, where CalibratedClassifierCV's converter
       reads it), else the "ovr" votes and confidences (_ovr_decision_function) or the pairs'
-      own ("ovo"); with probability=True and two classes, libsvm's probabilities
-      (svm_predict_probability): Platt's sigmoid_predict of the decision (exp(-f) /
-      (1 + exp(-f)) from f = dA + B at or above 0, 1 / (1 + exp(f)) below), kept within
-      1e-7 of 0 and 1, coupled as libsvm couples them (_coupled).
+      own ("ovo"); with probability=True, libsvm's probabilities (svm_predict_probability):
+      Platt's sigmoid_predict of each pair's decision (_platt), coupled as libsvm couples
+      them (_coupled).
     """
     from skl2onnx.operator_converters.support_vector_machines import (
         convert_sklearn_svm_classifier,
@@ -588,15 +586,18 @@ def svc_classifier(scope: Any, operator: Any, container: Any) -> None:
         first = w.op("Greater", [decisions, w.const(np.array(0.0))], "first")
         take_classes(w, binary_index(w, w.op("Not", [first])), classes, label)
         if _platt_fitted(model):
-            w.op("Concat", list(_coupled(w, _platt(w, decisions, model))), output=scores, axis=1)
+            _coupled(w, _platt(w, decisions, model), 2, output=scores)
         else:
             w.op("Concat", [decisions, w.op("Neg", [decisions])], output=scores, axis=1)
         return
-    if model.decision_function_shape == "ovo":
+    if _platt_fitted(model):
+        _coupled(w, _platt(w, decisions, model), len(classes), output=scores)
+    ovr = None
+    if model.decision_function_shape == "ovo" and not _platt_fitted(model):
         w.op("Identity", [decisions], output=scores)
-        ovr = None
-    else:
-        ovr = _ovr_decision(w, decisions, pairs, len(classes), output=scores)
+    elif model.decision_function_shape != "ovo":
+        shown = None if _platt_fitted(model) else scores
+        ovr = _ovr_decision(w, decisions, pairs, len(classes), output=shown)
     if model.break_ties and ovr is not None:
         argmax_labels(w, ovr, classes, label)
         return
@@ -641,7 +642,7 @@ def _tally(w: Writer, wins: str, pairs: list[tuple[int, int]], classes: int) -> 
 
 
 def _ovr_decision(
-    w: Writer, decisions: str, pairs: list[tuple[int, int]], classes: int, output: str
+    w: Writer, decisions: str, pairs: list[tuple[int, int]], classes: int, output: str | None
 ) -> str:
     """scikit-learn's _ovr_decision_function(dec < 0, -dec, classes): each class's votes
     (i's where dec is not below 0, j's where it is) plus its confidences summed pair after
@@ -668,11 +669,12 @@ def _ovr_decision(
 
 
 def _platt(w: Writer, decision: str, model: Any) -> str:
-    """libsvm's sigmoid_predict of a two-class decision, kept within 1e-7 of 0 and 1 with
+    """libsvm's sigmoid_predict of each pair's decision [N, pairs] (exp(-f) / (1 + exp(-f))
+    from f = dA + B at or above 0, 1 / (1 + exp(f)) below), kept within 1e-7 of 0 and 1 with
     libsvm's own min and max (x > y ? x : y, x < y ? x : y: NaN becomes 1e-7)."""
     # _probA, _probB: probA_ and probB_ warn from scikit-learn 1.9 (probability=True is deprecated)
-    a = w.const(np.asarray(model._probA, np.float64).reshape(1), "a")
-    b = w.const(np.asarray(model._probB, np.float64).reshape(1), "b")
+    a = w.const(np.asarray(model._probA, np.float64).reshape(1, -1), "a")
+    b = w.const(np.asarray(model._probB, np.float64).reshape(1, -1), "b")
     f = w.op("Add", [w.op("Mul", [decision, a]), b], "fApB")
     e = w.op("Exp", [w.op("Neg", [w.op("Abs", [f])])], "exp")  # exp(-f) at or above 0, exp(f) below
     one = w.const(np.array(1.0))
@@ -684,46 +686,148 @@ def _platt(w: Writer, decision: str, model: Any) -> str:
     return w.op("Where", [w.op("Less", [p, high]), p, high], "p")
 
 
-def _coupled(w: Writer, a: str) -> tuple[str, str]:
-    """libsvm's multiclass_probability for two classes from r01 = a, r10 = 1 - a, which
-    scikit-learn's libsvm runs for two classes too: from (1/2, 1/2), an update per class
-    until every |Qp - pQp| is below 0.005 / 2, in its operations and order. A row stops
-    at once where that holds, so each update is kept only where it does not; two updates
-    reach it for every a from 1e-7 to 1 - 1e-7 (test_converters checks a dense sweep)."""
-    one, zero = w.const(np.array(1.0)), w.const(np.array(0.0))
-    b = w.op("Sub", [one, a], "b")
-    diagonal = (w.op("Mul", [b, b], "q00"), w.op("Mul", [a, a], "q11"))
-    off = w.op("Neg", [w.op("Mul", [b, a])], "q01")  # -r10 * r01
-    q = ((diagonal[0], off), (off, diagonal[1]))
-    half = w.const(np.array(0.5))
-    p = [half, half]
-    for _ in range(2):
-        qp = [
-            w.op("Add", [w.op("Mul", [q[t][0], p[0]]), w.op("Mul", [q[t][1], p[1]])])
-            for t in (0, 1)
-        ]
-        pqp = w.op("Add", [w.op("Mul", [p[0], qp[0]]), w.op("Mul", [p[1], qp[1]])], "pQp")
-        largest = zero  # its max_error: NaN never above it
-        for t in (0, 1):
-            error = w.op("Abs", [w.op("Sub", [qp[t], pqp])], "error")
-            largest = w.op("Where", [w.op("Greater", [error, largest]), error, largest])
-        going = w.op("Not", [w.op("Less", [largest, w.const(np.array(0.005 / 2))])], "going")
-        updated = list(p)
-        for t in (0, 1):
-            diff = w.op("Div", [w.op("Sub", [pqp, qp[t]]), diagonal[t]], "diff")
-            grown = w.op("Add", [one, diff], "grown")
-            updated[t] = w.op("Add", [updated[t], diff])
-            if t == 0:  # the second class's update reads these; the next round recomputes them
-                step = w.op("Add", [w.op("Mul", [diff, diagonal[0]]), w.op("Add", [qp[0], qp[0]])])
-                pqp = w.op("Add", [pqp, w.op("Mul", [diff, step])])
-                pqp = w.op("Div", [w.op("Div", [pqp, grown]), grown], "pQp")
-                qp = [
-                    w.op("Div", [w.op("Add", [qp[j], w.op("Mul", [diff, q[0][j]])]), grown])
-                    for j in (0, 1)
-                ]
-            updated = [w.op("Div", [value, grown], "p") for value in updated]
-        p = [w.op("Where", [going, new, old], "p") for new, old in zip(updated, p, strict=True)]
-    return p[0], p[1]
+def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
+    """libsvm's multiclass_probability, which scikit-learn's libsvm runs for two classes too,
+    from r[i][j] = `pairs` [N, pairs] (i < j, in libsvm's order) and r[j][i] = 1 - r[i][j]:
+    the class probabilities [N, k]. Its Q (Q[t][t] the squares of r[j][t] summed over j in
+    order, Q[t][j] = -r[j][t] * r[t][j]), then from p = 1/k its rounds in an ONNX Loop of at
+    most max(100, k): a round computes Qp and pQp, and where every |Qp[t] - pQp| is below
+    0.005 / k (NaN never counts) the row stops, as libsvm stops it; else an update per class,
+    each of libsvm's operations in its order (the last class's Qp and pQp, which the next
+    round computes again, left out). The Loop ends once no row goes on."""
+    index, position = {}, 0
+    for i in range(k):
+        for j in range(i + 1, k):
+            index[i, j] = position
+            position += 1
+    count = position
+    others = w.op("Sub", [w.const(np.array(1.0)), pairs], "others")
+    nothing = w.op(
+        "Mul", [w.op("Gather", [pairs, w.const(np.array([0]))], axis=1), w.const(np.array(0.0))]
+    )
+    table = w.op("Concat", [pairs, others, nothing], "table", axis=1)
+    cells = [
+        2 * count if i == j else index[i, j] if i < j else count + index[j, i]
+        for i in range(k)
+        for j in range(k)
+    ]
+    r = w.op("Gather", [table, w.const(np.array(cells))], "r", axis=1)
+    r = w.op("Reshape", [r, w.const(np.array([0, k, k]))], "r")
+    rt = w.op("Transpose", [r], "rt", perm=[0, 2, 1])
+    diagonal = w.op("CumSum", [w.op("Mul", [rt, rt]), w.const(np.array(2))])
+    diagonal = w.op("Gather", [diagonal, w.const(np.array(k - 1))], "qtt", axis=2)
+    off = w.op("Neg", [w.op("Mul", [rt, r])])
+    q = w.op(
+        "Where",
+        [
+            w.const(np.eye(k, dtype=bool)[np.newaxis]),
+            w.op("Unsqueeze", [diagonal, w.const(np.array([2]))]),
+            off,
+        ],
+        "q",
+    )
+    body = Writer()
+    p_in, going_in = "round_p_in", "round_going_in"
+    one = body.const(np.array(1.0), "round_one")
+    last = body.const(np.array(k - 1), "round_last")
+    prod = body.op(
+        "Mul",
+        [q, body.op("Unsqueeze", [p_in, body.const(np.array([1]), "round_axis")], "round_p")],
+        "round_terms",
+    )
+    qp = body.op(
+        "Gather",
+        [body.op("CumSum", [prod, body.const(np.array(2), "round_axis")], "round_qp"), last],
+        "round_qp",
+        axis=2,
+    )
+    pqp = body.op(
+        "CumSum",
+        [body.op("Mul", [p_in, qp], "round_pqp"), body.const(np.array(1), "round_axis")],
+        "round_pqp",
+    )
+    pqp = body.op("Gather", [pqp, body.const(np.array([k - 1]), "round_last")], "round_pqp", axis=1)
+    errors = body.op("Abs", [body.op("Sub", [qp, pqp], "round_gap")], "round_error")
+    errors = body.op(
+        "Where",
+        [body.op("IsNaN", [errors], "round_nan"), body.const(np.array(0.0), "round_zero"), errors],
+        "round_error",
+    )
+    largest = body.op(
+        "ReduceMax", [errors, body.const(np.array([1]), "round_axis")], "round_largest", keepdims=1
+    )
+    going = body.op(
+        "Not",
+        [body.op("Less", [largest, body.const(np.array(0.005 / k), "round_eps")], "round_settled")],
+        "round_going",
+    )
+    new = p_in
+    for t in range(k):
+        column = body.const(np.array([t]), "round_t")
+        qt = body.op("Gather", [qp, column], "round_qt", axis=1)
+        qtt = body.op("Gather", [diagonal, column], "round_qtt", axis=1)
+        diff = body.op("Div", [body.op("Sub", [pqp, qt], "round_d"), qtt], "round_diff")
+        grown = body.op("Add", [one, diff], "round_grown")
+        moved = body.op(
+            "Add",
+            [
+                new,
+                body.op("Mul", [diff, body.const(np.eye(k)[t][np.newaxis], "round_e")], "round_m"),
+            ],
+            "round_p",
+        )
+        new = body.op("Div", [moved, grown], "round_p")
+        if t < k - 1:
+            step = body.op(
+                "Add",
+                [body.op("Mul", [diff, qtt], "round_s"), body.op("Add", [qt, qt], "round_s")],
+                "round_s",
+            )
+            pqp = body.op("Add", [pqp, body.op("Mul", [diff, step], "round_s")], "round_pqp")
+            pqp = body.op("Div", [body.op("Div", [pqp, grown], "round_pqp"), grown], "round_pqp")
+            row = body.op(
+                "Reshape",
+                [
+                    body.op("Gather", [q, column], "round_row", axis=1),
+                    body.const(np.array([0, k]), "round_shape"),
+                ],
+                "round_row",
+            )
+            qp = body.op(
+                "Div",
+                [body.op("Add", [qp, body.op("Mul", [diff, row], "round_q")], "round_q"), grown],
+                "round_qp",
+            )
+    kept = body.op("Where", [going, new, p_in], "round_p_out")
+    more = body.op(
+        "ReduceMax", [body.op("Cast", [going], "round_any", to=INT64)], "round_any", keepdims=0
+    )
+    more = body.op("Greater", [more, body.const(np.array(0), "round_none")], "round_going_out")
+    graph = helper.make_graph(
+        body.nodes,
+        "coupling",
+        [
+            helper.make_tensor_value_info("round_iteration", TensorProto.INT64, []),
+            helper.make_tensor_value_info(going_in, TensorProto.BOOL, []),
+            helper.make_tensor_value_info(p_in, TensorProto.DOUBLE, None),
+        ],
+        [
+            helper.make_tensor_value_info(more, TensorProto.BOOL, []),
+            helper.make_tensor_value_info(kept, TensorProto.DOUBLE, None),
+        ],
+        body.initializers,
+    )
+    start = w.op(
+        "Expand",
+        [
+            w.const(np.array(1.0) / k),
+            w.op("Shape", [w.op("Gather", [r, w.const(np.array(0))], axis=2)]),
+        ],
+        "p",
+    )
+    rounds = w.const(np.array(max(100, k), np.int64), "rounds")
+    w.ops("Loop", [rounds, w.const(np.array(True), "go"), start], [output], body=graph)
+    return output
 
 
 def nystroem_shape(operator: Any) -> None:

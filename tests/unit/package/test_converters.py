@@ -551,6 +551,30 @@ def test_isotonic_calibration(base: str, classes: int, tmp_path: Path) -> None:
 
 
 @PLATT
+@pytest.mark.parametrize("classes", [3, 4])
+@pytest.mark.parametrize("nu", [False, True], ids=["svc", "nu"])
+def test_svc_probabilities_for_many_classes(classes: int, nu: bool, tmp_path: Path) -> None:
+    """probability=True with more classes: libsvm's coupling iterates a row until it settles
+    (an ONNX Loop, each row stopped where libsvm stops it); skl2onnx's were 1e-3 off."""
+    table, y, _ = data(40)
+    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
+    svc = (
+        NuSVC(nu=0.3, probability=True, random_state=0)
+        if nu
+        else SVC(probability=True, random_state=0)
+    )
+    model = make_pipeline(StandardScaler(), svc).fit(table, labels)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(41) * 2
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
+    assert served.engine.predict_proba(rows[:1]).tolist() == proba[:1].tolist()
+
+
+@PLATT
 def test_two_class_coupling_stops_where_libsvm_s_does() -> None:
     """scikit-learn's libsvm couples two classes' probabilities by iterating until they
     settle: (1/2, 1/2) as they are where r01 is within 0.005 of 1/2, one or two updates
