@@ -65,8 +65,8 @@ def without_scans(graph: onnx.ModelProto) -> int:
 
 def broadcast_bytes(graph: onnx.ModelProto) -> int:
     """The bytes of temporaries a row needs in the graph's [N, M, F] broadcasts: each Sub of
-    rows unsqueezed at axis 1 and M training rows (those without_scans writes, and
-    converters.knn_by_distance's)."""
+    rows unsqueezed at axis 1 and M training rows, [M, F] or [1, M, F] (those without_scans
+    writes, converters.knn_by_distance's, and the rbf kernel's of an SVC or SVR)."""
     main = graph.graph
     constants = {t.name: t for t in main.initializer}
     unsqueezed = {
@@ -83,7 +83,8 @@ def broadcast_bytes(graph: onnx.ModelProto) -> int:
             continue
         if node.input[1] in constants:
             training = numpy_helper.to_array(constants[node.input[1]])
-            if training.ndim == 2 and training.dtype.kind == "f":
+            rows = training.ndim == 2 or (training.ndim == 3 and training.shape[0] == 1)
+            if rows and training.dtype.kind == "f":
                 total += training.size * training.dtype.itemsize
     return total
 

@@ -79,16 +79,21 @@ def held_out(seed: int, nan: bool = False) -> np.ndarray:
     return table.to_numpy()
 
 
-def float64_session(estimator: Any, features: int) -> Any:
+def float64_graph(estimator: Any, features: int) -> Any:
     """The estimator's graph under the float64 converters, one [N, features] float64 input
-    named "input", in an onnxruntime session."""
+    named "input"."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
     with converters.float64_converters():
-        graph = convert_sklearn(
+        return convert_sklearn(
             estimator, "model", initial_types=[("input", DoubleTensorType([None, features]))]
         )
+
+
+def float64_session(estimator: Any, features: int) -> Any:
+    """float64_graph's graph in an onnxruntime session."""
+    graph = float64_graph(estimator, features)
     return onnxruntime.InferenceSession(
         graph.SerializeToString(), providers=["CPUExecutionProvider"]
     )
@@ -625,15 +630,17 @@ def test_neighbours_weighed_by_distance_are_called_on_slices() -> None:
     the graph on slices of a batch (rows_per_call), as for skl2onnx's rewritten Scans."""
     table, y, _ = data(37)
     model = KNeighborsRegressor(weights="distance").fit(table.to_numpy(), y)
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
-
-    with converters.float64_converters():
-        graph = convert_sklearn(
-            model, "knn", initial_types=[("input", DoubleTensorType([None, 4]))]
-        )
+    graph = float64_graph(model, 4)
     assert distances.without_scans(graph) == 0  # no Scan: the broadcast is written at once
     assert distances.broadcast_bytes(graph) == len(table) * 4 * 8
+
+
+def test_an_rbf_kernel_is_called_on_slices() -> None:
+    """An SVC's rbf kernel broadcasts rows against its support vectors, [N, vectors, F]."""
+    table, _, binary = data(42)
+    svc = SVC().fit(table.to_numpy(), binary)
+    graph = float64_graph(svc, 4)
+    assert distances.broadcast_bytes(graph) == svc.support_vectors_.size * 8
 
 
 ONE_HOT = {
