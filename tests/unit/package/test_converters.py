@@ -79,6 +79,27 @@ def held_out(seed: int, nan: bool = False) -> np.ndarray:
     return table.to_numpy()
 
 
+def classes_of(y: np.ndarray, count: int) -> np.ndarray:
+    """y cut at its quantiles into `count` classes of about the same size."""
+    return np.digitize(y, np.quantile(y, np.linspace(0, 1, count + 1)[1:-1]))
+
+
+def assert_compiled_exactly(
+    model: Any, table: pd.DataFrame, folder: Path, seed: int, rtol: float = 1e-12
+) -> Any:
+    """Package the fitted model with its table; it must be served by its float64 graph, with
+    the estimator's classes and its probabilities within rtol on held-out rows (twice as
+    wide as the table's). The model as served."""
+    compiled, served = packaged(model, table, folder)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(seed) * 2
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=rtol, atol=1e-15)
+    return served
+
+
 def float64_graph(estimator: Any, features: int) -> Any:
     """The estimator's graph under the float64 converters, one [N, features] float64 input
     named "input"."""
@@ -452,9 +473,10 @@ def test_a_calibrated_linear_svc(classes: int, tmp_path: Path) -> None:
     """Probabilities for a LinearSVC: CalibratedClassifierCV's converter takes the decision
     function's second column with two classes, as skl2onnx writes it ([-d, d])."""
     table, y, _ = data(25)
-    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
     model = CalibratedClassifierCV(make_pipeline(StandardScaler(), LinearSVC()))
-    compiled, served = packaged(model.fit(table.to_numpy(), labels), table, tmp_path)
+    compiled, served = packaged(
+        model.fit(table.to_numpy(), classes_of(y, classes)), table, tmp_path
+    )
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(26)
     assert served.predict(rows) == model.predict(rows).tolist()
@@ -484,13 +506,7 @@ def test_two_class_svc_probabilities_are_libsvm_s(svc: Callable[[], Any], tmp_pa
     table, _, binary = data(27)
     labels = np.where(binary == 1, "yes", "no")
     model = make_pipeline(StandardScaler(), svc()).fit(table, labels)
-    compiled, served = packaged(model, table, tmp_path)
-    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
-    rows = held_out(28) * 3
-    frame = pd.DataFrame(rows, columns=table.columns)
-    assert served.predict(rows) == model.predict(frame).tolist()
-    proba = served.engine.predict_proba(rows)
-    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=0)
+    assert_compiled_exactly(model, table, tmp_path, 28)
 
 
 SVCS = {
@@ -508,8 +524,7 @@ def test_svc_decisions_are_libsvm_s(name: str, classes: int) -> None:
     """libsvm's decision for each pair of classes, its vote, and decision_function's "ovr"
     and "ovo" shapes, in float64: skl2onnx's SVMClassifier gave them 1e-6 off."""
     table, y, _ = data(29)
-    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
-    svc = SVCS[name]().fit(table.to_numpy(), labels)
+    svc = SVCS[name]().fit(table.to_numpy(), classes_of(y, classes))
     session = float64_session(svc, 4)
     rows = held_out(30) * 2
     predicted, decisions = session.run(None, {"input": rows})
@@ -526,15 +541,8 @@ def test_a_calibrated_svc(classes: int, ensemble: bool, tmp_path: Path) -> None:
     """scikit-learn 1.9's way to an SVC's probabilities: CalibratedClassifierCV's sigmoids of
     the decision function, exact now that the decisions are."""
     table, y, _ = data(31)
-    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
     model = CalibratedClassifierCV(make_pipeline(StandardScaler(), SVC()), ensemble=ensemble)
-    compiled, served = packaged(model.fit(table, labels), table, tmp_path)
-    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
-    rows = held_out(32) * 2
-    frame = pd.DataFrame(rows, columns=table.columns)
-    assert served.predict(rows) == model.predict(frame).tolist()
-    proba = served.engine.predict_proba(rows)
-    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
+    assert_compiled_exactly(model.fit(table, classes_of(y, classes)), table, tmp_path, 32)
 
 
 @pytest.mark.parametrize("classes", [2, 3])
@@ -543,16 +551,9 @@ def test_isotonic_calibration(base: str, classes: int, tmp_path: Path) -> None:
     """CalibratedClassifierCV(method="isotonic"): scipy's linear interpolation between the
     calibrator's thresholds, where skl2onnx took the nearest one's value."""
     table, y, _ = data(33)
-    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
     estimator = RandomForestClassifier(20, random_state=0) if base == "forest" else SVC()
-    model = CalibratedClassifierCV(estimator, method="isotonic").fit(table, labels)
-    compiled, served = packaged(model, table, tmp_path)
-    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
-    rows = held_out(34) * 2
-    frame = pd.DataFrame(rows, columns=table.columns)
-    assert served.predict(rows) == model.predict(frame).tolist()
-    proba = served.engine.predict_proba(rows)
-    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-9, atol=1e-15)
+    model = CalibratedClassifierCV(estimator, method="isotonic")
+    assert_compiled_exactly(model.fit(table, classes_of(y, classes)), table, tmp_path, 34, 1e-9)
 
 
 @PLATT
@@ -562,21 +563,18 @@ def test_svc_probabilities_for_many_classes(classes: int, nu: bool, tmp_path: Pa
     """probability=True with more classes: libsvm's coupling iterates a row until it settles
     (an ONNX Loop, each row stopped where libsvm stops it); skl2onnx's were 1e-3 off."""
     table, y, _ = data(40)
-    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
     svc = (
         NuSVC(nu=0.3, probability=True, random_state=0)
         if nu
         else SVC(probability=True, random_state=0)
     )
-    model = make_pipeline(StandardScaler(), svc).fit(table, labels)
-    compiled, served = packaged(model, table, tmp_path)
-    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
-    rows = held_out(41) * 2
-    frame = pd.DataFrame(rows, columns=table.columns)
-    assert served.predict(rows) == model.predict(frame).tolist()
-    proba = served.engine.predict_proba(rows)
-    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
-    assert served.engine.predict_proba(rows[:1]).tolist() == proba[:1].tolist()
+    model = make_pipeline(StandardScaler(), svc).fit(table, classes_of(y, classes))
+    served = assert_compiled_exactly(model, table, tmp_path, 41)
+    rows = held_out(41) * 2  # one row alone, through the bound tensors, as in the batch
+    assert (
+        served.engine.predict_proba(rows[:1]).tolist()
+        == served.engine.predict_proba(rows)[:1].tolist()
+    )
 
 
 @PLATT
