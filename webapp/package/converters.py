@@ -528,15 +528,10 @@ def _platt_fitted(model: Any) -> bool:
     return np.size(getattr(model, "_probA", ())) > 0
 
 
-def _delegated_svc(model: Any, dtype: Any) -> bool:
-    """Whether skl2onnx writes this SVC: in float32."""
-    return dtype is not np.float64
-
-
 def svc_shape(operator: Any) -> None:
     model = operator.raw_operator
     dtype, _, tensor = _dtype(operator)
-    if _delegated_svc(model, dtype):
+    if dtype is not np.float64:  # skl2onnx's float32 form
         from skl2onnx.shape_calculators.support_vector_machines import (
             calculate_sklearn_svm_output_shapes,
         )
@@ -575,7 +570,7 @@ def svc_classifier(scope: Any, operator: Any, container: Any) -> None:
 
     model = operator.raw_operator
     dtype, _, _ = _dtype(operator)
-    if _delegated_svc(model, dtype):
+    if dtype is not np.float64:  # skl2onnx's float32 form
         convert_sklearn_svm_classifier(scope, operator, container)
         return
     w, x, (label, scores) = _writer(scope, operator, container)
