@@ -690,6 +690,23 @@ def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
     0.005 / k (NaN never counts) the row stops, as libsvm stops it; else an update per class,
     each of libsvm's operations in its order (the last class's Qp and pQp, which the next
     round computes again, left out). The Loop ends once no row goes on."""
+    q, diagonal, r = _coupling_matrix(w, pairs, k)
+    start = w.op(
+        "Expand",
+        [
+            w.const(np.array(1.0) / k),
+            w.op("Shape", [w.op("Gather", [r, w.const(np.array(0))], axis=2)]),
+        ],
+        "p",
+    )
+    rounds = w.const(np.array(max(100, k), np.int64), "rounds")
+    body = _coupling_round(q, diagonal, k)
+    w.ops("Loop", [rounds, w.const(np.array(True), "go"), start], [output], body=body)
+    return output
+
+
+def _coupling_matrix(w: Writer, pairs: str, k: int) -> tuple[str, str, str]:
+    """libsvm's Q for each row [N, k, k], its diagonal [N, k], and r [N, k, k]."""
     index, position = {}, 0
     for i in range(k):
         for j in range(i + 1, k):
@@ -701,6 +718,7 @@ def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
         "Mul", [w.op("Gather", [pairs, w.const(np.array([0]))], axis=1), w.const(np.array(0.0))]
     )
     table = w.op("Concat", [pairs, others, nothing], "table", axis=1)
+    # r[i][j] from the pairs, r[j][i] = 1 - r[i][j], 0 on the diagonal
     cells = [
         2 * count if i == j else index[i, j] if i < j else count + index[j, i]
         for i in range(k)
@@ -708,8 +726,8 @@ def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
     ]
     r = w.op("Gather", [table, w.const(np.array(cells))], "r", axis=1)
     r = w.op("Reshape", [r, w.const(np.array([0, k, k]))], "r")
-    rt = w.op("Transpose", [r], "rt", perm=[0, 2, 1])
-    diagonal = w.op("CumSum", [w.op("Mul", [rt, rt]), w.const(np.array(2))])
+    rt = w.op("Transpose", [r], "rt", perm=[0, 2, 1])  # rt[n, t, j] = r[n, j, t]
+    diagonal = w.op("CumSum", [w.op("Mul", [rt, rt]), w.const(np.array(2))])  # over j, in order
     diagonal = w.op("Gather", [diagonal, w.const(np.array(k - 1))], "qtt", axis=2)
     off = w.op("Neg", [w.op("Mul", [rt, r])])
     q = w.op(
@@ -721,6 +739,11 @@ def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
         ],
         "q",
     )
+    return q, diagonal, r
+
+
+def _coupling_round(q: str, diagonal: str, k: int) -> Any:
+    """The Loop's body: one of libsvm's rounds on every row, kept where the row goes on."""
     body = Writer()
     p_in, going_in = "round_p_in", "round_going_in"
     one = body.const(np.array(1.0), "round_one")
@@ -798,7 +821,7 @@ def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
         "ReduceMax", [body.op("Cast", [going], "round_any", to=INT64)], "round_any", keepdims=0
     )
     more = body.op("Greater", [more, body.const(np.array(0), "round_none")], "round_going_out")
-    graph = helper.make_graph(
+    return helper.make_graph(
         body.nodes,
         "coupling",
         [
@@ -812,17 +835,6 @@ def _coupled(w: Writer, pairs: str, k: int, output: str) -> str:
         ],
         body.initializers,
     )
-    start = w.op(
-        "Expand",
-        [
-            w.const(np.array(1.0) / k),
-            w.op("Shape", [w.op("Gather", [r, w.const(np.array(0))], axis=2)]),
-        ],
-        "p",
-    )
-    rounds = w.const(np.array(max(100, k), np.int64), "rounds")
-    w.ops("Loop", [rounds, w.const(np.array(True), "go"), start], [output], body=graph)
-    return output
 
 
 def nystroem_shape(operator: Any) -> None:
