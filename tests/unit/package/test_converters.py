@@ -522,7 +522,7 @@ SVCS = {
 @pytest.mark.parametrize("name", list(SVCS))
 def test_svc_decisions_are_libsvm_s(name: str, classes: int) -> None:
     """libsvm's decision for each pair of classes, its vote, and decision_function's "ovr"
-    and "ovo" shapes, in float64: skl2onnx's SVMClassifier gave them 1e-6 off."""
+    and "ovo" shapes, in float64: skl2onnx's SVMClassifier gave them 4e-6 off or more."""
     table, y, _ = data(29)
     svc = SVCS[name]().fit(table.to_numpy(), classes_of(y, classes))
     session = float64_session(svc, 4)
@@ -561,7 +561,7 @@ def test_isotonic_calibration(base: str, classes: int, tmp_path: Path) -> None:
 @pytest.mark.parametrize("nu", [False, True], ids=["svc", "nu"])
 def test_svc_probabilities_for_many_classes(classes: int, nu: bool, tmp_path: Path) -> None:
     """probability=True with more classes: libsvm's coupling iterates a row until it settles
-    (an ONNX Loop, each row stopped where libsvm stops it); skl2onnx's were 1e-3 off."""
+    (an ONNX Loop, each row stopped where libsvm stops it); skl2onnx's were up to 6e-2 off."""
     table, y, _ = data(40)
     svc = (
         NuSVC(nu=0.3, probability=True, random_state=0)
