@@ -31,6 +31,7 @@ from .vocabulary import ArtifactError, Feature, Rows, one_line
 log = logging.getLogger(__name__)
 
 NAME = "onnx"
+MAX_CODES = 2**24  # strings one feature's table may hold: every code exact in float32
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -45,6 +46,8 @@ class OnnxEngine:
     `entry` is the manifest's "compiled" object: "inputs" is "matrix" (one [N, features]
     tensor) or "columns" (one [N, 1] tensor per feature, named after it), "dtype" the float
     type numbers are given in (float32 where scikit-learn's trees compare float32 values).
+    A matrix graph with string features has "codes": each one's table of strings, whose
+    index the matrix holds (package/codes.py); the last stands in for any string not listed.
     """
 
     name = NAME
@@ -107,6 +110,7 @@ class OnnxEngine:
         self.lookup: dict[Any, Any] | None = None
         if classes is not None and not all(type(c) in (int, str) for c in classes):
             self.lookup = {_label_key(c): c for c in classes}
+        self.coders = _coders(entry.get("codes"), self.features) if self.matrix_input else []
         self.one_row: OneRow | None = None
         self.linear = self._linear(entry, classes)
         self.one_row = OneRow.bound(self) if self.matrix_input else None
@@ -114,13 +118,23 @@ class OnnxEngine:
     def feeds(self, rows: Rows) -> dict[str, np.ndarray]:
         """The graph's inputs for rows: a float matrix, or one sequence of values per feature."""
         if self.matrix_input:
-            matrix = rows if isinstance(rows, np.ndarray) else number_rows(rows)
-            return {"input": matrix.astype(self.dtype, copy=False)}
+            return {"input": self.matrix(rows).astype(self.dtype, copy=False)}
         columns = list(rows.T) if isinstance(rows, np.ndarray) else rows
         return {
             f.name: _tensor(f, values, self.dtype)
             for f, values in zip(self.features, columns, strict=True)
         }
+
+    def matrix(self, rows: Rows) -> np.ndarray:
+        """Rows as the matrix graph's float64 matrix: each string as its code."""
+        if isinstance(rows, np.ndarray):
+            return rows
+        if not self.coders:
+            return number_rows(rows)
+        columns = list(rows)
+        for index, codes, other in self.coders:
+            columns[index] = [codes.get(v, other) for v in columns[index]]
+        return number_rows(columns)
 
     def _outputs(self, names: list[str], rows: Rows) -> list[np.ndarray]:
         """The graph's outputs `names` for rows, from calls of at most rows_per_call rows."""
@@ -142,7 +156,7 @@ class OnnxEngine:
         """The numpy path for a scaled logistic regression's labels, if compile.py recorded
         its parameters (proven there to give the estimator's every class) and they give this
         graph's labels here too; else None, and the graph answers alone."""
-        if "linear" not in entry or classes is None or not self.matrix_input:
+        if "linear" not in entry or classes is None or not self.matrix_input or self.coders:
             return None
         linear = LinearLabels(entry["linear"], classes)
         rows = _probe_rows(self.features)
@@ -226,7 +240,7 @@ class OneRow:
         else None, and the plain call serves as before."""
         try:
             one_row = cls(engine)
-            for row in _probe_rows(engine.features, 16):
+            for row in _probe_rows(engine.features, 16, engine.coders):
                 matrix = row.reshape(1, -1)
                 for name in one_row.bindings:
                     (plain,) = engine._run([name], engine.feeds(matrix), None)
@@ -247,7 +261,7 @@ class OneRow:
             return None
         try:
             binding, buffer = self.bindings[names[0]]
-            self.row[...] = rows if isinstance(rows, np.ndarray) else number_rows(rows)
+            self.row[...] = self.engine.matrix(rows)
             self.engine.session.run_with_iobinding(binding)
             return [buffer.copy()]
         finally:
@@ -317,11 +331,47 @@ def first_greatest(scores: np.ndarray) -> np.ndarray:
     return index
 
 
-def _probe_rows(features: Sequence[Feature], count: int = 4096) -> np.ndarray:
-    """Rows across every feature's valid range (or -100..100 where it is open), fixed."""
+def _probe_rows(
+    features: Sequence[Feature], count: int = 4096, coders: Sequence[Coder] = ()
+) -> np.ndarray:
+    """Rows across every feature's valid range (or -100..100 where it is open), fixed; a
+    coded string feature's, each of its codes."""
     low = [-100.0 if f.min is None else max(f.min, -1e6) for f in features]
     high = [100.0 if f.max is None else min(f.max, 1e6) for f in features]
-    return np.random.default_rng(0).uniform(low, high, size=(count, len(features)))
+    rows = np.random.default_rng(0).uniform(low, high, size=(count, len(features)))
+    for index, _, other in coders:
+        rows[:, index] = np.arange(count) % (other + 1)
+    return rows
+
+
+# A string feature's column, its strings' codes, and the code of any other string.
+Coder = tuple[int, dict[Any, int], int]
+
+
+def _coders(codes: Any, features: Sequence[Feature]) -> list[Coder]:
+    """The manifest's "codes" as lookups (a null is coded as ""); ArtifactError if they are
+    not a table of distinct strings, "" among them, for each string feature and no other."""
+    strings = [i for i, f in enumerate(features) if not f.numeric]
+    if codes is None and not strings:
+        return []
+    names = [features[i].name for i in strings]
+    if not isinstance(codes, dict) or sorted(codes) != sorted(names):
+        raise ArtifactError("the compiled model's codes are not one table per string feature")
+    coders = []
+    for index, name in zip(strings, names, strict=True):
+        table = codes[name]
+        if (
+            not isinstance(table, list)
+            or not 2 <= len(table) <= MAX_CODES
+            or not all(type(s) is str for s in table)
+            or len(set(table)) != len(table)
+            or "" not in table[:-1]
+        ):
+            raise ArtifactError(f"the compiled model's codes for {name!r} are not a table")
+        lookup: dict[Any, int] = {s: i for i, s in enumerate(table[:-1])}
+        lookup[None] = lookup[""]
+        coders.append((index, lookup, len(table) - 1))
+    return coders
 
 
 def _label_key(value: Any) -> Any:

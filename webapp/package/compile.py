@@ -41,6 +41,7 @@ UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py trie
 # since 2.35 has C.UTF-8.
 TEXT_LOCALE = "C.UTF-8"
 EXACT_RTOL = 1e-9  # float64 forms: regression outputs and probabilities, relative
+LAYOUTS = ("matrix", "columns")  # the compiled engine's inputs, the faster first
 # Kept with the model, with the estimator's answers, to verify the form again where another
 # onnxruntime serves it (core/verification.py).
 REVERIFICATION_ROWS = 2_000
@@ -79,9 +80,8 @@ def compile_model(
 
     rows = number_rows(columns) if plain else columns  # as the service holds them
     failures = []
-    numeric = all(f.numeric for f in features)
     precise = False  # whether a float64 form ran: then every form is held to EXACT_RTOL
-    for entry in _exact_forms(estimator, numeric) + _forms(estimator, numeric):
+    for entry in _exact_forms(estimator) + _forms(estimator):
         if precise or entry["dtype"] == "float64":
             entry["tolerance"] = EXACT_RTOL
         form = f"{entry['inputs']} of {entry['dtype']}"
@@ -145,7 +145,7 @@ def _linear_parameters(estimator: Any) -> dict[str, Any] | None:
     }
 
 
-def _exact_forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
+def _exact_forms(estimator: Any) -> list[dict[str, Any]]:
     """The forms with exact trees, if the estimator holds a model trees.py writes: float32
     numbers for such a model alone that compares float32 (its graph casts nothing), float64
     for anything else."""
@@ -155,20 +155,19 @@ def _exact_forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
     if not any(trees.supported(p) for p in parts):
         return []
     dtype = "float32" if trees.compares_float32(estimator) else "float64"
-    layouts = ("matrix", "columns") if numeric else ("columns",)
     return [
         {"inputs": layout, "dtype": dtype, "trees": "exact", "tolerance": EXACT_RTOL}
-        for layout in layouts
+        for layout in LAYOUTS
     ]
 
 
-def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
+def _forms(estimator: Any) -> list[dict[str, Any]]:
     """The input forms to try, most faithful first.
 
     A tree ensemble given the features directly compares them as float32, as scikit-learn
     casts them: float32 inputs agree exactly, not just on the rows tried. Anything else
-    computes in float64. Numbers may come as one matrix; named columns are for pipelines that
-    pick their columns by name, and the only way to give strings.
+    computes in float64. One matrix first (strings in it as codes, see codes.py); named
+    columns for pipelines that pick their columns by name, or strings that cannot be coded.
     """
     members = getattr(estimator, "estimators_", [])
     # a list (bagging, voting) or a 2-D array (gradient boosting); never np.ravel a list: a
@@ -176,8 +175,7 @@ def _forms(estimator: Any, numeric: bool) -> list[dict[str, Any]]:
     members = members.ravel().tolist() if isinstance(members, np.ndarray) else list(members)
     trees = hasattr(estimator, "tree_") or any(hasattr(e, "tree_") for e in members)
     dtypes = ("float32", "float64") if trees else ("float64", "float32")
-    layouts = ("matrix", "columns") if numeric else ("columns",)
-    return [{"inputs": layout, "dtype": dtype} for layout in layouts for dtype in dtypes]
+    return [{"inputs": layout, "dtype": dtype} for layout in LAYOUTS for dtype in dtypes]
 
 
 def verification_columns(
@@ -286,14 +284,15 @@ def _convert(
     estimator: Any, features: Sequence[Feature], entry: dict[str, Any], classifier: bool
 ) -> Any:
     """skl2onnx's graph for the estimator, taking inputs as the entry says."""
-    from onnx import helper
+    from onnx import TensorProto, helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-    from . import converters, trees  # onnx and skl2onnx: imported only to compile
+    from . import codes, converters, trees  # onnx and skl2onnx: imported only to compile
 
     number = DoubleTensorType if entry["dtype"] == "float64" else FloatTensorType
-    if entry["inputs"] == "matrix":
+    coded = entry["inputs"] == "matrix" and not all(f.numeric for f in features)
+    if entry["inputs"] == "matrix" and not coded:
         initial_types = [("input", number([None, len(features)]))]
     else:
         initial_types = [
@@ -330,6 +329,9 @@ def _convert(
             kept = [a for a in node.attribute if a.name != "locale"]
             del node.attribute[:]
             node.attribute.extend([*kept, helper.make_attribute("locale", TEXT_LOCALE)])
+    if coded:
+        element = TensorProto.DOUBLE if entry["dtype"] == "float64" else TensorProto.FLOAT
+        entry["codes"] = codes.strings_as_codes(graph, features, element)
     return graph
 
 

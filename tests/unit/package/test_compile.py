@@ -95,10 +95,11 @@ def test_tree_ensembles_are_given_float32_like_scikit_learn() -> None:
 
     X = np.random.default_rng(0).normal(size=(50, 3))
     forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, X[:, 0])
-    assert compiling._forms(forest, True)[0] == {"inputs": "matrix", "dtype": "float32"}
+    assert compiling._forms(forest)[0] == {"inputs": "matrix", "dtype": "float32"}
     ridge = Ridge().fit(X, X[:, 0])
-    assert compiling._forms(ridge, True)[0] == {"inputs": "matrix", "dtype": "float64"}
-    assert compiling._forms(ridge, False) == [
+    assert compiling._forms(ridge) == [
+        {"inputs": "matrix", "dtype": "float64"},
+        {"inputs": "matrix", "dtype": "float32"},
         {"inputs": "columns", "dtype": "float64"},
         {"inputs": "columns", "dtype": "float32"},
     ]
@@ -116,13 +117,13 @@ def test_ensembles_of_pipelines_and_of_tree_arrays_get_their_forms() -> None:
     X = np.random.default_rng(0).normal(size=(60, 3))
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
     boosting = GradientBoostingClassifier(n_estimators=3).fit(X, y)
-    assert compiling._forms(boosting, True)[0] == {"inputs": "matrix", "dtype": "float32"}
+    assert compiling._forms(boosting)[0] == {"inputs": "matrix", "dtype": "float32"}
     members = [
         ("linear", make_pipeline(StandardScaler(), LogisticRegression())),
         ("tree", make_pipeline(StandardScaler(), DecisionTreeClassifier(max_depth=2))),
     ]
     voting = VotingClassifier(members, voting="soft").fit(X, y)
-    assert compiling._forms(voting, True)[0] == {"inputs": "matrix", "dtype": "float64"}
+    assert compiling._forms(voting)[0] == {"inputs": "matrix", "dtype": "float64"}
 
 
 def test_a_voting_ensemble_with_a_pipeline_is_packaged_and_served_as_it_answers(

@@ -117,7 +117,9 @@ def test_a_regressor_on_a_dataframe_is_verified_again(tmp_path: Path) -> None:
     table.to_csv(data, index=False)
     assert command.main([str(artifact), "--data", str(data)]) == 0
     manifest = json.loads(artifact.with_suffix(".json").read_text())
-    assert manifest["compiled"]["inputs"] == "columns"
+    # one matrix, the city as its code (package/codes.py)
+    assert manifest["compiled"]["inputs"] == "matrix"
+    assert {"north", "south", "east", ""} <= set(manifest["compiled"]["codes"]["city"])
     assert manifest["verification"]["file"] == "prices.verification.json"
     rows = json.loads((tmp_path / "prices.verification.json").read_bytes())
     assert all(type(v) is int for v in rows["columns"]["rooms"])

@@ -1,0 +1,204 @@
+"""Strings as codes in one matrix (webapp/package/codes.py): the rewritten graph, called by the
+engine, answers as the graph it was written from, given the strings themselves, for any
+string; a graph that may tell unlisted strings apart keeps its string inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from webapp.core.onnx_engine import OnnxEngine
+from webapp.core.vocabulary import ArtifactError, Feature
+from webapp.package import codes
+
+pytestmark = pytest.mark.unit
+
+OPEN = [Feature("colour", type="category", nullable=True), Feature("size")]
+WORDS = ["", "red", "green", "blue", "grey", "teal", "RED", "red ", codes.STAND_IN]
+
+
+def strings(value: Any, shape: list[int], name: str) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(value, dtype=object).reshape(shape), name)
+
+
+def doubles(value: Any, name: str) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(value, dtype=np.float64), name)
+
+
+def membership_graph(extra: list[onnx.NodeProto] = (), output: str = "value") -> onnx.ModelProto:
+    """An imputer's Where, then the three membership tests, each weighing its answer apart:
+    a value per feature per string, as a ColumnTransformer's graph computes them."""
+    nodes = [
+        helper.make_node("Equal", ["colour", "empty"], ["missing"]),
+        helper.make_node("Where", ["missing", "grey", "colour"], ["filled"]),
+        helper.make_node("Equal", ["filled", "palette"], ["hits"]),
+        helper.make_node("Cast", ["hits"], ["hit_values"], to=TensorProto.DOUBLE),
+        helper.make_node("MatMul", ["hit_values", "hit_weights"], ["by_hits"]),
+        helper.make_node(
+            "LabelEncoder",
+            ["filled"],
+            ["labelled"],
+            domain="ai.onnx.ml",
+            keys_strings=["red", "blue", "teal"],
+            values_floats=[1.0, 2.0, 3.0],
+            default_float=-1.0,
+        ),
+        helper.make_node("Cast", ["labelled"], ["by_label"], to=TensorProto.DOUBLE),
+        helper.make_node(
+            "OneHotEncoder",
+            ["filled"],
+            ["encoded"],
+            domain="ai.onnx.ml",
+            cats_strings=["green", "grey"],
+            zeros=1,
+        ),
+        helper.make_node("Reshape", ["encoded", "two"], ["flat"]),
+        helper.make_node("Cast", ["flat"], ["hot_values"], to=TensorProto.DOUBLE),
+        helper.make_node("MatMul", ["hot_values", "hot_weights"], ["by_hot"]),
+        helper.make_node("Mul", ["by_label", "thousand"], ["label_part"]),
+        helper.make_node("Add", ["by_hits", "label_part"], ["some"]),
+        helper.make_node("Add", ["some", "by_hot"], ["more"]),
+        helper.make_node("Add", ["more", "size"], ["value"]),
+        *extra,
+    ]
+    constants = [
+        strings([""], [1, 1], "empty"),
+        strings(["grey"], [1, 1], "grey"),
+        strings(["red", "green", "blue"], [1, 3], "palette"),
+        doubles([[1.0], [10.0], [100.0]], "hit_weights"),
+        numpy_helper.from_array(np.array([-1, 2], dtype=np.int64), "two"),
+        doubles([[1e4], [1e5]], "hot_weights"),
+        doubles(1000.0, "thousand"),
+    ]
+    outputs = [helper.make_tensor_value_info(output, TensorProto.DOUBLE, None)]
+    inputs = [
+        helper.make_tensor_value_info("colour", TensorProto.STRING, [None, 1]),
+        helper.make_tensor_value_info("size", TensorProto.DOUBLE, [None, 1]),
+    ]
+    graph = helper.make_graph(nodes, "model", inputs, outputs, constants)
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+
+
+def engine(graph: onnx.ModelProto, entry: dict[str, Any], features: list[Feature]) -> Any:
+    return OnnxEngine(graph.SerializeToString(), entry, features, None, False)
+
+
+def coded(features: list[Feature], graph: onnx.ModelProto) -> Any:
+    tables = codes.strings_as_codes(graph, features, TensorProto.DOUBLE)
+    return engine(graph, {"inputs": "matrix", "dtype": "float64", "codes": tables}, features)
+
+
+PLAIN = engine(membership_graph(), {"inputs": "columns", "dtype": "float64"}, OPEN)
+CODED = coded(OPEN, membership_graph())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.sampled_from(WORDS), st.text(max_size=8)), min_size=1, max_size=6
+    )
+)
+def test_any_string_is_answered_as_the_graph_given_it_answers(words: list[str | None]) -> None:
+    """The strings the graph holds, others (the stand-in's own text too), nulls, one row at a
+    time (the bound call) and as a batch."""
+    sizes = [float(i) / 8 for i in range(len(words))]
+    assert CODED.predict([words, sizes]) == PLAIN.predict([words, sizes])
+    for word, size in zip(words, sizes, strict=True):
+        assert CODED.predict([[word], [size]]) == PLAIN.predict([[word], [size]])
+
+
+def test_the_answers_tell_the_strings_apart() -> None:
+    """The graph's answers differ between its strings: the comparison above could fail."""
+    answers = PLAIN.predict([WORDS, [0.0] * len(WORDS)])
+    assert len(set(answers)) >= 6 and CODED.one_row is not None
+
+
+def test_a_closed_feature_is_coded_whatever_reads_its_strings() -> None:
+    """Only its categories arrive (the schemas refuse the rest), so the graph may compare its
+    strings with one another: each category, and a null, answered as before."""
+    graph = membership_graph([helper.make_node("Equal", ["colour", "filled"], ["same"])])
+    closed = [
+        Feature("colour", type="category", nullable=True, categories=("red", "teal")),
+        OPEN[1],
+    ]
+    plain = engine(graph, {"inputs": "columns", "dtype": "float64"}, closed)
+    words = ["red", "teal", None]
+    assert coded(closed, graph).predict([words, [1.0] * 3]) == plain.predict([words, [1.0] * 3])
+
+
+def reader_of_the_strings(graph: onnx.ModelProto) -> None:
+    lower = helper.make_node(
+        "StringNormalizer", ["colour"], ["lowered"], case_change_action="LOWER"
+    )
+    graph.graph.node.append(lower)
+    graph.graph.node.append(helper.make_node("Equal", ["lowered", "empty"], ["unused"]))
+
+
+def two_inputs_compared(graph: onnx.ModelProto) -> None:
+    graph.graph.node.append(helper.make_node("Equal", ["colour", "filled"], ["same"]))
+
+
+def strings_as_an_output(graph: onnx.ModelProto) -> None:
+    graph.graph.output.append(helper.make_tensor_value_info("filled", TensorProto.STRING, None))
+
+
+def a_subgraph(graph: onnx.ModelProto) -> None:
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["size"], ["inside"])],
+        "body",
+        [],
+        [helper.make_tensor_value_info("inside", TensorProto.DOUBLE, None)],
+    )
+    graph.graph.node.append(
+        helper.make_node("If", ["missing"], ["chosen"], then_branch=body, else_branch=body)
+    )
+
+
+@pytest.mark.parametrize(
+    "change", [reader_of_the_strings, two_inputs_compared, strings_as_an_output, a_subgraph]
+)
+def test_an_open_feature_read_otherwise_keeps_its_strings(change: Any) -> None:
+    """Two strings the graph does not hold may answer differently there: no codes, and the
+    graph untouched (compile.py then gives it one input per feature)."""
+    graph = membership_graph()
+    change(graph)
+    before = graph.SerializeToString()
+    with pytest.raises(ValueError):
+        codes.strings_as_codes(graph, OPEN, TensorProto.DOUBLE)
+    assert graph.SerializeToString() == before
+
+
+def test_the_stand_in_is_no_string_the_graph_holds() -> None:
+    graph = membership_graph()
+    graph.graph.initializer.append(strings([codes.STAND_IN], [1], "held"))
+    table = codes.strings_as_codes(graph, OPEN, TensorProto.DOUBLE)["colour"]
+    assert table[-1] not in table[:-1] and codes.STAND_IN in table[:-1]
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [
+        None,
+        {},
+        {"colour": ["", "red", "x"], "size": ["", "x"]},
+        {"colour": "red"},
+        {"colour": ["red", "x"]},
+        {"colour": ["", "red", "red", "x"]},
+        {"colour": ["", 1, "x"]},
+        {"colour": [""]},
+    ],
+    ids=["none", "empty", "a-number-coded", "not-a-list", "no-null", "twice", "a-number", "short"],
+)
+def test_codes_that_are_no_table_of_strings_are_refused(tables: Any) -> None:
+    graph = membership_graph()
+    codes.strings_as_codes(graph, OPEN, TensorProto.DOUBLE)
+    with pytest.raises(ArtifactError, match="codes"):
+        engine(graph, {"inputs": "matrix", "dtype": "float64", "codes": tables}, OPEN)
