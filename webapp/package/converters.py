@@ -1319,17 +1319,23 @@ def one_hot_shape(operator: Any) -> None:
     operator.outputs[0].type = _one_hot_type(model)([n, len(model.get_feature_names_out())])
 
 
-def one_hot(scope: Any, operator: Any, container: Any) -> None:
+def one_hot(
+    scope: Any, operator: Any, container: Any, empty_is_null: frozenset[str] = frozenset()
+) -> None:
     """OneHotEncoder.transform (skl2onnx's casts floats to integers, 2.5 to 2, and refuses
     infrequent categories): each value compared with its feature's categories (equal, or NaN
     for a NaN category), the categories grouped as scikit-learn groups the infrequent ones
     into one column, a value no category holds counted there where handle_unknown is
-    "infrequent_if_exist" or "warn" (else nowhere: zeros), and the dropped column left out."""
+    "infrequent_if_exist" or "warn" (else nowhere: zeros), and the dropped column left out.
+
+    Strings with a NaN category (a column fitted with missing values, not imputed): the
+    service gives the null as "" and scikit-learn as NaN, so "" stands for that category,
+    exact only on the inputs in `empty_is_null` (as for string_imputer)."""
     from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
     model = operator.raw_operator
     w = Writer(scope, container)
-    columns = []  # each feature's [N, 1] tensor and its kind
+    columns = []  # each feature's [N, 1] tensor, its kind, and whether "" is only a null
     for given in operator.inputs:
         kind = given.type
         if not isinstance(kind, (DoubleTensorType, Int64TensorType, StringTensorType)):
@@ -1337,21 +1343,26 @@ def one_hot(scope: Any, operator: Any, container: Any) -> None:
         width = given.type.shape[1]
         if not isinstance(width, int):
             raise NotSupported("OneHotEncoder of inputs whose width is unknown")
+        null = set(_sources(container, given.full_name)) <= empty_is_null
         for i in range(width):
             column = given.full_name
             if width > 1:
                 column = w.op("Gather", [column, w.const(np.array([i]))], "feature", axis=1)
-            columns.append((column, kind))
+            columns.append((column, kind, null))
     if len(columns) != len(model.categories_):
         raise NotSupported("OneHotEncoder given another number of features")
     blocks = []
-    for index, ((column, kind), categories) in enumerate(
+    for index, ((column, kind, null), categories) in enumerate(
         zip(columns, model.categories_, strict=True)
     ):
         values = np.asarray(categories)
         if isinstance(kind, StringTensorType):
-            if not all(isinstance(c, str) for c in values):
+            if not all(isinstance(c, str) for c in values[:-1]):
                 raise NotSupported("OneHotEncoder of strings with a missing category")
+            if not isinstance(values[-1], str):  # a missing category: scikit-learn's last
+                if not (null and _is_nan(values[-1])) or "" in values[:-1]:
+                    raise NotSupported("OneHotEncoder of strings with a missing category")
+                values = np.array([*values[:-1], ""])
             values = values.astype(object)
         elif isinstance(kind, DoubleTensorType):
             values = values.astype(np.float64)
@@ -1409,7 +1420,7 @@ def voting_classifier(scope: Any, operator: Any, container: Any) -> None:
 def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
     back after. `empty_is_null`: the string inputs on which "" can only stand for a null
-    (string_imputer)."""
+    (string_imputer, one_hot)."""
     from skl2onnx import update_registered_converter
     from skl2onnx.shape_calculators.linear_classifier import (
         calculate_linear_classifier_output_shapes,
@@ -1443,6 +1454,9 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     def imputer_converter(scope: Any, operator: Any, container: Any) -> None:
         imputer(scope, operator, container, empty_is_null)
 
+    def one_hot_converter(scope: Any, operator: Any, container: Any) -> None:
+        one_hot(scope, operator, container, empty_is_null)
+
     table: dict[type, tuple[Callable[..., None], Callable[..., None]]] = {
         SimpleImputer: (imputer_converter, imputer_shape),
         PolynomialFeatures: (polynomial, polynomial_shape),
@@ -1470,7 +1484,11 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
             for cls, (convert, shape) in table.items():
                 update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
             update_registered_converter(
-                OneHotEncoder, "Float64OneHotEncoder", one_hot_shape, one_hot, parser=one_hot_parser
+                OneHotEncoder,
+                "Float64OneHotEncoder",
+                one_hot_shape,
+                one_hot_converter,
+                parser=one_hot_parser,
             )
             for cls, (convert, shape) in classifiers.items():
                 # skl2onnx's options for a classifier are taken, and change nothing here; its

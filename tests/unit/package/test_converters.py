@@ -688,6 +688,34 @@ def test_one_hot_encoders(name: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(proba, expected[1], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("unknown", ["error", "ignore"])
+def test_a_missing_category_among_strings(unknown: str, tmp_path: Path) -> None:
+    """A string column fitted with its missing values (NaN, not imputed) has a NaN category,
+    which the service's null ("") finds, as scikit-learn's NaN does. Only where "" is nothing
+    else: with handle_unknown="ignore" any string is taken, "" among them, which
+    scikit-learn encodes as unknown; that model stays scikit-learn's."""
+    rng = np.random.default_rng(40)
+    words = rng.choice(np.array(["a", "b", "c", np.nan], dtype=object), 400, p=[0.4, 0.3, 0.2, 0.1])
+    noise = rng.normal(size=400)
+    y = ((words == "a") + noise > 0.5).astype(int)
+    table = pd.DataFrame({"word": words, "noise": noise})
+    encode = ColumnTransformer(
+        [("one_hot", OneHotEncoder(handle_unknown=unknown), ["word"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(table, y)
+    compiled, served = packaged(model, table, tmp_path)
+    if unknown == "ignore":
+        assert served.engine.name == "sklearn"
+        assert "OneHotEncoder of strings with a missing category" in compiled["error"]
+        return
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = [[None, "a", "b", "c", None], [0.1, -0.2, 0.3, 2.0, -1.5]]
+    frame = pd.DataFrame({"word": [np.nan, "a", "b", "c", np.nan], "noise": rows[1]})
+    assert served.predict(rows) == model.predict(frame).tolist()
+    proba = served.engine.predict_proba(rows)
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
+
+
 SPLINES = [
     dict(degree=degree, n_knots=knots, extrapolation=extrapolation, include_bias=bias, knots=at)
     for degree, knots, extrapolation, bias, at in itertools.product(
