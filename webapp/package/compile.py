@@ -88,6 +88,7 @@ def compile_model(
         form += " (exact trees)" if "trees" in entry else ""
         try:
             graph = _convert(estimator, features, entry, classes is not None)
+            _outputs_read(graph, 2 if probabilities else 1)
             distances.without_scans(graph)
             if row_bytes := distances.broadcast_bytes(graph):
                 entry["rows_per_call"] = distances.rows_per_call(row_bytes)
@@ -123,6 +124,40 @@ def compile_model(
             kept,
         )
     return {"error": "; ".join(failures)}, None, None
+
+
+def _outputs_read(graph: Any, count: int) -> None:
+    """Keep the graph's first `count` outputs, those the engine reads (labels, and
+    probabilities where the model gives them), and only the nodes and constants they need:
+    onnxruntime runs every node, whichever outputs a call asks for (an outlier detector's
+    scores, a clusterer's distances)."""
+    main = graph.graph
+    del main.output[count:]
+    needed = {o.name for o in main.output}
+    kept = []
+    for node in reversed(main.node):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed |= _names_read(node)
+    del main.node[:]
+    main.node.extend(reversed(kept))
+    constants = [t for t in main.initializer if t.name in needed]
+    del main.initializer[:]
+    main.initializer.extend(constants)
+
+
+def _names_read(node: Any) -> set[str]:
+    """The tensors a node reads: its inputs, and any its subgraphs read (a Loop's body may
+    read the outer graph's tensors without naming them as inputs)."""
+    from onnx import AttributeProto
+
+    names = set(node.input)
+    for attribute in node.attribute:
+        one = [attribute.g] if attribute.type == AttributeProto.GRAPH else []
+        for sub in [*one, *attribute.graphs]:
+            for inner in sub.node:
+                names |= _names_read(inner)
+    return names
 
 
 def _linear_parameters(estimator: Any) -> dict[str, Any] | None:

@@ -329,3 +329,63 @@ def test_the_self_check_allows_the_compiled_form_s_tolerance_only(tmp_path: Path
     assert model.engine.name == "onnx"
     with pytest.raises(ArtifactError, match="self-check"):
         model.self_check()
+
+
+def test_only_the_outputs_the_engine_reads_are_computed() -> None:
+    """onnxruntime runs every node of a graph: a model without probabilities keeps its labels
+    and what they need, a tensor a Loop's body reads without naming it among them."""
+    from onnx import TensorProto, helper
+
+    one = numpy_helper.from_array(np.array(1.0), "one")
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["carried", "outer"], ["next"]),
+            helper.make_node("Identity", ["condition"], ["going"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("step", TensorProto.INT64, []),
+            helper.make_tensor_value_info("condition", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("carried", TensorProto.DOUBLE, None),
+        ],
+        [
+            helper.make_tensor_value_info("going", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("next", TensorProto.DOUBLE, None),
+        ],
+    )
+    nodes = [
+        helper.make_node("Neg", ["input"], ["outer"]),
+        helper.make_node("Loop", ["steps", "", "input"], ["label"], body=body),
+        helper.make_node("Add", ["input", "one"], ["scores"]),
+    ]
+    steps = numpy_helper.from_array(np.array(3, dtype=np.int64), "steps")
+    graph = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "model",
+            [helper.make_tensor_value_info("input", TensorProto.DOUBLE, [None, 2])],
+            [
+                helper.make_tensor_value_info(name, TensorProto.DOUBLE, None)
+                for name in ("label", "scores")
+            ],
+            [one, steps],
+        ),
+        opset_imports=[helper.make_opsetid("", 21)],
+    )
+    x = np.array([[1.0, 2.0]])
+    before = onnxruntime_answer(graph, ["label"], x)
+    compiling._outputs_read(graph, 1)
+    assert [o.name for o in graph.graph.output] == ["label"]
+    assert [n.op_type for n in graph.graph.node] == ["Neg", "Loop"]
+    assert [t.name for t in graph.graph.initializer] == ["steps"]
+    np.testing.assert_array_equal(onnxruntime_answer(graph, ["label"], x), before)
+    np.testing.assert_array_equal(before, x - 3 * x)
+
+
+def onnxruntime_answer(graph: onnx.ModelProto, outputs: list[str], x: np.ndarray) -> Any:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    return session.run(outputs, {"input": x})[0]
