@@ -958,6 +958,14 @@ def _two_to_the_32nds() -> np.ndarray:
         return np.array([float(Decimal(2) ** (Decimal(i) / EXPF_N)) for i in range(EXPF_N)])
 
 
+def _expf_scales() -> np.ndarray:
+    """glibc's scale 2^(k/32) for each k from 32 * EXPF_LOWEST up to 2^128's: its table's
+    entry for k mod 32 with k div 32 added to the exponent, which is that entry times 2 to
+    the k div 32, exact in float64. One lookup in place of the two and their product."""
+    k = np.arange(EXPF_LOWEST * EXPF_N, 129 * EXPF_N)
+    return _two_to_the_32nds()[k % EXPF_N] * 2.0 ** (k // EXPF_N)
+
+
 def _float_exp(w: Writer, x: str) -> str:
     """expf(x) for float32 x <= 88.7 as glibc computes it, operation for operation (a plain
     float64 exp rounded to float32 differs from it in the last bit now and then: `python -m
@@ -967,21 +975,8 @@ def _float_exp(w: Writer, x: str) -> str:
     kd = w.op("Round", [z], "kd")  # half to even, as glibc's shift trick rounds
     r = w.op("Sub", [z, kd], "r")
     k = w.op("Cast", [kd], "k", to=INT64)
-    i = w.op("Mod", [k, w.const(np.array(EXPF_N))], "i")
-    whole = w.op("Div", [w.op("Sub", [k, i]), w.const(np.array(EXPF_N))], "whole")
-    powers = 2.0 ** np.arange(EXPF_LOWEST, 129, dtype=np.float64)
-    scale = w.op(
-        "Mul",
-        [
-            w.op("Gather", [w.const(_two_to_the_32nds(), "exp2"), i], axis=0),
-            w.op(
-                "Gather",
-                [w.const(powers, "pow2"), w.op("Add", [whole, w.const(np.array(-EXPF_LOWEST))])],
-                axis=0,
-            ),
-        ],
-        "scale",
-    )
+    row = w.op("Add", [k, w.const(np.array(-EXPF_LOWEST * EXPF_N))], "row")
+    scale = w.op("Gather", [w.const(_expf_scales(), "scales"), row], "scale", axis=0)
     c = w.op("Add", [w.op("Mul", [r, w.const(np.array(EXPF_C0))]), w.const(np.array(EXPF_C1))])
     y = w.op("Add", [w.op("Mul", [r, w.const(np.array(EXPF_C2))]), w.const(np.array(1.0))])
     y = w.op("Add", [w.op("Mul", [c, w.op("Mul", [r, r], "r2")]), y], "poly")
