@@ -1387,7 +1387,9 @@ def _one_hot_block(w: Writer, model: Any, index: int, column: str, categories: n
         groups = np.asarray(model._default_to_infrequent_mappings[index])
     grouping = np.zeros((len(categories), int(groups.max()) + 1))
     grouping[np.arange(len(categories)), groups] = 1.0
-    encoded = w.op("MatMul", [hits, w.const(grouping, "grouping")], "encoded")  # one 1 at most
+    encoded = hits  # each category its own column, in order, unless infrequent ones group
+    if not np.array_equal(groups, np.arange(len(categories))):
+        encoded = w.op("MatMul", [hits, w.const(grouping, "grouping")], "encoded")  # one 1 at most
     infrequent = model._infrequent_enabled and model._infrequent_indices[index] is not None
     if infrequent and model.handle_unknown in ("infrequent_if_exist", "warn"):
         found = w.op("ReduceSum", [hits, w.const(np.array([1]))], "found", keepdims=1)
