@@ -132,8 +132,9 @@ class OnnxEngine:
         if not self.coders:
             return number_rows(rows)
         columns = list(rows)
-        for index, codes, other in self.coders:
-            columns[index] = [codes.get(v, other) for v in columns[index]]
+        for index, codes, other in self.coders:  # a null's code is ""'s
+            get = codes.get
+            columns[index] = [get(v, other) for v in columns[index]]
         return number_rows(columns)
 
     def _outputs(self, names: list[str], rows: Rows) -> list[np.ndarray]:
