@@ -92,6 +92,21 @@ TUNING = (
         "--against` main's tree (85998c0)",
     ),
     (
+        "strings given as codes in the bound matrix, looked up inside the graph",
+        "`webapp/package/codes.py`, `OnnxEngine.matrix`",
+        "a single-row request in process (5 x 4,000, least), µs above the empty endpoint: "
+        "xgboost-categories 76.8 -> 62.3, lightgbm-categories 69.3 -> 56.8, categories 72.2 "
+        "-> 57.8; a 10,000-row batch with an open string feature 0.6 ms slower in the engine "
+        "(issue 22)",
+    ),
+    (
+        "a graph computes only the outputs the engine reads",
+        "`compile._outputs_read`",
+        "onnxruntime runs every node whichever outputs are asked for: isolation-forest 12 -> 7 "
+        "nodes, 47.0 -> 42.8 µs above the empty endpoint in process, 0.71x -> 0.78x served "
+        "(issue 22)",
+    ),
+    (
         "nearest neighbours' distances in one broadcast, not a Scan over the training rows",
         "`webapp/package/distances.py`",
         "the `knn` kind's single row in onnxruntime 592 -> 22 µs in a loop; served, 0.30x -> "
