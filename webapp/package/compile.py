@@ -134,13 +134,18 @@ def _outputs_read(graph: Any, count: int) -> None:
     main = graph.graph
     del main.output[count:]
     needed = {o.name for o in main.output}
-    kept = []
-    for node in reversed(main.node):
-        if needed.intersection(node.output):
-            kept.append(node)
-            needed |= _names_read(node)
+    kept: set[int] = set()
+    grown = True
+    while grown:  # again until nothing is added: a subgraph's reads may come after it
+        grown = False
+        for index, node in reversed(list(enumerate(main.node))):
+            if index not in kept and needed.intersection(node.output):
+                kept.add(index)
+                needed |= _names_read(node)
+                grown = True
+    nodes = [node for index, node in enumerate(main.node) if index in kept]
     del main.node[:]
-    main.node.extend(reversed(kept))
+    main.node.extend(nodes)
     constants = [t for t in main.initializer if t.name in needed]
     del main.initializer[:]
     main.initializer.extend(constants)
@@ -148,7 +153,8 @@ def _outputs_read(graph: Any, count: int) -> None:
 
 def _names_read(node: Any) -> set[str]:
     """The tensors a node reads: its inputs, and any its subgraphs read (a Loop's body may
-    read the outer graph's tensors without naming them as inputs)."""
+    read the outer graph's tensors without naming them as inputs, and skl2onnx may write
+    their nodes after the Loop's: onnxruntime orders them itself)."""
     from onnx import AttributeProto
 
     names = set(node.input)

@@ -333,7 +333,8 @@ def test_the_self_check_allows_the_compiled_form_s_tolerance_only(tmp_path: Path
 
 def test_only_the_outputs_the_engine_reads_are_computed() -> None:
     """onnxruntime runs every node of a graph: a model without probabilities keeps its labels
-    and what they need, a tensor a Loop's body reads without naming it among them."""
+    and what they need, a tensor a Loop's body reads without naming it among them, made after
+    the Loop (skl2onnx orders an SVC's coupling so; onnxruntime sorts it out)."""
     from onnx import TensorProto, helper
 
     one = numpy_helper.from_array(np.array(1.0), "one")
@@ -353,10 +354,10 @@ def test_only_the_outputs_the_engine_reads_are_computed() -> None:
             helper.make_tensor_value_info("next", TensorProto.DOUBLE, None),
         ],
     )
-    nodes = [
-        helper.make_node("Neg", ["input"], ["outer"]),
+    nodes = [  # the body's outer tensor made after the Loop, as skl2onnx may order them
         helper.make_node("Loop", ["steps", "", "input"], ["label"], body=body),
         helper.make_node("Add", ["input", "one"], ["scores"]),
+        helper.make_node("Neg", ["input"], ["outer"]),
     ]
     steps = numpy_helper.from_array(np.array(3, dtype=np.int64), "steps")
     graph = helper.make_model(
@@ -376,7 +377,7 @@ def test_only_the_outputs_the_engine_reads_are_computed() -> None:
     before = onnxruntime_answer(graph, ["label"], x)
     compiling._outputs_read(graph, 1)
     assert [o.name for o in graph.graph.output] == ["label"]
-    assert [n.op_type for n in graph.graph.node] == ["Neg", "Loop"]
+    assert [n.op_type for n in graph.graph.node] == ["Loop", "Neg"]
     assert [t.name for t in graph.graph.initializer] == ["steps"]
     np.testing.assert_array_equal(onnxruntime_answer(graph, ["label"], x), before)
     np.testing.assert_array_equal(before, x - 3 * x)
