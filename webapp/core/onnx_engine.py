@@ -106,9 +106,15 @@ class OnnxEngine:
         self.proba_output = [outputs[1]] if probabilities else None
         if probabilities and len(outputs) < 2:
             raise ArtifactError("the compiled model gives no probabilities")
-        # Labels come back as int64 or strings; classes of another type (bool) are looked up.
+        # Labels come back as int64 or strings, or as their class's index (labels "indices":
+        # string classes, package/codes.py); classes of another type (bool) are looked up.
         self.lookup: dict[Any, Any] | None = None
-        if classes is not None and not all(type(c) in (int, str) for c in classes):
+        indices = entry.get("labels") == "indices"
+        if "labels" in entry and (not indices or classes is None):
+            raise ArtifactError("the compiled model's labels are not its classes' indices")
+        if indices:
+            self.lookup = dict(enumerate(classes or ()))
+        elif classes is not None and not all(type(c) in (int, str) for c in classes):
             self.lookup = {_label_key(c): c for c in classes}
         self.coders = _coders(entry.get("codes"), self.features) if self.matrix_input else []
         self.one_row: OneRow | None = None

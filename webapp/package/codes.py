@@ -1,4 +1,5 @@
-"""Strings given to a graph as numeric codes, so that every feature fits one matrix input.
+"""Strings given to a graph as numeric codes, so that every feature fits one matrix input, and
+string labels taken from it as their classes' indices.
 
 onnxruntime cannot bind a string tensor (IOBinding), and building one tensor per column costs
 each request its share; a graph given one float matrix is bound once and called without
@@ -18,11 +19,16 @@ kept for that: exact only where the graph treats every such string alike. That h
   stand-in.
 
 Any other use (a StringNormalizer, two inputs compared, a subgraph) leaves the graph as it is.
+
+Labels go the other way: a classifier of string classes gives its labels as strings, which
+onnxruntime cannot bind either. labels_as_indices() ends such a graph in a LabelEncoder that
+gives each label's index among the classes, which the engine looks up again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -82,6 +88,40 @@ def strings_as_codes(
     del main.input[:]
     main.input.append(helper.make_tensor_value_info("input", number, [None, len(features)]))
     return tables
+
+
+def labels_as_indices(graph: onnx.ModelProto, classes: Sequence[Any]) -> bool:
+    """Where the graph's first output is string labels and the classes are distinct strings,
+    make it each label's index in `classes` (int64), in place, and say so: a LabelEncoder
+    after it, which gives -1 for a string that is no class. Every class is one string, so the
+    engine's lookup (onnx_engine.OnnxEngine) gives the very label again."""
+    main = graph.graph
+    label = main.output[0]
+    if (
+        label.type.tensor_type.elem_type != TensorProto.STRING
+        or not all(type(c) is str for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        return False
+    names = _names(main)
+    index = "label_index"
+    while index in names:
+        index += "_"
+    ml = next((o for o in graph.opset_import if o.domain == "ai.onnx.ml"), None)
+    if ml is None:
+        ml = graph.opset_import.add(domain="ai.onnx.ml", version=1)
+    mapping: dict[str, Any] = (
+        {"keys_strings": classes, "values_int64s": list(range(len(classes)))}
+        if ml.version >= 2  # keys and values; version 1 gives a string's place in a list
+        else {"classes_strings": classes}
+    )
+    encoder = helper.make_node(
+        "LabelEncoder", [label.name], [index], domain="ai.onnx.ml", default_int64=-1, **mapping
+    )
+    main.node.append(encoder)
+    label.name = index  # the output, its shape as it was
+    label.type.tensor_type.elem_type = TensorProto.INT64
+    return True
 
 
 def _front(

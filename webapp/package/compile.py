@@ -61,7 +61,7 @@ def compile_model(
         import skl2onnx
 
         from ..core.onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
-        from . import distances
+        from . import codes, distances
     except ImportError as exc:
         missing = f"{exc.name} is not installed: pip install 'sklearn-serve[package]'"
         return {"error": missing}, None, None
@@ -89,6 +89,8 @@ def compile_model(
         try:
             graph = _convert(estimator, features, entry, classes is not None)
             _outputs_read(graph, 2 if probabilities else 1)
+            if classes is not None and codes.labels_as_indices(graph, classes):
+                entry["labels"] = "indices"  # numbers, which a bound call can give
             distances.without_scans(graph)
             if row_bytes := distances.broadcast_bytes(graph):
                 entry["rows_per_call"] = distances.rows_per_call(row_bytes)

@@ -202,3 +202,87 @@ def test_codes_that_are_no_table_of_strings_are_refused(tables: Any) -> None:
     codes.strings_as_codes(graph, OPEN, TensorProto.DOUBLE)
     with pytest.raises(ArtifactError, match="codes"):
         engine(graph, {"inputs": "matrix", "dtype": "float64", "codes": tables}, OPEN)
+
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+def string_labels_graph(ml_opset: int) -> onnx.ModelProto:
+    """A classifier's ending as skl2onnx writes it: the greatest score's class, as a string."""
+    nodes = [
+        helper.make_node("ArgMax", ["input"], ["best"], axis=1, keepdims=1),
+        helper.make_node(
+            "ArrayFeatureExtractor", ["classes", "best"], ["picked"], domain="ai.onnx.ml"
+        ),
+        helper.make_node("Reshape", ["picked", "flat"], ["label"]),
+        helper.make_node("Identity", ["input"], ["probabilities"]),
+    ]
+    constants = [
+        strings(CLASSES, [3], "classes"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "model",
+        [helper.make_tensor_value_info("input", TensorProto.DOUBLE, [None, 3])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, 3]),
+        ],
+        constants,
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", ml_opset)],
+    )
+
+
+SCORES = [Feature(name) for name in ("a", "b", "c")]
+
+
+def classifier(graph: onnx.ModelProto, **entry: Any) -> OnnxEngine:
+    matrix = {"inputs": "matrix", "dtype": "float64", **entry}
+    return OnnxEngine(graph.SerializeToString(), matrix, SCORES, CLASSES, True)
+
+
+@pytest.mark.parametrize("ml_opset", [1, 3])  # LabelEncoder's attributes differ from version 2
+def test_string_labels_as_indices_are_the_same_labels(ml_opset: int) -> None:
+    """Each class's index, looked up by the engine: the labels the strings were, a batch and
+    one row at a time; and a single row's labels now come from the bound call."""
+    plain = classifier(string_labels_graph(ml_opset))
+    graph = string_labels_graph(ml_opset)
+    assert codes.labels_as_indices(graph, CLASSES)
+    indexed = classifier(graph, labels="indices")
+    rows = np.random.default_rng(0).uniform(-1, 1, (300, 3))
+    assert indexed.predict(rows) == plain.predict(rows)
+    assert set(plain.predict(rows)) == set(CLASSES)
+    for row in rows[:30]:
+        assert indexed.predict(row.reshape(1, -1)) == plain.predict(row.reshape(1, -1))
+    assert indexed.one_row is not None and "label_index" in indexed.one_row.bindings
+    assert plain.one_row is not None and "label" not in plain.one_row.bindings
+
+
+def test_labels_that_are_no_strings_stay() -> None:
+    graph = string_labels_graph(1)
+    before = graph.SerializeToString()
+    assert not codes.labels_as_indices(graph, [0, 1, 2])
+    graph.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    assert not codes.labels_as_indices(graph, CLASSES)
+    graph.graph.output[0].type.tensor_type.elem_type = TensorProto.STRING
+    assert graph.SerializeToString() == before
+
+
+@pytest.mark.parametrize("labels", ["strings", None, ""])
+def test_labels_given_otherwise_are_refused(labels: Any) -> None:
+    graph = string_labels_graph(1)
+    codes.labels_as_indices(graph, CLASSES)
+    with pytest.raises(ArtifactError, match="labels"):
+        classifier(graph, labels=labels)
+    with pytest.raises(ArtifactError, match="labels"):
+        OnnxEngine(
+            graph.SerializeToString(),
+            {"inputs": "matrix", "dtype": "float64", "labels": "indices"},
+            SCORES,
+            None,
+            False,
+        )
