@@ -19,6 +19,8 @@ kept for that: exact only where the graph treats every such string alike. That h
   stand-in.
 
 Any other use (a StringNormalizer, two inputs compared, a subgraph) leaves the graph as it is.
+A membership test that reads the feature itself is then made on the code, with no string looked
+up for it: onnxruntime's cost per call grows with the nodes it runs.
 
 Labels go the other way: a classifier of string classes gives its labels as strings, which
 onnxruntime cannot bind either. labels_as_indices() ends such a graph in a LabelEncoder that
@@ -44,6 +46,11 @@ PASSING = frozenset(
 )
 # ai.onnx.ml operations that only ask whether a string is one of their own.
 MEMBERSHIP = frozenset({"LabelEncoder", "OneHotEncoder", "CategoryMapper"})
+# Operations that only reshape labels, and those that pick them from the classes by an index.
+RESHAPING = frozenset({"Identity", "Reshape", "Flatten", "Squeeze"})
+PICKING = frozenset(
+    {("", "Gather"), ("ai.onnx", "Gather"), ("ai.onnx.ml", "ArrayFeatureExtractor")}
+)
 STAND_IN = "\x00another string"
 SPLIT_AS_INPUT = 13  # the opset from which Split takes its sizes as an input
 
@@ -87,14 +94,101 @@ def strings_as_codes(
     main.node.extend(nodes)
     del main.input[:]
     main.input.append(helper.make_tensor_value_info("input", number, [None, len(features)]))
+    _tests_on_codes(graph, tables, number)
     return tables
+
+
+def _tests_on_codes(graph: onnx.ModelProto, tables: dict[str, list[str]], number: int) -> None:
+    """A coded feature's membership tests made on its codes, the strings no longer looked up
+    for them (compile._outputs_read drops a lookup nothing reads): an Equal with constant
+    strings compares the code with theirs (-1 for a string not in the table: no code is);
+    a LabelEncoder of strings into numbers becomes a Gather from its values for each string
+    of the table, which onnxruntime's own LabelEncoder gives here. The same answer for every
+    code, as each code stands for one string of the table."""
+    main = graph.graph
+    made_by = {output: node for node in main.node for output in node.output}
+    constants = {t.name: t for t in main.initializer}
+    names = _names(main)
+    for name, table in tables.items():
+        index = made_by[name].input[1]  # the front's Gather of the string, by the code
+        code = made_by[index].input[0]  # cast to int64 from the matrix's column
+        places = {string: float(place) for place, string in enumerate(table)}
+        for node in main.node:
+            if list(node.input).count(name) != 1:
+                continue
+            if node.domain in ("", "ai.onnx") and node.op_type == "Equal":
+                (other,) = (i for i in node.input if i != name)
+                tensor = constants.get(other)
+                if tensor is None or tensor.data_type != TensorProto.STRING:
+                    continue
+                strings = numpy_helper.to_array(tensor)
+                compared = np.array([places.get(s, -1.0) for s in strings.ravel().tolist()])
+                dtype = helper.tensor_dtype_to_np_dtype(number)
+                codes = _fresh(names, f"{other}_codes")
+                main.initializer.append(
+                    numpy_helper.from_array(compared.astype(dtype).reshape(strings.shape), codes)
+                )
+                node.input[:] = [code if i == name else codes for i in node.input]
+            elif node.domain == "ai.onnx.ml" and node.op_type == "LabelEncoder":
+                values = _encoded_strings(graph, node, table)
+                if values is None:
+                    continue
+                looked_up = _fresh(names, f"{node.output[0]}_values")
+                main.initializer.append(numpy_helper.from_array(values, looked_up))
+                node.op_type, node.domain = "Gather", ""
+                del node.attribute[:]
+                node.attribute.append(helper.make_attribute("axis", 0))
+                node.input[:] = [looked_up, index]
+
+
+def _encoded_strings(
+    graph: onnx.ModelProto, encoder: onnx.NodeProto, table: list[str]
+) -> np.ndarray | None:
+    """What the LabelEncoder `encoder` gives for each string of `table`, from onnxruntime
+    itself; None where it gives strings."""
+    import onnxruntime
+
+    node = helper.make_node("LabelEncoder", ["strings"], ["values"], domain="ai.onnx.ml")
+    node.attribute.extend(encoder.attribute)
+    probe = helper.make_model(
+        helper.make_graph(
+            [node],
+            "table",
+            [helper.make_tensor_value_info("strings", TensorProto.STRING, [len(table)])],
+            [helper.make_value_info("values", onnx.TypeProto())],
+        ),
+        opset_imports=list(graph.opset_import),
+        ir_version=graph.ir_version,
+    )
+    inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
+    if inferred.graph.output[0].type.tensor_type.elem_type == TensorProto.STRING:
+        return None
+    session = onnxruntime.InferenceSession(
+        inferred.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (values,) = session.run(None, {"strings": np.array(table, dtype=object)})
+    return np.asarray(values)
+
+
+def _fresh(names: set[str], hint: str) -> str:
+    """A tensor name the graph does not use yet, now taken."""
+    name, count = hint, 0
+    while name in names:
+        count += 1
+        name = f"{hint}_{count}"
+    names.add(name)
+    return name
 
 
 def labels_as_indices(graph: onnx.ModelProto, classes: Sequence[Any]) -> bool:
     """Where the graph's first output is string labels and the classes are distinct strings,
-    make it each label's index in `classes` (int64), in place, and say so: a LabelEncoder
-    after it, which gives -1 for a string that is no class. Every class is one string, so the
-    engine's lookup (onnx_engine.OnnxEngine) gives the very label again."""
+    make it each label's index in `classes` (int64), in place, and say so. Every class is one
+    string, so the engine's lookup (onnx_engine.OnnxEngine) gives the very label again.
+
+    Where the labels are picked from a constant of the classes by an index (a Gather or an
+    ArrayFeatureExtractor, then only reshaped), that index is the output, and the picking
+    is left for compile._outputs_read to drop; else a LabelEncoder after the labels gives
+    each one's place among the classes (-1 for a string that is no class)."""
     main = graph.graph
     label = main.output[0]
     if (
@@ -103,7 +197,38 @@ def labels_as_indices(graph: onnx.ModelProto, classes: Sequence[Any]) -> bool:
         or len(set(classes)) != len(classes)
     ):
         return False
-    names = _names(main)
+    index = _index_into(main, list(classes))
+    if index is None:
+        index = _encoded(graph, label.name, list(classes))
+    label.name = index
+    label.type.tensor_type.elem_type = TensorProto.INT64
+    label.type.tensor_type.ClearField("shape")  # the engine takes labels flat, [N] or [N, 1]
+    return True
+
+
+def _index_into(main: onnx.GraphProto, classes: list[str]) -> str | None:
+    """The tensor of indices the first output's labels are picked from `classes` by, if they
+    are: the output reshaped at most, from a Gather (axis 0) or an ArrayFeatureExtractor of
+    a constant holding exactly the classes, in their order."""
+    made_by = {output: node for node in main.node for output in node.output}
+    node = made_by.get(main.output[0].name)
+    while node is not None and node.domain in ("", "ai.onnx") and node.op_type in RESHAPING:
+        node = made_by.get(node.input[0])
+    if node is None or (node.domain, node.op_type) not in PICKING:
+        return None
+    if any(a.name == "axis" and a.i != 0 for a in node.attribute):
+        return None
+    table = next((t for t in main.initializer if t.name == node.input[0]), None)
+    if table is None or len(table.dims) != 1:
+        return None
+    if numpy_helper.to_array(table).tolist() != classes or node.input[1] not in made_by:
+        return None
+    return str(node.input[1])
+
+
+def _encoded(graph: onnx.ModelProto, labels: str, classes: list[str]) -> str:
+    """A LabelEncoder after the string tensor `labels`: each one's index in `classes`."""
+    names = _names(graph.graph)
     index = "label_index"
     while index in names:
         index += "_"
@@ -115,13 +240,12 @@ def labels_as_indices(graph: onnx.ModelProto, classes: Sequence[Any]) -> bool:
         if ml.version >= 2  # keys and values; version 1 gives a string's place in a list
         else {"classes_strings": classes}
     )
-    encoder = helper.make_node(
-        "LabelEncoder", [label.name], [index], domain="ai.onnx.ml", default_int64=-1, **mapping
+    graph.graph.node.append(
+        helper.make_node(
+            "LabelEncoder", [labels], [index], domain="ai.onnx.ml", default_int64=-1, **mapping
+        )
     )
-    main.node.append(encoder)
-    label.name = index  # the output, its shape as it was
-    label.type.tensor_type.elem_type = TensorProto.INT64
-    return True
+    return index
 
 
 def _front(

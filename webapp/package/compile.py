@@ -88,9 +88,9 @@ def compile_model(
         form += " (exact trees)" if "trees" in entry else ""
         try:
             graph = _convert(estimator, features, entry, classes is not None)
-            _outputs_read(graph, 2 if probabilities else 1)
             if classes is not None and codes.labels_as_indices(graph, classes):
                 entry["labels"] = "indices"  # numbers, which a bound call can give
+            _outputs_read(graph, 2 if probabilities else 1)
             distances.without_scans(graph)
             if row_bytes := distances.broadcast_bytes(graph):
                 entry["rows_per_call"] = distances.rows_per_call(row_bytes)

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from webapp.core.onnx_engine import OnnxEngine
 from webapp.core.vocabulary import ArtifactError, Feature
-from webapp.package import codes
+from webapp.package import codes, compile
 
 pytestmark = pytest.mark.unit
 
@@ -176,6 +176,61 @@ def test_an_open_feature_read_otherwise_keeps_its_strings(change: Any) -> None:
     assert graph.SerializeToString() == before
 
 
+def read_by_tests_only() -> onnx.ModelProto:
+    """A feature read only by membership tests: an Equal with constant strings, and a
+    LabelEncoder of strings into numbers."""
+    nodes = [
+        helper.make_node("Equal", ["colour", "palette"], ["hits"]),
+        helper.make_node("Cast", ["hits"], ["hit_values"], to=TensorProto.DOUBLE),
+        helper.make_node("MatMul", ["hit_values", "hit_weights"], ["by_hits"]),
+        helper.make_node(
+            "LabelEncoder",
+            ["colour"],
+            ["labelled"],
+            domain="ai.onnx.ml",
+            keys_strings=["", "red", "teal"],
+            values_floats=[0.5, 2.0, 3.0],
+            default_float=-1.0,
+        ),
+        helper.make_node("Cast", ["labelled"], ["by_label"], to=TensorProto.DOUBLE),
+        helper.make_node("Mul", ["by_label", "thousand"], ["label_part"]),
+        helper.make_node("Add", ["by_hits", "label_part"], ["some"]),
+        helper.make_node("Add", ["some", "size"], ["value"]),
+    ]
+    constants = [
+        strings(["red", "green", "nowhere"], [1, 3], "palette"),
+        doubles([[1.0], [10.0], [100.0]], "hit_weights"),
+        doubles(1000.0, "thousand"),
+    ]
+    graph = membership_graph()
+    del graph.graph.node[:], graph.graph.initializer[:]
+    graph.graph.node.extend(nodes)
+    graph.graph.initializer.extend(constants)
+    return graph
+
+
+@pytest.mark.parametrize(
+    "colour",
+    [OPEN[0], Feature("colour", type="category", nullable=True, categories=("red", "teal"))],
+    ids=["open", "closed"],
+)
+def test_membership_tests_read_the_codes(colour: Feature) -> None:
+    """The Equal compares codes and the LabelEncoder became a lookup of numbers by code: no
+    string is looked up any more, and every string (a closed feature's categories), the
+    stand-in's text and a null are answered as before."""
+    features = [colour, OPEN[1]]
+    plain = engine(read_by_tests_only(), {"inputs": "columns", "dtype": "float64"}, features)
+    graph = read_by_tests_only()
+    answering = coded(features, graph)
+    words = [*(colour.categories or WORDS), None]
+    sizes = [0.0] * len(words)
+    assert answering.predict([words, sizes]) == plain.predict([words, sizes])
+    assert len(set(plain.predict([words, sizes]))) >= 3
+    compile._outputs_read(graph, 1)
+    assert not [t for t in graph.graph.initializer if t.data_type == TensorProto.STRING]
+    assert "LabelEncoder" not in {node.op_type for node in graph.graph.node}
+
+
 def test_the_stand_in_is_no_string_the_graph_holds() -> None:
     graph = membership_graph()
     graph.graph.initializer.append(strings([codes.STAND_IN], [1], "held"))
@@ -207,8 +262,9 @@ def test_codes_that_are_no_table_of_strings_are_refused(tables: Any) -> None:
 CLASSES = ["setosa", "versicolor", "virginica"]
 
 
-def string_labels_graph(ml_opset: int) -> onnx.ModelProto:
-    """A classifier's ending as skl2onnx writes it: the greatest score's class, as a string."""
+def string_labels_graph(ml_opset: int, table: list[str] = CLASSES) -> onnx.ModelProto:
+    """A classifier's ending as skl2onnx writes it: the greatest score's class, picked from
+    a constant `table` of the classes, as a string."""
     nodes = [
         helper.make_node("ArgMax", ["input"], ["best"], axis=1, keepdims=1),
         helper.make_node(
@@ -218,7 +274,7 @@ def string_labels_graph(ml_opset: int) -> onnx.ModelProto:
         helper.make_node("Identity", ["input"], ["probabilities"]),
     ]
     constants = [
-        strings(CLASSES, [3], "classes"),
+        strings(table, [3], "classes"),
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat"),
     ]
     graph = helper.make_graph(
@@ -245,21 +301,35 @@ def classifier(graph: onnx.ModelProto, **entry: Any) -> OnnxEngine:
     return OnnxEngine(graph.SerializeToString(), matrix, SCORES, CLASSES, True)
 
 
-@pytest.mark.parametrize("ml_opset", [1, 3])  # LabelEncoder's attributes differ from version 2
-def test_string_labels_as_indices_are_the_same_labels(ml_opset: int) -> None:
+@pytest.mark.parametrize(
+    ("ml_opset", "table", "picking"),
+    [
+        (1, CLASSES, False),  # picked from the classes: the index is the output
+        (1, CLASSES[::-1], True),  # from other strings: a LabelEncoder, whose attributes
+        (3, CLASSES[::-1], True),  # differ from version 2
+    ],
+    ids=["picked", "encoded-1", "encoded-3"],
+)
+def test_string_labels_as_indices_are_the_same_labels(
+    ml_opset: int, table: list[str], picking: bool
+) -> None:
     """Each class's index, looked up by the engine: the labels the strings were, a batch and
-    one row at a time; and a single row's labels now come from the bound call."""
-    plain = classifier(string_labels_graph(ml_opset))
-    graph = string_labels_graph(ml_opset)
+    one row at a time; a single row's labels now come from the bound call; and where the
+    labels were picked from the classes, the picking is no longer computed."""
+    plain = classifier(string_labels_graph(ml_opset, table))
+    graph = string_labels_graph(ml_opset, table)
     assert codes.labels_as_indices(graph, CLASSES)
+    compile._outputs_read(graph, 2)
     indexed = classifier(graph, labels="indices")
     rows = np.random.default_rng(0).uniform(-1, 1, (300, 3))
     assert indexed.predict(rows) == plain.predict(rows)
     assert set(plain.predict(rows)) == set(CLASSES)
     for row in rows[:30]:
         assert indexed.predict(row.reshape(1, -1)) == plain.predict(row.reshape(1, -1))
-    assert indexed.one_row is not None and "label_index" in indexed.one_row.bindings
+    assert indexed.one_row is not None and indexed.label_output[0] in indexed.one_row.bindings
     assert plain.one_row is not None and "label" not in plain.one_row.bindings
+    kinds = {node.op_type for node in graph.graph.node}
+    assert ("ArrayFeatureExtractor" in kinds) == picking
 
 
 def test_labels_that_are_no_strings_stay() -> None:
