@@ -228,10 +228,7 @@ def _index_into(main: onnx.GraphProto, classes: list[str]) -> str | None:
 
 def _encoded(graph: onnx.ModelProto, labels: str, classes: list[str]) -> str:
     """A LabelEncoder after the string tensor `labels`: each one's index in `classes`."""
-    names = _names(graph.graph)
-    index = "label_index"
-    while index in names:
-        index += "_"
+    index = _fresh(_names(graph.graph), "label_index")
     ml = next((o for o in graph.opset_import if o.domain == "ai.onnx.ml"), None)
     if ml is None:
         ml = graph.opset_import.add(domain="ai.onnx.ml", version=1)
@@ -258,12 +255,7 @@ def _front(
     string feature its code cast to int64 and looked up in its table."""
 
     def fresh(hint: str) -> str:
-        name, count = hint, 0
-        while name in names:
-            count += 1
-            name = f"{hint}_{count}"
-        names.add(name)
-        return name
+        return _fresh(names, hint)
 
     main = graph.graph
     opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
