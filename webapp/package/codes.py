@@ -23,8 +23,9 @@ A membership test that reads the feature itself is then made on the code, with n
 up for it: onnxruntime's cost per call grows with the nodes it runs.
 
 Labels go the other way: a classifier of string classes gives its labels as strings, which
-onnxruntime cannot bind either. labels_as_indices() ends such a graph in a LabelEncoder that
-gives each label's index among the classes, which the engine looks up again.
+onnxruntime cannot bind either. labels_as_indices() makes such a graph give each label's index
+among the classes instead (the index it picked the label by, or a LabelEncoder's), which the
+engine looks up again.
 """
 
 from __future__ import annotations
