@@ -527,8 +527,8 @@ def test_svc_decisions_are_libsvm_s(name: str, classes: int) -> None:
 
     Within the rounding of the terms summed, not of their sum: libsvm takes its dot products
     from the BLAS, whose order and fused multiply-adds depend on the CPU, and a polynomial
-    kernel's terms reach 1e8 where they cancel to a decision near 1 (7.7e-9 relative on an
-    AMD EPYC, within 1e-9 on the Intel machines before)."""
+    kernel's terms reach 1e8 where they cancel to a decision near 1 (7.7e-9 relative on one
+    machine's CPU, within 1e-9 on another's)."""
     table, y, _ = data(29)
     svc = SVCS[name]().fit(table.to_numpy(), classes_of(y, classes))
     session = float64_session(svc, 4)
