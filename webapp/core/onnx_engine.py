@@ -109,11 +109,10 @@ class OnnxEngine:
         # Labels come back as int64 or strings, or as their class's index (labels "indices":
         # string classes, package/codes.py); classes of another type (bool) are looked up.
         self.lookup: dict[Any, Any] | None = None
-        indices = entry.get("labels") == "indices"
-        if "labels" in entry and (not indices or classes is None):
-            raise ArtifactError("the compiled model's labels are not its classes' indices")
-        if indices:
-            self.lookup = dict(enumerate(classes or ()))
+        if "labels" in entry:
+            if entry["labels"] != "indices" or classes is None:
+                raise ArtifactError("the compiled model's labels are not its classes' indices")
+            self.lookup = dict(enumerate(classes))
         elif classes is not None and not all(type(c) in (int, str) for c in classes):
             self.lookup = {_label_key(c): c for c in classes}
         self.coders = _coders(entry.get("codes"), self.features) if self.matrix_input else []

@@ -110,6 +110,7 @@ def _tests_on_codes(graph: onnx.ModelProto, tables: dict[str, list[str]], number
     made_by = {output: node for node in main.node for output in node.output}
     constants = {t.name: t for t in main.initializer}
     names = _names(main)
+    dtype = helper.tensor_dtype_to_np_dtype(number)
     for name, table in tables.items():
         index = made_by[name].input[1]  # the front's Gather of the string, by the code
         code = made_by[index].input[0]  # cast to int64 from the matrix's column
@@ -124,7 +125,6 @@ def _tests_on_codes(graph: onnx.ModelProto, tables: dict[str, list[str]], number
                     continue
                 strings = numpy_helper.to_array(tensor)
                 compared = np.array([places.get(s, -1.0) for s in strings.ravel().tolist()])
-                dtype = helper.tensor_dtype_to_np_dtype(number)
                 codes = _fresh(names, f"{other}_codes")
                 main.initializer.append(
                     numpy_helper.from_array(compared.astype(dtype).reshape(strings.shape), codes)
