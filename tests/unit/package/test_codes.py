@@ -76,6 +76,13 @@ def membership_graph(extra: list[onnx.NodeProto] = (), output: str = "value") ->
         doubles([[1e4], [1e5]], "hot_weights"),
         doubles(1000.0, "thousand"),
     ]
+    return colour_and_size(nodes, constants, output)
+
+
+def colour_and_size(
+    nodes: list[onnx.NodeProto], constants: list[onnx.TensorProto], output: str = "value"
+) -> onnx.ModelProto:
+    """A graph of OPEN's two inputs, one per feature, giving one number a row."""
     outputs = [helper.make_tensor_value_info(output, TensorProto.DOUBLE, None)]
     inputs = [
         helper.make_tensor_value_info("colour", TensorProto.STRING, [None, 1]),
@@ -202,11 +209,7 @@ def read_by_tests_only() -> onnx.ModelProto:
         doubles([[1.0], [10.0], [100.0]], "hit_weights"),
         doubles(1000.0, "thousand"),
     ]
-    graph = membership_graph()
-    del graph.graph.node[:], graph.graph.initializer[:]
-    graph.graph.node.extend(nodes)
-    graph.graph.initializer.extend(constants)
-    return graph
+    return colour_and_size(nodes, constants)
 
 
 @pytest.mark.parametrize(
@@ -342,17 +345,14 @@ def test_labels_that_are_no_strings_stay() -> None:
     assert graph.SerializeToString() == before
 
 
-@pytest.mark.parametrize("labels", ["strings", None, ""])
-def test_labels_given_otherwise_are_refused(labels: Any) -> None:
+@pytest.mark.parametrize(
+    ("labels", "classes"),
+    [("strings", CLASSES), (None, CLASSES), ("", CLASSES), ("indices", None)],
+    ids=["strings", "null", "empty", "no-classes"],
+)
+def test_labels_given_otherwise_are_refused(labels: Any, classes: Any) -> None:
     graph = string_labels_graph(1)
     codes.labels_as_indices(graph, CLASSES)
+    entry = {"inputs": "matrix", "dtype": "float64", "labels": labels}
     with pytest.raises(ArtifactError, match="labels"):
-        classifier(graph, labels=labels)
-    with pytest.raises(ArtifactError, match="labels"):
-        OnnxEngine(
-            graph.SerializeToString(),
-            {"inputs": "matrix", "dtype": "float64", "labels": "indices"},
-            SCORES,
-            None,
-            False,
-        )
+        OnnxEngine(graph.SerializeToString(), entry, SCORES, classes, classes is not None)
