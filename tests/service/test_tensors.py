@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from collections import Counter
 from typing import Any
 
 import joblib
@@ -323,16 +326,27 @@ def predicted_counts(labels: Any) -> dict[str, float]:
 
 
 def same_as_the_list(model: Any, rows: Any) -> np.ndarray:
-    """predict_array's values and counts against predict's, for the same rows."""
+    """The predictor's batch, as a list and as an array: the engine's own list of values (each
+    of its Python type: 1, 1.0 and True are equal), each counted under its class's label."""
     predictor = Predictor(model)
+    expected = model.predict(rows)  # the engine's list, not the predictor's array
     labels = [*model.labels.values(), ""]
+    counted = (
+        Counter(model.labels[v] for v in expected)
+        if model.classification
+        else Counter({"": len(expected)})
+    )
+    wanted = {k: float(counted[k]) for k in labels}
     before = predicted_counts(labels)
     listed = predictor.predict(rows)
     between = predicted_counts(labels)
     array = predictor.predict_array(rows)
     after = predicted_counts(labels)
-    assert array.tolist() == listed
-    assert {k: after[k] - between[k] for k in labels} == {k: between[k] - before[k] for k in labels}
+    types = list(map(type, expected))
+    assert listed == expected and list(map(type, listed)) == types
+    assert array.tolist() == expected and list(map(type, array.tolist())) == types
+    assert {k: between[k] - before[k] for k in labels} == wanted
+    assert {k: after[k] - between[k] for k in labels} == wanted
     kind = {"BOOL": "b", "INT64": "i", "FP64": "f", "BYTES": "O"}[v2.predict_datatype(model)]
     assert array.dtype.kind == kind
     return array
@@ -359,3 +373,27 @@ def test_other_models_predictions_as_an_array(specimen: Any) -> None:
     model = load_model(specimen.path)
     array = same_as_the_list(model, model.columns(specimen.rows))
     assert array.tolist() == specimen.predict()
+
+
+@pytest.mark.unit
+@pytest.mark.slow
+@pytest.mark.parametrize("classes", [[-1, 4, 10], [1.0, 2.0, 4.0]], ids=["integers", "floats"])
+def test_numbered_classes_predictions_as_an_array(classes: list[Any], tmp_path: Any) -> None:
+    """Integer classes that are not 0, 1, 2 (counted by where they fall among the classes, not
+    as their own places), and float classes."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    estimator = LogisticRegression(max_iter=1000).fit(X, np.array(classes)[y])
+    joblib.dump(estimator, tmp_path / "model.pkl")
+    subprocess.run(
+        [sys.executable, "-m", "webapp.package", str(tmp_path / "model.pkl")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    model = load_model(tmp_path / "model.pkl")
+    array = same_as_the_list(model, X)
+    assert array.tolist() == estimator.predict(X).tolist()
+    assert sorted(set(array.tolist())) == classes

@@ -26,7 +26,7 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 import onnxruntime  # noqa: E402
 
 from ..pins import private_api_usable
-from .vocabulary import ArtifactError, Feature, Rows, one_line
+from .vocabulary import ArtifactError, Feature, Rows, one_line, row_count
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class OnnxEngine:
 
     def _outputs(self, names: list[str], rows: Rows) -> list[np.ndarray]:
         """The graph's outputs `names` for rows, from calls of at most rows_per_call rows."""
-        count = len(rows) if isinstance(rows, np.ndarray) else len(rows[0])
+        count = row_count(rows)
         if count == 1 and self.one_row is not None:
             answer = self.one_row.run(names, rows)
             if answer is not None:

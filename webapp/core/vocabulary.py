@@ -25,6 +25,12 @@ INPUTS = ("array", "dataframe", "vector")
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 
 
+def row_count(rows: Rows) -> int:
+    """How many rows: a matrix's (numpy's, by its shape), or its first column's length."""
+    shape = getattr(rows, "shape", None)
+    return int(shape[0]) if shape is not None else len(rows[0])
+
+
 class ArtifactError(Exception):
     """The model artifact cannot be served; the message says why in one line."""
 
