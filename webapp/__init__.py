@@ -46,15 +46,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Raises ArtifactError or ConfigError, so a bad artifact or setting stops the boot.
     """
-    from flask import Flask, request
+    from flask import request
     from werkzeug.exceptions import HTTPException
 
     from .http.dispatch import refuse
+    from .http.flask_app import ServiceFlask
     from .http.responses import internal_error_response
     from .http.routes import blueprint
     from .runtime.settings import SETTING_NAMES
 
-    app = Flask(__name__)
+    app = ServiceFlask(__name__)
     app.config.update({name: os.environ[name] for name in SETTING_NAMES if name in os.environ})
     if test_config is not None:
         app.config.update(test_config)

@@ -17,7 +17,12 @@ from ..protocol.predictor import Predictor
 from ..runtime import tuning
 from ..runtime.settings import Settings
 from .httpio import json_size, parse_infer
-from .responses import api_error_response, infer_error_response, json_response
+from .responses import (
+    FixedResponse,
+    api_error_response,
+    infer_error_response,
+    json_response,
+)
 from .route import Doc, Route
 
 _ERROR = "InferError"  # the protocol's own error shape
@@ -132,4 +137,6 @@ class OpenInferenceEndpoints:
             return json_response(body)
         header = jsonio.dumps(body)
         length = {"Inference-Header-Content-Length": str(len(header))}
-        return Response(header + binary, 200, headers=length, mimetype="application/octet-stream")
+        return FixedResponse(
+            header + binary, 200, headers=length, mimetype="application/octet-stream"
+        )

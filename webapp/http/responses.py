@@ -18,6 +18,35 @@ from ..protocol.errors import ApiError, error_body
 
 log = logging.getLogger(__name__)
 
+
+class FixedResponse(Response):
+    """A response of bytes whose headers werkzeug has nothing to fix when it is sent.
+
+    werkzeug copies every response's headers as it is sent, looking for a Location to make
+    absolute and a length to set or drop, and wraps the body in an iterator that closes it:
+    6.7 µs of a single-row request, 0.7 here. A response of this service's own has its length
+    and nothing to fix; one that has something (a HEAD, a status without a body, a Location, a
+    close callback, a body other than set_data's list of bytes) is sent as werkzeug sends it.
+    tests/unit/http/test_responses.py proves the two send the same.
+    """
+
+    def get_wsgi_response(self, environ: Any) -> Any:
+        status = self.status_code
+        if (
+            environ["REQUEST_METHOD"] == "HEAD"
+            or not 200 <= status
+            or status in (204, 304)
+            or type(self.response) is not list
+            or not all(type(chunk) is bytes for chunk in self.response)
+            or self._on_close
+            or "Content-Length" not in self.headers
+            or "Location" in self.headers
+            or "Content-Location" in self.headers
+        ):
+            return super().get_wsgi_response(environ)
+        return self.response, self.status, self.headers.to_wsgi_list()
+
+
 _MESSAGES = {
     404: "No such route.",
     405: "Method not allowed on this route.",
@@ -27,14 +56,14 @@ _MESSAGES = {
 
 def json_response(body: Any, status: int = 200) -> Response:
     """A compact JSON response; jsonify would need an app context the function lacks."""
-    return Response(jsonio.dumps(body), status, mimetype="application/json")
+    return FixedResponse(jsonio.dumps(body), status, mimetype="application/json")
 
 
 def error_response(
     status: int, message: str, errors: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
     """The JSON error response every failure is answered with."""
-    return Response(
+    return FixedResponse(
         error_body(status, message, errors), status, headers=headers, mimetype="application/json"
     )
 
@@ -44,7 +73,7 @@ def infer_error_response(
 ) -> Response:
     """A failure on a /v2 route, in the Open Inference Protocol's shape: {"error": "..."}."""
     body = error_body(status, message, v2=True)
-    return Response(body, status, headers=headers, mimetype="application/json")
+    return FixedResponse(body, status, headers=headers, mimetype="application/json")
 
 
 def api_error_response(exc: ApiError, v2: bool = False) -> Response:
