@@ -40,7 +40,7 @@ class OpenInferenceEndpoints:
         self.max_rows = settings.max_batch_size
         self.instances = Instances(predictor.model, settings.max_batch_size)
         self.metadata = v2.model_metadata(predictor.model)
-        self.request_schema = v2.request_schema(predictor.model)
+        self.requests = v2.InferRequests(predictor.model)
 
     def routes(self) -> list[Route]:
         """The server's and the model's metadata and readiness, and inference."""
@@ -72,7 +72,7 @@ class OpenInferenceEndpoints:
 
     def schemas(self) -> dict[str, Schema]:
         """The request schemas this protocol's documentation names."""
-        return {"InferRequest": self.request_schema}
+        return {"InferRequest": self.requests.schema}
 
     def server(self, req: Request) -> Response:
         """Open Inference Protocol: the server's name, version and extensions."""
@@ -118,7 +118,7 @@ class OpenInferenceEndpoints:
 
     def _infer(self, req: Request) -> Response:
         document, blob = parse_infer(req, self.max_body)
-        request = v2.parse_request(document, self.request_schema)
+        request = self.requests.parse(document)
         outputs = v2.requested_outputs(request, self.model)
         instances, matrix = v2.read_inputs(request, blob, self.model, self.max_rows)
         try:
