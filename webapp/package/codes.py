@@ -104,42 +104,98 @@ def _tests_on_codes(graph: onnx.ModelProto, tables: dict[str, list[str]], number
     for them (compile._outputs_read drops a lookup nothing reads): an Equal with constant
     strings compares the code with theirs (-1 for a string not in the table: no code is);
     a LabelEncoder of strings into numbers becomes a Gather from its values for each string
-    of the table, which onnxruntime's own LabelEncoder gives here. The same answer for every
-    code, as each code stands for one string of the table."""
+    of the table, which onnxruntime's own LabelEncoder gives here. An imputer's Where between
+    the feature and a constant string of the table, read only by such Equals, chooses between
+    their codes instead, and its Equals compare codes too. The same answer for every code, as
+    each code stands for one string of the table."""
     main = graph.graph
     made_by = {output: node for node in main.node for output in node.output}
     constants = {t.name: t for t in main.initializer}
     names = _names(main)
     dtype = helper.tensor_dtype_to_np_dtype(number)
+
+    def as_codes(strings_name: str, places: dict[str, float]) -> str | None:
+        """A constant tensor of strings as their codes' constant (a new one), or None."""
+        tensor = constants.get(strings_name)
+        if tensor is None or tensor.data_type != TensorProto.STRING:
+            return None
+        strings = numpy_helper.to_array(tensor)
+        compared = np.array([places.get(s, -1.0) for s in strings.ravel().tolist()])
+        codes = _fresh(names, f"{strings_name}_codes")
+        main.initializer.append(
+            numpy_helper.from_array(compared.astype(dtype).reshape(strings.shape), codes)
+        )
+        return codes
+
     for name, table in tables.items():
         index = made_by[name].input[1]  # the front's Gather of the string, by the code
-        code = made_by[index].input[0]  # cast to int64 from the matrix's column
         places = {string: float(place) for place, string in enumerate(table)}
-        for node in main.node:
-            if list(node.input).count(name) != 1:
-                continue
-            if node.domain in ("", "ai.onnx") and node.op_type == "Equal":
-                (other,) = (i for i in node.input if i != name)
-                tensor = constants.get(other)
-                if tensor is None or tensor.data_type != TensorProto.STRING:
+        # strings, the codes they are read as, their int64 index where there is one
+        pending: list[tuple[str, str, str | None]] = [(name, made_by[index].input[0], index)]
+        while pending:
+            strings, code, by = pending.pop()
+            for node in main.node:
+                if list(node.input).count(strings) != 1:
                     continue
-                strings = numpy_helper.to_array(tensor)
-                compared = np.array([places.get(s, -1.0) for s in strings.ravel().tolist()])
-                codes = _fresh(names, f"{other}_codes")
-                main.initializer.append(
-                    numpy_helper.from_array(compared.astype(dtype).reshape(strings.shape), codes)
-                )
-                node.input[:] = [code if i == name else codes for i in node.input]
-            elif node.domain == "ai.onnx.ml" and node.op_type == "LabelEncoder":
-                values = _encoded_strings(graph, node, table)
-                if values is None:
-                    continue
-                looked_up = _fresh(names, f"{node.output[0]}_values")
-                main.initializer.append(numpy_helper.from_array(values, looked_up))
-                node.op_type, node.domain = "Gather", ""
-                del node.attribute[:]
-                node.attribute.append(helper.make_attribute("axis", 0))
-                node.input[:] = [looked_up, index]
+                if node.domain in ("", "ai.onnx") and node.op_type == "Equal":
+                    (other,) = (i for i in node.input if i != strings)
+                    codes = as_codes(other, places)
+                    if codes is not None:
+                        node.input[:] = [code if i == strings else codes for i in node.input]
+                elif node.domain == "ai.onnx.ml" and node.op_type == "LabelEncoder" and by:
+                    values = _encoded_strings(graph, node, table)
+                    if values is None:
+                        continue
+                    looked_up = _fresh(names, f"{node.output[0]}_values")
+                    main.initializer.append(numpy_helper.from_array(values, looked_up))
+                    node.op_type, node.domain = "Gather", ""
+                    del node.attribute[:]
+                    node.attribute.append(helper.make_attribute("axis", 0))
+                    node.input[:] = [looked_up, by]
+                elif _chooses_a_constant_of(main, node, strings, places, constants):
+                    constant = node.input[1] if node.input[2] == strings else node.input[2]
+                    codes = as_codes(constant, places)
+                    node.input[:] = [
+                        code if i == strings else codes if i == constant else i for i in node.input
+                    ]
+                    pending.append((node.output[0], node.output[0], None))
+
+
+_SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+
+
+def _chooses_a_constant_of(
+    main: onnx.GraphProto,
+    node: onnx.NodeProto,
+    strings: str,
+    places: dict[str, float],
+    constants: dict[str, onnx.TensorProto],
+) -> bool:
+    """Whether `node` is a Where between `strings` and constant strings of the table, whose
+    choice only Equals with constant strings read (nothing that needs the text itself)."""
+    if node.domain not in ("", "ai.onnx") or node.op_type != "Where" or node.input[0] == strings:
+        return False
+    constant = constants.get(node.input[1] if node.input[2] == strings else node.input[2])
+    if constant is None or constant.data_type != TensorProto.STRING:
+        return False
+    if not all(s in places for s in numpy_helper.to_array(constant).ravel().tolist()):
+        return False
+    chosen = node.output[0]
+    if chosen in {o.name for o in main.output} or chosen in {v.name for v in main.value_info}:
+        return False
+    if any(a.type in _SUBGRAPHS for n in main.node for a in n.attribute):
+        return False  # a subgraph may read it unseen
+    readers = [n for n in main.node if chosen in n.input]
+    return all(
+        reader.domain in ("", "ai.onnx")
+        and reader.op_type == "Equal"
+        and list(reader.input).count(chosen) == 1
+        and all(
+            i == chosen or (i in constants and constants[i].data_type == TensorProto.STRING)
+            for i in reader.input
+        )
+        for reader in readers
+    )
 
 
 def _encoded_strings(

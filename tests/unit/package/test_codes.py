@@ -234,6 +234,88 @@ def test_membership_tests_read_the_codes(colour: Feature) -> None:
     assert "LabelEncoder" not in {node.op_type for node in graph.graph.node}
 
 
+def imputed_then_tested() -> onnx.ModelProto:
+    """A most-frequent imputer's Where (a null's "" becomes "grey"), read only by a one-hot
+    Equal with constant strings: skl2onnx's SimpleImputer then OneHotEncoder."""
+    nodes = [
+        helper.make_node("Equal", ["colour", "empty"], ["missing"]),
+        helper.make_node("Where", ["missing", "grey", "colour"], ["filled"]),
+        helper.make_node("Equal", ["filled", "palette"], ["hits"]),
+        helper.make_node("Cast", ["hits"], ["hit_values"], to=TensorProto.DOUBLE),
+        helper.make_node("MatMul", ["hit_values", "hit_weights"], ["by_hits"]),
+        helper.make_node("Add", ["by_hits", "size"], ["value"]),
+    ]
+    constants = [
+        strings([""], [1, 1], "empty"),
+        strings(["grey"], [1, 1], "grey"),
+        strings(["red", "grey", "nowhere"], [1, 3], "palette"),
+        doubles([[1.0], [10.0], [100.0]], "hit_weights"),
+    ]
+    return colour_and_size(nodes, constants)
+
+
+@pytest.mark.parametrize(
+    ("colour", "made_on_codes"),
+    [
+        (OPEN[0], True),
+        (Feature("colour", type="category", nullable=True, categories=("red", "grey")), True),
+        (Feature("colour", type="category", nullable=True, categories=("red", "teal")), False),
+    ],
+    ids=["open", "closed", "closed-without-the-imputed"],
+)
+def test_an_imputers_choice_read_by_tests_is_made_on_the_codes(
+    colour: Feature, made_on_codes: bool
+) -> None:
+    """The Where chooses between codes, its tests compare codes: no string is looked up any
+    more, and every string, the stand-in's text and a null are answered as before. Where the
+    imputed string has no code (not among the categories: as "nowhere", it would be the -1
+    of no code), the choice stays one of strings."""
+    features = [colour, OPEN[1]]
+    plain = engine(imputed_then_tested(), {"inputs": "columns", "dtype": "float64"}, features)
+    graph = imputed_then_tested()
+    answering = coded(features, graph)
+    words = [*(colour.categories or WORDS), None]
+    sizes = [0.0] * len(words)
+    assert answering.predict([words, sizes]) == plain.predict([words, sizes])
+    assert len(set(plain.predict([words, sizes]))) >= 2
+    compile._outputs_read(graph, 1)
+    left = [t for t in graph.graph.initializer if t.data_type == TensorProto.STRING]
+    assert not left if made_on_codes else left
+
+
+def imputed_then_passed_on() -> onnx.ModelProto:
+    """imputed_then_tested, its choice also passed on (an Identity) to another test."""
+    graph = imputed_then_tested()
+    graph.graph.node.extend(
+        [
+            helper.make_node("Identity", ["filled"], ["passed"]),
+            helper.make_node("Equal", ["passed", "empty"], ["still_empty"]),
+            helper.make_node("Cast", ["still_empty"], ["empty_value"], to=TensorProto.DOUBLE),
+            helper.make_node("Add", ["value", "empty_value"], ["total"]),
+        ]
+    )
+    graph.graph.output[0].name = "total"
+    return graph
+
+
+@pytest.mark.parametrize(
+    "build", [membership_graph, imputed_then_passed_on], ids=["encoders", "passed-on"]
+)
+def test_an_imputers_choice_read_otherwise_keeps_its_strings(build: Any) -> None:
+    """A Where read by more than Equals with constant strings (membership_graph's by a
+    LabelEncoder and a OneHotEncoder; one passed on by an Identity) stays a choice of strings,
+    and answers as before."""
+    graph = build()
+    answering = coded(OPEN, graph)
+    (where,) = [node for node in graph.graph.node if node.op_type == "Where"]
+    assert list(where.input) == ["missing", "grey", "colour"]
+    plain = engine(build(), {"inputs": "columns", "dtype": "float64"}, OPEN)
+    words = [*WORDS, None]
+    assert answering.predict([words, [0.0] * len(words)]) == plain.predict(
+        [words, [0.0] * len(words)]
+    )
+
+
 def test_the_stand_in_is_no_string_the_graph_holds() -> None:
     graph = membership_graph()
     graph.graph.initializer.append(strings([codes.STAND_IN], [1], "held"))
