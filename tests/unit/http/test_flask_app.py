@@ -118,33 +118,52 @@ def test_the_factory_builds_the_service_class() -> None:
     assert type(APP) is ServiceFlask
 
 
-@settings(max_examples=600, deadline=None)
-@given(
-    hosts,
-    st.sampled_from(["http", "https"]),
-    st.sampled_from([("127.0.0.1", "8080"), ("localhost", "80"), ("::1", "443")]),
-    st.one_of(st.none(), st.just(""), wsgi_text.map(lambda text: "/" + text)),
-    paths,
-    st.one_of(st.none(), wsgi_text),
-    st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT"]),
-    st.booleans(),
+requests = st.fixed_dictionaries(
+    {
+        "host": hosts,
+        "scheme": st.sampled_from(["http", "https"]),
+        "server": st.sampled_from([("127.0.0.1", "8080"), ("localhost", "80"), ("::1", "443")]),
+        "script": st.one_of(st.none(), st.just(""), wsgi_text.map(lambda text: "/" + text)),
+        "path": paths,
+        "query": st.one_of(st.none(), wsgi_text),
+        "method": st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT"]),
+        "upgrade": st.booleans(),
+    }
 )
-@example("bücher.example", "http", ("127.0.0.1", "8080"), "", "/predict", "a=é", "POST", False)
-@example(None, "https", ("::1", "443"), None, None, None, "GET", False)
-@example("a..b", "http", ("127.0.0.1", "8080"), "/app", "/health", "", "GET", False)
-def test_the_url_adapter_is_flasks_own(
-    host: str | None,
-    scheme: str,
-    server: tuple[str, str],
-    script: str | None,
-    path: str | None,
-    query: str | None,
-    method: str,
-    upgrade: bool,
-) -> None:
+PLAIN = {"scheme": "http", "server": ("127.0.0.1", "8080"), "upgrade": False}
+
+
+@settings(max_examples=600, deadline=None)
+@given(requests)
+@example(
+    {
+        **PLAIN,
+        "host": "bücher.example",
+        "script": "",
+        "path": "/predict",
+        "query": "a=é",
+        "method": "POST",
+    }
+)
+@example(
+    {
+        **PLAIN,
+        "host": None,
+        "scheme": "https",
+        "server": ("::1", "443"),
+        "script": None,
+        "path": None,
+        "query": None,
+        "method": "GET",
+    }
+)
+@example(
+    {**PLAIN, "host": "a..b", "script": "/app", "path": "/health", "query": "", "method": "GET"}
+)
+def test_the_url_adapter_is_flasks_own(request: dict[str, Any]) -> None:
     """The same adapter (host, script, subdomain, scheme, path, method, query), the same host
     on the request, the same match or the same refusal, as Flask's create_url_adapter."""
-    values = environ(host, scheme, server, script, path, query, method, upgrade)
+    values = environ(**request)
     assert adapted(ServiceFlask.create_url_adapter, values) == adapted(
         Flask.create_url_adapter, values
     )
@@ -152,7 +171,16 @@ def test_the_url_adapter_is_flasks_own(
 
 def test_settings_that_make_the_host_matter_are_flasks() -> None:
     """With TRUSTED_HOSTS set, an untrusted host is refused as Flask refuses it."""
-    values = environ("evil.example", "http", ("127.0.0.1", "80"), "", "/health", "", "GET", False)
+    values = environ(
+        **{
+            **PLAIN,
+            "host": "evil.example",
+            "script": "",
+            "path": "/health",
+            "query": "",
+            "method": "GET",
+        }
+    )
     APP.config["TRUSTED_HOSTS"] = ["good.example"]
     try:
         ours = adapted(ServiceFlask.create_url_adapter, values)

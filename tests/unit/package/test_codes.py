@@ -31,15 +31,23 @@ def doubles(value: Any, name: str) -> onnx.TensorProto:
     return numpy_helper.from_array(np.array(value, dtype=np.float64), name)
 
 
-def membership_graph(extra: list[onnx.NodeProto] = (), output: str = "value") -> onnx.ModelProto:
-    """An imputer's Where, then the three membership tests, each weighing its answer apart:
-    a value per feature per string, as a ColumnTransformer's graph computes them."""
-    nodes = [
+def imputed_and_tested() -> list[onnx.NodeProto]:
+    """A most-frequent imputer's Where (a null's "" becomes "grey"), then a one-hot Equal of
+    its choice with the palette, each hit weighed apart."""
+    return [
         helper.make_node("Equal", ["colour", "empty"], ["missing"]),
         helper.make_node("Where", ["missing", "grey", "colour"], ["filled"]),
         helper.make_node("Equal", ["filled", "palette"], ["hits"]),
         helper.make_node("Cast", ["hits"], ["hit_values"], to=TensorProto.DOUBLE),
         helper.make_node("MatMul", ["hit_values", "hit_weights"], ["by_hits"]),
+    ]
+
+
+def membership_graph(extra: list[onnx.NodeProto] = (), output: str = "value") -> onnx.ModelProto:
+    """An imputer's Where, then the three membership tests, each weighing its answer apart:
+    a value per feature per string, as a ColumnTransformer's graph computes them."""
+    nodes = [
+        *imputed_and_tested(),
         helper.make_node(
             "LabelEncoder",
             ["filled"],
@@ -212,6 +220,22 @@ def read_by_tests_only() -> onnx.ModelProto:
     return colour_and_size(nodes, constants)
 
 
+def answering_as_before(build: Any, colour: Feature, distinct: int) -> onnx.ModelProto:
+    """build()'s graph coded for [colour, size] answers every string (a closed feature's
+    categories), the stand-in's text and a null as the graph itself, `distinct` answers or
+    more among them; the coded graph, with what nothing reads dropped."""
+    features = [colour, OPEN[1]]
+    plain = engine(build(), {"inputs": "columns", "dtype": "float64"}, features)
+    graph = build()
+    answering = coded(features, graph)
+    words = [*(colour.categories or WORDS), None]
+    sizes = [0.0] * len(words)
+    assert answering.predict([words, sizes]) == plain.predict([words, sizes])
+    assert len(set(plain.predict([words, sizes]))) >= distinct
+    compile._outputs_read(graph, 1)
+    return graph
+
+
 @pytest.mark.parametrize(
     "colour",
     [OPEN[0], Feature("colour", type="category", nullable=True, categories=("red", "teal"))],
@@ -221,15 +245,7 @@ def test_membership_tests_read_the_codes(colour: Feature) -> None:
     """The Equal compares codes and the LabelEncoder became a lookup of numbers by code: no
     string is looked up any more, and every string (a closed feature's categories), the
     stand-in's text and a null are answered as before."""
-    features = [colour, OPEN[1]]
-    plain = engine(read_by_tests_only(), {"inputs": "columns", "dtype": "float64"}, features)
-    graph = read_by_tests_only()
-    answering = coded(features, graph)
-    words = [*(colour.categories or WORDS), None]
-    sizes = [0.0] * len(words)
-    assert answering.predict([words, sizes]) == plain.predict([words, sizes])
-    assert len(set(plain.predict([words, sizes]))) >= 3
-    compile._outputs_read(graph, 1)
+    graph = answering_as_before(read_by_tests_only, colour, distinct=3)
     assert not [t for t in graph.graph.initializer if t.data_type == TensorProto.STRING]
     assert "LabelEncoder" not in {node.op_type for node in graph.graph.node}
 
@@ -237,14 +253,7 @@ def test_membership_tests_read_the_codes(colour: Feature) -> None:
 def imputed_then_tested() -> onnx.ModelProto:
     """A most-frequent imputer's Where (a null's "" becomes "grey"), read only by a one-hot
     Equal with constant strings: skl2onnx's SimpleImputer then OneHotEncoder."""
-    nodes = [
-        helper.make_node("Equal", ["colour", "empty"], ["missing"]),
-        helper.make_node("Where", ["missing", "grey", "colour"], ["filled"]),
-        helper.make_node("Equal", ["filled", "palette"], ["hits"]),
-        helper.make_node("Cast", ["hits"], ["hit_values"], to=TensorProto.DOUBLE),
-        helper.make_node("MatMul", ["hit_values", "hit_weights"], ["by_hits"]),
-        helper.make_node("Add", ["by_hits", "size"], ["value"]),
-    ]
+    nodes = [*imputed_and_tested(), helper.make_node("Add", ["by_hits", "size"], ["value"])]
     constants = [
         strings([""], [1, 1], "empty"),
         strings(["grey"], [1, 1], "grey"),
@@ -270,15 +279,7 @@ def test_an_imputers_choice_read_by_tests_is_made_on_the_codes(
     more, and every string, the stand-in's text and a null are answered as before. Where the
     imputed string has no code (not among the categories: as "nowhere", it would be the -1
     of no code), the choice stays one of strings."""
-    features = [colour, OPEN[1]]
-    plain = engine(imputed_then_tested(), {"inputs": "columns", "dtype": "float64"}, features)
-    graph = imputed_then_tested()
-    answering = coded(features, graph)
-    words = [*(colour.categories or WORDS), None]
-    sizes = [0.0] * len(words)
-    assert answering.predict([words, sizes]) == plain.predict([words, sizes])
-    assert len(set(plain.predict([words, sizes]))) >= 2
-    compile._outputs_read(graph, 1)
+    graph = answering_as_before(imputed_then_tested, colour, distinct=2)
     left = [t for t in graph.graph.initializer if t.data_type == TensorProto.STRING]
     assert not left if made_on_codes else left
 
