@@ -116,8 +116,9 @@ class InferRequests:
     """
 
     def __init__(self, model: Model) -> None:
-        self.outputs = frozenset(offered_outputs(model))
-        self.schema = infer_request_schema(offered_outputs(model))
+        offered = offered_outputs(model)
+        self.outputs = frozenset(offered)
+        self.schema = infer_request_schema(offered)
 
     def parse(self, document: Any) -> dict[str, Any]:
         """The request's structure, checked; TensorError naming the field where it is wrong."""
