@@ -164,6 +164,71 @@ def length_of_5000_digits(port: int) -> None:
         assert read_response(sock).status == 400
 
 
+@pytest.fixture(scope="module")
+def echo() -> Iterator[Server]:
+    """The worker serving tests/service/echo_app.py, which answers with the body it read."""
+    env = {"WEB_CONCURRENCY": "1", "GUNICORN_KEEPALIVE": "600"}
+    started = gunicorn(env, app="tests.service.echo_app:app").start()
+    yield started
+    assert started.stop() == 0, started.output()
+
+
+READS = ["all", "sized:1", "sized:7", "sized:65536", "lines", "lines:5", "iterated"]
+
+
+def chunked(body: bytes, size: int) -> bytes:
+    """`body` in chunked transfer coding, `size` bytes a chunk."""
+    pieces = [body[at : at + size] for at in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.binary(max_size=2000),
+            st.sampled_from(READS),
+            st.one_of(st.none(), st.integers(1, 700)),  # Content-Length, or chunks of this size
+            st.sampled_from([1, 1, 1, 200]),  # repeated: bodies past the loop's 256 KiB reads
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_app_reads_every_body_as_it_was_sent(
+    echo: Server, requests: list[tuple[bytes, str, int | None, int]]
+) -> None:
+    """Pipelined on one connection, bodies with a Content-Length (which the app reads from
+    the bytes the worker's loop holds) and chunked ones (through gunicorn's reader), read at
+    once, in pieces, by line and by iteration: each answer is its request's body, exactly."""
+    sent, bodies = [], []
+    for number, (piece, how, chunk_size, times) in enumerate(requests):
+        body = piece * times
+        framing = [] if chunk_size is None else [("Transfer-Encoding", "chunked")]
+        head_only = request_bytes(
+            "POST",
+            f"/?read={how}",
+            b"",
+            framing,
+            content_type="application/octet-stream",
+            length=chunk_size is None,
+            close=number == len(requests) - 1,
+        )
+        if chunk_size is None:
+            head_only = head_only.replace(b"Content-Length: 0", b"Content-Length: %d" % len(body))
+            sent.append(head_only + body)
+        else:
+            sent.append(head_only + chunked(body, chunk_size))
+        bodies.append(body)
+    with socket.create_connection(("127.0.0.1", echo.port), timeout=15) as sock:
+        sock.sendall(b"".join(sent))
+        answers = read_responses(sock, [False] * len(requests))
+    assert [a.status for a in answers] == [200] * len(requests), echo.output()[-3000:]
+    assert [a.body for a in answers] == bodies
+
+
 def test_one_100_continue_then_the_answer(server: Server) -> None:
     """A client that waits for 100 Continue gets exactly one, from the worker's loop, then the
     answer alone (gunicorn, handed the request, must not write a second), and the kept-alive

@@ -100,17 +100,18 @@ def parse_json(req: Request, limit: int, untyped: bool = False) -> Any:
     return load_json(request_body(req, limit, untyped))
 
 
-def parse_infer(req: Request, limit: int) -> tuple[Any, bytes]:
+def parse_infer(req: Request, limit: int) -> tuple[Any, memoryview]:
     """A V2 infer request's JSON document, and the binary tensor data after it: the binary
-    tensor extension, when the Inference-Header-Content-Length header says where the JSON ends."""
+    tensor extension, when the Inference-Header-Content-Length header says where the JSON ends.
+    The tensor data is a view of the body, not a copy of it."""
     header = req.environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
     if header is None:
-        return parse_json(req, limit, untyped=True), b""
+        return parse_json(req, limit, untyped=True), memoryview(b"")
     data = request_body(req, limit, untyped=True, binary=True)
     size = byte_count(header)
     if size is None or not 0 < size <= len(data):
         raise ApiError(400, "Inference-Header-Content-Length must be the JSON's length in bytes.")
-    return load_json(data[:size]), data[size:]
+    return load_json(data[:size]), memoryview(data)[size:]
 
 
 def json_size(environ: dict[str, Any]) -> int:

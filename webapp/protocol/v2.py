@@ -219,7 +219,7 @@ def requested_outputs(request: Mapping[str, Any], model: Model) -> list[tuple[st
 
 
 def read_inputs(
-    request: Mapping[str, Any], blob: bytes, model: Model, max_rows: int
+    request: Mapping[str, Any], blob: memoryview, model: Model, max_rows: int
 ) -> tuple[list[Any] | np.ndarray, bool]:
     """The input tensors as a /predict batch's instances (arrays in the manifest's order, or
     objects by feature name), and whether they came as the one matrix: then, if it came in
@@ -231,7 +231,7 @@ def read_inputs(
     return _columns(inputs, data, model, max_rows), False
 
 
-def _data(inputs: Sequence[Mapping[str, Any]], blob: bytes) -> list[Any]:
+def _data(inputs: Sequence[Mapping[str, Any]], blob: memoryview) -> list[Any]:
     """Each input's values: its JSON `data`, or the bytes of the body after the JSON that are
     its own (binary tensor extension), in the inputs' order."""
     found: list[Any] = []
@@ -267,7 +267,7 @@ def _matrix(
     rows = _rows(shape, where, max_rows)
     if tensor["datatype"] not in _NUMBERS:
         raise TensorError(f"{where}: datatype must be FP64, FP32 or an integer type")
-    if isinstance(data, bytes):
+    if isinstance(data, memoryview):
         elements = _elements(data, tensor["datatype"], where)
         _count(len(elements), shape, where)
         return elements.reshape(rows, width)
@@ -319,7 +319,9 @@ def _values(data: Any, shape: Sequence[int], datatype: str, where: str) -> list[
     for the numeric types (integers, in range, for the integer types), strings for BYTES; null
     passes here, and is then refused unless the feature takes a missing value."""
     values = (
-        _decode(data, datatype, where) if isinstance(data, bytes) else _flat(data, shape, where)
+        _decode(data, datatype, where)
+        if isinstance(data, memoryview)
+        else _flat(data, shape, where)
     )
     _count(len(values), shape, where)
     kinds = set(map(type, values)) - {_NONE}
@@ -382,7 +384,7 @@ def _single(values: list[Any], where: str) -> list[Any]:
     return [None if v is None else next(rounded) for v in values]
 
 
-def _decode(data: bytes, datatype: str, where: str) -> list[Any]:
+def _decode(data: memoryview, datatype: str, where: str) -> list[Any]:
     """An input's binary data (binary tensor extension) as values: little-endian elements, or
     for BYTES each string's 4-byte little-endian length, then its UTF-8 bytes."""
     if datatype == "BYTES":
@@ -394,7 +396,7 @@ def _decode(data: bytes, datatype: str, where: str) -> list[Any]:
                 chunk = data[offset + 4 : offset + 4 + size]
                 if len(chunk) != size:
                     raise TensorError(f"{where}: binary BYTES data ends inside an element")
-                strings.append(chunk.decode("utf-8"))
+                strings.append(str(chunk, "utf-8"))
                 offset += 4 + size
         except (struct.error, UnicodeDecodeError):
             raise TensorError(f"{where}: binary BYTES data is not length-prefixed UTF-8") from None
@@ -403,7 +405,7 @@ def _decode(data: bytes, datatype: str, where: str) -> list[Any]:
     return values
 
 
-def _elements(data: bytes, datatype: str, where: str) -> np.ndarray:
+def _elements(data: memoryview, datatype: str, where: str) -> np.ndarray:
     """Binary data of a fixed-size datatype as the array it is, little-endian elements."""
     if datatype not in _BINARY:
         raise TensorError(f"{where}: datatype {datatype} is not taken")

@@ -18,6 +18,7 @@ handling one connection is logged and closes it; the worker and its other connec
 from __future__ import annotations
 
 import errno
+import io
 import mmap
 import os
 import re
@@ -32,6 +33,7 @@ from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http import wsgi
+from gunicorn.http.body import LengthReader
 from gunicorn.workers.base import Worker
 
 from ..protocol.errors import error_body
@@ -73,6 +75,23 @@ def _without_expect(head: bytes) -> bytes:
     """A request's head without its Expect field. The loop has answered it (or the body came
     with the head); seeing it, gunicorn would write a second "100 Continue" before the answer."""
     return _EXPECT_FIELD.sub(b"", head)
+
+
+def _body_from_memory(req: Any, request: list[bytes]) -> None:
+    """Let the app read a Content-Length body from the bytes the loop holds, not through
+    gunicorn's readers, which copy it twice more (their own buffers) on its way to the app.
+
+    Only where gunicorn's parser framed the request exactly as the loop did: its head ended
+    where the loop's did (none of it left unread) and it expects a body of the same length. A
+    chunked body, or any disagreement, stays with gunicorn's reader, which refuses it as
+    before. io.BytesIO shares the bytes it is given: reading them whole is not a copy.
+    """
+    reader = getattr(req.body, "reader", None)
+    if not isinstance(reader, LengthReader) or req.unreader.buf.tell():
+        return
+    body = request[1] if len(request) == 2 else b""
+    if reader.length == len(body):
+        req.body = io.BytesIO(body)
 
 
 def _refusal(status: int, message: str, request: bytes | bytearray) -> bytes:
@@ -421,6 +440,7 @@ class BufferingWorker(Worker):
         req = None
         try:
             req = next(http.get_parser(self.cfg, request, conn.addr))
+            _body_from_memory(req, request)
             kept = self._handle(conn, req, keep)
         except (http.errors.ParseException, http.errors.NoMoreData) as exc:
             # gunicorn's own refusals, and NoMoreData: its reading of the framing differed
