@@ -327,11 +327,12 @@ def first_greatest(scores: np.ndarray) -> np.ndarray:
     through a transposed copy: for a wide batch, a comparison per class instead."""
     if scores.shape[1] < 1024:  # fewer rows: the loop costs more than the copy
         return scores.argmax(axis=0)
-    best = scores[0].copy()
-    index = np.zeros(len(best), dtype=np.intp)
-    for position, row in enumerate(scores[1:], start=1):
-        index[row > best] = position  # strictly greater: a tie keeps the first
-        np.maximum(best, row, out=best)  # NaN stays NaN, and is looked for below
+    index = (scores[1] > scores[0]).astype(np.intp)  # strictly greater: a tie keeps the first
+    best = np.maximum(scores[0], scores[1])  # NaN stays NaN, and is looked for below
+    for position in range(2, len(scores)):
+        row = scores[position]
+        np.copyto(index, position, where=row > best)  # no index array, unlike index[mask]
+        np.maximum(best, row, out=best)
     if np.isnan(best).any():
         return scores.argmax(axis=0)
     return index
