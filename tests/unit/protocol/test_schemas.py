@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from testkit.processes import ROOT
 from webapp.core.model import load_model
 from webapp.core.vocabulary import Feature
-from webapp.protocol.accept import ValidRows
+from webapp.protocol.accept import SMALL_BATCH_VALUES, ValidRows
 from webapp.protocol.jsonio import loads, only_number_arrays
 from webapp.protocol.schemas import batch_schema, instance_schema
 
@@ -91,6 +91,36 @@ def test_valid_array_batches_take_the_fast_path(rows: list[list[float]]) -> None
     body = json.dumps({"instances": rows}).encode()
     assert only_number_arrays(body)
     assert np.array_equal(FAST.of_batch(loads(body), number_arrays=True), np.array(rows))
+
+
+# Mostly valid numbers, so that a row out of range often sits among valid ones.
+mostly_valid = st.one_of(*[st.floats(min_value=0.001, max_value=100)] * 3, numbers)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(mostly_valid, min_size=4, max_size=4),
+        min_size=1,
+        max_size=SMALL_BATCH_VALUES // 4 + 2,
+    ),
+    as_objects=st.booleans(),
+)
+def test_small_batches_checked_value_by_value_match_marshmallow(
+    rows: list[list[Any]], as_objects: bool
+) -> None:
+    """Batches of a few rows, every row of the right shape (any value may be out of range, not
+    finite or too large for a float, in any row): checked in Python up to SMALL_BATCH_VALUES,
+    through numpy above it, and either way as marshmallow decides."""
+    instances = [dict(zip(NAMES, row, strict=True)) for row in rows] if as_objects else rows
+    document = {"instances": instances}
+    slow = marshmallow_matrix(document)
+    fast = FAST.of_batch(document)
+    if slow is None:
+        assert fast is None
+    else:
+        assert fast is None or np.array_equal(fast, slow)
+        assert fast is not None or any(type(v) is int and abs(v) > 2**63 for r in rows for v in r)
 
 
 @pytest.mark.parametrize("row", [[1.0, [2.0], 3.0, 4.0], [[1.0, 2.0, 3.0, 4.0]] * 4, [1, 2, 3, []]])
