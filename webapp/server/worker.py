@@ -36,6 +36,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.base import Worker
 
+from ..pins import private_api_usable
 from ..protocol.errors import error_body
 from .framing import Framer, Limits, Refused
 
@@ -84,7 +85,8 @@ def _body_from_memory(req: Any, request: list[bytes]) -> None:
     Only where gunicorn's parser framed the request exactly as the loop did: its head ended
     where the loop's did (none of it left unread) and it expects a body of the same length. A
     chunked body, or any disagreement, stays with gunicorn's reader, which refuses it as
-    before. io.BytesIO shares the bytes it is given: reading them whole is not a copy.
+    before. io.BytesIO shares the bytes it is given: reading them whole is not a copy. It reads
+    gunicorn's parser's state: only on the gunicorn version it was tested with (webapp/pins.py).
     """
     reader = getattr(req.body, "reader", None)
     if not isinstance(reader, LengthReader) or req.unreader.buf.tell():
@@ -177,6 +179,7 @@ class BufferingWorker(Worker):
             body=int(self.max_body),
         )
         self.keepalive = float(cfg.keepalive)  # idle seconds between requests; 0: none
+        self.bodies_from_memory = private_api_usable("gunicorn", "request bodies from memory")
         super().init_process()
 
     def run(self) -> None:
@@ -440,7 +443,8 @@ class BufferingWorker(Worker):
         req = None
         try:
             req = next(http.get_parser(self.cfg, request, conn.addr))
-            _body_from_memory(req, request)
+            if self.bodies_from_memory:
+                _body_from_memory(req, request)
             kept = self._handle(conn, req, keep)
         except (http.errors.ParseException, http.errors.NoMoreData) as exc:
             # gunicorn's own refusals, and NoMoreData: its reading of the framing differed
