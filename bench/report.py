@@ -159,11 +159,16 @@ TUNING = (
         "3,000, two runs) (issue 22)",
     ),
     (
-        "a Content-Length body read from the bytes the worker's loop holds, and a V2 binary "
-        "tensor's data a view of the body: neither copied on its way in",
-        "`worker._body_from_memory`, `httpio.parse_infer`",
-        "a 320 KB body through gunicorn's readers 31.9 µs, from memory 0.6 µs (best of 7); "
+        "a V2 binary tensor's data a view of the body, not a copy",
+        "`httpio.parse_infer`",
         "parse_infer 29 -> 18.6 µs in process (three alternating runs) (issue 22)",
+    ),
+    (
+        "not done: a Content-Length body handed to the app from the bytes the worker holds, "
+        "not through gunicorn's readers",
+        "`webapp/server/worker.py`",
+        "a 320 KB body's read 31.9 -> 0.6 µs, but worker USS after 10,000-object batches "
+        "11 -> 12-13 MiB (interleaved with and without, two rounds each); reverted (issue 22)",
     ),
     (
         "a wide batch's first greatest class set with `np.copyto(where=)`",

@@ -1,12 +1,11 @@
 """The pinned libraries' private APIs, trusted only on the versions they were tested with.
 
-Three fast paths reach inside a library: the ONNX engine calls onnxruntime's session without
-the public wrapper's per-call checks, the metrics write prometheus_client's multiprocess files
-themselves, and the gunicorn worker hands the app a request body from its own bytes in place of
-gunicorn's reader. Each asks `private_api_usable` first: on any other version of the library,
-or with PUBLIC_APIS_ONLY=true, it takes the public API instead, as exact and slower, and says so
-once in the log. Moving a pin in requirements.txt without moving TESTED fails the tests, so
-that the private paths are looked at again.
+Two fast paths reach inside a library: the ONNX engine calls onnxruntime's session without the
+public wrapper's per-call checks, and the metrics write prometheus_client's multiprocess files
+themselves. Each asks `private_api_usable` first: on any other version of the library, or with
+PUBLIC_APIS_ONLY=true, it takes the public API instead, as exact and slower, and says so once
+in the log. Moving a pin in requirements.txt without moving TESTED fails the tests, so that
+the private paths are looked at again.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import logging
 import os
 from importlib.metadata import version
 
-TESTED = {"gunicorn": "27.0.1", "onnxruntime": "1.32.0", "prometheus-client": "0.26.0"}
+TESTED = {"onnxruntime": "1.32.0", "prometheus-client": "0.26.0"}
 _TRUE = ("1", "true", "yes", "on")  # as webapp/runtime/settings.py's boolean(), which checks it
 
 

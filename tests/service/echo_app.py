@@ -1,7 +1,6 @@
 """A WSGI app that answers with the request body as it read it, `?read=` saying how (all at
-once, in pieces of a given size, line by line, by iteration), and with the name of the stream it
-read from (X-Input). tests/service/test_worker.py serves it on the project's worker, to hold the
-body the app reads to the body sent."""
+once, in pieces of a given size, line by line, by iteration). tests/service/test_worker.py
+serves it on the project's worker, to hold the body the app reads to the body sent."""
 
 from __future__ import annotations
 
@@ -30,6 +29,5 @@ def _read(stream: Any, how: str) -> bytes:
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     how = parse_qs(environ.get("QUERY_STRING", "")).get("read", ["all"])[0]
     body = _read(environ["wsgi.input"], how)
-    stream = type(environ["wsgi.input"]).__name__  # which reader the worker handed over
-    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Input", stream)])
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return [body]

@@ -164,16 +164,12 @@ def length_of_5000_digits(port: int) -> None:
         assert read_response(sock).status == 400
 
 
-@pytest.fixture(scope="module", params=["from memory", "through gunicorn's reader"])
-def echo(request: pytest.FixtureRequest) -> Iterator[tuple[Server, bool]]:
-    """The worker serving tests/service/echo_app.py, which answers with the body it read: a
-    Content-Length body from the bytes the worker holds, or (on a gunicorn it was not tested
-    with, as PUBLIC_APIS_ONLY makes it) through gunicorn's own reader; and which it is."""
+@pytest.fixture(scope="module")
+def echo() -> Iterator[Server]:
+    """The worker serving tests/service/echo_app.py, which answers with the body it read."""
     env = {"WEB_CONCURRENCY": "1", "GUNICORN_KEEPALIVE": "600"}
-    if request.param != "from memory":
-        env["PUBLIC_APIS_ONLY"] = "true"
     started = gunicorn(env, app="tests.service.echo_app:app").start()
-    yield started, request.param == "from memory"
+    yield started
     assert started.stop() == 0, started.output()
 
 
@@ -202,12 +198,11 @@ def chunked(body: bytes, size: int) -> bytes:
     )
 )
 def test_the_app_reads_every_body_as_it_was_sent(
-    echo: tuple[Server, bool], requests: list[tuple[bytes, str, int | None, int]]
+    echo: Server, requests: list[tuple[bytes, str, int | None, int]]
 ) -> None:
-    """Pipelined on one connection, bodies with a Content-Length (which the app reads from
-    the bytes the worker's loop holds) and chunked ones (through gunicorn's reader), read at
-    once, in pieces, by line and by iteration: each answer is its request's body, exactly,
-    and the stream it was read from the one the worker should have handed over."""
+    """Pipelined on one connection, bodies with a Content-Length and chunked ones, framed by
+    the worker's loop and then read through gunicorn's reader at once, in pieces, by line and
+    by iteration: each answer is its request's body, exactly."""
     sent, bodies = [], []
     for number, (piece, how, chunk_size, times) in enumerate(requests):
         body = piece * times
@@ -222,14 +217,11 @@ def test_the_app_reads_every_body_as_it_was_sent(
             )
             sent.append(head + chunked(body, chunk_size))
         bodies.append(body)
-    server, in_memory = echo
-    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+    with socket.create_connection(("127.0.0.1", echo.port), timeout=15) as sock:
         sock.sendall(b"".join(sent))
         answers = read_responses(sock, [False] * len(requests))
-    assert [a.status for a in answers] == [200] * len(requests), server.output()[-3000:]
+    assert [a.status for a in answers] == [200] * len(requests), echo.output()[-3000:]
     assert [a.body for a in answers] == bodies
-    from_memory = [in_memory and size is None for _, _, size, _ in requests]
-    assert [a.header("X-Input") == "BytesIO" for a in answers] == from_memory
 
 
 def test_one_100_continue_then_the_answer(server: Server) -> None:

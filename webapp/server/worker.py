@@ -18,7 +18,6 @@ handling one connection is logged and closes it; the worker and its other connec
 from __future__ import annotations
 
 import errno
-import io
 import mmap
 import os
 import re
@@ -33,10 +32,8 @@ from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http import wsgi
-from gunicorn.http.body import LengthReader
 from gunicorn.workers.base import Worker
 
-from ..pins import private_api_usable
 from ..protocol.errors import error_body
 from .framing import Framer, Limits, Refused
 
@@ -76,24 +73,6 @@ def _without_expect(head: bytes) -> bytes:
     """A request's head without its Expect field. The loop has answered it (or the body came
     with the head); seeing it, gunicorn would write a second "100 Continue" before the answer."""
     return _EXPECT_FIELD.sub(b"", head)
-
-
-def _body_from_memory(req: Any, request: list[bytes]) -> None:
-    """Let the app read a Content-Length body from the bytes the loop holds, not through
-    gunicorn's readers, which copy it twice more (their own buffers) on its way to the app.
-
-    Only where gunicorn's parser framed the request exactly as the loop did: its head ended
-    where the loop's did (none of it left unread) and it expects a body of the same length. A
-    chunked body, or any disagreement, stays with gunicorn's reader, which refuses it as
-    before. io.BytesIO shares the bytes it is given: reading them whole is not a copy. It reads
-    gunicorn's parser's state: only on the gunicorn version it was tested with (webapp/pins.py).
-    """
-    reader = getattr(req.body, "reader", None)
-    if not isinstance(reader, LengthReader) or req.unreader.buf.tell():
-        return
-    body = request[1] if len(request) == 2 else b""
-    if reader.length == len(body):
-        req.body = io.BytesIO(body)
 
 
 def _refusal(status: int, message: str, request: bytes | bytearray) -> bytes:
@@ -179,7 +158,6 @@ class BufferingWorker(Worker):
             body=int(self.max_body),
         )
         self.keepalive = float(cfg.keepalive)  # idle seconds between requests; 0: none
-        self.bodies_from_memory = private_api_usable("gunicorn", "request bodies from memory")
         super().init_process()
 
     def run(self) -> None:
@@ -443,8 +421,6 @@ class BufferingWorker(Worker):
         req = None
         try:
             req = next(http.get_parser(self.cfg, request, conn.addr))
-            if self.bodies_from_memory:
-                _body_from_memory(req, request)
             kept = self._handle(conn, req, keep)
         except (http.errors.ParseException, http.errors.NoMoreData) as exc:
             # gunicorn's own refusals, and NoMoreData: its reading of the framing differed

@@ -102,7 +102,7 @@ mostly_valid = st.one_of(*[st.floats(min_value=0.001, max_value=100)] * 3, numbe
     rows=st.lists(
         st.lists(mostly_valid, min_size=4, max_size=4),
         min_size=1,
-        max_size=SMALL_BATCH_VALUES // 4 + 2,
+        max_size=SMALL_BATCH_VALUES // len(NAMES) + 2,
     ),
     as_objects=st.booleans(),
 )
