@@ -232,8 +232,8 @@ def read_inputs(
 
 
 def _data(inputs: Sequence[Mapping[str, Any]], blob: memoryview) -> list[Any]:
-    """Each input's values: its JSON `data`, or the bytes of the body after the JSON that are
-    its own (binary tensor extension), in the inputs' order."""
+    """Each input's values: its JSON `data`, or a view of the body's bytes after the JSON that
+    are its own (binary tensor extension), in the inputs' order."""
     found: list[Any] = []
     offset = 0
     for index, tensor in enumerate(inputs):

@@ -118,9 +118,8 @@ def test_small_batches_checked_value_by_value_match_marshmallow(
     fast = FAST.of_batch(document)
     if slow is None:
         assert fast is None
-    else:
-        assert fast is None or np.array_equal(fast, slow)
-        assert fast is not None or any(type(v) is int and abs(v) > 2**63 for r in rows for v in r)
+    else:  # every value within its range (at most 100): none an integer numpy could not take
+        assert fast is not None and np.array_equal(fast, slow)
 
 
 @pytest.mark.parametrize("row", [[1.0, [2.0], 3.0, 4.0], [[1.0, 2.0, 3.0, 4.0]] * 4, [1, 2, 3, []]])
