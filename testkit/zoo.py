@@ -21,6 +21,7 @@ from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     IsolationForest,
     RandomForestClassifier,
@@ -260,6 +261,17 @@ def lightgbm_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, An
     return model.fit(table, y), table, y, True
 
 
+def hist_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """HistGradientBoosting fitted on pandas category columns, taken as categories (its
+    default since scikit-learn 1.6, named here for older ones): codes are their places among
+    the strings it saw, sorted, and any other string is missing to it."""
+    table, y = _category_table(rng)
+    model = HistGradientBoostingClassifier(
+        categorical_features="from_dtype", max_iter=30, random_state=0
+    )
+    return model.fit(table, y), table, y, True
+
+
 def kernel_map(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """Imputed with an indicator of what was missing, mapped by Nystroem's rbf kernel."""
     table = _numbers(rng, 4)
@@ -406,6 +418,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "lightgbm": lightgbm_regressor,
     "xgboost-categories": xgboost_categories,
     "lightgbm-categories": lightgbm_categories,
+    "hist-categories": hist_categories,
     "kernel-map": kernel_map,
     "stacking": stacking,
     "splines": splines,
@@ -433,6 +446,7 @@ SEEDS = {
             *["svc", "xgboost", "booleans", "k-means", "xgboost-categories"],
             *["lightgbm-categories", "splines", "seasons", "rainfall"],
             "deliveries",
+            "hist-categories",
         ]
     )
 }

@@ -41,6 +41,7 @@ SERVED_BY = {
     "lightgbm": ("onnx", "verified on"),
     "xgboost-categories": ("onnx", "verified on"),
     "lightgbm-categories": ("onnx", "verified on"),
+    "hist-categories": ("onnx", "verified on"),
     "kernel-map": ("onnx", "verified on"),
     "stacking": ("onnx", "verified on"),
     "splines": ("onnx", "verified on"),

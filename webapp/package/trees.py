@@ -15,7 +15,8 @@ and redo the library's own arithmetic around it, operation for operation:
 
 Within `exact_converters()` skl2onnx converts with these, so a Pipeline or ColumnTransformer
 ending in such a model converts through skl2onnx with exact trees; `to_onnx` converts one. A
-model given one input per feature takes a pandas category's strings, as their codes.
+model given one input per feature takes a category's strings as the codes it learnt
+(XGBoost's and LightGBM's pandas categories, HistGradientBoosting's columns of strings).
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ class Writer:
     ) -> None:
         self.scope, self.container = scope, container
         self.types = types or {}  # the element type of inputs known (FLOAT, DOUBLE)
+        # the matrix columns whose strings _joined_columns gave as their codes
+        self.coded: set[int] = set()
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
         self._count = 0
@@ -506,9 +509,11 @@ def _ordinal_codes(w: Writer, x: str, columns: np.ndarray, categories: Sequence[
     does not know (which sklearn codes NaN: both go where missing values go)."""
     width = max(len(c) for c in categories)
     table = np.full((len(columns), width), np.nan)
-    for i, values in enumerate(categories):
+    for i, (column, values) in enumerate(zip(columns, categories, strict=True)):
         values = np.asarray(values)
-        if values.dtype.kind not in "fiu":
+        if column in w.coded:  # strings, given as their places among these categories
+            values = np.arange(len(_strings_of(values)))
+        elif values.dtype.kind not in "fiu":
             raise NotSupported("categories that are not numbers")
         values = values.astype(np.float64)
         table[i, : len(values)] = values  # a NaN category (missing values) never equals
@@ -1266,6 +1271,34 @@ def pandas_categories(estimator: Any, names: list[str]) -> dict[str, tuple[str, 
     return {name: tuple(values) for name, values in found.items()}
 
 
+def string_categories(model: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The columns `model` takes as strings, each with its strings in the order of the codes
+    the model learnt (a string's code is its place): XGBoost's and LightGBM's pandas
+    categories, and HistGradientBoosting's categorical columns of strings."""
+    if getattr(model, "_preprocessor", None) is None or not hasattr(model, "is_categorical_"):
+        return pandas_categories(model, names)
+    # HistGradientBoosting: its OrdinalEncoder's categories (what it saw, sorted); any other
+    # string, and a missing value, it codes NaN, which goes where missing values go
+    encoder = model._preprocessor.named_transformers_["encoder"]
+    columns = np.flatnonzero(model.is_categorical_)
+    found = {}
+    for column, values in zip(columns, encoder.categories_, strict=True):
+        if np.asarray(values).dtype.kind not in "fiu":
+            found[names[column]] = _strings_of(values)
+    return found
+
+
+def _strings_of(categories: Any) -> tuple[str, ...]:
+    """An OrdinalEncoder's categories of strings, without the NaN it keeps last for missing
+    values (which no string is coded as)."""
+    values = list(categories)
+    if values and not isinstance(values[-1], str) and values[-1] != values[-1]:
+        values.pop()
+    if not values or not all(isinstance(v, str) for v in values):
+        raise NotSupported("categories that are neither all numbers nor all strings")
+    return tuple(values)
+
+
 def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
     """XGBoost's categorical features' categories, from the model it saves: each feature's
     strings as UTF-8 bytes between offsets."""
@@ -1288,31 +1321,34 @@ def _xgboost_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:
 def _joined_columns(w: Writer, inputs: Sequence[Any], model: Any) -> str:
     """One [N, 1] input per feature, in the model's order (compile.py's "columns" form), as
     one [N, features] float64 matrix: numbers as they are (float32 and float64 both hold in
-    float64), a pandas category's strings as the codes the model was fitted on."""
+    float64), a category's strings as the codes the model learnt (string_categories), their
+    columns noted in `w.coded`."""
     from skl2onnx.common.data_types import StringTensorType
 
     names = [str(v.raw_name) for v in inputs]
     fitted = getattr(model, "feature_names_in_", None)
     if fitted is not None and [str(n) for n in fitted] != names:
         raise NotSupported("inputs other than the features the model was fitted on, in order")
-    categories = pandas_categories(model, names)
+    categories = string_categories(model, names)
     columns = []
-    for v in inputs:
+    for number, v in enumerate(inputs):
         strings = isinstance(v.type, StringTensorType)
-        if strings != (v.raw_name in categories):  # strings exactly for pandas categories
+        if strings != (v.raw_name in categories):  # strings exactly for those categories
             raise NotSupported(f"the input {v.raw_name!r} of another type than its feature's")
         if strings:
             columns.append(_category_codes(w, v.full_name, categories[v.raw_name]))
+            w.coded.add(number)
         else:
             columns.append(w.op("Cast", [v.full_name], "f64", to=DOUBLE))
     return w.op("Concat", columns, "columns", axis=1)
 
 
 def _category_codes(w: Writer, strings: str, categories: Sequence[str]) -> str:
-    """[N, 1] float64: each string's pandas code, its position among the dtype's categories
-    (which XGBoost's and LightGBM's splits test), or NaN for any other string, which
-    pandas.Categorical makes missing (code -1) as it does a null. The compiled engine gives
-    a null as "" (onnx_engine._tensor): a category "" would be taken for one."""
+    """[N, 1] float64: each string's code, its position among the model's categories
+    (string_categories), or NaN for any other string, which each library takes as missing
+    as it does a null (pandas.Categorical codes it -1, HistGradientBoosting's encoder NaN).
+    The compiled engine gives a null as "" (onnx_engine._tensor): a category "" would be
+    taken for one."""
     if "" in categories:
         raise NotSupported("the empty string among a category's values (a null arrives as one)")
     if len(categories) > 2**24:  # codes are float32 here
@@ -1402,7 +1438,7 @@ def to_onnx(
     initial_types = [("input", number([None, n_features]))]
     if columns:
         names = [str(n) for n in model.feature_names_in_]
-        categories = pandas_categories(model, names)
+        categories = string_categories(model, names)
         initial_types = [
             (n, StringTensorType([None, 1]) if n in categories else number([None, 1]))
             for n in names

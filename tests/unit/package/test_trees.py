@@ -514,15 +514,17 @@ def category_target(frame: Any, classes: int) -> np.ndarray:
     return np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1]))
 
 
-@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "hist-gradient-boosting"])
 @pytest.mark.parametrize("target", [2, 3], ids=["binary", "multiclass"])
 def test_pandas_categories_given_as_strings(library: str, target: int) -> None:
     """Fitted on a DataFrame with pandas category columns and given one input per column, a
     category's as strings (compile.py's "columns" form): each string is the code the model
-    learnt, its place among the dtype's categories, violet (in the dtype, in no training
-    row) too; a null (which the compiled engine gives as "") and a string the dtype lacks are
-    missing, as pandas.Categorical makes both for the estimator (the schema refuses such a
-    string: the graph still takes it as the estimator would)."""
+    learnt. XGBoost's and LightGBM's is its place among the dtype's categories, violet (in
+    the dtype, in no training row) too; a null (which the compiled engine gives as "") and a
+    string the dtype lacks are missing, as pandas.Categorical makes both for the estimator
+    (the schema refuses such a string: the graph still takes it as the estimator would).
+    HistGradientBoosting's is its place among the strings it saw, sorted (not the dtype's
+    order); it is given the strings as they are, and any other string is missing to it."""
     rng = np.random.default_rng(15)
     train = category_frame(rng, 1000, COLOURS[:4], [*SIZES, None])
     y = category_target(train, target)
@@ -534,9 +536,13 @@ def test_pandas_categories_given_as_strings(library: str, target: int) -> None:
             tree_method="hist",
             max_cat_to_onehot=4 if target == 2 else 1,
         )
-    else:
+    elif library == "lightgbm":
         model = lightgbm.LGBMClassifier(
             n_estimators=30, verbose=-1, min_data_per_group=5, cat_smooth=1, n_jobs=1
+        )
+    else:
+        model = HistGradientBoostingClassifier(
+            categorical_features="from_dtype", max_iter=30, random_state=0
         )
     model.fit(train, y)
     dtype = "float32" if trees.compares_float32(model) else "float64"
@@ -550,8 +556,11 @@ def test_pandas_categories_given_as_strings(library: str, target: int) -> None:
     frame = pd.DataFrame(rows, columns=NUMBERS)
     for (name, values), dtype_values in zip(strings.items(), (COLOURS, SIZES), strict=True):
         feeds[name] = np.array(["" if v is None else v for v in values], dtype=object)[:, None]
-        known = [v if v in dtype_values else None for v in values]
-        frame[name] = pd.Categorical(known, categories=dtype_values)
+        if library == "hist-gradient-boosting":
+            frame[name] = pd.Series(values, dtype=object)
+        else:
+            known = [v if v in dtype_values else None for v in values]
+            frame[name] = pd.Categorical(known, categories=dtype_values)
     labels, proba = session(graph).run(None, feeds)
     assert labels.tolist() == model.predict(frame).tolist()
     assert_close(proba, model.predict_proba(frame))
