@@ -1409,13 +1409,49 @@ def _one_hot_block(w: Writer, model: Any, index: int, column: str, categories: n
 
 def voting_classifier(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx's VotingClassifier, also where flatten_transform is on (the default), which
-    it refuses: that shapes transform() alone, never predict or predict_proba."""
+    it refuses: that shapes transform() alone, never predict or predict_proba. Hard voting
+    is written here (_hard_vote)."""
     from skl2onnx.operator_converters.voting_classifier import convert_voting_classifier
 
+    if operator.raw_operator.voting == "hard":
+        _hard_vote(scope, operator, container)
+        return
     if operator.raw_operator.flatten_transform:
         operator.raw_operator = copy.copy(operator.raw_operator)  # the user's stays as it is
         operator.raw_operator.flatten_transform = False
     convert_voting_classifier(scope, operator, container)
+
+
+def _hard_vote(scope: Any, operator: Any, container: Any) -> None:
+    """VotingClassifier.predict with voting="hard": each estimator's label (its class's index:
+    they are fitted on the encoded classes) a vote of its weight, added in the estimators'
+    order as np.bincount adds them, in float64, and the first greatest wins, as np.argmax
+    picks. skl2onnx took each vote from the argmax of the estimator's probabilities, or of an
+    SVC's decision function, which is not always its label. The second output is the votes
+    (scikit-learn gives no probabilities for a hard vote)."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common.data_types import Int64TensorType
+
+    model = operator.raw_operator
+    _, onnx_type, tensor = _dtype(operator)
+    w = Writer(scope, container)
+    label, votes = (o.full_name for o in operator.outputs)
+    places = w.const(np.arange(len(model.classes_), dtype=np.int64), "places")
+    weights = model._weights_not_none
+    total = None
+    for i, estimator in enumerate(model.estimators_):
+        voter = scope.declare_local_operator(sklearn_operator_name_map[type(estimator)], estimator)
+        voter.inputs = operator.inputs
+        voter.outputs.append(scope.declare_local_variable(f"label_{i}", Int64TensorType()))
+        voter.outputs.append(scope.declare_local_variable(f"scores_{i}", tensor()))
+        chosen = w.op("Unsqueeze", [voter.outputs[0].onnx_name, w.const(np.array([1]))], "chosen")
+        vote = w.op("Cast", [w.op("Equal", [chosen, places], "is")], "vote", to=DOUBLE)
+        if weights is not None:
+            vote = w.op("Mul", [vote, w.const(np.array(weights[i], np.float64), "weight")])
+        total = vote if total is None else w.op("Add", [total, vote], "votes")
+    assert total is not None  # VotingClassifier refuses to fit without an estimator
+    argmax_labels(w, total, np.asarray(model.classes_), label)
+    w.op("Cast", [total], output=votes, to=onnx_type)
 
 
 @contextmanager

@@ -43,6 +43,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR
+from sklearn.tree import DecisionTreeClassifier
 
 from webapp.core.model import load_model
 from webapp.core.verification import PROBABILITY_FLOOR
@@ -455,6 +456,27 @@ def test_voting_classifiers(voting: str, tmp_path: Path) -> None:
     if voting == "soft":
         proba = served.engine.predict_proba(rows)
         np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-9)
+
+
+@pytest.mark.parametrize("weights", [None, [2, 1, 1]], ids=["counted", "weighted"])
+def test_a_hard_vote_counts_each_voters_label(weights: list[int] | None, tmp_path: Path) -> None:
+    """Each voter's vote is its label: an SVC's is not the greatest of its decision function
+    (skl2onnx's vote), so its graph would not verify. Three classes, three voters: rows where
+    they all differ, or the weights tie, go to the first class of the greatest sum."""
+    table, y, _ = data(20)
+    voters = [
+        ("svc", make_pipeline(StandardScaler(), SVC())),
+        ("linear", make_pipeline(StandardScaler(), LogisticRegression())),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+    ]
+    three = classes_of(y, 3)
+    model = VotingClassifier(voters, voting="hard", weights=weights).fit(table.to_numpy(), three)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(21)
+    labels = np.column_stack([voter.predict(rows) for voter in model.estimators_])
+    assert (np.sort(labels, axis=1)[:, [0, 1]] != np.sort(labels, axis=1)[:, [1, 2]]).all(1).any()
+    assert served.predict(rows) == model.predict(rows).tolist()
 
 
 @pytest.mark.parametrize("kernel", ["linear", "rbf", "poly"])
