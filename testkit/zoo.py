@@ -272,6 +272,30 @@ def hist_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, b
     return model.fit(table, y), table, y, True
 
 
+def none_strings(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
+    """A string column whose missing values are None, as pandas 2 keeps them in an object
+    column (a table read from a database, say): the imputer looks for NaN and passes None on,
+    and the encoder learns it as a category, which a null must reach again."""
+    table = _numbers(rng, 2)
+    plan = rng.choice(np.array(["basic", "pro", "team", None], dtype=object), ROWS)
+    table["plan"] = pd.Series(plan, dtype=object)
+    score = (table["f0"] - table["f0"].mean()) / table["f0"].std() + 2 * table["plan"].isna()
+    y = (score - (table["plan"] == "pro") > 0.5).astype(int).to_numpy()
+    encode = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), ["f0", "f1"]),
+            (
+                "plan",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                ["plan"],
+            ),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression()).fit(table, y), table, y, True
+
+
 def kernel_map(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
     """Imputed with an indicator of what was missing, mapped by Nystroem's rbf kernel."""
     table = _numbers(rng, 4)
@@ -419,6 +443,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Any, pd.DataFrame, Any
     "xgboost-categories": xgboost_categories,
     "lightgbm-categories": lightgbm_categories,
     "hist-categories": hist_categories,
+    "none-strings": none_strings,
     "kernel-map": kernel_map,
     "stacking": stacking,
     "splines": splines,
@@ -447,6 +472,7 @@ SEEDS = {
             *["lightgbm-categories", "splines", "seasons", "rainfall"],
             "deliveries",
             "hist-categories",
+            "none-strings",
         ]
     )
 }

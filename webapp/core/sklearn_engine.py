@@ -227,6 +227,8 @@ def estimator_input(features: Sequence[Feature], form: str, rows: Rows) -> Any:
         for f in features:
             if f.pandas_categories is not None:  # unseen values and None become NaN
                 typed[f.name] = pandas.Categorical(typed[f.name], categories=f.pandas_categories)
+            elif f.null_as == "None":  # objects: pandas 3 would make strings of them, None NaN
+                typed[f.name] = pandas.Series(typed[f.name], dtype=object, copy=False)
         return pandas.DataFrame(typed, columns=[f.name for f in features])
     kind = np.float64 if all(f.numeric for f in features) else object
     return np.array(list(typed.values()), dtype=kind).T.reshape(-1, len(features))
@@ -234,13 +236,14 @@ def estimator_input(features: Sequence[Feature], form: str, rows: Rows) -> Any:
 
 def _column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
     """One feature's values as the estimator's training data had them: floats with NaN for
-    numbers, int64 for integers without nulls, objects with NaN for categories."""
+    numbers, int64 for integers without nulls, objects with NaN (or None: null_as) for
+    categories."""
     missing = None in values  # (a list's own search: no value equals None but None)
     if feature.type == "category":
         # NaN, as pandas reads a missing string: scikit-learn's imputers look for NaN, not None
-        return np.array(
-            [np.nan if v is None else v for v in values] if missing else values, dtype=object
-        )
+        if not missing or feature.null_as == "None":
+            return np.array(values, dtype=object)
+        return np.array([np.nan if v is None else v for v in values], dtype=object)
     if feature.type == "datetime":  # ISO strings, checked by the schemas (parse_datetime)
         moments = [None if v is None else parse_datetime(v) for v in values]
         return np.array(moments, dtype="datetime64[ns]")

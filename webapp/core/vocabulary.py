@@ -21,6 +21,10 @@ INTEGER_LABELS = ("clustering", "outlier_detection")
 # estimator of one feature fitted on 1-D input (a text pipeline on a list of strings,
 # IsotonicRegression), a 1-D array of that feature's values.
 INPUTS = ("array", "dataframe", "vector")
+# What a category's null reaches the estimator as: NaN, as pandas reads a missing string (and
+# scikit-learn's imputers look for), or None, where the estimator was fitted with None there:
+# pandas 2 keeps None in an object column, and an encoder after an imputer of NaN learns it.
+NULL_AS = ("NaN", "None")
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 
@@ -66,6 +70,9 @@ class Feature:
     # a pandas category column's categories in their order, which the estimator (XGBoost's,
     # LightGBM's) was fitted on: the column is given that dtype
     pandas_categories: tuple[str, ...] | None = None
+    # what a category's null reaches the estimator as: NaN, as pandas reads a missing string,
+    # or None, where the estimator was fitted with None there (NULL_AS)
+    null_as: str = "NaN"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -81,6 +88,9 @@ class Feature:
         boolean = spec.get("boolean", False) is True
         if boolean and (kind, spec.get("min"), spec.get("max")) != ("integer", 0, 1):
             raise ValueError(f"feature {spec['name']!r}: a boolean is an integer from 0 to 1")
+        null_as = spec.get("null_as", "NaN")
+        if null_as not in NULL_AS or (null_as != "NaN" and kind != "category"):
+            raise ValueError(f"feature {spec['name']!r}: null_as is one of {NULL_AS}")
         bounds = [spec.get(key) for key in ("min", "max", "train_min", "train_max")]
         if not all(b is None or isinstance(b, (int, float)) for b in bounds):
             raise ValueError(f"feature {spec['name']!r}: min and max must be numbers or null")
@@ -98,6 +108,7 @@ class Feature:
             train_categories=None if train_categories is None else tuple(train_categories),
             boolean=boolean,
             pandas_categories=_strings(spec, "pandas_categories"),
+            null_as=null_as,
             extra={k: v for k, v in spec.items() if k not in _KEYS},
         )
 
@@ -110,6 +121,8 @@ class Feature:
                 entry["train_categories"] = list(self.train_categories)
             if self.pandas_categories is not None:
                 entry["pandas_categories"] = list(self.pandas_categories)
+            if self.null_as != "NaN":
+                entry["null_as"] = self.null_as
         else:
             entry.update(min=self.min, max=self.max)
             entry.update(min_inclusive=self.min_inclusive, max_inclusive=self.max_inclusive)

@@ -88,6 +88,9 @@ def describe(
         else _categorical(column, categorical[column], table)
         for column in names
     ]
+    for feature in features:
+        if feature.type == "category" and feature.name in _fitted_with_none(estimator, names):
+            feature.null_as = "None"
     model = _Probe(estimator, features, form)
     rows = _sample_rows(features, table)
     try:
@@ -290,6 +293,34 @@ def _imputed_columns(estimator: Any, names: list[str]) -> set[str]:
         if imputes(transformer)
         for column in _column_names(columns, names)
     }
+
+
+def _fitted_with_none(estimator: Any, names: list[str]) -> set[str]:
+    """The columns whose missing values the estimator was fitted with as None, not NaN: an
+    encoder holds None among their categories (pandas 2 keeps None in an object column, and
+    an imputer of NaN passes it on), or an imputer looks for None. Given NaN for a null there,
+    it would answer otherwise: unimputed, another category or an unknown one."""
+    from sklearn.impute import SimpleImputer
+
+    def found(transformer: Any, columns: list[str]) -> set[str]:
+        steps = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
+        hits = set()
+        for _, step in steps:
+            if isinstance(step, SimpleImputer) and step.missing_values is None:
+                hits.update(columns)
+            fitted = getattr(step, "categories_", None) if isinstance(step, ENCODERS) else None
+            if fitted is not None and len(fitted) == len(columns):
+                hits.update(
+                    c for c, cs in zip(columns, fitted, strict=True) if any(v is None for v in cs)
+                )
+        return hits
+
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    if not isinstance(first, ColumnTransformer):
+        return found(estimator, names)
+    return set().union(
+        *(found(t, _column_names(columns, names)) for _, t, columns in first.transformers_)
+    )
 
 
 def _column_names(columns: Any, names: list[str]) -> list[str]:
