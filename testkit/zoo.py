@@ -221,16 +221,15 @@ def xgboost_classifier(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
 
 
 def lightgbm_regressor(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """LightGBM's scikit-learn API, missing values taken by the trees. One thread: LightGBM
-    takes every core whatever OMP_NUM_THREADS says, and served by scikit-learn's engine
-    (ENGINE=sklearn) its warm-up prediction in gunicorn's master would start an OpenMP pool
-    that the forked workers then hang in."""
+    """LightGBM's scikit-learn API, missing values taken by the trees; its threads as a user
+    leaves them (every core, whatever OMP_NUM_THREADS says: scikit-learn's engine must
+    predict in one, see sklearn_engine.one_thread)."""
     from lightgbm import LGBMRegressor
 
     table = _numbers(rng, 5)
     y = table.to_numpy() @ rng.normal(size=5) + rng.normal(size=ROWS)
     table = table.mask(rng.random(table.shape) < 0.1)
-    model = LGBMRegressor(n_estimators=60, n_jobs=1, verbose=-1).fit(table.to_numpy(), y)
+    model = LGBMRegressor(n_estimators=60, verbose=-1).fit(table.to_numpy(), y)
     return model, table, y, False
 
 
@@ -253,11 +252,11 @@ def xgboost_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any
 
 
 def lightgbm_categories(rng: np.random.Generator) -> tuple[Any, pd.DataFrame, Any, bool]:
-    """LightGBM fitted on pandas category columns; one thread (see lightgbm_regressor)."""
+    """LightGBM fitted on pandas category columns, its threads as a user leaves them."""
     from lightgbm import LGBMClassifier
 
     table, y = _category_table(rng)
-    model = LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1, min_child_samples=5)
+    model = LGBMClassifier(n_estimators=30, verbose=-1, min_child_samples=5)
     return model.fit(table, y), table, y, True
 
 

@@ -47,6 +47,7 @@ class SklearnEngine:
     tolerance = 1e-9  # regression outputs' last bits follow the CPU's BLAS kernel
 
     def __init__(self, estimator: Any, manifest: dict[str, Any]) -> None:
+        one_thread(estimator)
         self.estimator = estimator
         self.features = features_of(manifest)
         self.form = manifest["input"]
@@ -123,6 +124,33 @@ class SklearnEngine:
 
     def predict_proba(self, rows: Rows) -> Any:
         return self.estimator.predict_proba(self.estimator_input(rows))
+
+
+def one_thread(estimator: Any) -> None:
+    """Set every part of a fitted estimator that has threads (n_jobs) to predict in the
+    calling one. The worker processes are the parallelism; and a thread pool started in
+    gunicorn's master, where the self-check and the warm-up predict before the fork, is not
+    in the workers: LightGBM's OpenMP, which takes every core whatever OMP_NUM_THREADS says,
+    then waits for it forever in each. One thread also sums a forest's trees in order.
+
+    The fitted parts are found through the estimator's attributes (a pipeline's steps, a
+    ColumnTransformer's transformers_, a meta-estimator's estimator_ or estimators_), not its
+    parameters, which hold the unfitted templates."""
+    seen: set[int] = set()
+    pending = [estimator]
+    while pending:
+        part = pending.pop()
+        if id(part) in seen:
+            continue
+        seen.add(id(part))
+        if isinstance(part, (list, tuple)):
+            pending.extend(part)
+        elif isinstance(part, dict):
+            pending.extend(part.values())
+        elif callable(getattr(part, "get_params", None)):  # an estimator
+            if hasattr(part, "n_jobs"):
+                part.n_jobs = 1
+            pending.extend(getattr(part, "__dict__", {}).values())
 
 
 def unpickle(data: bytes, path: Path, advice: str) -> Any:
