@@ -255,7 +255,7 @@ def verification_columns(
         drawn.append(column)
     base = [c[0] if c[0] is not None else c[1] for c in drawn]
     edges = _edges(features, base)
-    given = _table_columns(table, [f.name for f in features])
+    given = _table_columns(table, features)
     return [
         d + [e[i] for e in edges] + g for i, (d, g) in enumerate(zip(drawn, given, strict=True))
     ]
@@ -297,14 +297,23 @@ def _edges(features: Sequence[Feature], base: list[Any]) -> list[list[Any]]:
     return [*rows, high_corner, low_corner]
 
 
-def _table_columns(table: Any, names: list[str]) -> list[list[Any]]:
+def _table_columns(table: Any, features: Sequence[Feature]) -> list[list[Any]]:
+    """The table's rows that a request may send: not those with a null where the estimator
+    takes none (the service refuses them; the estimator would raise)."""
     if table is None:
-        return [[] for _ in names]
+        return [[] for _ in features]
     columns = []
-    for name in names:
-        values = table[name].astype(object).tolist()
+    for f in features:
+        values = table[f.name].astype(object).tolist()
         columns.append([None if isinstance(v, float) and math.isnan(v) else v for v in values])
-    return columns
+    valid = [
+        all(
+            f.nullable or column[row] is not None
+            for f, column in zip(features, columns, strict=True)
+        )
+        for row in range(len(table))
+    ]
+    return [[v for v, keep in zip(column, valid, strict=True) if keep] for column in columns]
 
 
 def _answers(

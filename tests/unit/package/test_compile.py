@@ -9,6 +9,7 @@ from typing import Any
 import joblib
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 from onnx import numpy_helper
 
@@ -86,6 +87,25 @@ def test_verification_rows_reach_every_bound_null_and_category() -> None:
     assert set(c) == {"a", "b"}
     # an unseen string and "" too, any being allowed, and the known one written otherwise
     assert set(other) == {"x", compiling.UNSEEN, "", "X", "xé"}
+
+
+def test_a_table_row_with_a_null_the_estimator_cannot_take_is_not_verified(
+    tmp_path: Path,
+) -> None:
+    """The service refuses such a row (the feature is not nullable), and the estimator would
+    raise on it: packaging leaves it out, and the model is compiled from the rest."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    model = LogisticRegression().fit(table, table["a"] > 0)
+    joblib.dump(model, tmp_path / "model.pkl")
+    table.loc[5, "b"] = np.nan
+    table.to_csv(tmp_path / "table.csv", index=False)
+    assert command.main([str(tmp_path / "model.pkl"), "--data", str(tmp_path / "table.csv")]) == 0
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    assert not manifest["features"][1]["nullable"]
+    assert "file" in manifest["compiled"], manifest["compiled"]
 
 
 def test_tree_ensembles_are_given_float32_like_scikit_learn() -> None:
