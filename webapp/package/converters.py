@@ -1177,17 +1177,41 @@ def isotonic_calibration(
 
 def _by_distance(model: Any, dtype: Any) -> bool:
     """Whether knn_by_distance writes this model: one output, euclidean distances weighed by
-    their inverse, in float64; skl2onnx writes the others (its weights are the negated
-    distances, floored at 1e-6: every answer off)."""
+    their inverse (or a regressor's alike), in float64; skl2onnx writes the others (its
+    weights are the negated distances, floored at 1e-6: every answer off; its uniform
+    regressor's answers were up to 1.1 relative off)."""
     y = np.asarray(model._y)
+    uniform_regressor = model.weights == "uniform" and not hasattr(model, "classes_")
     return (
         dtype is np.float64
-        and model.weights == "distance"
+        and (model.weights == "distance" or uniform_regressor)
         and model.effective_metric_ == "euclidean"
         and not model.effective_metric_params_
         and y.ndim == 1
         and model.n_neighbors <= min(128, len(model._fit_X))
     )
+
+
+def k_means(scope: Any, operator: Any, container: Any) -> None:
+    """KMeans.predict (and MiniBatchKMeans's) as scikit-learn's Lloyd code computes it
+    (_k_means_lloyd): each centre's squared norm (row_norms, by numpy here as there) plus -2
+    times the row's dot product with the centre (its GEMM), then the first least. skl2onnx
+    added the row's own squared norm too, which far out (1e15) swamps the rest, so that
+    every centre ties. The second output is transform()'s distances."""
+    from sklearn.utils.extmath import row_norms
+
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    w, x, (label, distances) = _writer(scope, operator, container)
+    centres = np.asarray(model.cluster_centers_, dtype)
+    dot = w.op("MatMul", [x, w.const(centres.T, "centres")], "dot")
+    twice = w.op("Mul", [dot, w.const(np.array(-2, dtype), "minus_two")], "twice")
+    norms = w.const(row_norms(centres, squared=True).astype(dtype), "norms")
+    scores = w.op("Add", [norms, twice], "scores")
+    w.op("ArgMin", [scores], output=label, axis=1, keepdims=0, select_last_index=0)
+    own = w.op("ReduceSumSquare", [x, w.const(np.array([1]))], "own", keepdims=1)
+    squared = w.op("Max", [w.op("Add", [scores, own]), w.const(np.array(0, dtype))], "squared")
+    w.op("Sqrt", [squared], output=distances)
 
 
 def knn_by_distance(scope: Any, operator: Any, container: Any) -> None:
@@ -1198,7 +1222,8 @@ def knn_by_distance(scope: Any, operator: Any, container: Any) -> None:
     infinite) weighs those by 1 and the others by 0 (_get_weights); then the regressor's
     sum of y * w over the sum of w (np.sum's order), or the classifier's weights summed per
     class in neighbour order (predict_proba's loop), the first greatest's class, and each
-    sum over their total (1 where that is 0).
+    sum over their total (1 where that is 0). A regressor weighing them alike: the mean of
+    their y (np.mean: np.sum's order, over k).
 
     The [N, training rows, features] broadcast is distances.py's: the engine calls the graph
     on slices of a batch."""
@@ -1230,6 +1255,13 @@ def knn_by_distance(scope: Any, operator: Any, container: Any) -> None:
         largest=0,
         sorted=1,
     )
+    if model.weights == "uniform":  # a regressor (_by_distance)
+        # the tree's heap starts as k entries of row 0 at an infinite distance, and no row at
+        # an infinite distance (a feature far out) takes one's place
+        index = w.op("Where", [w.op("IsInf", [nearest]), w.const(np.array(0)), index], "index")
+        values = w.op("Gather", [w.const(np.asarray(model._y, np.float64), "y"), index], "values")
+        w.op("Div", [_numpy_sum(w, values, k), w.const(np.array(float(k)))], output=outputs[0])
+        return
     weights = w.op("Div", [w.const(np.array(1.0)), w.op("Sqrt", [nearest])], "weights")
     exact = w.op("IsInf", [weights], "exact")  # a neighbour at distance 0
     matches = w.op("Cast", [exact], "matches", to=DOUBLE)
@@ -1460,6 +1492,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     back after. `empty_is_null`: the string inputs on which "" can only stand for a null
     (string_imputer, one_hot)."""
     from skl2onnx import update_registered_converter
+    from skl2onnx.shape_calculators.k_means import calculate_sklearn_kmeans_output_shapes
     from skl2onnx.shape_calculators.linear_classifier import (
         calculate_linear_classifier_output_shapes,
     )
@@ -1467,6 +1500,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         calculate_sklearn_nearest_neighbours_regressor,
     )
     from skl2onnx.shape_calculators.voting_classifier import voting_classifier_shape_calculator
+    from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.ensemble import VotingClassifier
     from sklearn.impute import SimpleImputer
@@ -1507,6 +1541,8 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         PowerTransformer: (power_transformer, power_shape),
         FunctionTransformer: (function_transformer, function_shape),
         KNeighborsRegressor: (knn_by_distance, calculate_sklearn_nearest_neighbours_regressor),
+        KMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
+        MiniBatchKMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron, SGDClassifier)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
@@ -1520,7 +1556,11 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     try:
         with registrations_restored([*table, *classifiers, OneHotEncoder]):
             for cls, (convert, shape) in table.items():
-                update_registered_converter(cls, f"Float64{cls.__name__}", shape, convert)
+                # skl2onnx's converter, which knn_by_distance hands uniform weights to, reads it
+                knn = {"optim": [None, "cdist"]} if cls is KNeighborsRegressor else None
+                update_registered_converter(
+                    cls, f"Float64{cls.__name__}", shape, convert, options=knn
+                )
             update_registered_converter(
                 OneHotEncoder,
                 "Float64OneHotEncoder",

@@ -17,6 +17,7 @@ import onnxruntime
 import pandas as pd
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import RandomForestClassifier, StackingRegressor, VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -654,6 +655,34 @@ def test_neighbours_weighed_by_distance(task: str, k: int, algorithm: str) -> No
         return
     assert outputs[0].tolist() == model.predict(rows).tolist()
     np.testing.assert_allclose(outputs[1], model.predict_proba(rows), rtol=1e-12, atol=0)
+
+
+def test_neighbours_weighed_alike_are_compiled_for_a_regressor(tmp_path: Path) -> None:
+    """Uniform weights go to skl2onnx's converter, which reads an option ("optim") that only
+    the classifier's registration declared: the regressor fell back to scikit-learn."""
+    table, y, _ = data(38)
+    model = make_pipeline(StandardScaler(), KNeighborsRegressor()).fit(table.to_numpy(), y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(39)
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("make", [KMeans, MiniBatchKMeans])
+def test_k_means_is_compiled_as_its_lloyd_code_computes(make: Any, tmp_path: Path) -> None:
+    """Each centre's squared norm minus twice the row's dot product with it, the first least:
+    skl2onnx added the row's own squared norm, which far out (1e15 in one feature) swamps
+    the rest and made the first centre win every row there."""
+    table, _, _ = data(40)
+    model = make(n_clusters=5, n_init=3, random_state=0).fit(table.to_numpy())
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = np.repeat(held_out(41)[:40], 4, axis=0)
+    for feature in range(4):  # each feature alone far out, on each side
+        rows[40 * feature : 40 * (feature + 1), feature] *= 1e15
+    rows[::2] *= -1
+    assert len(set(model.predict(rows).tolist())) > 1
+    assert served.predict(rows) == model.predict(rows).tolist()
 
 
 def test_neighbours_weighed_by_distance_are_called_on_slices() -> None:
