@@ -197,10 +197,16 @@ def model_requirements(manifest: dict[str, Any]) -> list[str]:
     return [f"{name}=={recorded[name]}" for name in names if recorded.get(name)]
 
 
+# How much of a compressed joblib file is decompressed to find the version it names.
+VERSION_SEARCH_BYTES = 64 * 1024 * 1024
+
+
 def _pickled_version(data: bytes) -> str | None:
     """The scikit-learn version a pickle names, read from its bytes without unpickling: each
-    estimator's state records it under `_sklearn_version`. None where there is none to read
-    (no estimator, or a compressed file)."""
+    estimator's state records it under `_sklearn_version`. A compressed file's is read from
+    its first VERSION_SEARCH_BYTES, decompressed. None where there is none to read (no
+    estimator, or none that far in, or a compressor this Python lacks)."""
+    data = _decompressed_start(data, VERSION_SEARCH_BYTES)
     at = data.find(b"_sklearn_version")
     if at < 0:
         return None
@@ -213,6 +219,33 @@ def _pickled_version(data: bytes) -> str | None:
     length = int.from_bytes(data[at + 1 : at + 1 + width], "little")
     value = data[at + 1 + width : at + 1 + width + length]
     return value.decode() if _VERSION.fullmatch(value) else None
+
+
+def _decompressed_start(data: bytes, limit: int) -> bytes:
+    """At most `limit` bytes of what a file joblib compressed (zlib, gzip, bz2, xz, lzma)
+    holds; the bytes themselves where they are not compressed that way (lz4: not read), and
+    none where they do not decompress."""
+    import zlib
+
+    decompressor: Any
+    try:
+        if data.startswith(b"\x78"):
+            decompressor = zlib.decompressobj()
+        elif data.startswith(b"\x1f\x8b"):
+            decompressor = zlib.decompressobj(wbits=31)
+        elif data.startswith(b"BZh"):
+            import bz2
+
+            decompressor = bz2.BZ2Decompressor()
+        elif data.startswith((b"\xfd7zXZ", b"\x5d\x00\x00")):
+            import lzma
+
+            decompressor = lzma.LZMADecompressor()
+        else:
+            return data
+        return bytes(decompressor.decompress(data, limit))
+    except Exception:  # corrupt, or a compressor this Python lacks: nothing to read
+        return b""
 
 
 def unpickling_failure(exc: BaseException, head: bytes) -> str:

@@ -255,16 +255,21 @@ def test_a_pickle_from_another_scikit_learn_is_refused_naming_both(
 ) -> None:
     """In one line, not a page of InconsistentVersionWarnings and then whatever unpickling
     meets: at its first estimator, or, where a module it names is gone before any estimator
-    is rebuilt, by the version its bytes record."""
+    is rebuilt, by the version its bytes record, also in a file joblib compressed."""
     X = np.random.default_rng(0).normal(size=(40, 3))
     fitted = LogisticRegression().fit(X, X[:, 0] > 0)
     monkeypatch.setattr(sklearn.base, "__version__", "1.0.0")
     older = saved(fitted, tmp_path, "older.pkl")
     fitted.vanishing = Vanishing()
     moved = saved(fitted, tmp_path, "moved.pkl")
+    compressed = []
+    for compress in (3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)):
+        name = f"moved-{compress if isinstance(compress, int) else compress[0]}.pkl"
+        joblib.dump(fitted, tmp_path / name, compress=compress)
+        compressed.append(tmp_path / name)
     monkeypatch.undo()
     monkeypatch.delattr(sys.modules[__name__], "Vanishing")
-    for pickle in (older, moved):
+    for pickle in (older, moved, *compressed):
         said = refusal([str(pickle)], capsys)
         assert said == (
             f"cannot package {pickle}: {pickle} was pickled by scikit-learn 1.0.0, this "
