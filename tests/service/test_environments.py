@@ -211,7 +211,9 @@ def test_packaging_where_another_scikit_learn_is_installed_is_refused_in_one_lin
     assert refused.stderr == (
         f"cannot package {pickle}: {pickle} was pickled by scikit-learn "
         f"{there.expected['scikit-learn']}, this environment has {sklearn.__version__}: "
-        "package it where it was trained: pip install 'sklearn-serve[package]' there\n"
+        "package it where it was trained, keeping its scikit-learn: pip install "
+        f"'./sklearn-serve[package]' scikit-learn=={there.expected['scikit-learn']} there "
+        "(docs/models.md)\n"
     )
 
 

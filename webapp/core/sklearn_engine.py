@@ -12,7 +12,7 @@ import io
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -153,11 +153,12 @@ def one_thread(estimator: Any) -> None:
             pending.extend(getattr(part, "__dict__", {}).values())
 
 
-def unpickle(data: bytes, path: Path, advice: str) -> Any:
+def unpickle(data: bytes, path: Path, advice: str | Callable[[str], str]) -> Any:
     """The object a joblib file holds. A pickle from another scikit-learn version is refused
-    with one ArtifactError line naming both versions, then `advice` (what to do), at its first
-    estimator: scikit-learn warns there, and unpickling further gives wrong answers or fails on
-    a module that moved. Whatever else unpickling raises is raised as it is."""
+    with one ArtifactError line naming both versions, then `advice` (what to do; a function
+    of the version that pickled it), at its first estimator: scikit-learn warns there, and
+    unpickling further gives wrong answers or fails on a module that moved. Whatever else
+    unpickling raises is raised as it is."""
     import joblib
     import sklearn
     from sklearn.exceptions import InconsistentVersionWarning
@@ -172,9 +173,10 @@ def unpickle(data: bytes, path: Path, advice: str) -> Any:
         pickled_by = _pickled_version(data)
         if pickled_by in (None, sklearn.__version__):
             raise
+    said = advice if isinstance(advice, str) else advice(str(pickled_by))
     raise ArtifactError(
         f"{path} was pickled by scikit-learn {pickled_by}, this environment has "
-        f"{sklearn.__version__}: {advice}"
+        f"{sklearn.__version__}: {said}"
     )
 
 

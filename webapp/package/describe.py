@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import tempfile
 import warnings
@@ -47,6 +48,9 @@ from .compile import UNSEEN
 _HUGE = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
 _MAGNITUDES = (*_HUGE, 1e5, 1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
 _LARGEST_INTEGER = 2**53
+
+
+OLDEST_SCIKIT_LEARN = "1.4"  # pyproject.toml's range: what packaging is tested with
 
 
 class PackageError(Exception):
@@ -654,12 +658,32 @@ def _load(path: Path) -> Any:
     except OSError as exc:
         raise PackageError(f"cannot read it: {exc.strerror}") from None
     try:
-        advice = "package it where it was trained: pip install 'sklearn-serve[package]' there"
-        return unpickle(data, path, advice)
+        return unpickle(data, path, _where_to_package)
     except ArtifactError as exc:
         raise PackageError(str(exc)) from None
     except Exception as exc:  # a corrupt or foreign file can raise almost anything
         raise PackageError(f"cannot unpickle it: {unpickling_failure(exc, data[:8])}") from None
+
+
+def _where_to_package(version: str) -> str:
+    """What to do with a pickle from another scikit-learn: package it where it was trained,
+    pinning that scikit-learn so that pip keeps it (it would install the newest), unless it
+    is older than packaging supports."""
+    if _older_than_supported(version):
+        return (
+            f"scikit-learn {version} is older than packaging supports ({OLDEST_SCIKIT_LEARN} "
+            "or later): fit and save it again with a newer one"
+        )
+    return (
+        "package it where it was trained, keeping its scikit-learn: pip install "
+        f"'./sklearn-serve[package]' scikit-learn=={version} there (docs/models.md)"
+    )
+
+
+def _older_than_supported(version: str) -> bool:
+    parts = re.match(r"(\d+)\.(\d+)", version)
+    oldest = tuple(int(p) for p in OLDEST_SCIKIT_LEARN.split("."))
+    return parts is not None and (int(parts[1]), int(parts[2])) < oldest
 
 
 def _read_table(path: Path, target: str | None) -> Any:

@@ -273,9 +273,30 @@ def test_a_pickle_from_another_scikit_learn_is_refused_naming_both(
         said = refusal([str(pickle)], capsys)
         assert said == (
             f"cannot package {pickle}: {pickle} was pickled by scikit-learn 1.0.0, this "
-            f"environment has {sklearn.__version__}: package it where it was trained: pip "
-            "install 'sklearn-serve[package]' there"
+            f"environment has {sklearn.__version__}: scikit-learn 1.0.0 is older than "
+            "packaging supports (1.4 or later): fit and save it again with a newer one"
         )
+
+
+@pytest.mark.parametrize("version", ["1.4.2", "1.10.0", "2.0.1"])
+def test_a_pickle_from_a_supported_scikit_learn_is_to_be_packaged_where_it_was_trained(
+    version: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With that scikit-learn pinned: pip would otherwise replace it with the newest there."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    fitted = LogisticRegression().fit(X, X[:, 0] > 0)
+    monkeypatch.setattr(sklearn.base, "__version__", version)
+    pickle = saved(fitted, tmp_path)
+    monkeypatch.undo()
+    assert refusal([str(pickle)], capsys) == (
+        f"cannot package {pickle}: {pickle} was pickled by scikit-learn {version}, this "
+        f"environment has {sklearn.__version__}: package it where it was trained, keeping its "
+        f"scikit-learn: pip install './sklearn-serve[package]' scikit-learn=={version} there "
+        "(docs/models.md)"
+    )
 
 
 @pytest.mark.parametrize("mixture", [GaussianMixture, BayesianGaussianMixture])
