@@ -36,6 +36,7 @@ def parser(prog: str) -> argparse.ArgumentParser:
     parsed.add_argument("--data", type=Path, help="a CSV table of rows like the training data")
     parsed.add_argument(
         "--name",
+        type=_route_name,
         help="the model's name, in its V1 and V2 routes (default: the file's stem, or its "
         "folder's name for a file named model.pkl)",
     )
@@ -45,6 +46,16 @@ def parser(prog: str) -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace an existing manifest and compiled form"
     )
     return parsed
+
+
+def _route_name(name: str) -> str:
+    """A name its routes can match (/v2/models/NAME/infer): one path segment, not empty."""
+    if name in ("", ".", "..") or "/" in name or name != name.strip():
+        raise argparse.ArgumentTypeError(
+            f"{name!r}: a model's name is one part of its routes' paths: not '.' or '..', "
+            "without '/' or spaces around it"
+        )
+    return name
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m webapp.package") -> int:

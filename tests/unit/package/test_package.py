@@ -299,6 +299,19 @@ def test_a_pickle_from_a_supported_scikit_learn_is_to_be_packaged_where_it_was_t
     )
 
 
+@pytest.mark.parametrize("name", ["a/b", "/a", "", ".", "..", " a"])
+def test_a_name_no_route_can_match_is_refused(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/v2/models/a/b/infer is no route: such a model would answer 404 on each of its own."""
+    pickle = saved(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        command.main([str(pickle), "--name", name])
+    assert exited.value.code == 2
+    assert "a model's name is one part of its routes' paths" in capsys.readouterr().err
+    assert not pickle.with_suffix(".json").exists()
+
+
 @pytest.mark.parametrize("mixture", [GaussianMixture, BayesianGaussianMixture])
 def test_a_mixture_s_components_are_its_clusters(mixture: type, tmp_path: Path) -> None:
     """A Gaussian mixture predicts its components' indices, as a clusterer its clusters': the
