@@ -180,13 +180,27 @@ def unpickle(data: bytes, path: Path, advice: str | Callable[[str], str]) -> Any
     )
 
 
+IMAGE_PYTHON = "3.11"  # the Dockerfile's BASE_IMAGE, and the function's runtime
+
+
 def where_to_serve(manifest: dict[str, Any]) -> str:
-    """What to do with a model only scikit-learn can serve, where another version is installed."""
+    """What to do with a model only scikit-learn can serve, where another version is installed:
+    its versions, on the Python it was packaged on where that is not the image's (a numpy
+    may need a newer Python: numpy 2.5 installs on 3.12 and later only)."""
     pins = " ".join(model_requirements(manifest))
+    packaged_on = ".".join(str(manifest.get("versions", {}).get("python", "")).split(".")[:2])
+    if packaged_on in ("", IMAGE_PYTHON):
+        return (
+            f"serve it where its own versions are installed: pip install {pins}; the image: "
+            f'docker build --build-arg MODEL_REQUIREMENTS="{pins}"; the function: '
+            "`sklearn-serve bundle` pins them (docs/models.md)"
+        )
     return (
-        f"serve it where its own versions are installed: pip install {pins}; the image: "
-        f'docker build --build-arg MODEL_REQUIREMENTS="{pins}"; the function: `sklearn-serve '
-        "bundle` pins them (docs/models.md)"
+        f"serve it where its own versions are installed, on Python {packaged_on} as it was "
+        f"packaged (they may not install on another): pip install {pins}; the image: docker "
+        f"build --build-arg BASE_IMAGE=python:{packaged_on}-slim --build-arg "
+        f'MODEL_REQUIREMENTS="{pins}"; the function runs Python {IMAGE_PYTHON}: package the '
+        f"model on Python {IMAGE_PYTHON} to deploy it there (docs/models.md)"
     )
 
 

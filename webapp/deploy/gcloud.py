@@ -15,11 +15,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.sklearn_engine import IMAGE_PYTHON
+
 # --concurrency = workers x threads: Cloud Run queues the rest at its front end and scales out,
 # instead of in the listen backlog, where gunicorn resets them on SIGTERM.
 RUN_SIZE = ["--cpu", "2", "--memory", "1Gi", "--concurrency", "2"]
 FUNCTION_SIZE = ["--memory", "512Mi"]
-RUNTIME = "python311"  # the Python the pins are for
+RUNTIME = "python" + IMAGE_PYTHON.replace(".", "")  # the Python the pins are for
 
 
 @dataclass(frozen=True)

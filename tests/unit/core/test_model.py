@@ -271,6 +271,23 @@ def test_manifest_from_another_sklearn(artifact: Path) -> None:
     )
 
 
+def test_a_model_packaged_on_another_python_is_to_be_served_on_that_one(artifact: Path) -> None:
+    """Its versions may not install on the image's Python (numpy 2.5 needs 3.12 or later): the
+    advice names the Python it was packaged on, and the image's base for it."""
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    elsewhere = {"scikit-learn": "1.5.2", "numpy": "2.5.5", "python": "3.12.1"}
+    rewrite_manifest(artifact, versions={**manifest["versions"], **elsewhere})
+    with pytest.raises(ArtifactError) as refused:
+        load_model(artifact, engine="sklearn")
+    pins = f"scikit-learn==1.5.2 numpy==2.5.5 scipy=={manifest['versions']['scipy']}"
+    assert str(refused.value).startswith(
+        f"{artifact} was trained with scikit-learn 1.5.2, this environment has "
+        f"{sklearn.__version__}: serve it where its own versions are installed, on Python 3.12 "
+        f"as it was packaged (they may not install on another): pip install {pins}"
+    )
+    assert "--build-arg BASE_IMAGE=python:3.12-slim" in str(refused.value)
+
+
 def test_pickle_from_another_sklearn(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """InconsistentVersionWarning is an error here, even if the manifest was made to agree."""
     model, manifest, _ = train.train("iris")
