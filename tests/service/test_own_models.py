@@ -18,7 +18,8 @@ from webapp.core.vocabulary import Feature
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # it packages with the command
 SETTINGS = settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-# Two served by scikit-learn (they have no compiled form), six by onnxruntime: the property
+# Some served by scikit-learn (deliveries has no compiled form, knn's ties otherwise far
+# out), the others by onnxruntime: the property
 # below is also the proof that the compiled engine answers as scikit-learn does (for
 # column-transformer, with its strings imputed; for xgboost-categories, with its pandas
 # categories coded). log-scale's features are bounded at zero, exclusive, by what its

@@ -8,6 +8,7 @@ describe.py (scikit-learn, pandas, skl2onnx) is imported when a model is package
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -43,6 +44,14 @@ def parser(prog: str) -> argparse.ArgumentParser:
     parsed.add_argument("--version", default="1.0.0", help="the model's version (1.0.0)")
     parsed.add_argument("--target", help="the table's target column, if it has one: left out")
     parsed.add_argument(
+        "--range",
+        action="append",
+        type=_feature_range,
+        metavar="FEATURE=LOW:HIGH",
+        help="a number feature's valid range, both ends included (repeatable): requests "
+        "outside it are refused, and the compiled form is verified within it, not far out",
+    )
+    parsed.add_argument(
         "--force", action="store_true", help="replace an existing manifest and compiled form"
     )
     return parsed
@@ -56,6 +65,19 @@ def _route_name(name: str) -> str:
             "without '/' or spaces around it"
         )
     return name
+
+
+def _feature_range(text: str) -> tuple[str, tuple[float, float]]:
+    """FEATURE=LOW:HIGH, two finite numbers."""
+    name, _, bounds = text.rpartition("=")
+    low, colon, high = bounds.partition(":")
+    try:
+        ends = (float(low), float(high))
+    except ValueError:
+        ends = (math.nan, math.nan)
+    if not name or not colon or not all(map(math.isfinite, ends)):
+        raise argparse.ArgumentTypeError(f"{text!r}: FEATURE=LOW:HIGH, two finite numbers")
+    return name, ends
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m webapp.package") -> int:

@@ -3,11 +3,12 @@
 Called by `python -m webapp.package` and train.py after the manifest is described. skl2onnx
 converts; onnxruntime, through the very engine the service runs (onnx_engine.py), answers the
 verification rows: the table's, at least 100,000 drawn across every feature's observed range,
-categories and nulls, and edge values. Accepted only if every predicted class is identical,
-and regression outputs and probabilities agree within 1e-9 relative (EXACT_RTOL; a probability
-near zero within 1e-14 absolute, PROBABILITY_FLOOR). Only where no float64 form runs at all is
-a float32 form (skl2onnx's float32 trees, a RidgeClassifier) held to less: 1e-6, relative for
-regression outputs and absolute for probabilities, the most float32 arithmetic can give.
+categories and nulls, and edge values (bounds, and far out where a range is open: FAR).
+Accepted only if every predicted class is identical, and regression outputs and probabilities
+agree within 1e-9 relative (EXACT_RTOL; a probability near zero within 1e-14 absolute,
+PROBABILITY_FLOOR). Only where no float64 form runs at all is a float32 form (skl2onnx's
+float32 trees, a RidgeClassifier) held to less: 1e-6, relative for regression outputs and
+absolute for probabilities, the most float32 arithmetic can give.
 
 A model holding tree ensembles trees.py writes exactly (scikit-learn's, XGBoost's, LightGBM's)
 is tried first in that form. Otherwise numbers are given as float64 first (linear models
@@ -45,6 +46,11 @@ LAYOUTS = ("matrix", "columns")  # the compiled engine's inputs, the faster firs
 # Kept with the model, with the estimator's answers, to verify the form again where another
 # onnxruntime serves it (core/verification.py).
 REVERIFICATION_ROWS = 2_000
+# Magnitudes each number is also verified at, alone, on either side its range leaves open: a
+# request may send any finite number there, and a graph may compute otherwise far out (a
+# distance by another formula, a saturated sigmoid picked instead of a score).
+FAR = (1e3, 1e6, 1e10, 1e15, 1e20, 1e30, 1e50, 1e100, 1e200, 1e300, float(np.finfo(float).max))
+LARGEST_INTEGER = 2**53
 
 
 def compile_model(
@@ -95,7 +101,9 @@ def compile_model(
             if row_bytes := distances.broadcast_bytes(graph):
                 entry["rows_per_call"] = distances.rows_per_call(row_bytes)
             engine = OnnxEngine(graph.SerializeToString(), entry, features, classes, probabilities)
-            got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)
+            with warnings.catch_warnings():  # numpy's: a number far out is inf in float32
+                warnings.simplefilter("ignore", RuntimeWarning)
+                got = (engine.predict(rows), engine.predict_proba(rows) if probabilities else None)
         except Exception as exc:  # skl2onnx and onnxruntime raise many types for what they lack
             failures.append(f"{form}: {one_line(exc)}")
             continue
@@ -279,13 +287,17 @@ def _interval(feature: Feature) -> tuple[float, float]:
 
 
 def _edges(features: Sequence[Feature], base: list[Any]) -> list[list[Any]]:
-    """Rows at each feature's bounds and training extremes, one feature at a time, then all."""
+    """Rows at each feature's bounds, its training extremes and far out where its range is
+    open (FAR), one feature at a time; then at all its bounds at once."""
     rows = []
     high_corner, low_corner = list(base), list(base)
     for i, f in enumerate(features):
         if not f.numeric:
             continue
-        for value in (f.min, f.max, f.train_min, f.train_max, 0):
+        far = [sign * m for m in FAR for sign in (1, -1)]
+        if f.type == "integer":
+            far = [max(min(v, LARGEST_INTEGER), -LARGEST_INTEGER) for v in far]
+        for value in (f.min, f.max, f.train_min, f.train_max, 0, *far):
             if value is not None and f.contains(value):
                 rows.append(
                     [*base[:i], int(value) if f.type == "integer" else value, *base[i + 1 :]]

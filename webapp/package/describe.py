@@ -62,14 +62,19 @@ def describe(
     table: Any = None,
     name: str = "model",
     version: str = "1.0.0",
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a fitted estimator (its artifact's sha256 still unset).
 
     `table` is a pandas DataFrame of rows like the training data (the target column left
-    out), or None: then only what the estimator itself tells is used.
+    out), or None: then only what the estimator itself tells is used. `ranges`: the valid
+    range (inclusive) of some number features, as the user knows it (--range).
     """
     _check_estimator(estimator)
     names, form = _feature_names(estimator, table)
+    unknown = sorted(set(ranges or {}) - set(names))
+    if unknown:
+        raise PackageError(f"--range names no feature of the estimator's: {unknown}")
     categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
     encoders = dict(_encoders(estimator, names))
     booleans = set()
@@ -107,6 +112,9 @@ def describe(
         ) from None
     if np.ndim(first) != 1:
         raise PackageError("multi-output models are not supported: predict() gives a table")
+    for feature in features:
+        if feature.name in (ranges or {}):
+            _set_range(model, rows[0], feature, (ranges or {})[feature.name])
     for feature in features:
         seen_missing = table is None or bool(table[feature.name].isna().any())
         _check_nulls(model, rows[0], feature, feature.name in imputed or seen_missing)
@@ -459,6 +467,24 @@ def _check_categories(model: _Probe, row: dict[str, Any], feature: Feature) -> N
         feature.categories = feature.train_categories
 
 
+def _set_range(
+    model: _Probe, row: dict[str, Any], feature: Feature, bounds: tuple[float, float]
+) -> None:
+    """The range the user gave a number feature (--range), if the estimator answers at both
+    ends: requests outside it are refused, and the compiled form is verified inside it."""
+    low, high = bounds
+    if not feature.numeric:
+        raise PackageError(f"--range {feature.name}: a range is for numbers, not {feature.type}")
+    if feature.type == "integer":
+        low, high = math.ceil(low), math.floor(high)
+    if not low <= high:
+        raise PackageError(f"--range {feature.name}: empty, {low} to {high}")
+    for end in (low, high):
+        if not model.works([{**row, feature.name: end}]):
+            raise PackageError(f"--range {feature.name}: the estimator refuses {end}")
+    feature.min, feature.max = low, high
+
+
 def _check_bounds(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
     """For a number without bounds, on each side of zero the largest magnitude the estimator
     still turns into an answer: values beyond it are refused. A side it refuses at every
@@ -622,7 +648,8 @@ def package(args: argparse.Namespace) -> int:
         estimator = _load(model)
         table = _read_table(args.data, args.target) if args.data else None
         try:
-            manifest = describe(estimator, table, args.name or default_name(model), args.version)
+            name = args.name or default_name(model)
+            manifest = describe(estimator, table, name, args.version, dict(args.range or []))
         except PackageError:
             raise
         except Exception as exc:  # the unpickled object's own code, raising as it is asked

@@ -119,12 +119,16 @@ def test_rows_per_call_bounds_the_temporaries() -> None:
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    """A k-nearest-neighbours classifier packaged as a user would."""
+    """A k-nearest-neighbours classifier packaged as a user would, its features' ranges given:
+    far out (one feature at 1e15, say), many training rows are equally far in float64, and
+    its tree keeps those it meets first, which no graph reproduces."""
     folder = tmp_path_factory.mktemp("knn")
     estimator = ESTIMATORS["classifier"]()
     joblib.dump(estimator, folder / "model.pkl")
     pd.DataFrame(X, columns=["a", "b", "c"]).to_csv(folder / "table.csv", index=False)
-    assert command.main([str(folder / "model.pkl"), "--data", str(folder / "table.csv")]) == 0
+    ranges = ["--range", "a=-10:10", "--range", "b=-300:300", "--range", "c=-1e4:1e4"]
+    argv = [str(folder / "model.pkl"), "--data", str(folder / "table.csv"), *ranges]
+    assert command.main(argv) == 0
     return folder / "model.pkl", estimator
 
 

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -297,6 +297,50 @@ def test_a_pickle_from_a_supported_scikit_learn_is_to_be_packaged_where_it_was_t
         f"scikit-learn: pip install './sklearn-serve[package]' scikit-learn=={version} there "
         "(docs/models.md)"
     )
+
+
+def test_a_range_given_is_the_feature_s(tmp_path: Path) -> None:
+    """--range: the manifest's bounds, so that a request outside is refused by name; an
+    integer's ends rounded inwards."""
+    table = frame()
+    table["count"] = np.arange(len(table))
+    model = LogisticRegression().fit(table[["x", "count"]], table["flag"])
+    pickle = saved(model, tmp_path)
+    table.to_csv(tmp_path / "table.csv", index=False)
+    argv = [str(pickle), "--data", str(tmp_path / "table.csv"), "--target", "flag"]
+    assert command.main([*argv, "--range", "x=-5:5", "--range", "count=-0.5:99.5"]) == 0
+    features = json.loads(pickle.with_suffix(".json").read_text())["features"]
+    assert [(f["min"], f["max"]) for f in features] == [(-5.0, 5.0), (0, 99)]
+    client = create_app({"MODEL_PATH": str(pickle)}).test_client()
+    assert client.post("/predict", json={"x": 5.0, "count": 99}).status_code == 200
+    refused = client.post("/predict", json={"x": 5.5, "count": 100})
+    assert refused.status_code == 422 and set(refused.get_json()["errors"]) == {"x", "count"}
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--range", "y=0:1"], "--range names no feature of the estimator's: ['y']"),
+        (["--range", "x0=2:1"], "--range x0: empty, 2.0 to 1.0"),
+        (["--range", "x0=-1:1"], "--range x0: the estimator refuses -1.0"),
+    ],
+)
+def test_a_range_that_cannot_be_is_refused(
+    given: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a feature of the estimator's, empty, or an end the estimator refuses (the square
+    root of a negative number)."""
+    model = make_pipeline(FunctionTransformer(np.sqrt), LinearRegression())
+    pickle = saved(model.fit([[1.0], [2.0], [3.0]], [1.0, 2.0, 3.0]), tmp_path)
+    assert refusal([str(pickle), *given], capsys) == f"cannot package {pickle}: {said}"
+
+
+@pytest.mark.parametrize("given", ["x", "x=1", "x=a:b", "=0:1", "x=0:inf", "x=nan:1"])
+def test_a_range_is_two_finite_numbers(given: str, tmp_path: Path) -> None:
+    pickle = saved(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        command.main([str(pickle), "--range", given])
+    assert exited.value.code == 2
 
 
 @pytest.mark.parametrize("name", ["a/b", "/a", "", ".", "..", " a"])
