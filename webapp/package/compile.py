@@ -287,8 +287,8 @@ def _interval(feature: Feature) -> tuple[float, float]:
 
 
 def _edges(features: Sequence[Feature], base: list[Any]) -> list[list[Any]]:
-    """Rows at each feature's bounds, its training extremes and far out where its range is
-    open (FAR), one feature at a time; then at all its bounds at once."""
+    """Rows at each feature's bounds, its training extremes and far out (FAR) as far as its
+    range allows, one feature at a time; then at all its bounds at once."""
     rows = []
     high_corner, low_corner = list(base), list(base)
     for i, f in enumerate(features):

@@ -97,8 +97,9 @@ def describe(
         else _categorical(column, categorical[column], table)
         for column in names
     ]
+    with_none = _fitted_with_none(estimator, names)
     for feature in features:
-        if feature.type == "category" and feature.name in _fitted_with_none(estimator, names):
+        if feature.type == "category" and feature.name in with_none:
             feature.null_as = "None"
     model = _Probe(estimator, features, form)
     rows = _sample_rows(features, table)
