@@ -223,9 +223,19 @@ class _Probe:
         return answers
 
     def works(self, rows: Sequence[dict[str, Any]]) -> bool:
-        """Whether the estimator predicts these rows, and finite values if it regresses."""
+        """Whether the estimator predicts these rows, and finite values if it regresses; and
+        finite probabilities where it gives them, which a request may ask for (a nearest
+        centroid's distances overflow at the largest floats, and predict_proba raises)."""
         try:
             answers = self.predict(rows)
+            proba = getattr(self.estimator, "predict_proba", None)
+            if callable(proba):
+                columns = [[row[f.name] for row in rows] for f in self.features]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    given = estimator_input(self.features, self.form, columns)
+                    if not np.isfinite(np.asarray(proba(given), dtype=np.float64)).all():
+                        return False
         except Exception:  # any refusal: a value the service must not let through
             return False
         return all(not isinstance(a, float) or math.isfinite(a) for a in answers)

@@ -18,6 +18,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
@@ -297,6 +298,21 @@ def test_a_pickle_from_a_supported_scikit_learn_is_to_be_packaged_where_it_was_t
         f"scikit-learn: pip install './sklearn-serve[package]' scikit-learn=={version} there "
         "(docs/models.md)"
     )
+
+
+def test_a_number_is_bounded_where_the_probabilities_stop(tmp_path: Path) -> None:
+    """A nearest centroid predicts at the largest floats, but its predict_proba raises there
+    (its distances overflow): such a value is refused with the feature named, never a 500,
+    and packaging does not stop on it."""
+    X = np.random.default_rng(5).normal(size=(200, 3))
+    model = NearestCentroid().fit(X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0))
+    pickle = saved(model, tmp_path)
+    assert command.main([str(pickle)]) == 0
+    client = create_app({"MODEL_PATH": str(pickle)}).test_client()
+    far = client.post("/predict?probabilities=true", json={"instances": [[1e300, 0.0, 0.0]]})
+    assert far.status_code == 422 and "instances" in far.get_json()["errors"], far.get_json()
+    near = client.post("/predict?probabilities=true", json={"instances": [[1e3, 0.0, 0.0]]})
+    assert near.status_code == 200, near.get_json()
 
 
 def test_a_range_given_is_the_feature_s(tmp_path: Path) -> None:
