@@ -72,7 +72,8 @@ def describe(
     """
     _check_estimator(estimator)
     names, form = _feature_names(estimator, table)
-    unknown = sorted(set(ranges or {}) - set(names))
+    ranges = ranges or {}
+    unknown = sorted(set(ranges) - set(names))
     if unknown:
         raise PackageError(f"--range names no feature of the estimator's: {unknown}")
     categorical = _pandas_categories(estimator, names) if form == "dataframe" else {}
@@ -114,8 +115,8 @@ def describe(
     if np.ndim(first) != 1:
         raise PackageError("multi-output models are not supported: predict() gives a table")
     for feature in features:
-        if feature.name in (ranges or {}):
-            _set_range(model, rows[0], feature, (ranges or {})[feature.name])
+        if feature.name in ranges:
+            _set_range(model, rows[0], feature, ranges[feature.name])
     for feature in features:
         seen_missing = table is None or bool(table[feature.name].isna().any())
         _check_nulls(model, rows[0], feature, feature.name in imputed or seen_missing)
@@ -213,14 +214,15 @@ class _Probe:
     def __init__(self, estimator: Any, features: list[Feature], form: str) -> None:
         self.estimator, self.features, self.form = estimator, features, form
 
-    def predict(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    def predict(self, rows: Sequence[dict[str, Any]], method: str = "predict") -> Any:
+        """The estimator's `method` (predict, predict_proba) for these rows; predictions as a
+        list."""
         columns = [[row[f.name] for row in rows] for f in self.features]
         given = estimator_input(self.features, self.form, columns)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            predicted = self.estimator.predict(given)
-        answers: list[Any] = np.asarray(predicted).tolist()
-        return answers
+            answered = getattr(self.estimator, method)(given)
+        return np.asarray(answered).tolist() if method == "predict" else answered
 
     def works(self, rows: Sequence[dict[str, Any]]) -> bool:
         """Whether the estimator predicts these rows, and finite values if it regresses; and
@@ -228,14 +230,10 @@ class _Probe:
         centroid's distances overflow at the largest floats, and predict_proba raises)."""
         try:
             answers = self.predict(rows)
-            proba = getattr(self.estimator, "predict_proba", None)
-            if callable(proba):
-                columns = [[row[f.name] for row in rows] for f in self.features]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    given = estimator_input(self.features, self.form, columns)
-                    if not np.isfinite(np.asarray(proba(given), dtype=np.float64)).all():
-                        return False
+            if callable(getattr(self.estimator, "predict_proba", None)):
+                proba = np.asarray(self.predict(rows, "predict_proba"), dtype=np.float64)
+                if not np.isfinite(proba).all():
+                    return False
         except Exception:  # any refusal: a value the service must not let through
             return False
         return all(not isinstance(a, float) or math.isfinite(a) for a in answers)
