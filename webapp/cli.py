@@ -93,8 +93,7 @@ def parser() -> argparse.ArgumentParser:
 
     function = command(
         "function",
-        "serve MODEL as the Cloud Function, under functions-framework "
-        "(pip install 'sklearn-serve[function]')",
+        "serve MODEL as the Cloud Function, under functions-framework (the extra [function])",
         run_function,
     )
     model_argument(function)
@@ -271,7 +270,9 @@ def run_function(args: argparse.Namespace) -> int:
     import importlib.util
 
     if importlib.util.find_spec("functions_framework") is None:
-        raise Refusal("functions-framework is not installed: pip install 'sklearn-serve[function]'")
+        from .extras import install_command
+
+        raise Refusal(f"functions-framework is not installed: {install_command('function')}")
     from .runtime.settings import ConfigError, host
     from .server.conf import check_listen
 

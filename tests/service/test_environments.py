@@ -26,6 +26,7 @@ from packaging.requirements import Requirement
 from testkit.processes import BIN, JSON, ROOT, Server, gunicorn
 from testkit.wheel import build_wheel, interpreter, ok, run, virtual_environment
 from webapp.core.sklearn_engine import model_requirements
+from webapp.extras import install_command
 
 pytestmark = pytest.mark.integration
 SLOW = pytest.mark.slow
@@ -211,9 +212,8 @@ def test_packaging_where_another_scikit_learn_is_installed_is_refused_in_one_lin
     assert refused.stderr == (
         f"cannot package {pickle}: {pickle} was pickled by scikit-learn "
         f"{there.expected['scikit-learn']}, this environment has {sklearn.__version__}: "
-        "package it where it was trained, keeping its scikit-learn: pip install "
-        f"'./sklearn-serve[package]' scikit-learn=={there.expected['scikit-learn']} there "
-        "(docs/models.md)\n"
+        f"package it where it was trained, keeping its scikit-learn: {install_command('package')} "
+        f"scikit-learn=={there.expected['scikit-learn']} there (docs/models.md)\n"
     )
 
 

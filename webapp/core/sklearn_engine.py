@@ -65,9 +65,11 @@ class SklearnEngine:
             if dataframe:
                 import pandas  # noqa: F401  (estimator_input builds its DataFrames)
         except ImportError as exc:
+            from ..extras import install_command
+
             raise ArtifactError(
                 f"{exc.name} is not installed, and scikit-learn must serve {path} here: "
-                "pip install 'sklearn-serve[sklearn]'"
+                f"{install_command('sklearn')}"
             ) from None
         trained_with = manifest["versions"]["scikit-learn"]
         if trained_with != sklearn.__version__:

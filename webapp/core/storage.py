@@ -156,9 +156,10 @@ def _client(where: str) -> Any:
     try:
         from google.cloud import storage
     except ImportError:
+        from ..extras import install_command
+
         raise ArtifactError(
-            f"cannot read {where}: google-cloud-storage is not installed: "
-            "pip install 'sklearn-serve[gcs]'"
+            f"cannot read {where}: google-cloud-storage is not installed: {install_command('gcs')}"
         ) from None
     try:
         return storage.Client(project=None)

@@ -17,7 +17,7 @@ Reads the pickle (your own: unpickling runs its code), asks the estimator and, w
 table with its training columns what it takes and what it answers, checks the answer by
 predicting, and writes the manifest (MODEL.json) and, where it converts and verifies, the
 compiled form (MODEL.onnx) beside the pickle. Prints the pin last: MODEL_SHA256, the manifest's
-sha256. Needs scikit-learn, pandas, skl2onnx and onnx: pip install 'sklearn-serve[package]'.
+sha256. Needs scikit-learn, pandas, skl2onnx and onnx: sklearn-serve's extra [package].
 
 A function the pipeline calls (FunctionTransformer's, say) must live in a module of its own,
 importable where the model is packaged and served (the current folder, or PYTHONPATH): pickle
@@ -86,9 +86,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m webapp.package") 
     try:
         from . import describe
     except ImportError as exc:
+        from ..extras import install_command
+
         print(
             f"cannot package {args.model}: {exc.name} is not installed: "
-            "pip install 'sklearn-serve[package]'",
+            f"{install_command('package')}",
             file=sys.stderr,
         )
         return 1

@@ -34,6 +34,7 @@ import numpy as np
 from ..core.sklearn_engine import estimator_input
 from ..core.verification import compare, rows_document
 from ..core.vocabulary import Feature, one_line
+from ..extras import install_command
 
 VERIFICATION_ROWS = 100_000
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py tries it too)
@@ -69,7 +70,7 @@ def compile_model(
         from ..core.onnx_engine import LinearLabels, OnnxEngine, number_rows, runtime_version
         from . import codes, distances
     except ImportError as exc:
-        missing = f"{exc.name} is not installed: pip install 'sklearn-serve[package]'"
+        missing = f"{exc.name} is not installed: {install_command('package')}"
         return {"error": missing}, None, None
 
     features = [Feature.from_manifest(f) for f in manifest["features"]]

@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..core.sklearn_engine import estimator_input, unpickle, unpickling_failure
 from ..core.vocabulary import MANIFEST_FORMAT, ArtifactError, Feature, one_line, parse_datetime
+from ..extras import install_command
 from .compile import UNSEEN
 
 # Magnitudes tried, largest first, for a number the pipeline must turn into finite values: the
@@ -711,8 +712,8 @@ def _where_to_package(version: str) -> str:
             "or later): fit and save it again with a newer one"
         )
     return (
-        "package it where it was trained, keeping its scikit-learn: pip install "
-        f"'./sklearn-serve[package]' scikit-learn=={version} there (docs/models.md)"
+        f"package it where it was trained, keeping its scikit-learn: {install_command('package')} "
+        f"scikit-learn=={version} there (docs/models.md)"
     )
 
 

@@ -24,6 +24,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from webapp import create_app
+from webapp.extras import install_command
 from webapp.package import command
 
 pytestmark = pytest.mark.unit
@@ -295,7 +296,7 @@ def test_a_pickle_from_a_supported_scikit_learn_is_to_be_packaged_where_it_was_t
     assert refusal([str(pickle)], capsys) == (
         f"cannot package {pickle}: {pickle} was pickled by scikit-learn {version}, this "
         f"environment has {sklearn.__version__}: package it where it was trained, keeping its "
-        f"scikit-learn: pip install './sklearn-serve[package]' scikit-learn=={version} there "
+        f"scikit-learn: {install_command('package')} scikit-learn=={version} there "
         "(docs/models.md)"
     )
 
