@@ -30,7 +30,10 @@ the arithmetic scikit-learn does, in the input's float type:
   value): numpy's interpolation between the thresholds;
 - LinearSVC, RidgeClassifier(CV), Perceptron and SGDClassifier (float32 only, and in a
   pipeline not at all; the log loss's labels from its probabilities): the decision function,
-  then the class as LinearClassifierMixin.predict picks it.
+  then the class as LinearClassifierMixin.predict picks it;
+- OneVsRestClassifier of those or LogisticRegression (skl2onnx's labels come from the
+  probabilities, which tie at 1.0 far out): each class's decision function, the greatest's
+  class, ties broken as this scikit-learn's loop breaks them.
 
 What is not covered raises NotSupported, and compile.py tries the next form or leaves the
 model to scikit-learn.
@@ -53,6 +56,8 @@ from .trees import (
     INT64,
     NotSupported,
     Writer,
+    _expit,
+    _two_columns,
     argmax_labels,
     binary_index,
     parse_classifier,
@@ -1141,6 +1146,81 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     argmax_labels(w, decision, classes, label)
 
 
+def one_vs_rest(scope: Any, operator: Any, container: Any) -> None:
+    """OneVsRestClassifier.predict over linear binary classifiers (since scikit-learn 1.8
+    the way to fit a one-vs-rest LogisticRegression): each class's decision function, the
+    class of the greatest, a tie going where this scikit-learn's loop sends it (the first
+    since it runs in reverse, the last before). skl2onnx's took each class's probability,
+    and far out every sigmoid is 1.0: the first class won where scikit-learn's decisions
+    still differ. Other estimators are skl2onnx's to convert.
+
+    The second output is predict_proba's where the estimators are logistic (expit of each
+    decision, divided by their sum, class after class as numpy sums the estimators' stacked
+    columns, unless it is 0; [1 - p, p] for two classes), else the decisions themselves."""
+    from skl2onnx.operator_converters.one_vs_rest_classifier import (
+        convert_one_vs_rest_classifier,
+    )
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.linear_model._base import LinearClassifierMixin
+
+    model = operator.raw_operator
+    estimators = model.estimators_
+    linear = all(
+        isinstance(e, LinearClassifierMixin) and np.shape(e.coef_)[0] == 1 for e in estimators
+    )
+    if not linear or model.label_binarizer_.y_type_ not in ("binary", "multiclass"):
+        convert_one_vs_rest_classifier(scope, operator, container)
+        return
+    logistic = [
+        isinstance(e, LogisticRegression) or (isinstance(e, SGDClassifier) and e.loss == "log_loss")
+        for e in estimators
+    ]
+    probabilities = hasattr(model, "predict_proba")
+    if probabilities and not all(logistic):
+        raise NotSupported("OneVsRestClassifier's probabilities of non-logistic estimators")
+    dtype, _, _ = _dtype(operator)
+    w, x, (label, scores) = _writer(scope, operator, container)
+    coef = np.concatenate([np.asarray(e.coef_, dtype) for e in estimators])  # [classes, d]
+    intercept = np.concatenate([np.atleast_1d(np.asarray(e.intercept_, dtype)) for e in estimators])
+    dot = w.op("MatMul", [x, w.const(coef.T, "coef")], "dot")
+    decision = w.op("Add", [dot, w.const(intercept, "intercept")], "decision")  # [N, k]
+    classes = np.asarray(model.classes_)
+    if len(estimators) == 1:  # two classes: the second where the decision is above 0
+        index = binary_index(w, w.op("Greater", [decision, w.const(np.array(0, dtype))]))
+    else:
+        last = int(_ties_go_last(model))
+        index = w.op("ArgMax", [decision], "index", axis=1, keepdims=0, select_last_index=last)
+    take_classes(w, index, classes, label)
+    if not probabilities:
+        if len(estimators) == 1:
+            w.op("Concat", [w.op("Neg", [decision]), decision], output=scores, axis=1)
+        else:
+            w.op("Identity", [decision], output=scores)
+        return
+    p = _expit(w, decision)
+    if len(estimators) == 1:
+        _two_columns(w, p, np.array(1, dtype), scores)
+        return
+    running = w.op("CumSum", [p, w.const(np.array(1))], "running")
+    total = w.op("Gather", [running, w.const(np.array([-1]))], "total", axis=1)
+    zero = w.op("Equal", [total, w.const(np.array(0, dtype))], "zero")  # left as they are
+    w.op("Where", [zero, p, w.op("Div", [p, total], "p")], output=scores)
+
+
+def _ties_go_last(model: Any) -> bool:
+    """Whether this scikit-learn's OneVsRestClassifier.predict gives a tie to the last of the
+    classes tied (its loop before it ran in reverse, as np.argmax breaks ties): asked of the
+    model itself, every estimator made its first, so that every class ties."""
+    import warnings
+
+    tied = copy.copy(model)
+    tied.estimators_ = [model.estimators_[0]] * len(model.estimators_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fitted with feature names, asked without
+        (answer,) = tied.predict(np.zeros((1, model.n_features_in_)))
+    return bool(answer == model.classes_[-1])
+
+
 def isotonic_calibration(
     scope: Any, container: Any, model: Any, T: str, k: int, dtype: Any, proto_type: int
 ) -> str:
@@ -1512,6 +1592,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         RidgeClassifierCV,
         SGDClassifier,
     )
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.preprocessing import (
         FunctionTransformer,
@@ -1549,6 +1630,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
     classifiers[SVC] = classifiers[NuSVC] = (svc_classifier, svc_shape)
     classifiers[KNeighborsClassifier] = (knn_by_distance, calculate_linear_classifier_output_shapes)
+    classifiers[OneVsRestClassifier] = (one_vs_rest, calculate_linear_classifier_output_shapes)
     from skl2onnx.operator_converters import calibrated_classifier_cv as calibration
 
     skl2onnx_isotonic = calibration._transform_isotonic  # private: the package's pin's
@@ -1575,7 +1657,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
                     "zipmap": [True, False, "columns"],
                     "nocl": [True, False],
                 }
-                if cls in (SVC, NuSVC, KNeighborsClassifier):
+                if cls in (SVC, NuSVC, KNeighborsClassifier, OneVsRestClassifier):
                     options |= {"output_class_labels": [False, True], "raw_scores": [True, False]}
                 if cls is KNeighborsClassifier:
                     options["optim"] = [None, "cdist"]

@@ -33,6 +33,7 @@ from sklearn.linear_model import (
     SGDClassifier,
 )
 from sklearn.metrics.pairwise import pairwise_kernels
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
@@ -418,6 +419,45 @@ def test_linear_classifiers_without_probabilities(
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(15)
     assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+
+
+@pytest.mark.parametrize(
+    "make", [LogisticRegression, LinearSVC], ids=["logistic-regression", "linear-svc"]
+)
+@pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
+def test_one_vs_rest_linear_classifiers(make: Any, classes: int, tmp_path: Path) -> None:
+    """OneVsRestClassifier (since scikit-learn 1.8 the one-vs-rest LogisticRegression): labels
+    from the decision functions. skl2onnx took them from the probabilities, which all round to
+    1.0 far out, so its graph failed verification on the far-out rows and scikit-learn served.
+    Probabilities where the estimators have them: each sigmoid over their sum."""
+    table, y, _ = data(25)
+    labels = np.digitize(y, np.quantile(y, [0.5, 0.8])[: classes - 1])
+    model = make_pipeline(StandardScaler(), OneVsRestClassifier(make())).fit(table, labels)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(26) * 1e4  # far out, where the sigmoids saturate
+    frame = pd.DataFrame(rows, columns=table.columns)
+    assert served.predict(rows) == model.predict(frame).tolist()
+    if make is LogisticRegression:
+        got = served.engine.predict_proba(rows / 1e4)
+        want = model.predict_proba(frame / 1e4)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+
+
+def test_one_vs_rest_ties_go_where_scikit_learns_loop_sends_them(tmp_path: Path) -> None:
+    """Two classes whose estimators are the same decide every row alike: the class scikit-
+    learn's loop gives the tie to (the first, since it runs in reverse) is the graph's too, or
+    its verification would fail and scikit-learn would serve."""
+    table, y, _ = data(27)
+    labels = np.digitize(y, np.quantile(y, [0.3, 0.6]))
+    model = OneVsRestClassifier(LogisticRegression()).fit(table.to_numpy(), labels)
+    model.estimators_[2] = model.estimators_[1]
+    rows = held_out(28)
+    tied = model.predict(rows)
+    assert (1 in tied) != (2 in tied)  # every tie goes to the same one of the two
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
+    assert served.predict(rows) == tied.tolist()
 
 
 @pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
