@@ -72,6 +72,53 @@ class SettingsSnapshot:
         return getattr(self._config, name)
 
 
+class Outbox:
+    """A connection's socket as gunicorn's Response writes an answer to it: what it sends is
+    held, and goes out in one non-blocking send once the answer is complete (send_held).
+
+    gunicorn sends the head and the body apart, each through sendall, which polls first where
+    the socket has a timeout: with the timeout set and cleared and the two sends corked into
+    one segment, a single-row answer took eight system calls; now one. An answer the socket
+    does not take at once (a large one, a slow reader) is finished blocking, within `timeout`
+    for each write, as before. Anything else is the socket's own.
+    """
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.held: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.held.append(data)
+
+    def send_held(self) -> None:
+        """Send what is held; raises OSError where the client is gone or stalls."""
+        held, self.held = self.held, []
+        data = held[0] if len(held) == 1 else b"".join(held)
+        try:
+            sent = self.sock.send(data) if data else 0
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self._blocking(self.sock.sendall, memoryview(data)[sent:])
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """A file's bytes after what is held (socket.sendfile needs a blocking socket)."""
+        self.send_held()
+        sent: int = self._blocking(self.sock.sendfile, file, offset, count)
+        return sent
+
+    def _blocking(self, write: Any, *args: Any) -> Any:
+        self.sock.settimeout(self.timeout)
+        try:
+            return write(*args)
+        finally:
+            self.sock.settimeout(0.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
 @dataclass(eq=False)  # compared and hashed by identity: a set holds the open ones
 class Connection:
     """A client connection: the bytes it sent that no answer has used yet, and its state."""
@@ -79,6 +126,7 @@ class Connection:
     sock: socket.socket
     addr: Any
     listener: socket.socket
+    server: Any  # the listener's address, as the environ gives it
     deadline: float  # when the loop gives up on what it is waiting for
     framer: Framer
     fd: int = -1  # the socket's descriptor, kept: a closed socket's fileno() is -1
@@ -162,6 +210,7 @@ class BufferingWorker(Worker):
     def init_process(self) -> None:
         self.poller = select.epoll()
         self.watched: dict[int, Any] = {}  # descriptor -> a Connection, a listener or _WAKEUP
+        self.addresses: dict[Any, Any] = {}  # each listener's getsockname(), asked once
         self.open: set[Connection] = set()
         self.ready: deque[Connection] = deque()  # holding the bytes of a next request
         self.buffered = 0
@@ -327,7 +376,10 @@ class BufferingWorker(Worker):
             return exc.errno == errno.ECONNABORTED
         util.close_on_exec(sock)
         sock.setblocking(False)
-        conn = Connection(sock, addr, listener, 0.0, Framer(self.limits), sock.fileno())
+        server = self.addresses.get(listener)
+        if server is None:
+            server = self.addresses[listener] = listener.getsockname()
+        conn = Connection(sock, addr, listener, server, 0.0, Framer(self.limits), sock.fileno())
         self._wait_until(conn, self.header_timeout)
         self.open.add(conn)
         SHARES.publish(self.age, len(self.open))
@@ -437,9 +489,6 @@ class BufferingWorker(Worker):
         head's end, and a large body would be copied with it on every request.
         """
         sock = conn.sock
-        sock.settimeout(self.io_timeout)
-        # gunicorn writes the head and the body separately: one segment, not two.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         req = None
         try:
             req = next(http.get_parser(self.cfg, request, conn.addr))
@@ -453,11 +502,10 @@ class BufferingWorker(Worker):
             self.log.debug("Connection error while serving: %s", exc)
             kept = False
         except Exception as exc:
+            sock.settimeout(self.io_timeout)  # gunicorn's error answer: a blocking sendall
             self.handle_error(req, sock, conn.addr, exc)
-            kept = False
-        if kept:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)  # send what is corked
             sock.settimeout(0.0)
+            kept = False
         return kept
 
     def _handle(self, conn: Connection, req: Any, keep: bool) -> bool:
@@ -465,12 +513,11 @@ class BufferingWorker(Worker):
         handle_request, without forcing the connection closed)."""
         environ: dict[str, Any] = {}
         resp = None
+        outbox = Outbox(conn.sock, self.io_timeout)
         try:
             self.cfg.pre_request(self, req)
             started = datetime.now()
-            resp, environ = wsgi.create(
-                req, conn.sock, conn.addr, conn.listener.getsockname(), self.cfg
-            )
+            resp, environ = wsgi.create(req, outbox, conn.addr, conn.server, self.cfg)
             self.nr += 1
             if self.nr >= self.max_requests:
                 self.log.info("Autorestarting worker after current request.")
@@ -485,6 +532,7 @@ class BufferingWorker(Worker):
                     for item in body:
                         resp.write(item)
                 resp.close()
+                outbox.send_held()
             finally:
                 self.log.access(resp, req, environ, datetime.now() - started)
                 if hasattr(body, "close"):
