@@ -1147,8 +1147,8 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
 
 
 def one_vs_rest(scope: Any, operator: Any, container: Any) -> None:
-    """OneVsRestClassifier.predict over linear binary classifiers (since scikit-learn 1.8
-    the way to fit a one-vs-rest LogisticRegression): each class's decision function, the
+    """OneVsRestClassifier.predict over linear binary classifiers (the way to a one-vs-rest
+    LogisticRegression, now that it has no multi_class): each class's decision function, the
     class of the greatest, a tie going where this scikit-learn's loop sends it (the first
     since it runs in reverse, the last before). skl2onnx's took each class's probability,
     and far out every sigmoid is 1.0: the first class won where scikit-learn's decisions

@@ -426,8 +426,8 @@ def test_linear_classifiers_without_probabilities(
 )
 @pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
 def test_one_vs_rest_linear_classifiers(make: Any, classes: int, tmp_path: Path) -> None:
-    """OneVsRestClassifier (since scikit-learn 1.8 the one-vs-rest LogisticRegression): labels
-    from the decision functions. skl2onnx took them from the probabilities, which all round to
+    """OneVsRestClassifier (the one-vs-rest LogisticRegression, now that it has no multi_class):
+    labels from the decision functions. skl2onnx took them from the probabilities, which all round to
     1.0 far out, so its graph failed verification on the far-out rows and scikit-learn served.
     Probabilities where the estimators have them: each sigmoid over their sum."""
     table, y, _ = data(25)
