@@ -6,7 +6,8 @@ hold them all; gunicorn assumes a buffering proxy in front, and `make run`, a pl
 or Vertex AI have none. This worker is that buffer: one selector loop per worker reads every
 connection's requests, within deadlines for the headers and the body, frames them
 (webapp/framing.py), and only a complete request reaches gunicorn's own parser and the app, one
-at a time as in the sync worker. After an answer, a connection the client keeps alive goes back
+at a time as in the sync worker; the answer is held until it is complete, then sent at once
+(Outbox). After an answer, a connection the client keeps alive goes back
 to the loop for its next request (pipelined ones are answered in order), until it idles past
 the keep-alive deadline or reaches its request cap.
 

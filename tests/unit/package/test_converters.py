@@ -427,9 +427,9 @@ def test_linear_classifiers_without_probabilities(
 @pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
 def test_one_vs_rest_linear_classifiers(make: Any, classes: int, tmp_path: Path) -> None:
     """OneVsRestClassifier (the one-vs-rest LogisticRegression, now that it has no multi_class):
-    labels from the decision functions. skl2onnx took them from the probabilities, which all round to
-    1.0 far out, so its graph failed verification on the far-out rows and scikit-learn served.
-    Probabilities where the estimators have them: each sigmoid over their sum."""
+    labels from the decision functions. skl2onnx took them from the probabilities, which all
+    round to 1.0 far out, so its graph failed verification on the far-out rows and scikit-learn
+    served. Probabilities where the estimators have them: each sigmoid over their sum."""
     table, y, _ = data(25)
     labels = np.digitize(y, np.quantile(y, [0.5, 0.8])[: classes - 1])
     model = make_pipeline(StandardScaler(), OneVsRestClassifier(make())).fit(table, labels)
