@@ -35,6 +35,7 @@ from ..core.sklearn_engine import estimator_input
 from ..core.verification import compare, rows_document
 from ..core.vocabulary import Feature, one_line
 from ..extras import install_command
+from ..protocol.schemas import LARGEST_INTEGER  # the largest integer a request may send
 
 VERIFICATION_ROWS = 100_000
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py tries it too)
@@ -51,7 +52,6 @@ REVERIFICATION_ROWS = 2_000
 # request may send any finite number there, and a graph may compute otherwise far out (a
 # distance by another formula, a saturated sigmoid picked instead of a score).
 FAR = (1e3, 1e6, 1e10, 1e15, 1e20, 1e30, 1e50, 1e100, 1e200, 1e300, float(np.finfo(float).max))
-LARGEST_INTEGER = 2**53
 
 
 def compile_model(
