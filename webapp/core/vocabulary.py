@@ -25,6 +25,9 @@ INPUTS = ("array", "dataframe", "vector")
 # scikit-learn's imputers look for), or None, where the estimator was fitted with None there:
 # pandas 2 keeps None in an object column, and an encoder after an imputer of NaN learns it.
 NULL_AS = ("NaN", "None")
+# The largest integer a float64 holds exactly, and an int64 with room: an integer feature's
+# values stay within it whatever its range says, in a request and in packaging's probes.
+LARGEST_INTEGER = 2**53
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 

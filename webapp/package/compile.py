@@ -33,9 +33,8 @@ import numpy as np
 
 from ..core.sklearn_engine import estimator_input
 from ..core.verification import compare, rows_document
-from ..core.vocabulary import Feature, one_line
+from ..core.vocabulary import LARGEST_INTEGER, Feature, one_line
 from ..extras import install_command
-from ..protocol.schemas import LARGEST_INTEGER  # the largest integer a request may send
 
 VERIFICATION_ROWS = 100_000
 UNSEEN = "\x00unseen category"  # a string no encoder has seen (describe.py tries it too)

@@ -39,7 +39,14 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from ..core.sklearn_engine import estimator_input, unpickle, unpickling_failure
-from ..core.vocabulary import MANIFEST_FORMAT, ArtifactError, Feature, one_line, parse_datetime
+from ..core.vocabulary import (
+    LARGEST_INTEGER,
+    MANIFEST_FORMAT,
+    ArtifactError,
+    Feature,
+    one_line,
+    parse_datetime,
+)
 from ..extras import install_command
 from .compile import UNSEEN
 
@@ -48,7 +55,6 @@ from .compile import UNSEEN
 # beyond which floats skip some.
 _HUGE = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 1e6)
 _MAGNITUDES = (*_HUGE, 1e5, 1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
-_LARGEST_INTEGER = 2**53
 
 
 OLDEST_SCIKIT_LEARN = "1.4"  # pyproject.toml's range: what packaging is tested with
@@ -504,7 +510,7 @@ def _check_bounds(model: _Probe, row: dict[str, Any], feature: Feature) -> None:
         return
     name, integer = feature.name, feature.type == "integer"
     magnitudes = (
-        [_LARGEST_INTEGER, *(int(m) for m in _MAGNITUDES if 1 <= m < _LARGEST_INTEGER)]
+        [LARGEST_INTEGER, *(int(m) for m in _MAGNITUDES if 1 <= m < LARGEST_INTEGER)]
         if integer
         else list(_MAGNITUDES)
     )

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.vocabulary import Feature, Rows
-from .schemas import LARGEST_INTEGER, is_unicode
+from ..core.vocabulary import LARGEST_INTEGER, Feature, Rows
+from .schemas import is_unicode
 
 _NUMBERS = {float, int}  # exact types: bool is a subclass of int, and is refused
 _NONE = type(None)

@@ -18,6 +18,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from ..core.vocabulary import (
     FIRST_YEAR,
     INPUTS,
+    LARGEST_INTEGER,
     LAST_YEAR,
     TASKS,
     Feature,
@@ -43,11 +44,6 @@ class JSONNumber(fields.Float):
         if not math.isfinite(number):
             raise self.make_error("special")
         return number
-
-
-# The largest integer a float64 holds exactly, and an int64 with room: an integer feature's
-# values stay within it whatever its range says.
-LARGEST_INTEGER = 2**53
 
 
 class JSONInteger(fields.Field):

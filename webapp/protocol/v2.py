@@ -21,8 +21,9 @@ import numpy as np
 from marshmallow import ValidationError
 
 from ..core.model import Model
+from ..core.vocabulary import LARGEST_INTEGER
 from .predictor import prediction_dtype
-from .schemas import DATATYPES, LARGEST_INTEGER, infer_request_schema
+from .schemas import DATATYPES, infer_request_schema
 
 SERVER_NAME = "sklearn-serve"
 SERVER_VERSION = "0.1.0"  # pyproject.toml's; tests/service/test_protocols.py holds them equal

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from testkit.processes import ROOT
 from webapp.core.model import load_model
+from webapp.core.vocabulary import LARGEST_INTEGER
 from webapp.protocol import v2
-from webapp.protocol.schemas import DATATYPES, LARGEST_INTEGER
+from webapp.protocol.schemas import DATATYPES
 
 pytestmark = pytest.mark.unit
 
