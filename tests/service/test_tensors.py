@@ -103,6 +103,10 @@ def same_decision(features: tuple[Feature, ...], tensor: np.ndarray) -> None:
 @pytest.mark.unit
 @settings(max_examples=1500, deadline=None)
 @given(tensors(len(SHIPPED)))
+@example(np.array([[100.0, 0.5, 5e-324, 3.0]]))  # each on an edge of (0, 100]: taken
+@example(np.array([[math.nextafter(100.0, math.inf), 1.0, 1.0, 1.0]]))  # just above it
+@example(np.array([[1.0, 0.0, 1.0, 1.0]]))
+@example(np.array([[1.0, 1.0, 1.0, math.nan]]))
 def test_the_shipped_models_tensor_policy_matches_marshmallow(tensor: np.ndarray) -> None:
     same_decision(SHIPPED, tensor)
 
@@ -125,6 +129,25 @@ NUMERIC = (
 @given(tensors(len(NUMERIC)))
 def test_every_numeric_rule_decides_as_marshmallow(tensor: np.ndarray) -> None:
     same_decision(NUMERIC, tensor)
+
+
+# Numbers of one range each, or of none: the whole tensor is checked at once (ValidRows._within).
+ONE_RANGE = {
+    "unbounded": tuple(Feature(name, "number", nullable=name == "c") for name in "abc"),
+    "half-open": tuple(Feature(name, "number", min=-10.0, min_inclusive=False) for name in "abc"),
+}
+
+
+@pytest.mark.unit
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(sorted(ONE_RANGE)), tensors(3))
+@example("half-open", np.array([[-10.0, 0.0, 0.0]]))
+@example("half-open", np.array([[math.nextafter(-10.0, 0), 1e308, 0.0]]))
+@example("unbounded", np.array([[1.7976931348623157e308, -1.7976931348623157e308, 0.0]]))
+@example("unbounded", np.array([[0.0, -math.inf, 0.0]]))
+@example("unbounded", np.array([[0.0, 0.0, math.nan]]))
+def test_features_of_one_range_decide_as_marshmallow(features: str, tensor: np.ndarray) -> None:
+    same_decision(ONE_RANGE[features], tensor)
 
 
 @pytest.mark.unit

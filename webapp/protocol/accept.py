@@ -57,6 +57,8 @@ class ValidRows:
         # the same bounds as Python floats, for one instance's values (_row)
         self.lows, self.highs = self.low.tolist(), self.high.tolist()
         self.bounds = list(zip(self.lows, self.highs, strict=True))
+        # every feature a float of the same range, or of none (_within)
+        self.one_range = len(set(self.bounds)) == 1 and not self.integers.any()
         numeric = any(f.type in ("number", "integer") for f in features)
         self.rows_checkable = self.exact_bounds or not numeric
         # a category's allowed values, null among them where it may be null
@@ -145,9 +147,19 @@ class ValidRows:
 
         Checked on each feature's least and greatest value (NaN, if any, is both), over a
         transposed copy: numpy's loops then run along a feature's values, not across a row.
+        Where every feature has the same range (or none) and none is an integer, the whole
+        matrix's least and greatest value say the same, without the copy.
         """
         if not self.exact_bounds:
             return False
+        if self.one_range:
+            least, most = matrix.min(), matrix.max()
+            return bool(
+                math.isfinite(least)
+                and math.isfinite(most)
+                and self.lows[0] <= least
+                and most <= self.highs[0]
+            )
         columns = np.ascontiguousarray(matrix.T)
         least, most = columns.min(axis=1), columns.max(axis=1)
         if not (np.isfinite(least).all() and np.isfinite(most).all()):
