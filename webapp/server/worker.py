@@ -19,7 +19,6 @@ handling one connection is logged and closes it; the worker and its other connec
 from __future__ import annotations
 
 import errno
-import io
 import mmap
 import os
 import re
@@ -34,7 +33,6 @@ from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http import wsgi
-from gunicorn.http.body import LengthReader
 from gunicorn.workers.base import Worker
 
 from ..protocol.errors import error_body
@@ -137,17 +135,6 @@ class Connection:
     served: int = 0  # requests answered on this connection
     eof: bool = False  # the client has stopped sending
     closing: bool = False  # answered for the last time; draining what the client sends
-
-
-def body_stream(req: Any, body: bytes) -> Any:
-    """What the app reads the body from: the body's bytes themselves where gunicorn's parser
-    framed them by Content-Length and found that many (io.BytesIO shares the bytes, and reading
-    them whole returns them, uncopied); else gunicorn's own reader, as parsed (a chunked body,
-    which it decodes). tests/unit/server/test_body_stream.py reads both alike."""
-    reader = getattr(req.body, "reader", None)
-    if isinstance(reader, LengthReader) and reader.length == len(body):
-        return io.BytesIO(body)
-    return req.body
 
 
 def _without_expect(head: bytes) -> bytes:
@@ -506,7 +493,7 @@ class BufferingWorker(Worker):
         req = None
         try:
             req = next(http.get_parser(self.cfg, request, conn.addr))
-            kept = self._handle(conn, req, keep, request[1] if len(request) > 1 else None)
+            kept = self._handle(conn, req, keep)
         except (http.errors.ParseException, http.errors.NoMoreData) as exc:
             # gunicorn's own refusals, and NoMoreData: its reading of the framing differed
             status, message = _REFUSED.get(type(exc), (400, "The request is malformed."))
@@ -522,13 +509,9 @@ class BufferingWorker(Worker):
             kept = False
         return kept
 
-    def _handle(self, conn: Connection, req: Any, keep: bool, body: bytes | None) -> bool:
+    def _handle(self, conn: Connection, req: Any, keep: bool) -> bool:
         """Run the app for a parsed request and write its answer (gunicorn's sync worker's
-        handle_request, without forcing the connection closed).
-
-        A body of the length gunicorn's parser found reaches the app as a stream over its
-        very bytes (`body_stream`), not through gunicorn's reader, which copies it several
-        times (a 320 KB body: about 5 copies)."""
+        handle_request, without forcing the connection closed)."""
         environ: dict[str, Any] = {}
         resp = None
         outbox = Outbox(conn.sock, self.io_timeout)
@@ -536,8 +519,6 @@ class BufferingWorker(Worker):
             self.cfg.pre_request(self, req)
             started = datetime.now()
             resp, environ = wsgi.create(req, outbox, conn.addr, conn.server, self.cfg)
-            if body is not None:
-                environ["wsgi.input"] = body_stream(req, body)
             self.nr += 1
             if self.nr >= self.max_requests:
                 self.log.info("Autorestarting worker after current request.")
