@@ -168,7 +168,16 @@ TUNING = (
         "not through gunicorn's readers",
         "`webapp/server/worker.py`",
         "a 320 KB body's read 31.9 -> 0.6 µs, but worker USS after 10,000-object batches "
-        "11 -> 12-13 MiB (interleaved with and without, two rounds each); reverted (issue 22)",
+        "11 -> 12-13 MiB (interleaved with and without, two rounds each); reverted. Tried "
+        "again as an io.BytesIO over the body (parse, environ and read 88 -> 62 µs in "
+        "process): `make bench` then gave 13.7 MiB against 11.5; reverted again (issue 22)",
+    ),
+    (
+        "a matrix whose features share one range (or none), none an integer, checked by its "
+        "least and greatest value overall",
+        "`accept.ValidRows._within`",
+        "no transposed copy: a 10,000-row binary tensor's `of_tensor` 55 -> 21 µs in process "
+        "(best of 9 x 1,000, three alternating rounds) (issue 22)",
     ),
     (
         "a wide batch's first greatest class set with `np.copyto(where=)`",
