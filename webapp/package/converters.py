@@ -18,6 +18,8 @@ the arithmetic scikit-learn does, in the input's float type:
   libsvm's decisions, its vote, decision_function's shapes, Platt's sigmoid and libsvm's
   coupling of the pairs' probabilities (a Loop);
 - Nystroem with the rbf kernel (no converter): rbf_kernel's distances, then the normalization;
+- KBinsDiscretizer (skl2onnx compares float32, and refuses "onehot", the default): each
+  value's bin, its feature's edges at or below it counted in float64, one-hot where asked;
 - SplineTransformer (no converter): scipy's B-spline basis, its recursion step by step, and
   the extrapolation beyond the knots;
 - FunctionTransformer of one of numpy's elementwise functions (skl2onnx takes only none):
@@ -467,6 +469,46 @@ def power_transformer(scope: Any, operator: Any, container: Any) -> None:
     w.op(
         "Div", [value, w.const(np.asarray(divisor, np.float64)[np.newaxis], "scale")], output=output
     )
+
+
+# -- KBinsDiscretizer ------------------------------------------------------------------------
+
+
+def bins_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    model = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    width = len(model.n_bins_) if model.encode == "ordinal" else int(sum(model.n_bins_))
+    operator.outputs[0].type = tensor([n, width])
+
+
+def bins(scope: Any, operator: Any, container: Any) -> None:
+    """KBinsDiscretizer.transform (float64): each value's bin, the count of its feature's
+    inner edges at or below it (np.searchsorted(edges[1:-1], x, side="right")), compared in
+    float64, where skl2onnx compares in float32 and refuses "onehot". "ordinal" gives the
+    bins; "onehot" and "onehot-dense" a column per bin of each feature, 1.0 in the value's
+    bin's and 0.0 elsewhere (the sparse matrix's values, dense here)."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    if dtype is not np.float64 or model.dtype not in (None, np.float64):
+        raise NotSupported(f"KBinsDiscretizer in {dtype.__name__}, its dtype {model.dtype}")
+    w, x, (output,) = _writer(scope, operator, container)
+    inner = [np.asarray(edges, np.float64)[1:-1] for edges in model.bin_edges_]
+    # one row of edges per feature, NaN after its own (nothing is at or above NaN)
+    table = np.full((len(inner), max(1, *map(len, inner))), np.nan)
+    for row, edges in zip(table, inner, strict=True):
+        row[: len(edges)] = edges
+    above = w.op("GreaterOrEqual", [w.op("Unsqueeze", [x, w.const(np.array([2]))]), w.const(table)])
+    counted = w.op("Cast", [above], "counted", to=DOUBLE)
+    if model.encode == "ordinal":
+        w.op("ReduceSum", [counted, w.const(np.array([2]))], output=output, keepdims=0)
+        return
+    found = w.op("ReduceSum", [counted, w.const(np.array([2]))], "bin", keepdims=0)
+    feature = np.repeat(np.arange(len(inner)), model.n_bins_)  # each column's feature
+    number = np.concatenate([np.arange(count) for count in model.n_bins_]).astype(np.float64)
+    picked = w.op("Gather", [found, w.const(feature)], "bin", axis=1)
+    hot = w.op("Equal", [picked, w.const(number[np.newaxis], "bins")])
+    w.op("Cast", [hot], output=output, to=DOUBLE)
 
 
 # -- Kernels: SVR and Nystroem -------------------------------------------------------------
@@ -1596,6 +1638,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.preprocessing import (
         FunctionTransformer,
+        KBinsDiscretizer,
         OneHotEncoder,
         PolynomialFeatures,
         PowerTransformer,
@@ -1620,6 +1663,7 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
         KernelRidge: (kernel_ridge, kernel_ridge_shape),
         SplineTransformer: (splines, spline_shape),
         PowerTransformer: (power_transformer, power_shape),
+        KBinsDiscretizer: (bins, bins_shape),
         FunctionTransformer: (function_transformer, function_shape),
         KNeighborsRegressor: (knn_by_distance, calculate_sklearn_nearest_neighbours_regressor),
         KMeans: (k_means, calculate_sklearn_kmeans_output_shapes),

@@ -38,6 +38,7 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
+    KBinsDiscretizer,
     OneHotEncoder,
     PolynomialFeatures,
     PowerTransformer,
@@ -304,6 +305,39 @@ def test_an_empty_string_a_client_may_send_is_not_taken_for_a_null() -> None:
     imputer = SimpleImputer(strategy="most_frequent").fit(FITTED[:, [0, 2]])
     with pytest.raises(NotSupported, match="\"\" may be a value of 'input'"):
         imputed_by_graph(imputer, np.array([["a", ""]], dtype=object), empty_is_null=False)
+
+
+BINNINGS = list(itertools.product(("onehot", "onehot-dense", "ordinal"), ("uniform", "quantile")))
+
+
+@pytest.mark.parametrize(("encode", "strategy"), BINNINGS)
+def test_binned_features_are_scikit_learn_s_bit_for_bit(encode: str, strategy: str) -> None:
+    """Each value's bin counted in float64: on every edge, just beside it, and far out too
+    (skl2onnx's compares float32, and refuses "onehot", KBinsDiscretizer's default)."""
+    X = np.random.default_rng(5).normal(size=(500, 3)) * [1, 10, 0.01]
+    binning = KBinsDiscretizer(n_bins=[3, 5, 4], encode=encode, strategy=strategy).fit(X)
+    edges = [np.asarray(e) for e in binning.bin_edges_]
+    beside = [np.concatenate([e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)]) for e in edges]
+    width = max(map(len, beside))
+    rows = np.vstack(
+        [
+            X,
+            np.array([np.resize(b, width) for b in beside]).T,
+            np.array([[1e300, -1e300, 0.0], [-1e300, 1e300, -0.0]]),
+        ]
+    )
+    session = float64_session(binning, 3)
+    (binned,) = session.run(None, {"input": rows})
+    expected = binning.transform(rows)
+    assert np.array_equal(binned, expected.toarray() if encode == "onehot" else expected)
+
+
+@pytest.mark.parametrize("encode", ["onehot", "ordinal"])
+def test_binned_features_are_served_compiled(encode: str, tmp_path: Path) -> None:
+    table, _, binary = data(6)
+    binning = KBinsDiscretizer(n_bins=4, encode=encode, strategy="quantile")
+    model = make_pipeline(binning, LogisticRegression()).fit(table, binary)
+    assert_compiled_exactly(model, table, tmp_path, 7)
 
 
 @pytest.mark.parametrize(
