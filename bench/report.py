@@ -176,8 +176,8 @@ TUNING = (
         "a matrix whose features share one range (or none), none an integer, checked by its "
         "least and greatest value overall",
         "`accept.ValidRows._within`",
-        "no transposed copy: a 10,000-row binary tensor's `of_tensor` 55 -> 21 µs in process "
-        "(best of 9 x 1,000, three alternating rounds) (issue 22)",
+        "no transposed copy: a 10,000-row binary tensor's `of_tensor` 53-64 -> 21-24 µs in "
+        "process (best of 9 x 1,000, three alternating rounds) (issue 22)",
     ),
     (
         "a wide batch's first greatest class set with `np.copyto(where=)`",

@@ -500,10 +500,16 @@ def bins(scope: Any, operator: Any, container: Any) -> None:
         row[: len(edges)] = edges
     above = w.op("GreaterOrEqual", [w.op("Unsqueeze", [x, w.const(np.array([2]))]), w.const(table)])
     counted = w.op("Cast", [above], "counted", to=DOUBLE)
-    if model.encode == "ordinal":
-        w.op("ReduceSum", [counted, w.const(np.array([2]))], output=output, keepdims=0)
+    ordinal = model.encode == "ordinal"
+    found = w.op(
+        "ReduceSum",
+        [counted, w.const(np.array([2]))],
+        "bin",
+        output=output if ordinal else None,
+        keepdims=0,
+    )
+    if ordinal:
         return
-    found = w.op("ReduceSum", [counted, w.const(np.array([2]))], "bin", keepdims=0)
     feature = np.repeat(np.arange(len(inner)), model.n_bins_)  # each column's feature
     number = np.concatenate([np.arange(count) for count in model.n_bins_]).astype(np.float64)
     picked = w.op("Gather", [found, w.const(feature)], "bin", axis=1)
