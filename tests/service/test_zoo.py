@@ -43,7 +43,7 @@ SERVED_BY = {
     "xgboost-categories": ("onnx", "verified on"),
     "lightgbm-categories": ("onnx", "verified on"),
     "hist-categories": ("onnx", "verified on"),
-    "none-strings": ("sklearn", "may be a value of 'plan'"),
+    "none-strings": ("onnx", "verified on"),
     "kernel-map": ("onnx", "verified on"),
     "stacking": ("onnx", "verified on"),
     "splines": ("onnx", "verified on"),

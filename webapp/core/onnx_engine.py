@@ -26,7 +26,7 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 import onnxruntime  # noqa: E402
 
 from ..pins import private_api_usable
-from .vocabulary import ArtifactError, Feature, Rows, one_line, row_count
+from .vocabulary import NULL_STRING, ArtifactError, Feature, Rows, one_line, row_count
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class OnnxEngine:
         expected = ["input"] if self.matrix_input else [f.name for f in self.features]
         if inputs != expected:
             raise ArtifactError(f"the compiled model takes inputs {inputs}, not {expected}")
+        if not self.matrix_input and any(f.null_as == "None" for f in self.features):
+            raise ArtifactError("the compiled model takes strings, which cannot hold a None")
         outputs = [o.name for o in self.session.get_outputs()]
         self.label_output = [outputs[0]]
         self.proba_output = [outputs[1]] if probabilities else None
@@ -137,7 +139,7 @@ class OnnxEngine:
         if not self.coders:
             return number_rows(rows)
         columns = list(rows)
-        for index, codes, other in self.coders:  # a null's code is ""'s
+        for index, codes, other in self.coders:  # a null's code is ""'s, or NULL_STRING's
             get = codes.get
             columns[index] = [get(v, other) for v in columns[index]]
         return number_rows(columns)
@@ -356,8 +358,9 @@ Coder = tuple[int, dict[Any, int], int]
 
 
 def _coders(codes: Any, features: Sequence[Feature]) -> list[Coder]:
-    """The manifest's "codes" as lookups (a null is coded as ""); ArtifactError if they are
-    not a table of distinct strings, "" among them, for each string feature and no other."""
+    """The manifest's "codes" as lookups (a null is coded as "", or as NULL_STRING where the
+    estimator takes None for it); ArtifactError if they are not a table of distinct strings,
+    "" (and that null's string) among them, for each string feature and no other."""
     strings = [i for i, f in enumerate(features) if not f.numeric]
     if codes is None and not strings:
         return []
@@ -367,16 +370,17 @@ def _coders(codes: Any, features: Sequence[Feature]) -> list[Coder]:
     coders = []
     for index, name in zip(strings, names, strict=True):
         table = codes[name]
+        null = NULL_STRING if features[index].null_as == "None" else ""
         if (
             not isinstance(table, list)
             or not 2 <= len(table) <= MAX_CODES
             or not all(type(s) is str for s in table)
             or len(set(table)) != len(table)
-            or "" not in table[:-1]
+            or not {"", null} <= set(table[:-1])
         ):
             raise ArtifactError(f"the compiled model's codes for {name!r} are not a table")
         lookup: dict[Any, int] = {s: i for i, s in enumerate(table[:-1])}
-        lookup[None] = lookup[""]
+        lookup[None] = lookup.pop(null) if null else lookup[""]
         coders.append((index, lookup, len(table) - 1))
     return coders
 

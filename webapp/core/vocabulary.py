@@ -28,6 +28,11 @@ NULL_AS = ("NaN", "None")
 # The largest integer a float64 holds exactly, and an int64 with room: an integer feature's
 # values stay within it whatever its range says, in a request and in packaging's probes.
 LARGEST_INTEGER = 2**53
+# What the compiled graph is given for a null of a feature the estimator takes None for
+# (null_as "None"): a string of its own, as the estimator learnt None apart from "" (a null of
+# any other feature is ""). Its code is a null's alone (onnx_engine): a client that sends this
+# very string gets the code of any string the graph does not know.
+NULL_STRING = "\x00null"
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)
 

@@ -8,8 +8,9 @@ either (onnx_engine.OneRow). So a graph taking one [N, 1] input per feature gets
 up in that feature's table of strings (Gather), which gives the graph the very string again.
 
 The engine turns a string into its index in the table, and a null into the index of "" (what
-the graph took for a null before). A string outside the table gets the last index, a string
-kept for that: exact only where the graph treats every such string alike. That holds
+the graph took for a null before), or of NULL_STRING for a feature the estimator takes None
+for. A string outside the table gets the last index, a string kept for that: exact only where
+the graph treats every such string alike. That holds
 
 - for a feature whose strings the schemas close (its categories): no other string arrives;
 - for a feature whose every string only passes through shape operations (Reshape, Concat,
@@ -38,7 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..core.onnx_engine import MAX_CODES
-from ..core.vocabulary import Feature
+from ..core.vocabulary import NULL_STRING, Feature
 
 # Operations that only move, pick or join a string tensor's values.
 PASSING = frozenset(
@@ -80,7 +81,7 @@ def strings_as_codes(
             listed = strings
         else:
             listed = set(f.categories)
-        known = sorted(listed | {""})
+        known = sorted(listed | {"", NULL_STRING if f.null_as == "None" else ""})
         stand_in = STAND_IN
         while stand_in in listed:
             stand_in += "\x00"

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..core.sklearn_engine import estimator_input
 from ..core.verification import compare, rows_document
-from ..core.vocabulary import LARGEST_INTEGER, Feature, one_line
+from ..core.vocabulary import LARGEST_INTEGER, NULL_STRING, Feature, one_line
 from ..extras import install_command
 
 VERIFICATION_ROWS = 100_000
@@ -235,8 +235,9 @@ def verification_columns(
     """Rows to verify on, as one list per feature (None for null): drawn, edges, the table's.
 
     Numbers are drawn across their training range widened threefold (within the valid range),
-    integers as whole numbers, categories from their allowed values (and an unseen one and ""
-    where any string is allowed: the compiled engine is given "" for a null, too); a tenth
+    integers as whole numbers, categories from their allowed values (and an unseen one, "" and
+    NULL_STRING where any string is allowed: the compiled engine is given one of those for a
+    null, too); a tenth
     are null where null is allowed. Then each bound alone and all at once, and the table's
     rows as they are.
     """
@@ -246,7 +247,8 @@ def verification_columns(
         if f.type == "category":
             values = list(f.categories or f.train_categories or ["a"])
             if f.categories is None:  # any text: "", and the known words next to other letters
-                values += [UNSEEN, "", *(w for v in values for w in _other_writings(v))]
+                others = (w for v in values for w in _other_writings(v))
+                values += [UNSEEN, "", NULL_STRING, *others]
             column: list[Any] = [values[i] for i in rng.integers(0, len(values), count)]
         else:
             low, high = _interval(f)
@@ -366,15 +368,9 @@ def _convert(
     # Probabilities as one tensor, not a list of maps; labels and probabilities in classes order.
     options = {"zipmap": False} if classifier else None
     exact = entry.get("trees") == "exact"
-    # where "" in a string input can only be the service's null: the schemas refuse it there
-    empty_is_null = frozenset(
-        f.name
-        for f in features
-        if f.type == "category" and f.categories is not None and "" not in f.categories
-    )
     with (
         warnings.catch_warnings(),
-        converters.float64_converters(empty_is_null),
+        converters.float64_converters(_null_strings(features)),
         trees.exact_converters() if exact else contextlib.nullcontext(),
     ):
         warnings.simplefilter("ignore")
@@ -397,6 +393,20 @@ def _convert(
         element = TensorProto.DOUBLE if entry["dtype"] == "float64" else TensorProto.FLOAT
         entry["codes"] = codes.strings_as_codes(graph, features, element)
     return graph
+
+
+def _null_strings(features: Sequence[Feature]) -> dict[str, str]:
+    """The string features whose null the graph is given as a string no client can send in
+    its place, and that string: NULL_STRING where scikit-learn is given None (onnx_engine
+    codes it apart from the client's strings), "" where the schemas close the categories
+    without it."""
+    nulls = {}
+    for f in features:
+        if f.null_as == "None":
+            nulls[f.name] = NULL_STRING
+        elif f.type == "category" and f.categories is not None and "" not in f.categories:
+            nulls[f.name] = ""
+    return nulls
 
 
 def _rows_to_keep(

@@ -7,7 +7,8 @@ the arithmetic scikit-learn does, in the input's float type:
   missing-value indicator picks other columns): `where(missing, statistic, x)`, the columns
   whose statistic is NaN dropped, then the indicator's columns; on strings (skl2onnx takes
   only a string missing value, not NaN, the default): the same, "" (the service's null)
-  missing where no client may send "" itself;
+  missing where no client may send "" itself, and a null the estimator was fitted with as
+  None (given as NULL_STRING) passed on or filled as scikit-learn does;
 - PolynomialFeatures (skl2onnx's float64 graph mixes float32 in): each term of degree d as
   scikit-learn's transform makes it, a term of degree d - 1 times the feature it lacks;
 - TransformedTargetRegressor (no converter): the regressor's graph, then the inverse of
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from ..core.vocabulary import NULL_STRING
 from .trees import (
     DOUBLE,
     FLOAT,
@@ -131,13 +133,13 @@ def imputer_shape(operator: Any) -> None:
     operator.outputs[0].type = tensor([n, _imputer_columns(model)])
 
 
-def imputer(scope: Any, operator: Any, container: Any, empty_is_null: frozenset[str]) -> None:
+def imputer(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) -> None:
     """SimpleImputer.transform: missing values (NaN, or the number given) become the column's
     statistic; columns without one are dropped (unless keep_empty_features, which fills 0);
     the indicator (add_indicator) appends 1.0 where a value was missing, for its features.
     Strings: string_imputer."""
     if _strings(operator):
-        string_imputer(scope, operator, container, empty_is_null)
+        string_imputer(scope, operator, container, nulls)
         return
     model = operator.raw_operator
     if not _numeric_imputer(model):
@@ -171,10 +173,11 @@ def imputer(scope: Any, operator: Any, container: Any, empty_is_null: frozenset[
         w.op("Concat", parts, output=output, axis=1)
 
 
-def _string_statistics(model: Any) -> tuple[np.ndarray, list[str]]:
-    """The columns a string imputer keeps, and the string each is filled with: a column whose
-    statistic is missing (NaN: no value seen in fit) is dropped, as transform drops it, unless
-    keep_empty_features keeps it (filled with fill_value, or 0: not a string)."""
+def _string_statistics(model: Any) -> tuple[np.ndarray, list[Any]]:
+    """The columns a string imputer keeps, and what each is filled with (a string where it
+    fills anything, string_imputer checks): a column whose statistic is missing (NaN: no value
+    seen in fit) is dropped, as transform drops it, unless keep_empty_features keeps it
+    (filled with fill_value, or 0)."""
     statistics = np.asarray(model.statistics_, dtype=object)
     kept = np.arange(len(statistics))
     if not getattr(model, "keep_empty_features", False):
@@ -182,39 +185,44 @@ def _string_statistics(model: Any) -> tuple[np.ndarray, list[str]]:
     fills = [statistics[i] for i in kept]
     if not fills:
         raise NotSupported("a string imputer that keeps no column")
-    for value in fills:
-        if not isinstance(value, str):
-            raise NotSupported(f"strings filled with {value!r}")
     indicator = getattr(model, "indicator_", None)
     if indicator is not None and indicator.features_.size:
         raise NotSupported("a missing-value indicator beside strings")
     return kept, fills
 
 
-def string_imputer(
-    scope: Any, operator: Any, container: Any, empty_is_null: frozenset[str]
-) -> None:
+def string_imputer(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) -> None:
     """SimpleImputer.transform on strings: a missing value becomes the column's statistic
     (most_frequent's, or fill_value), columns without one dropped (_string_statistics).
 
-    The service gives a null category as "" (onnx_engine._tensor), and scikit-learn as NaN.
-    So with missing_values NaN (the default) "" is filled here, exact only where "" cannot
-    also be a client's value: on the inputs in `empty_is_null`, whose categories are closed
-    and hold no "" (the schemas refuse it there). Where a client may send "", scikit-learn
-    keeps it and this graph could not tell it from a null: NotSupported. A string given as
-    missing_values is compared as it is; None, no string equals. With either, scikit-learn
-    refuses NaN, so a null never comes, and a client's "" is filled only if it is the
-    missing value, as in scikit-learn.
+    The graph is given a null category as its string in `nulls` (onnx_engine: "", or
+    NULL_STRING where scikit-learn is given None), and scikit-learn as NaN or None. With
+    missing_values NaN (the default), "" is filled, exact only where "" cannot also be a
+    client's value: on inputs whose categories are closed and hold no "" (the schemas refuse
+    it there; `nulls` holds "" for them alone). Where a client may send "", scikit-learn keeps
+    it and this graph could not tell it from a null: NotSupported. A None, scikit-learn does
+    not take for NaN: it passes on, as NULL_STRING does here. With missing_values None,
+    NULL_STRING is filled. A string given as missing_values is compared as it is. Only a
+    null scikit-learn is given as the missing value is filled, and a client's string only if
+    it is that value, as in scikit-learn.
     """
     model = operator.raw_operator
     kept, fills = _string_statistics(model)
     w, x, (output,) = _writer(scope, operator, container)
     missing_value = model.missing_values
-    if _is_nan(missing_value):
-        for name in (s for i in operator.inputs for s in _sources(container, i.full_name)):
-            if name not in empty_is_null:
+    sources = [s for i in operator.inputs for s in _sources(container, i.full_name)]
+    given = {nulls.get(name) for name in sources}  # the strings their nulls are given as
+    if _is_nan(missing_value) and given == {NULL_STRING}:
+        missing_value = None  # scikit-learn is given None there: not NaN, so passed on
+    elif _is_nan(missing_value):
+        for name in sources:
+            if nulls.get(name) != "":
                 raise NotSupported(f'"" may be a value of {name!r}, not only its null')
         missing_value = ""
+    elif missing_value is None and NULL_STRING in given:
+        if given != {NULL_STRING}:
+            raise NotSupported("strings missing as None beside strings missing as NaN")
+        missing_value = NULL_STRING
     elif missing_value is not None and not isinstance(missing_value, str):
         raise NotSupported(f"strings missing as {missing_value!r}")
     if len(kept) < len(model.statistics_):
@@ -222,6 +230,9 @@ def string_imputer(
     if missing_value is None:
         w.op("Identity", [x], output=output)
         return
+    for value in fills:
+        if not isinstance(value, str):
+            raise NotSupported(f"strings filled with {value!r}")
     if container.target_opset < 19:  # Equal compares strings from opset 19
         raise NotSupported(f"strings compared at opset {container.target_opset}")
     missing = w.op("Equal", [x, w.const(np.array(missing_value, dtype=object))], "missing")
@@ -231,6 +242,12 @@ def string_imputer(
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and np.isnan(value)
+
+
+def _null_string(value: Any) -> str | None:
+    """The string the graph holds a null as, for a missing value scikit-learn learnt: "" for
+    NaN, NULL_STRING for None (onnx_engine); None for anything else."""
+    return "" if _is_nan(value) else NULL_STRING if value is None else None
 
 
 def _sources(container: Any, name: str) -> list[str]:
@@ -1479,23 +1496,22 @@ def one_hot_shape(operator: Any) -> None:
     operator.outputs[0].type = _one_hot_type(model)([n, len(model.get_feature_names_out())])
 
 
-def one_hot(
-    scope: Any, operator: Any, container: Any, empty_is_null: frozenset[str] = frozenset()
-) -> None:
+def one_hot(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) -> None:
     """OneHotEncoder.transform (skl2onnx's casts floats to integers, 2.5 to 2, and refuses
     infrequent categories): each value compared with its feature's categories (equal, or NaN
     for a NaN category), the categories grouped as scikit-learn groups the infrequent ones
     into one column, a value no category holds counted there where handle_unknown is
     "infrequent_if_exist" or "warn" (else nowhere: zeros), and the dropped column left out.
 
-    Strings with a NaN category (a column fitted with missing values, not imputed): the
-    service gives the null as "" and scikit-learn as NaN, so "" stands for that category,
-    exact only on the inputs in `empty_is_null` (as for string_imputer)."""
+    Strings with a missing category (a column fitted with missing values, not imputed): the
+    graph is given the null as its string in `nulls` and scikit-learn as NaN (then "" stands
+    for that category, on inputs where no client may send "", as for string_imputer) or None
+    (then NULL_STRING stands for it)."""
     from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
     model = operator.raw_operator
     w = Writer(scope, container)
-    columns = []  # each feature's [N, 1] tensor, its kind, and whether "" is only a null
+    columns = []  # each feature's [N, 1] tensor, its kind, and the string of its null alone
     for given in operator.inputs:
         kind = given.type
         if not isinstance(kind, (DoubleTensorType, Int64TensorType, StringTensorType)):
@@ -1503,7 +1519,8 @@ def one_hot(
         width = given.type.shape[1]
         if not isinstance(width, int):
             raise NotSupported("OneHotEncoder of inputs whose width is unknown")
-        null = set(_sources(container, given.full_name)) <= empty_is_null
+        strings = {nulls.get(name) for name in _sources(container, given.full_name)}
+        null = strings.pop() if len(strings) == 1 else None
         for i in range(width):
             column = given.full_name
             if width > 1:
@@ -1520,9 +1537,10 @@ def one_hot(
             if not all(isinstance(c, str) for c in values[:-1]):
                 raise NotSupported("OneHotEncoder of strings with a missing category")
             if not isinstance(values[-1], str):  # a missing category: scikit-learn's last
-                if not (null and _is_nan(values[-1])) or "" in values[:-1]:
+                learnt = _null_string(values[-1])
+                if learnt is None or learnt != null or learnt in values[:-1]:
                     raise NotSupported("OneHotEncoder of strings with a missing category")
-                values = np.array([*values[:-1], ""])
+                values = np.array([*values[:-1], null])
             values = values.astype(object)
         elif isinstance(kind, DoubleTensorType):
             values = values.astype(np.float64)
@@ -1615,10 +1633,12 @@ def _hard_vote(scope: Any, operator: Any, container: Any) -> None:
 
 
 @contextmanager
-def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[None]:
+def float64_converters(nulls: dict[str, str] | None = None) -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
-    back after. `empty_is_null`: the string inputs on which "" can only stand for a null
-    (string_imputer, one_hot)."""
+    back after. `nulls`: the string inputs whose null the graph is given as a string that
+    only a null can be ("", or NULL_STRING), and that string (string_imputer, one_hot)."""
+    nulls = nulls or {}
+
     from skl2onnx import update_registered_converter
     from skl2onnx.shape_calculators.k_means import calculate_sklearn_kmeans_output_shapes
     from skl2onnx.shape_calculators.linear_classifier import (
@@ -1654,10 +1674,10 @@ def float64_converters(empty_is_null: frozenset[str] = frozenset()) -> Iterator[
 
     # skl2onnx checks a converter's parameter names: a closure, not a lambda
     def imputer_converter(scope: Any, operator: Any, container: Any) -> None:
-        imputer(scope, operator, container, empty_is_null)
+        imputer(scope, operator, container, nulls)
 
     def one_hot_converter(scope: Any, operator: Any, container: Any) -> None:
-        one_hot(scope, operator, container, empty_is_null)
+        one_hot(scope, operator, container, nulls)
 
     table: dict[type, tuple[Callable[..., None], Callable[..., None]]] = {
         SimpleImputer: (imputer_converter, imputer_shape),

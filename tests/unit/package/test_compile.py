@@ -14,7 +14,7 @@ import pytest
 from onnx import numpy_helper
 
 from webapp.core.model import load_model
-from webapp.core.vocabulary import ArtifactError
+from webapp.core.vocabulary import NULL_STRING, ArtifactError
 from webapp.package import command
 from webapp.package import compile as compiling
 from webapp.package import describe as package
@@ -85,8 +85,9 @@ def test_verification_rows_reach_every_bound_null_and_category() -> None:
     assert {0.0, 10.0, None} <= set(n) and min(v for v in n if v is not None) >= 0.0
     assert {-5, 5} <= set(i) and all(type(v) is int for v in i)
     assert set(c) == {"a", "b"}
-    # an unseen string and "" too, any being allowed, and the known one written otherwise
-    assert set(other) == {"x", compiling.UNSEEN, "", "X", "xé"}
+    # an unseen string, "" and a null's own string too, any being allowed, and the known one
+    # written otherwise
+    assert set(other) == {"x", compiling.UNSEEN, "", NULL_STRING, "X", "xé"}
 
 
 def test_a_table_row_with_a_null_the_estimator_cannot_take_is_not_verified(

@@ -50,6 +50,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from webapp.core.model import load_model
 from webapp.core.verification import PROBABILITY_FLOOR
+from webapp.core.vocabulary import NULL_STRING, ArtifactError
 from webapp.package import command, converters, distances
 from webapp.package import compile as compiling
 from webapp.package import describe as package
@@ -230,12 +231,44 @@ def test_a_string_imputer_where_a_client_may_send_an_empty_string_is_left_to_sci
     assert empty_proba != null_proba
 
 
-def imputed_by_graph(imputer: SimpleImputer, rows: np.ndarray, empty_is_null: bool) -> Any:
-    """What the imputer's graph alone gives for rows of strings ("" for a missing value)."""
+def test_strings_fitted_with_none_are_compiled(tmp_path: Path) -> None:
+    """A column whose missing values were None when fitted (a table from a database, say): the
+    imputer of NaN passed None on, and the encoder learnt it apart from "". The graph is given
+    a null as NULL_STRING, and a client's "" or NULL_STRING as any other string."""
+    table, y = strings(23)
+    for name in ("colour", "size"):
+        table[name] = pd.Series([None if pd.isna(v) else v for v in table[name]], dtype=object)
+    encoder = OneHotEncoder(handle_unknown="ignore")
+    model = imputed_strings(SimpleImputer(strategy="most_frequent"), encoder).fit(table, y)
+    assert any(c[-1] is None for c in model[0].named_transformers_["strings"][-1].categories_)
+    compiled, served = packaged(model, table, tmp_path)
+    assert served.engine.name == "onnx", compiled
+    rows = as_json(strings(24)[0])
+    for text in ("", NULL_STRING, "red", None):
+        rows += [{"x": 0.5, "colour": text, "size": size} for size in ("", NULL_STRING, None)]
+    frame = pd.DataFrame({k: pd.Series([r[k] for r in rows], dtype=object) for k in rows[0]})
+    frame["x"] = frame["x"].astype(float)
+    assert sum(v is None for v in frame["colour"]) > 20  # as a client's null reaches the model
+    columns = served.columns(rows)
+    assert served.predict(columns) == model.predict(frame).tolist()
+    gap = np.abs(served.engine.predict_proba(columns) - model.predict_proba(frame))
+    assert gap.max() <= PROBABILITY_FLOOR
+    # codes that hold no string for such a null are refused, not taken for ""'s
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    assert compiled["inputs"] == "matrix" and NULL_STRING in compiled["codes"]["colour"]
+    manifest["compiled"]["codes"]["colour"].remove(NULL_STRING)
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="codes for 'colour' are not a table"):
+        load_model(tmp_path / "model.pkl", engine="onnx")
+
+
+def imputed_by_graph(imputer: SimpleImputer, rows: np.ndarray, null: str | None = "") -> Any:
+    """What the imputer's graph alone gives for rows of strings, `null` the string that only a
+    null is (None: none, a client may send any string)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
 
-    with converters.float64_converters(frozenset({"input"} if empty_is_null else ())):
+    with converters.float64_converters({} if null is None else {"input": null}):
         graph = convert_sklearn(
             imputer, "model", initial_types=[("input", StringTensorType([None, rows.shape[1]]))]
         )
@@ -281,7 +314,7 @@ def test_string_imputers_fill_as_scikit_learn(imputer: SimpleImputer) -> None:
     expected = imputer.transform(rows)
     given = np.where(pd.isna(rows), "", rows)
     assert given.shape == rows.shape
-    assert (imputed_by_graph(imputer, given, empty_is_null=True) == expected).all()
+    assert (imputed_by_graph(imputer, given) == expected).all()
 
 
 @pytest.mark.parametrize(
@@ -298,13 +331,36 @@ def test_string_imputers_scikit_learn_alone_serves(imputer: SimpleImputer, why: 
     """Strings filled with a number (beside strings), or a missing-value indicator's flags."""
     imputer.fit(FITTED)
     with pytest.raises(NotSupported, match=why):
-        imputed_by_graph(imputer, np.array([["a", "", "x"]], dtype=object), empty_is_null=True)
+        imputed_by_graph(imputer, np.array([["a", "", "x"]], dtype=object))
 
 
 def test_an_empty_string_a_client_may_send_is_not_taken_for_a_null() -> None:
     imputer = SimpleImputer(strategy="most_frequent").fit(FITTED[:, [0, 2]])
     with pytest.raises(NotSupported, match="\"\" may be a value of 'input'"):
-        imputed_by_graph(imputer, np.array([["a", ""]], dtype=object), empty_is_null=False)
+        imputed_by_graph(imputer, np.array([["a", ""]], dtype=object), null=None)
+
+
+@pytest.mark.parametrize(
+    "imputer",
+    [
+        SimpleImputer(strategy="most_frequent"),
+        SimpleImputer(strategy="most_frequent", missing_values=None),
+        SimpleImputer(strategy="constant", missing_values=None),
+    ],
+    ids=["nan-passes-none-on", "none-most-frequent", "none-constant"],
+)
+def test_a_none_is_passed_on_or_filled_as_scikit_learn_does(imputer: SimpleImputer) -> None:
+    """A column fitted with None for its missing values (pandas 2 keeps them in an object
+    column): an imputer of NaN passes None on, an imputer of None fills it. The graph is given
+    NULL_STRING for it, and "" is a client's string like any other."""
+    fitted = np.array([["a", None], ["b", None], ["a", "x"], [None, "x"]], dtype=object)
+    imputer.fit(fitted)
+    values = np.array(["a", "b", "x", "", "other", None], dtype=object)
+    rows = np.stack(np.meshgrid(values, values), axis=-1).reshape(-1, 2)
+    expected = imputer.transform(rows)
+    expected[pd.isna(expected)] = NULL_STRING  # None passed on, where the graph passes its own
+    given = np.where(pd.isna(rows), NULL_STRING, rows)
+    assert (imputed_by_graph(imputer, given, null=NULL_STRING) == expected).all()
 
 
 BINNINGS = list(itertools.product(("onehot", "onehot-dense", "ordinal"), ("uniform", "quantile")))
@@ -1063,13 +1119,14 @@ def test_a_function_it_does_not_know_is_left_to_scikit_learn(tmp_path: Path) -> 
 
 
 def test_verification_writes_free_text_otherwise() -> None:
-    """Text any string may be: upper-cased, with a letter beyond ASCII ending its words, and
-    empty."""
+    """Text any string may be: upper-cased, with a letter beyond ASCII ending its words, empty,
+    and the string a null of another feature is given to the graph as."""
     feature = package.Feature.from_manifest(
         {"name": "review", "type": "category", "train_categories": ["good movie"]}
     )
     (column,) = compiling.verification_columns([feature], None, count=2000)
-    assert {"good movie", "GOOD MOVIE", "goodé movieé", compiling.UNSEEN, ""} == set(column)
+    written = {"good movie", "GOOD MOVIE", "goodé movieé", compiling.UNSEEN, "", NULL_STRING}
+    assert written == set(column)
 
 
 def test_a_text_vectorizer_loads_on_a_host_without_en_us_and_falls_back_for_what_it_splits(
