@@ -1701,10 +1701,13 @@ def float64_converters(nulls: dict[str, str] | None = None) -> Iterator[None]:
     classifiers[SVC] = classifiers[NuSVC] = (svc_classifier, svc_shape)
     classifiers[KNeighborsClassifier] = (knn_by_distance, calculate_linear_classifier_output_shapes)
     classifiers[OneVsRestClassifier] = (one_vs_rest, calculate_linear_classifier_output_shapes)
+    from skl2onnx.common import tree_ensemble
     from skl2onnx.operator_converters import calibrated_classifier_cv as calibration
 
     skl2onnx_isotonic = calibration._transform_isotonic  # private: the package's pin's
     calibration._transform_isotonic = isotonic_calibration
+    skl2onnx_switch_point = tree_ensemble.find_switch_point  # as private
+    tree_ensemble.find_switch_point = _finite_switch_point(skl2onnx_switch_point)
     try:
         with registrations_restored([*table, *classifiers, OneHotEncoder]):
             for cls, (convert, shape) in table.items():
@@ -1742,3 +1745,17 @@ def float64_converters(nulls: dict[str, str] | None = None) -> Iterator[None]:
             yield
     finally:
         calibration._transform_isotonic = skl2onnx_isotonic
+        tree_ensemble.find_switch_point = skl2onnx_switch_point
+
+
+def _finite_switch_point(find: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """skl2onnx's search for a float64 tree threshold's float32 neighbours, refusing what it
+    never finishes: a threshold of infinity, which scikit-learn's trees fitted with missing
+    values hold (its neighbours are then NaN, which it halves forever)."""
+
+    def finite(low: Any, high: Any) -> Any:
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise NotSupported("a tree threshold of infinity, which skl2onnx cannot convert")
+        return find(low, high)
+
+    return finite

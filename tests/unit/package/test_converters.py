@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -1127,6 +1128,38 @@ def test_verification_writes_free_text_otherwise() -> None:
     (column,) = compiling.verification_columns([feature], None, count=2000)
     written = {"good movie", "GOOD MOVIE", "goodé movieé", compiling.UNSEEN, "", NULL_STRING}
     assert written == set(column)
+
+
+def test_skl2onnx_s_float64_trees_refuse_a_threshold_of_infinity_instead_of_never_finishing() -> (
+    None
+):
+    """scikit-learn's trees fitted with missing values split NaN apart at a threshold of
+    infinity, whose float32 neighbours skl2onnx's float64 trees search for forever: compile.py
+    tries those forms where the exact trees fail (a step before them has no exact graph)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(300, 2))
+    X[rng.random(300) < 0.2, 1] = np.nan
+    forest = RandomForestClassifier(5, random_state=0).fit(X, np.isnan(X[:, 1]) ^ (X[:, 0] > 0))
+    assert any(np.isinf(tree.tree_.threshold).any() for tree in forest.estimators_)
+    outcome: list[BaseException] = []
+
+    def convert() -> None:
+        try:
+            with warnings.catch_warnings(), converters.float64_converters():
+                warnings.simplefilter("ignore")  # as compile.py: numpy's, on NaN
+                convert_sklearn(forest, initial_types=[("input", DoubleTensorType([None, 2]))])
+        except BaseException as exc:  # noqa: BLE001 (what the test is about, whatever it is)
+            outcome.append(exc)
+
+    converting = threading.Thread(target=convert, daemon=True)  # left spinning if it hangs
+    converting.start()
+    converting.join(120)
+    assert not converting.is_alive(), "skl2onnx still converting after 120 s"
+    assert len(outcome) == 1 and isinstance(outcome[0], NotSupported), outcome
+    assert "threshold of infinity" in str(outcome[0])
 
 
 def test_a_text_vectorizer_loads_on_a_host_without_en_us_and_falls_back_for_what_it_splits(
