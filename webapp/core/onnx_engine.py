@@ -139,7 +139,7 @@ class OnnxEngine:
         if not self.coders:
             return number_rows(rows)
         columns = list(rows)
-        for index, codes, other in self.coders:  # a null's code is ""'s, or NULL_STRING's
+        for index, codes, other in self.coders:  # a null's code: NULL_STRING's, or ""'s
             get = codes.get
             columns[index] = [get(v, other) for v in columns[index]]
         return number_rows(columns)
@@ -358,9 +358,10 @@ Coder = tuple[int, dict[Any, int], int]
 
 
 def _coders(codes: Any, features: Sequence[Feature]) -> list[Coder]:
-    """The manifest's "codes" as lookups (a null is coded as "", or as NULL_STRING where the
-    estimator takes None for it); ArtifactError if they are not a table of distinct strings,
-    "" (and that null's string) among them, for each string feature and no other."""
+    """The manifest's "codes" as lookups (a null coded as NULL_STRING where the table holds
+    it, else as ""); ArtifactError if they are not a table of distinct strings, "" among them
+    (and NULL_STRING, where the estimator takes a null as None), for each string feature and
+    no other."""
     strings = [i for i, f in enumerate(features) if not f.numeric]
     if codes is None and not strings:
         return []
@@ -370,17 +371,17 @@ def _coders(codes: Any, features: Sequence[Feature]) -> list[Coder]:
     coders = []
     for index, name in zip(strings, names, strict=True):
         table = codes[name]
-        null = NULL_STRING if features[index].null_as == "None" else ""
         if (
             not isinstance(table, list)
             or not 2 <= len(table) <= MAX_CODES
             or not all(type(s) is str for s in table)
             or len(set(table)) != len(table)
-            or not {"", null} <= set(table[:-1])
+            or "" not in table[:-1]
+            or (features[index].null_as == "None" and NULL_STRING not in table[:-1])
         ):
             raise ArtifactError(f"the compiled model's codes for {name!r} are not a table")
         lookup: dict[Any, int] = {s: i for i, s in enumerate(table[:-1])}
-        lookup[None] = lookup.pop(null) if null else lookup[""]
+        lookup[None] = lookup.pop(NULL_STRING) if NULL_STRING in lookup else lookup[""]
         coders.append((index, lookup, len(table) - 1))
     return coders
 

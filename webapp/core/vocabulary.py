@@ -28,10 +28,11 @@ NULL_AS = ("NaN", "None")
 # The largest integer a float64 holds exactly, and an int64 with room: an integer feature's
 # values stay within it whatever its range says, in a request and in packaging's probes.
 LARGEST_INTEGER = 2**53
-# What the compiled graph is given for a null of a feature the estimator takes None for
-# (null_as "None"): a string of its own, as the estimator learnt None apart from "" (a null of
-# any other feature is ""). Its code is a null's alone (onnx_engine): a client that sends this
-# very string gets the code of any string the graph does not know.
+# What a compiled graph whose strings come as codes (compiled "codes") is given for a null
+# category, where its table holds it: a string of its own, told apart from "" (a client's
+# value, or a None the estimator learnt apart from it). Its code is a null's alone
+# (onnx_engine): a client that sends this very string gets the code of any string the graph
+# does not know. Graphs packaged before it was, and those taking strings, are given "".
 NULL_STRING = "\x00null"
 
 Rows = Any  # a float matrix (numbers only) or one sequence of values per feature (columns)

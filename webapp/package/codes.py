@@ -7,10 +7,10 @@ either (onnx_engine.OneRow). So a graph taking one [N, 1] input per feature gets
 [N, features] input, split into its columns, and each string feature's column, a code, looked
 up in that feature's table of strings (Gather), which gives the graph the very string again.
 
-The engine turns a string into its index in the table, and a null into the index of "" (what
-the graph took for a null before), or of NULL_STRING for a feature the estimator takes None
-for. A string outside the table gets the last index, a string kept for that: exact only where
-the graph treats every such string alike. That holds
+The engine turns a string into its index in the table, and a null into the index of
+NULL_STRING where the table holds it (the graph was written to be given a null as that, told
+apart from a client's ""), else of "". A string outside the table gets the last index, a
+string kept for that: exact only where the graph treats every such string alike. That holds
 
 - for a feature whose strings the schemas close (its categories): no other string arrives;
 - for a feature whose every string only passes through shape operations (Reshape, Concat,
@@ -31,7 +31,7 @@ engine looks up again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..core.onnx_engine import MAX_CODES
-from ..core.vocabulary import NULL_STRING, Feature
+from ..core.vocabulary import Feature
 
 # Operations that only move, pick or join a string tensor's values.
 PASSING = frozenset(
@@ -58,12 +58,17 @@ SPLIT_AS_INPUT = 13  # the opset from which Split takes its sizes as an input
 
 
 def strings_as_codes(
-    graph: onnx.ModelProto, features: Sequence[Feature], number: int
+    graph: onnx.ModelProto,
+    features: Sequence[Feature],
+    number: int,
+    nulls: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Give `graph` (one input per feature, numbers of the element type `number`) one matrix
     input "input" of that type, in place; each string feature's table, its last entry the
-    stand-in for any string not listed. ValueError where a string feature cannot be coded
-    exactly (the graph is then left unchanged)."""
+    stand-in for any string not listed. `nulls`: the string each feature's null was to be
+    given to the graph as, where it is not "" (core.vocabulary.NULL_STRING). ValueError
+    where a string feature cannot be coded exactly (the graph is then left unchanged)."""
+    nulls = nulls or {}
     main = graph.graph
     if [i.name for i in main.input] != [f.name for f in features]:
         raise ValueError("the graph's inputs are not the features")
@@ -81,7 +86,7 @@ def strings_as_codes(
             listed = strings
         else:
             listed = set(f.categories)
-        known = sorted(listed | {"", NULL_STRING if f.null_as == "None" else ""})
+        known = sorted(listed | {"", nulls.get(f.name, "")})
         stand_in = STAND_IN
         while stand_in in listed:
             stand_in += "\x00"

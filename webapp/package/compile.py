@@ -368,9 +368,10 @@ def _convert(
     # Probabilities as one tensor, not a list of maps; labels and probabilities in classes order.
     options = {"zipmap": False} if classifier else None
     exact = entry.get("trees") == "exact"
+    nulls = _null_strings(features, coded)
     with (
         warnings.catch_warnings(),
-        converters.float64_converters(_null_strings(features)),
+        converters.float64_converters(nulls),
         trees.exact_converters() if exact else contextlib.nullcontext(),
     ):
         warnings.simplefilter("ignore")
@@ -391,21 +392,26 @@ def _convert(
             node.attribute.extend([*kept, helper.make_attribute("locale", TEXT_LOCALE)])
     if coded:
         element = TensorProto.DOUBLE if entry["dtype"] == "float64" else TensorProto.FLOAT
-        entry["codes"] = codes.strings_as_codes(graph, features, element)
+        given = {name: string for name, (string, _) in nulls.items()}
+        entry["codes"] = codes.strings_as_codes(graph, features, element, given)
     return graph
 
 
-def _null_strings(features: Sequence[Feature]) -> dict[str, str]:
+def _null_strings(features: Sequence[Feature], coded: bool) -> dict[str, tuple[str, str]]:
     """The string features whose null the graph is given as a string no client can send in
-    its place, and that string: NULL_STRING where scikit-learn is given None (onnx_engine
-    codes it apart from the client's strings), "" where the schemas close the categories
-    without it."""
+    its place: that string, and what scikit-learn is given (null_as: "NaN" or "None").
+
+    As codes (a matrix), a null is NULL_STRING, which onnx_engine codes apart from every
+    string a client sends. As strings (columns), it is "", only a null's where the schemas
+    close the categories without it; a None none can stand for (onnx_engine refuses it)."""
     nulls = {}
     for f in features:
-        if f.null_as == "None":
-            nulls[f.name] = NULL_STRING
-        elif f.type == "category" and f.categories is not None and "" not in f.categories:
-            nulls[f.name] = ""
+        if f.type != "category":
+            continue
+        if coded and f.nullable:
+            nulls[f.name] = (NULL_STRING, f.null_as)
+        elif f.null_as == "NaN" and f.categories is not None and "" not in f.categories:
+            nulls[f.name] = ("", "NaN")
     return nulls
 
 

@@ -6,9 +6,9 @@ the arithmetic scikit-learn does, in the input's float type:
 - SimpleImputer on numbers (onnxruntime's Imputer has no float64 kernel, and skl2onnx's
   missing-value indicator picks other columns): `where(missing, statistic, x)`, the columns
   whose statistic is NaN dropped, then the indicator's columns; on strings (skl2onnx takes
-  only a string missing value, not NaN, the default): the same, "" (the service's null)
-  missing where no client may send "" itself, and a null the estimator was fitted with as
-  None (given as NULL_STRING) passed on or filled as scikit-learn does;
+  only a string missing value, not NaN, the default): the same, the string the graph is
+  given a null as (NULL_STRING, or "" where no client may send it) filled, or passed on
+  where the estimator was fitted with None for it, as scikit-learn does;
 - PolynomialFeatures (skl2onnx's float64 graph mixes float32 in): each term of degree d as
   scikit-learn's transform makes it, a term of degree d - 1 times the feature it lacks;
 - TransformedTargetRegressor (no converter): the regressor's graph, then the inverse of
@@ -53,7 +53,6 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from ..core.vocabulary import NULL_STRING
 from .trees import (
     DOUBLE,
     FLOAT,
@@ -133,7 +132,7 @@ def imputer_shape(operator: Any) -> None:
     operator.outputs[0].type = tensor([n, _imputer_columns(model)])
 
 
-def imputer(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) -> None:
+def imputer(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
     """SimpleImputer.transform: missing values (NaN, or the number given) become the column's
     statistic; columns without one are dropped (unless keep_empty_features, which fills 0);
     the indicator (add_indicator) appends 1.0 where a value was missing, for its features.
@@ -191,39 +190,36 @@ def _string_statistics(model: Any) -> tuple[np.ndarray, list[Any]]:
     return kept, fills
 
 
-def string_imputer(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) -> None:
+def string_imputer(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
     """SimpleImputer.transform on strings: a missing value becomes the column's statistic
     (most_frequent's, or fill_value), columns without one dropped (_string_statistics).
 
-    The graph is given a null category as its string in `nulls` (onnx_engine: "", or
-    NULL_STRING where scikit-learn is given None), and scikit-learn as NaN or None. With
-    missing_values NaN (the default), "" is filled, exact only where "" cannot also be a
-    client's value: on inputs whose categories are closed and hold no "" (the schemas refuse
-    it there; `nulls` holds "" for them alone). Where a client may send "", scikit-learn keeps
-    it and this graph could not tell it from a null: NotSupported. A None, scikit-learn does
-    not take for NaN: it passes on, as NULL_STRING does here. With missing_values None,
-    NULL_STRING is filled. A string given as missing_values is compared as it is. Only a
-    null scikit-learn is given as the missing value is filled, and a client's string only if
-    it is that value, as in scikit-learn.
+    The graph is given a null category as its string in `nulls` (NULL_STRING, or "" where no
+    client may send it), and scikit-learn as NaN, or None where it was fitted so. With
+    missing_values NaN (the default), that string is filled where scikit-learn is given NaN,
+    and passed on where it is given None, which is not NaN to it. Where no string is a null's
+    alone (strings, not codes, and "" a client's value), this graph could not tell a null
+    from a client's value: NotSupported. With missing_values None, a null given as None is
+    filled. A string given as missing_values is compared as it is. So a null is filled only
+    where scikit-learn is given the missing value for it, and a client's string only if it is
+    that value, as in scikit-learn.
     """
     model = operator.raw_operator
     kept, fills = _string_statistics(model)
     w, x, (output,) = _writer(scope, operator, container)
     missing_value = model.missing_values
-    sources = [s for i in operator.inputs for s in _sources(container, i.full_name)]
-    given = {nulls.get(name) for name in sources}  # the strings their nulls are given as
-    if _is_nan(missing_value) and given == {NULL_STRING}:
-        missing_value = None  # scikit-learn is given None there: not NaN, so passed on
-    elif _is_nan(missing_value):
-        for name in sources:
-            if nulls.get(name) != "":
-                raise NotSupported(f'"" may be a value of {name!r}, not only its null')
-        missing_value = ""
-    elif missing_value is None and NULL_STRING in given:
-        if given != {NULL_STRING}:
+    if _is_nan(missing_value) or missing_value is None:
+        sources = [s for i in operator.inputs for s in _sources(container, i.full_name)]
+        null = _one_null(nulls, sources)  # (its string, what scikit-learn is given), or None
+        wanted = "NaN" if _is_nan(missing_value) else "None"
+        if null is not None:  # filled where scikit-learn is given the missing value for it
+            missing_value = null[0] if null[1] == wanted else None  # None: passed on
+        elif wanted == "NaN":
+            name = next((s for s in sources if s not in nulls), sources[0])
+            raise NotSupported(f'"" may be a value of {name!r}, not only its null')
+        elif any(nulls.get(s, ("", "NaN"))[1] == "None" for s in sources):
             raise NotSupported("strings missing as None beside strings missing as NaN")
-        missing_value = NULL_STRING
-    elif missing_value is not None and not isinstance(missing_value, str):
+    elif not isinstance(missing_value, str):
         raise NotSupported(f"strings missing as {missing_value!r}")
     if len(kept) < len(model.statistics_):
         x = w.op("Gather", [x, w.const(kept.astype(np.int64))], "kept", axis=1)
@@ -244,10 +240,16 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and np.isnan(value)
 
 
-def _null_string(value: Any) -> str | None:
-    """The string the graph holds a null as, for a missing value scikit-learn learnt: "" for
-    NaN, NULL_STRING for None (onnx_engine); None for anything else."""
-    return "" if _is_nan(value) else NULL_STRING if value is None else None
+# The string inputs whose null the graph is given as a string only a null is, that string,
+# and what scikit-learn is given for it: "NaN" or "None" (compile._null_strings).
+Nulls = dict[str, tuple[str, str]]
+
+
+def _one_null(nulls: Nulls, sources: list[str]) -> tuple[str, str] | None:
+    """The null string of inputs, and what scikit-learn is given for it, if they all share
+    one; else None."""
+    found = {nulls.get(name) for name in sources}
+    return found.pop() if len(found) == 1 and None not in found else None
 
 
 def _sources(container: Any, name: str) -> list[str]:
@@ -1496,17 +1498,16 @@ def one_hot_shape(operator: Any) -> None:
     operator.outputs[0].type = _one_hot_type(model)([n, len(model.get_feature_names_out())])
 
 
-def one_hot(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) -> None:
+def one_hot(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
     """OneHotEncoder.transform (skl2onnx's casts floats to integers, 2.5 to 2, and refuses
     infrequent categories): each value compared with its feature's categories (equal, or NaN
     for a NaN category), the categories grouped as scikit-learn groups the infrequent ones
     into one column, a value no category holds counted there where handle_unknown is
     "infrequent_if_exist" or "warn" (else nowhere: zeros), and the dropped column left out.
 
-    Strings with a missing category (a column fitted with missing values, not imputed): the
-    graph is given the null as its string in `nulls` and scikit-learn as NaN (then "" stands
-    for that category, on inputs where no client may send "", as for string_imputer) or None
-    (then NULL_STRING stands for it)."""
+    Strings with a missing category (a column fitted with missing values, not imputed, NaN
+    or None): the string the graph is given a null as stands for it, where `nulls` has one,
+    and scikit-learn is given the null as that category (as for string_imputer)."""
     from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
     model = operator.raw_operator
@@ -1519,8 +1520,7 @@ def one_hot(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) ->
         width = given.type.shape[1]
         if not isinstance(width, int):
             raise NotSupported("OneHotEncoder of inputs whose width is unknown")
-        strings = {nulls.get(name) for name in _sources(container, given.full_name)}
-        null = strings.pop() if len(strings) == 1 else None
+        null = _one_null(nulls, _sources(container, given.full_name))
         for i in range(width):
             column = given.full_name
             if width > 1:
@@ -1537,10 +1537,10 @@ def one_hot(scope: Any, operator: Any, container: Any, nulls: dict[str, str]) ->
             if not all(isinstance(c, str) for c in values[:-1]):
                 raise NotSupported("OneHotEncoder of strings with a missing category")
             if not isinstance(values[-1], str):  # a missing category: scikit-learn's last
-                learnt = _null_string(values[-1])
-                if learnt is None or learnt != null or learnt in values[:-1]:
+                learnt = "NaN" if _is_nan(values[-1]) else "None" if values[-1] is None else "?"
+                if null is None or null[1] != learnt or null[0] in values[:-1]:
                     raise NotSupported("OneHotEncoder of strings with a missing category")
-                values = np.array([*values[:-1], null])
+                values = np.array([*values[:-1], null[0]])
             values = values.astype(object)
         elif isinstance(kind, DoubleTensorType):
             values = values.astype(np.float64)
@@ -1633,10 +1633,10 @@ def _hard_vote(scope: Any, operator: Any, container: Any) -> None:
 
 
 @contextmanager
-def float64_converters(nulls: dict[str, str] | None = None) -> Iterator[None]:
+def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
-    back after. `nulls`: the string inputs whose null the graph is given as a string that
-    only a null can be ("", or NULL_STRING), and that string (string_imputer, one_hot)."""
+    back after. `nulls`: the string inputs whose null the graph is given as a string only a
+    null can be, that string, and what scikit-learn is given (string_imputer, one_hot)."""
     nulls = nulls or {}
 
     from skl2onnx import update_registered_converter

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from webapp.core.onnx_engine import OnnxEngine
-from webapp.core.vocabulary import ArtifactError, Feature
+from webapp.core.vocabulary import NULL_STRING, ArtifactError, Feature
 from webapp.package import codes, compile
 
 pytestmark = pytest.mark.unit
@@ -134,6 +134,62 @@ def test_the_answers_tell_the_strings_apart() -> None:
     """The graph's answers differ between its strings: the comparison above could fail."""
     answers = PLAIN.predict([WORDS, [0.0] * len(WORDS)])
     assert len(set(answers)) >= 6 and CODED.one_row is not None
+
+
+def null_as_its_own_string() -> onnx.ModelProto:
+    """membership_graph as written to be given a null as NULL_STRING (compile.py's codes):
+    its imputer fills that, and "" is a string like any other."""
+    graph = membership_graph()
+    (empty,) = (c for c in graph.graph.initializer if c.name == "empty")
+    empty.CopyFrom(strings([NULL_STRING], [1, 1], "empty"))
+    return graph
+
+
+NULL_GIVEN = null_as_its_own_string()
+CODED_NULL = engine(
+    NULL_GIVEN,
+    {
+        "inputs": "matrix",
+        "dtype": "float64",
+        "codes": codes.strings_as_codes(
+            NULL_GIVEN, OPEN, TensorProto.DOUBLE, {"colour": NULL_STRING}
+        ),
+    },
+    OPEN,
+)
+PLAIN_NULL = engine(null_as_its_own_string(), {"inputs": "columns", "dtype": "float64"}, OPEN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.sampled_from([*WORDS, NULL_STRING]), st.text(max_size=8)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_null_is_coded_apart_from_every_string_a_client_sends(words: list[str | None]) -> None:
+    """Where the graph was written to be given a null as NULL_STRING: a null answers as that
+    string given to the graph, and a client's NULL_STRING, or "", as a string the graph does
+    not hold, or as "" itself: never as a null."""
+    sizes = [float(i) / 8 for i in range(len(words))]
+    given = ["\x01 unheld" if w == NULL_STRING else NULL_STRING if w is None else w for w in words]
+    assert CODED_NULL.predict([words, sizes]) == PLAIN_NULL.predict([given, sizes])
+    assert PLAIN_NULL.predict([[NULL_STRING], [0.0]]) != PLAIN_NULL.predict([[""], [0.0]])
+
+
+def test_a_closed_feature_s_null_is_coded_apart_too() -> None:
+    """Its table lists its categories alone, and the string a null is given as."""
+    closed = [
+        Feature("colour", type="category", nullable=True, categories=("red", "grey")),
+        OPEN[1],
+    ]
+    graph = null_as_its_own_string()
+    tables = codes.strings_as_codes(graph, closed, TensorProto.DOUBLE, {"colour": NULL_STRING})
+    coded = engine(graph, {"inputs": "matrix", "dtype": "float64", "codes": tables}, closed)
+    plain = engine(null_as_its_own_string(), {"inputs": "columns", "dtype": "float64"}, closed)
+    words, sizes = ["red", "grey", None], [0.5] * 3
+    assert coded.predict([words, sizes]) == plain.predict([["red", "grey", NULL_STRING], sizes])
 
 
 def test_a_closed_feature_is_coded_whatever_reads_its_strings() -> None:

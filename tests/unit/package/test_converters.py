@@ -216,20 +216,24 @@ def test_imputed_strings(imputer: SimpleImputer, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "empty, encoder", [(False, OneHotEncoder(handle_unknown="ignore")), (True, OneHotEncoder())]
 )
-def test_a_string_imputer_where_a_client_may_send_an_empty_string_is_left_to_scikit_learn(
+def test_an_empty_string_a_client_sends_is_not_taken_for_a_null(
     empty: bool, encoder: OneHotEncoder, tmp_path: Path
 ) -> None:
     """Where any string is taken (an encoder that ignores unknown values), or "" was a value
-    in the training table, "" is a client's value, which scikit-learn keeps, as well as the
-    compiled engine's null, which it fills: no graph can tell them apart."""
+    in the training table, "" is a client's value, which scikit-learn keeps, and a null is
+    NaN, which it fills: the graph is given the null as NULL_STRING, coded apart from "", and
+    fills that alone."""
     table, y = strings(22, empty=empty)
     model = imputed_strings(SimpleImputer(strategy="most_frequent"), encoder).fit(table, y)
     compiled, served = packaged(model, table, tmp_path)
-    assert "\"\" may be a value of 'colour'" in compiled["error"], compiled
-    assert served.engine.name == "sklearn"
+    assert (compiled["inputs"], served.engine.name) == ("matrix", "onnx"), compiled
     row = {"x": 0.5, "colour": "", "size": "m"}
-    empty_proba, null_proba = served.predict_proba(served.columns([row, {**row, "colour": None}]))
-    assert empty_proba != null_proba
+    rows = [row, {**row, "colour": None}, {**row, "colour": NULL_STRING}][: 2 if empty else 3]
+    frame = pd.DataFrame(rows).astype({"colour": object})
+    frame["colour"] = frame["colour"].fillna(np.nan)  # a null, as pandas reads it
+    proba = served.engine.predict_proba(served.columns(rows))
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
+    assert proba[0].tolist() != proba[1].tolist()
 
 
 def test_strings_fitted_with_none_are_compiled(tmp_path: Path) -> None:
@@ -263,9 +267,11 @@ def test_strings_fitted_with_none_are_compiled(tmp_path: Path) -> None:
         load_model(tmp_path / "model.pkl", engine="onnx")
 
 
-def imputed_by_graph(imputer: SimpleImputer, rows: np.ndarray, null: str | None = "") -> Any:
+def imputed_by_graph(
+    imputer: SimpleImputer, rows: np.ndarray, null: tuple[str, str] | None = ("", "NaN")
+) -> Any:
     """What the imputer's graph alone gives for rows of strings, `null` the string that only a
-    null is (None: none, a client may send any string)."""
+    null is and what scikit-learn is given for it (None: no such string)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
 
@@ -361,7 +367,7 @@ def test_a_none_is_passed_on_or_filled_as_scikit_learn_does(imputer: SimpleImput
     expected = imputer.transform(rows)
     expected[pd.isna(expected)] = NULL_STRING  # None passed on, where the graph passes its own
     given = np.where(pd.isna(rows), NULL_STRING, rows)
-    assert (imputed_by_graph(imputer, given, null=NULL_STRING) == expected).all()
+    assert (imputed_by_graph(imputer, given, null=(NULL_STRING, "None")) == expected).all()
 
 
 BINNINGS = list(itertools.product(("onehot", "onehot-dense", "ordinal"), ("uniform", "quantile")))
@@ -892,9 +898,9 @@ def test_one_hot_encoders(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("unknown", ["error", "ignore"])
 def test_a_missing_category_among_strings(unknown: str, tmp_path: Path) -> None:
     """A string column fitted with its missing values (NaN, not imputed) has a NaN category,
-    which the service's null ("") finds, as scikit-learn's NaN does. Only where "" is nothing
-    else: with handle_unknown="ignore" any string is taken, "" among them, which
-    scikit-learn encodes as unknown; that model stays scikit-learn's."""
+    which the graph's null (NULL_STRING) finds, as scikit-learn's NaN does. With
+    handle_unknown="ignore" any string is taken, "" and NULL_STRING itself among them, which
+    scikit-learn encodes as unknown, and so does the graph."""
     rng = np.random.default_rng(40)
     words = rng.choice(np.array(["a", "b", "c", np.nan], dtype=object), 400, p=[0.4, 0.3, 0.2, 0.1])
     noise = rng.normal(size=400)
@@ -905,13 +911,12 @@ def test_a_missing_category_among_strings(unknown: str, tmp_path: Path) -> None:
     )
     model = make_pipeline(encode, LogisticRegression()).fit(table, y)
     compiled, served = packaged(model, table, tmp_path)
-    if unknown == "ignore":
-        assert served.engine.name == "sklearn"
-        assert "OneHotEncoder of strings with a missing category" in compiled["error"]
-        return
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = [[None, "a", "b", "c", None], [0.1, -0.2, 0.3, 2.0, -1.5]]
-    frame = pd.DataFrame({"word": [np.nan, "a", "b", "c", np.nan], "noise": rows[1]})
+    if unknown == "ignore":
+        rows = [[*rows[0], "", NULL_STRING, "z"], [*rows[1], 0.1, 0.1, 0.1]]
+    words = [np.nan if w is None else w for w in rows[0]]
+    frame = pd.DataFrame({"word": pd.Series(words, dtype=object), "noise": rows[1]})
     assert served.predict(rows) == model.predict(frame).tolist()
     proba = served.engine.predict_proba(rows)
     np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12, atol=1e-15)
