@@ -27,6 +27,9 @@ the arithmetic scikit-learn does, in the input's float type:
   np.log1p, np.log, np.sqrt, np.exp, np.expm1, np.abs, ...;
 - OneHotEncoder (skl2onnx casts float codes to integers, refuses infrequent categories,
   and declares float32 output): each value compared with its categories, in float64;
+- OrdinalEncoder (skl2onnx compares numbers in float32, takes a None or NaN category for
+  the text "None" or "nan", and codes NaN by its place): each value's category's place,
+  compared in float64, encoded_missing_value and unknown_value where scikit-learn puts them;
 - KNeighborsRegressor and KNeighborsClassifier weighed by distance (skl2onnx weighs them
   all alike): 1 / d, a row at distance 0 answered by its matches alone, numpy's sums;
 - CalibratedClassifierCV's isotonic calibrators (skl2onnx's take the nearest threshold's
@@ -1469,9 +1472,9 @@ def _numpy_sum(w: Writer, values: str, n: int) -> str:
 # -- OneHotEncoder -------------------------------------------------------------------------
 
 
-def _one_hot_type(model: Any) -> Any:
-    """The skl2onnx tensor type of the encoder's output, as its dtype parameter says: float64
-    by default (0 and 1 are exact in every type)."""
+def _encoded_type(model: Any) -> Any:
+    """The skl2onnx tensor type of an encoder's output, as its dtype parameter says: float64
+    by default (0 and 1, and the codes, are exact in every type)."""
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType
 
     dtype = np.dtype(model.dtype)
@@ -1487,7 +1490,7 @@ def one_hot_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = No
     not load (such pipelines had only a float32 form, 1e-7 off)."""
     operator = scope.declare_local_operator("Float64OneHotEncoder", model)  # registered so
     operator.inputs = inputs
-    output = scope.declare_local_variable("variable", _one_hot_type(model)())
+    output = scope.declare_local_variable("variable", _encoded_type(model)())
     operator.outputs.append(output)
     return list(operator.outputs)
 
@@ -1495,7 +1498,7 @@ def one_hot_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = No
 def one_hot_shape(operator: Any) -> None:
     model = operator.raw_operator
     n = operator.inputs[0].get_first_dimension()
-    operator.outputs[0].type = _one_hot_type(model)([n, len(model.get_feature_names_out())])
+    operator.outputs[0].type = _encoded_type(model)([n, len(model.get_feature_names_out())])
 
 
 def one_hot(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
@@ -1508,18 +1511,37 @@ def one_hot(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
     Strings with a missing category (a column fitted with missing values, not imputed, NaN
     or None): the string the graph is given a null as stands for it, where `nulls` has one,
     and scikit-learn is given the null as that category (as for string_imputer)."""
+    model = operator.raw_operator
+    w = Writer(scope, container)
+    blocks = [
+        _one_hot_block(w, model, index, column, values)
+        for index, (column, values) in enumerate(_encoded_columns(w, operator, container, nulls))
+    ]
+    joined = blocks[0] if len(blocks) == 1 else w.op("Concat", blocks, "encoded", axis=1)
+    target = operator.outputs[0].type.to_onnx_type().tensor_type.elem_type
+    w.op("Cast", [joined], output=operator.outputs[0].full_name, to=target)
+
+
+def _encoded_columns(
+    w: Writer, operator: Any, container: Any, nulls: Nulls
+) -> list[tuple[str, np.ndarray]]:
+    """An encoder's features, each as its [N, 1] tensor and its categories as the graph holds
+    its values (strings, float64 or int64): a missing category of strings (a column fitted
+    with missing values, not imputed, NaN or None; scikit-learn's last) as the string the
+    graph is given a null as, where `nulls` has one, and scikit-learn is given the null as
+    that category (as for string_imputer)."""
     from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
     model = operator.raw_operator
-    w = Writer(scope, container)
+    encoder = type(model).__name__
     columns = []  # each feature's [N, 1] tensor, its kind, and the string of its null alone
     for given in operator.inputs:
         kind = given.type
         if not isinstance(kind, (DoubleTensorType, Int64TensorType, StringTensorType)):
-            raise NotSupported(f"OneHotEncoder of {type(kind).__name__}")
+            raise NotSupported(f"{encoder} of {type(kind).__name__}")
         width = given.type.shape[1]
         if not isinstance(width, int):
-            raise NotSupported("OneHotEncoder of inputs whose width is unknown")
+            raise NotSupported(f"{encoder} of inputs whose width is unknown")
         null = _one_null(nulls, _sources(container, given.full_name))
         for i in range(width):
             column = given.full_name
@@ -1527,39 +1549,41 @@ def one_hot(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
                 column = w.op("Gather", [column, w.const(np.array([i]))], "feature", axis=1)
             columns.append((column, kind, null))
     if len(columns) != len(model.categories_):
-        raise NotSupported("OneHotEncoder given another number of features")
-    blocks = []
-    for index, ((column, kind, null), categories) in enumerate(
-        zip(columns, model.categories_, strict=True)
-    ):
+        raise NotSupported(f"{encoder} given another number of features")
+    encoded = []
+    for (column, kind, null), categories in zip(columns, model.categories_, strict=True):
         values = np.asarray(categories)
         if isinstance(kind, StringTensorType):
             if not all(isinstance(c, str) for c in values[:-1]):
-                raise NotSupported("OneHotEncoder of strings with a missing category")
+                raise NotSupported(f"{encoder} of strings with a missing category")
             if not isinstance(values[-1], str):  # a missing category: scikit-learn's last
                 learnt = "NaN" if _is_nan(values[-1]) else "None" if values[-1] is None else "?"
                 if null is None or null[1] != learnt or null[0] in values[:-1]:
-                    raise NotSupported("OneHotEncoder of strings with a missing category")
+                    raise NotSupported(f"{encoder} of strings with a missing category")
                 values = np.array([*values[:-1], null[0]])
             values = values.astype(object)
         elif isinstance(kind, DoubleTensorType):
             values = values.astype(np.float64)
         else:
             values = values.astype(np.int64)
-        blocks.append(_one_hot_block(w, model, index, column, values))
-    joined = blocks[0] if len(blocks) == 1 else w.op("Concat", blocks, "encoded", axis=1)
-    target = operator.outputs[0].type.to_onnx_type().tensor_type.elem_type
-    w.op("Cast", [joined], output=operator.outputs[0].full_name, to=target)
+        encoded.append((column, values))
+    return encoded
+
+
+def _hits(w: Writer, column: str, categories: np.ndarray) -> str:
+    """[N, categories] booleans: which category each value is (equal, or NaN for a NaN
+    category)."""
+    hits = w.op("Equal", [column, w.const(categories[np.newaxis])], "hits")
+    if categories.dtype.kind == "f" and np.isnan(categories).any():  # scikit-learn's last
+        missing = w.const(np.isnan(categories)[np.newaxis])  # onnxruntime has no boolean Where
+        hits = w.op("Or", [hits, w.op("And", [missing, w.op("IsNaN", [column])])], "hits")
+    return hits
 
 
 def _one_hot_block(w: Writer, model: Any, index: int, column: str, categories: np.ndarray) -> str:
     """One feature's columns, [N, its columns] float64 (0 or 1), from its categories as the
     graph holds its values (strings, float64 or int64)."""
-    hits = w.op("Equal", [column, w.const(categories[np.newaxis])], "hits")
-    if categories.dtype.kind == "f" and np.isnan(categories).any():  # scikit-learn's last
-        missing = w.const(np.isnan(categories)[np.newaxis])
-        hits = w.op("Where", [missing, w.op("IsNaN", [column]), hits], "hits")
-    hits = w.op("Cast", [hits], "hits", to=DOUBLE)  # [N, categories]
+    hits = w.op("Cast", [_hits(w, column, categories)], "hits", to=DOUBLE)  # [N, categories]
     groups = np.arange(len(categories))
     if model._infrequent_enabled and model._default_to_infrequent_mappings[index] is not None:
         groups = np.asarray(model._default_to_infrequent_mappings[index])
@@ -1580,6 +1604,57 @@ def _one_hot_block(w: Writer, model: Any, index: int, column: str, categories: n
         kept = np.delete(np.arange(grouping.shape[1]), int(dropped[index]))
         encoded = w.op("Gather", [encoded, w.const(kept)], "kept", axis=1)
     return encoded
+
+
+# -- OrdinalEncoder --------------------------------------------------------------------------
+
+
+def ordinal_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+    """The encoder's output declared in its own dtype (skl2onnx declares float32)."""
+    operator = scope.declare_local_operator("Float64OrdinalEncoder", model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("variable", _encoded_type(model)()))
+    return list(operator.outputs)
+
+
+def ordinal_shape(operator: Any) -> None:
+    model = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _encoded_type(model)([n, len(model.categories_)])
+
+
+def ordinal(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
+    """OrdinalEncoder.transform (skl2onnx's compares numbers in float32, and takes a None or
+    NaN category of strings for the text "None" or "nan", and a NaN category's code for its
+    place, not encoded_missing_value): each value's category's place among its feature's
+    (equal, or NaN for a NaN category; a missing category of strings as _encoded_columns
+    gives it), the infrequent ones' grouped into one, encoded_missing_value for a NaN
+    category (scikit-learn's last), unknown_value for a value no category holds (with
+    handle_unknown="error", the schemas let none arrive)."""
+    model = operator.raw_operator
+    w = Writer(scope, container)
+    infrequent = model._infrequent_enabled  # private: the pinned scikit-learn's
+    codes = []
+    for index, (column, values) in enumerate(_encoded_columns(w, operator, container, nulls)):
+        hits = _hits(w, column, values)  # [N, categories], one true at most
+        places = np.arange(len(values), dtype=np.float64)
+        if infrequent and model._default_to_infrequent_mappings[index] is not None:
+            if index in model._missing_indices:
+                raise NotSupported("OrdinalEncoder grouping infrequent categories beside NaN")
+            places = np.asarray(model._default_to_infrequent_mappings[index], np.float64)
+        if index in model._missing_indices:  # a NaN category, last: encoded_missing_value
+            places[model._missing_indices[index]] = model.encoded_missing_value
+        hit = w.op("Cast", [hits], "hit", to=DOUBLE)
+        place = w.op("ArgMax", [hit], "place", axis=1, keepdims=1)  # [N, 1]; 0 for no hit
+        code = w.op("Gather", [w.const(places, "places"), place], "code", axis=0)
+        if model.handle_unknown == "use_encoded_value":
+            found = w.op("ReduceMax", [hit, w.const(np.array([1]))], "found", keepdims=1)
+            known = w.op("Greater", [found, w.const(np.array(0.0))], "known")
+            code = w.op("Where", [known, code, w.const(np.array(float(model.unknown_value)))])
+        codes.append(code)
+    joined = codes[0] if len(codes) == 1 else w.op("Concat", codes, "codes", axis=1)
+    target = operator.outputs[0].type.to_onnx_type().tensor_type.elem_type
+    w.op("Cast", [joined], output=operator.outputs[0].full_name, to=target)
 
 
 # -- Registration ----------------------------------------------------------------------------
@@ -1666,6 +1741,7 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
         FunctionTransformer,
         KBinsDiscretizer,
         OneHotEncoder,
+        OrdinalEncoder,
         PolynomialFeatures,
         PowerTransformer,
         SplineTransformer,
@@ -1678,6 +1754,9 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
 
     def one_hot_converter(scope: Any, operator: Any, container: Any) -> None:
         one_hot(scope, operator, container, nulls)
+
+    def ordinal_converter(scope: Any, operator: Any, container: Any) -> None:
+        ordinal(scope, operator, container, nulls)
 
     table: dict[type, tuple[Callable[..., None], Callable[..., None]]] = {
         SimpleImputer: (imputer_converter, imputer_shape),
@@ -1709,7 +1788,7 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
     skl2onnx_switch_point = tree_ensemble.find_switch_point  # as private
     tree_ensemble.find_switch_point = _finite_switch_point(skl2onnx_switch_point)
     try:
-        with registrations_restored([*table, *classifiers, OneHotEncoder]):
+        with registrations_restored([*table, *classifiers, OneHotEncoder, OrdinalEncoder]):
             for cls, (convert, shape) in table.items():
                 # skl2onnx's converter, which knn_by_distance hands uniform weights to, reads it
                 knn = {"optim": [None, "cdist"]} if cls is KNeighborsRegressor else None
@@ -1722,6 +1801,13 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
                 one_hot_shape,
                 one_hot_converter,
                 parser=one_hot_parser,
+            )
+            update_registered_converter(
+                OrdinalEncoder,
+                "Float64OrdinalEncoder",
+                ordinal_shape,
+                ordinal_converter,
+                parser=ordinal_parser,
             )
             for cls, (convert, shape) in classifiers.items():
                 # skl2onnx's options for a classifier are taken, and change nothing here; its

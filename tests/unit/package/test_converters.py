@@ -41,6 +41,7 @@ from sklearn.preprocessing import (
     FunctionTransformer,
     KBinsDiscretizer,
     OneHotEncoder,
+    OrdinalEncoder,
     PolynomialFeatures,
     PowerTransformer,
     SplineTransformer,
@@ -268,16 +269,18 @@ def test_strings_fitted_with_none_are_compiled(tmp_path: Path) -> None:
 
 
 def imputed_by_graph(
-    imputer: SimpleImputer, rows: np.ndarray, null: tuple[str, str] | None = ("", "NaN")
+    imputer: Any, rows: np.ndarray, null: tuple[str, str] | None = ("", "NaN")
 ) -> Any:
-    """What the imputer's graph alone gives for rows of strings, `null` the string that only a
-    null is and what scikit-learn is given for it (None: no such string)."""
+    """What a step's graph alone (an imputer's, an encoder's) gives for rows of strings (or
+    numbers), `null` the string that only a null is and what scikit-learn is given for it
+    (None: no such string)."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
+    kind = StringTensorType if rows.dtype == object else DoubleTensorType
     with converters.float64_converters({} if null is None else {"input": null}):
         graph = convert_sklearn(
-            imputer, "model", initial_types=[("input", StringTensorType([None, rows.shape[1]]))]
+            imputer, "model", initial_types=[("input", kind([None, rows.shape[1]]))]
         )
     session = onnxruntime.InferenceSession(
         graph.SerializeToString(), providers=["CPUExecutionProvider"]
@@ -368,6 +371,89 @@ def test_a_none_is_passed_on_or_filled_as_scikit_learn_does(imputer: SimpleImput
     expected[pd.isna(expected)] = NULL_STRING  # None passed on, where the graph passes its own
     given = np.where(pd.isna(rows), NULL_STRING, rows)
     assert (imputed_by_graph(imputer, given, null=(NULL_STRING, "None")) == expected).all()
+
+
+WORDS = np.array(["a", "b", "c", "d", None, np.nan], dtype=object)
+
+
+@pytest.mark.parametrize(
+    "encoder, missing",
+    [
+        (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), np.nan),
+        (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=9), None),
+        (OrdinalEncoder(encoded_missing_value=-2), np.nan),
+        (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), "d"),
+        (
+            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, min_frequency=5),
+            "d",
+        ),
+        (OrdinalEncoder(dtype=np.int64, encoded_missing_value=-1), np.nan),
+    ],
+    ids=["nan", "none", "nan-encoded", "complete", "infrequent", "integers"],
+)
+def test_ordinal_codes_of_strings_are_scikit_learn_s(encoder: Any, missing: Any) -> None:
+    """Each string's category's place, the infrequent ones' grouped, a missing category (NaN
+    or None, fitted so) encoded_missing_value's or its place, a string no category holds the
+    unknown_value: a null given to the graph as NULL_STRING, and "" a string like any other."""
+    rng = np.random.default_rng(11)
+    fitted = rng.choice(np.array(["a", "b", "c", missing], dtype=object), (200, 2))
+    fitted[:3, 1] = "aa"  # infrequent with min_frequency, and not last: grouped apart
+    encoder.fit(fitted)
+    unknown = encoder.handle_unknown == "use_encoded_value"
+    values = [*WORDS[:3], missing, *(["", "zz", "aa"] if unknown else ["aa"])]
+    values = [v for v in values if unknown or all(v in set(c) for c in encoder.categories_)]
+    rows = np.array(list(itertools.product(values, values)), dtype=object)
+    expected = encoder.transform(rows)
+    null_as = "None" if missing is None else "NaN"
+    given = np.where(pd.isna(rows), NULL_STRING, rows)
+    got = imputed_by_graph(encoder, given, null=(NULL_STRING, null_as))
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-5),
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+    ],
+    ids=["ordinal", "one-hot"],
+)
+def test_codes_of_numbers_are_scikit_learn_s(encoder: Any) -> None:
+    """Compared in float64 (skl2onnx's ordinal codes in float32: 0.1 and 0.1 + 1e-9 alike),
+    a NaN category found by NaN (ordinal: encoded_missing_value)."""
+    fitted = np.array([[0.1, 2.0], [0.1 + 1e-9, np.nan], [3.5, 2.0], [np.nan, 7.0]])
+    encoder.fit(fitted)
+    values = [0.1, 0.1 + 1e-9, 3.5, np.nan, 2.0, 7.0, 2.5, -1e300]
+    rows = np.array(list(itertools.product(values, values)))
+    np.testing.assert_array_equal(imputed_by_graph(encoder, rows), encoder.transform(rows))
+
+
+def test_ordinal_codes_before_a_forest_are_compiled(tmp_path: Path) -> None:
+    """A string column with missing values ordinal-coded into a RandomForest, the way many
+    tree pipelines take strings: exact trees after the codes, "" and unseen strings unknown."""
+    table, y = strings(25)
+    encode = ColumnTransformer(
+        [
+            ("x", "passthrough", ["x"]),
+            (
+                "codes",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                ["colour", "size"],
+            ),
+        ]
+    )
+    model = make_pipeline(encode, RandomForestClassifier(30, random_state=0)).fit(table, y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("trees"), served.engine.name) == ("exact", "onnx"), compiled
+    rows = as_json(strings(26)[0])
+    rows += [{"x": 0.1, "colour": c, "size": "m"} for c in ("", NULL_STRING, "mauve", None)]
+    frame = pd.DataFrame(rows).astype({"colour": object, "size": object})
+    frame[["colour", "size"]] = frame[["colour", "size"]].fillna(np.nan)
+    columns = served.columns(rows)
+    assert served.predict(columns) == model.predict(frame).tolist()
+    gap = np.abs(served.engine.predict_proba(columns) - model.predict_proba(frame))
+    assert gap.max() <= PROBABILITY_FLOOR
 
 
 BINNINGS = list(itertools.product(("onehot", "onehot-dense", "ordinal"), ("uniform", "quantile")))
