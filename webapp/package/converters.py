@@ -217,11 +217,11 @@ def string_imputer(scope: Any, operator: Any, container: Any, nulls: Nulls) -> N
         wanted = "NaN" if _is_nan(missing_value) else "None"
         if null is not None:  # filled where scikit-learn is given the missing value for it
             missing_value = null[0] if null[1] == wanted else None  # None: passed on
-        elif wanted == "NaN":
-            name = next((s for s in sources if s not in nulls), sources[0])
+        elif wanted == "NaN" and any(s not in nulls for s in sources):
+            name = next(s for s in sources if s not in nulls)
             raise NotSupported(f'"" may be a value of {name!r}, not only its null')
-        elif any(nulls.get(s, ("", "NaN"))[1] == "None" for s in sources):
-            raise NotSupported("strings missing as None beside strings missing as NaN")
+        elif wanted == "NaN" or any(nulls.get(s, ("", "NaN"))[1] == "None" for s in sources):
+            raise NotSupported(f"strings whose nulls differ, imputed together: {sources}")
     elif not isinstance(missing_value, str):
         raise NotSupported(f"strings missing as {missing_value!r}")
     if len(kept) < len(model.statistics_):
