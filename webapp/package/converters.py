@@ -30,6 +30,8 @@ the arithmetic scikit-learn does, in the input's float type:
 - OrdinalEncoder (skl2onnx compares numbers in float32, takes a None or NaN category for
   the text "None" or "nan", and codes NaN by its place): each value's category's place,
   compared in float64, encoded_missing_value and unknown_value where scikit-learn puts them;
+- TargetEncoder (no converter): each value's category's encoding, the target's mean for
+  any other value, a column per class for a multiclass target;
 - KNeighborsRegressor and KNeighborsClassifier weighed by distance (skl2onnx weighs them
   all alike): 1 / d, a row at distance 0 answered by its matches alone, numpy's sums;
 - CalibratedClassifierCV's isotonic calibrators (skl2onnx's take the nearest threshold's
@@ -1542,12 +1544,14 @@ def _encoded_columns(
         width = given.type.shape[1]
         if not isinstance(width, int):
             raise NotSupported(f"{encoder} of inputs whose width is unknown")
-        null = _one_null(nulls, _sources(container, given.full_name))
+        sources = _sources(container, given.full_name)
         for i in range(width):
             column = given.full_name
             if width > 1:
                 column = w.op("Gather", [column, w.const(np.array([i]))], "feature", axis=1)
-            columns.append((column, kind, null))
+            # each column's own input, where the columns were joined one input each
+            mine = [sources[i]] if len(sources) == width else sources
+            columns.append((column, kind, _one_null(nulls, mine)))
     if len(columns) != len(model.categories_):
         raise NotSupported(f"{encoder} given another number of features")
     encoded = []
@@ -1578,6 +1582,15 @@ def _hits(w: Writer, column: str, categories: np.ndarray) -> str:
         missing = w.const(np.isnan(categories)[np.newaxis])  # onnxruntime has no boolean Where
         hits = w.op("Or", [hits, w.op("And", [missing, w.op("IsNaN", [column])])], "hits")
     return hits
+
+
+def _places(w: Writer, column: str, categories: np.ndarray) -> tuple[str, str]:
+    """[N, 1] each value's category's place (0 where none holds it), and [N, 1] whether one
+    does."""
+    hit = w.op("Cast", [_hits(w, column, categories)], "hit", to=DOUBLE)  # one 1 at most
+    place = w.op("ArgMax", [hit], "place", axis=1, keepdims=1)
+    found = w.op("ReduceMax", [hit, w.const(np.array([1]))], "found", keepdims=1)
+    return place, w.op("Greater", [found, w.const(np.array(0.0))], "known")
 
 
 def _one_hot_block(w: Writer, model: Any, index: int, column: str, categories: np.ndarray) -> str:
@@ -1636,7 +1649,7 @@ def ordinal(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
     infrequent = model._infrequent_enabled  # private: the pinned scikit-learn's
     codes = []
     for index, (column, values) in enumerate(_encoded_columns(w, operator, container, nulls)):
-        hits = _hits(w, column, values)  # [N, categories], one true at most
+        place, known = _places(w, column, values)
         places = np.arange(len(values), dtype=np.float64)
         if infrequent and model._default_to_infrequent_mappings[index] is not None:
             if index in model._missing_indices:
@@ -1644,17 +1657,54 @@ def ordinal(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
             places = np.asarray(model._default_to_infrequent_mappings[index], np.float64)
         if index in model._missing_indices:  # a NaN category, last: encoded_missing_value
             places[model._missing_indices[index]] = model.encoded_missing_value
-        hit = w.op("Cast", [hits], "hit", to=DOUBLE)
-        place = w.op("ArgMax", [hit], "place", axis=1, keepdims=1)  # [N, 1]; 0 for no hit
-        code = w.op("Gather", [w.const(places, "places"), place], "code", axis=0)
+        code = w.op("Gather", [w.const(places, "places"), place], "code", axis=0)  # [N, 1]
         if model.handle_unknown == "use_encoded_value":
-            found = w.op("ReduceMax", [hit, w.const(np.array([1]))], "found", keepdims=1)
-            known = w.op("Greater", [found, w.const(np.array(0.0))], "known")
             code = w.op("Where", [known, code, w.const(np.array(float(model.unknown_value)))])
         codes.append(code)
     joined = codes[0] if len(codes) == 1 else w.op("Concat", codes, "codes", axis=1)
     target = operator.outputs[0].type.to_onnx_type().tensor_type.elem_type
     w.op("Cast", [joined], output=operator.outputs[0].full_name, to=target)
+
+
+# -- TargetEncoder ---------------------------------------------------------------------------
+
+
+def target_encoder_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    operator = scope.declare_local_operator("Float64TargetEncoder", model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("variable", DoubleTensorType()))
+    return list(operator.outputs)
+
+
+def target_encoder_shape(operator: Any) -> None:
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    model = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = DoubleTensorType([n, len(model.encodings_)])
+
+
+def target_encoder(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
+    """TargetEncoder.transform (no converter in skl2onnx): each value's category's encoding
+    (a missing category's too, as _encoded_columns gives it), the target's mean where no
+    category holds the value; for a multiclass target, one column per class for each
+    feature, in scikit-learn's order."""
+    model = operator.raw_operator
+    w = Writer(scope, container)
+    classes = len(model.classes_) if model.target_type_ == "multiclass" else 1
+    means = np.atleast_1d(np.asarray(model.target_mean_, np.float64))[np.newaxis]  # [1, classes]
+    blocks = []
+    for index, (column, values) in enumerate(_encoded_columns(w, operator, container, nulls)):
+        place, known = _places(w, column, values)
+        encodings = model.encodings_[index * classes : (index + 1) * classes]
+        table = np.stack([np.asarray(e, np.float64) for e in encodings], axis=1)
+        place = w.op("Squeeze", [place, w.const(np.array([1]))], "place")  # [N]
+        encoded = w.op("Gather", [w.const(table, "encodings"), place], "encoded", axis=0)
+        blocks.append(w.op("Where", [known, encoded, w.const(means, "mean")], "encoded"))
+    joined = blocks[0] if len(blocks) == 1 else w.op("Concat", blocks, "encoded", axis=1)
+    w.op("Identity", [joined], output=operator.outputs[0].full_name)
 
 
 # -- Registration ----------------------------------------------------------------------------
@@ -1745,6 +1795,7 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
         PolynomialFeatures,
         PowerTransformer,
         SplineTransformer,
+        TargetEncoder,
     )
     from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR
 
@@ -1757,6 +1808,9 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
 
     def ordinal_converter(scope: Any, operator: Any, container: Any) -> None:
         ordinal(scope, operator, container, nulls)
+
+    def target_encoder_converter(scope: Any, operator: Any, container: Any) -> None:
+        target_encoder(scope, operator, container, nulls)
 
     table: dict[type, tuple[Callable[..., None], Callable[..., None]]] = {
         SimpleImputer: (imputer_converter, imputer_shape),
@@ -1788,7 +1842,8 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
     skl2onnx_switch_point = tree_ensemble.find_switch_point  # as private
     tree_ensemble.find_switch_point = _finite_switch_point(skl2onnx_switch_point)
     try:
-        with registrations_restored([*table, *classifiers, OneHotEncoder, OrdinalEncoder]):
+        encoders = [OneHotEncoder, OrdinalEncoder, TargetEncoder]
+        with registrations_restored([*table, *classifiers, *encoders]):
             for cls, (convert, shape) in table.items():
                 # skl2onnx's converter, which knn_by_distance hands uniform weights to, reads it
                 knn = {"optim": [None, "cdist"]} if cls is KNeighborsRegressor else None
@@ -1808,6 +1863,13 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
                 ordinal_shape,
                 ordinal_converter,
                 parser=ordinal_parser,
+            )
+            update_registered_converter(
+                TargetEncoder,
+                "Float64TargetEncoder",
+                target_encoder_shape,
+                target_encoder_converter,
+                parser=target_encoder_parser,
             )
             for cls, (convert, shape) in classifiers.items():
                 # skl2onnx's options for a classifier are taken, and change nothing here; its

@@ -46,6 +46,7 @@ from sklearn.preprocessing import (
     PowerTransformer,
     SplineTransformer,
     StandardScaler,
+    TargetEncoder,
 )
 from sklearn.svm import SVC, SVR, LinearSVC, NuSVC, NuSVR
 from sklearn.tree import DecisionTreeClassifier
@@ -429,6 +430,29 @@ def test_codes_of_numbers_are_scikit_learn_s(encoder: Any) -> None:
     np.testing.assert_array_equal(imputed_by_graph(encoder, rows), encoder.transform(rows))
 
 
+@pytest.mark.parametrize("target", ["binary", "continuous", "multiclass"])
+@pytest.mark.parametrize("missing", [np.nan, None], ids=["nan", "none"])
+def test_target_encodings_are_scikit_learn_s(target: str, missing: Any) -> None:
+    """Each string's category's encoding (transform's, learnt on all the rows), a missing
+    category's too (NaN or None, given to the graph as NULL_STRING), the target's mean for a
+    string no category holds; multiclass, a column per class for each feature."""
+    rng = np.random.default_rng(12)
+    fitted = rng.choice(np.array(["a", "b", "c", missing], dtype=object), (300, 2))
+    y = {
+        "binary": rng.integers(0, 2, 300),
+        "continuous": rng.normal(size=300),
+        "multiclass": rng.integers(0, 3, 300),
+    }[target]
+    encoder = TargetEncoder().fit(fitted, y)
+    assert encoder.target_type_ == target
+    values = ["a", "b", "c", missing, "", "zz"]
+    rows = np.array(list(itertools.product(values, values)), dtype=object)
+    null_as = "None" if missing is None else "NaN"
+    given = np.where(pd.isna(rows), NULL_STRING, rows)
+    got = imputed_by_graph(encoder, given, null=(NULL_STRING, null_as))
+    np.testing.assert_array_equal(got, encoder.transform(rows))
+
+
 def test_ordinal_codes_before_a_forest_are_compiled(tmp_path: Path) -> None:
     """A string column with missing values ordinal-coded into a RandomForest, the way many
     tree pipelines take strings: exact trees after the codes, "" and unseen strings unknown."""
@@ -446,8 +470,32 @@ def test_ordinal_codes_before_a_forest_are_compiled(tmp_path: Path) -> None:
     model = make_pipeline(encode, RandomForestClassifier(30, random_state=0)).fit(table, y)
     compiled, served = packaged(model, table, tmp_path)
     assert (compiled.get("trees"), served.engine.name) == ("exact", "onnx"), compiled
+    check_strings_served(model, served)
+
+
+def test_target_encodings_of_a_complete_and_a_nullable_column_are_compiled(
+    tmp_path: Path,
+) -> None:
+    """One encoder of two columns, one that may be null and one that may not: each column's
+    missing category is found by its own null (a column given none has none)."""
+    table, y = strings(27)
+    table["size"] = table["size"].fillna("m")  # never missing: not nullable
+    encode = ColumnTransformer(
+        [("x", "passthrough", ["x"]), ("codes", TargetEncoder(), ["size", "colour"])]
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(table, y)
+    compiled, served = packaged(model, table, tmp_path)
+    assert served.engine.name == "onnx", compiled
+    check_strings_served(model, served)
+
+
+def check_strings_served(model: Any, served: Any) -> None:
+    """strings()'s rows, and odd ones ("", NULL_STRING, unseen, null), as scikit-learn (those
+    the service takes: no null where a feature may not be null)."""
     rows = as_json(strings(26)[0])
     rows += [{"x": 0.1, "colour": c, "size": "m"} for c in ("", NULL_STRING, "mauve", None)]
+    nullable = {f.name: f.nullable for f in served.features}
+    rows = [r for r in rows if all(v is not None or nullable[k] for k, v in r.items())]
     frame = pd.DataFrame(rows).astype({"colour": object, "size": object})
     frame[["colour", "size"]] = frame[["colour", "size"]].fillna(np.nan)
     columns = served.columns(rows)
