@@ -1670,6 +1670,7 @@ def ordinal(scope: Any, operator: Any, container: Any, nulls: Nulls) -> None:
 
 
 def target_encoder_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+    """The encodings declared float64, as transform gives them whatever its input."""
     from skl2onnx.common.data_types import DoubleTensorType
 
     operator = scope.declare_local_operator("Float64TargetEncoder", model)
@@ -1761,7 +1762,7 @@ def _hard_vote(scope: Any, operator: Any, container: Any) -> None:
 def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
     """Within it, skl2onnx converts the classes above with the converters here; its own come
     back after. `nulls`: the string inputs whose null the graph is given as a string only a
-    null can be, that string, and what scikit-learn is given (string_imputer, one_hot)."""
+    null can be, that string, and what scikit-learn is given (string_imputer, the encoders)."""
     nulls = nulls or {}
 
     from skl2onnx import update_registered_converter

@@ -269,8 +269,8 @@ def test_strings_fitted_with_none_are_compiled(tmp_path: Path) -> None:
         load_model(tmp_path / "model.pkl", engine="onnx")
 
 
-def imputed_by_graph(
-    imputer: Any, rows: np.ndarray, null: tuple[str, str] | None = ("", "NaN")
+def transformed_by_graph(
+    step: Any, rows: np.ndarray, null: tuple[str, str] | None = ("", "NaN")
 ) -> Any:
     """What a step's graph alone (an imputer's, an encoder's) gives for rows of strings (or
     numbers), `null` the string that only a null is and what scikit-learn is given for it
@@ -281,7 +281,7 @@ def imputed_by_graph(
     kind = StringTensorType if rows.dtype == object else DoubleTensorType
     with converters.float64_converters({} if null is None else {"input": null}):
         graph = convert_sklearn(
-            imputer, "model", initial_types=[("input", kind([None, rows.shape[1]]))]
+            step, "model", initial_types=[("input", kind([None, rows.shape[1]]))]
         )
     session = onnxruntime.InferenceSession(
         graph.SerializeToString(), providers=["CPUExecutionProvider"]
@@ -325,7 +325,7 @@ def test_string_imputers_fill_as_scikit_learn(imputer: SimpleImputer) -> None:
     expected = imputer.transform(rows)
     given = np.where(pd.isna(rows), "", rows)
     assert given.shape == rows.shape
-    assert (imputed_by_graph(imputer, given) == expected).all()
+    assert (transformed_by_graph(imputer, given) == expected).all()
 
 
 @pytest.mark.parametrize(
@@ -342,13 +342,13 @@ def test_string_imputers_scikit_learn_alone_serves(imputer: SimpleImputer, why: 
     """Strings filled with a number (beside strings), or a missing-value indicator's flags."""
     imputer.fit(FITTED)
     with pytest.raises(NotSupported, match=why):
-        imputed_by_graph(imputer, np.array([["a", "", "x"]], dtype=object))
+        transformed_by_graph(imputer, np.array([["a", "", "x"]], dtype=object))
 
 
 def test_an_empty_string_a_client_may_send_is_not_taken_for_a_null() -> None:
     imputer = SimpleImputer(strategy="most_frequent").fit(FITTED[:, [0, 2]])
     with pytest.raises(NotSupported, match="\"\" may be a value of 'input'"):
-        imputed_by_graph(imputer, np.array([["a", ""]], dtype=object), null=None)
+        transformed_by_graph(imputer, np.array([["a", ""]], dtype=object), null=None)
 
 
 @pytest.mark.parametrize(
@@ -371,7 +371,7 @@ def test_a_none_is_passed_on_or_filled_as_scikit_learn_does(imputer: SimpleImput
     expected = imputer.transform(rows)
     expected[pd.isna(expected)] = NULL_STRING  # None passed on, where the graph passes its own
     given = np.where(pd.isna(rows), NULL_STRING, rows)
-    assert (imputed_by_graph(imputer, given, null=(NULL_STRING, "None")) == expected).all()
+    assert (transformed_by_graph(imputer, given, null=(NULL_STRING, "None")) == expected).all()
 
 
 WORDS = np.array(["a", "b", "c", "d", None, np.nan], dtype=object)
@@ -407,7 +407,7 @@ def test_ordinal_codes_of_strings_are_scikit_learn_s(encoder: Any, missing: Any)
     expected = encoder.transform(rows)
     null_as = "None" if missing is None else "NaN"
     given = np.where(pd.isna(rows), NULL_STRING, rows)
-    got = imputed_by_graph(encoder, given, null=(NULL_STRING, null_as))
+    got = transformed_by_graph(encoder, given, null=(NULL_STRING, null_as))
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
 
@@ -427,7 +427,7 @@ def test_codes_of_numbers_are_scikit_learn_s(encoder: Any) -> None:
     encoder.fit(fitted)
     values = [0.1, 0.1 + 1e-9, 3.5, np.nan, 2.0, 7.0, 2.5, -1e300]
     rows = np.array(list(itertools.product(values, values)))
-    np.testing.assert_array_equal(imputed_by_graph(encoder, rows), encoder.transform(rows))
+    np.testing.assert_array_equal(transformed_by_graph(encoder, rows), encoder.transform(rows))
 
 
 @pytest.mark.parametrize("target", ["binary", "continuous", "multiclass"])
@@ -449,7 +449,7 @@ def test_target_encodings_are_scikit_learn_s(target: str, missing: Any) -> None:
     rows = np.array(list(itertools.product(values, values)), dtype=object)
     null_as = "None" if missing is None else "NaN"
     given = np.where(pd.isna(rows), NULL_STRING, rows)
-    got = imputed_by_graph(encoder, given, null=(NULL_STRING, null_as))
+    got = transformed_by_graph(encoder, given, null=(NULL_STRING, null_as))
     np.testing.assert_array_equal(got, encoder.transform(rows))
 
 
