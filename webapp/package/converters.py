@@ -122,6 +122,11 @@ def _strings(operator: Any) -> bool:
     return isinstance(operator.inputs[0].type, StringTensorType)
 
 
+# The string inputs whose null the graph is given as a string only a null is, that string,
+# and what scikit-learn is given for it: "NaN" or "None" (compile._null_strings).
+Nulls = dict[str, tuple[str, str]]
+
+
 def imputer_shape(operator: Any) -> None:
     from skl2onnx.common.data_types import StringTensorType
 
@@ -243,11 +248,6 @@ def string_imputer(scope: Any, operator: Any, container: Any, nulls: Nulls) -> N
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and np.isnan(value)
-
-
-# The string inputs whose null the graph is given as a string only a null is, that string,
-# and what scikit-learn is given for it: "NaN" or "None" (compile._null_strings).
-Nulls = dict[str, tuple[str, str]]
 
 
 def _one_null(nulls: Nulls, sources: list[str]) -> tuple[str, str] | None:
