@@ -10,6 +10,7 @@ is possible.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Any
 
@@ -32,6 +33,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _FLAT = frozenset({str, int, float, bool, type(None)})
+_FEW = 16  # values in a container walked one by one: bulk checks cost more below this
 _decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
 
 
@@ -66,25 +68,47 @@ def only_number_arrays(data: bytes) -> bool:
 
 
 def _key_count(document: Any) -> int:
-    """Keys in every object of a parsed document (iterative: nesting can be 1,000 deep)."""
+    """Keys in every object of a parsed document (iterative: nesting can be 1,000 deep).
+
+    A container of a few values is walked value by value; a long one (a batch of objects or
+    of arrays) is looked at in bulk, one type check per value at C speed."""
     if type(document) is dict and all(type(v) in _FLAT for v in document.values()):
         return len(document)  # one object of scalars: a single instance
     count = 0
     pending = [document] if type(document) is dict or type(document) is list else []
     while pending:
         node = pending.pop()
-        if type(node) is dict:
+        if isinstance(node, dict):
             count += len(node)
-            node = list(node.values())
-        elif set(map(type, node)) == {dict}:  # a batch of objects: count them in bulk
-            count += sum(map(len, node))
-            kinds = set(map(type, chain.from_iterable(map(dict.values, node))))
-            if kinds.isdisjoint((dict, list)):
-                continue  # objects of scalars, the usual batch: nothing nested to count
-            node = list(chain.from_iterable(map(dict.values, node)))
-        if not set(map(type, node)).isdisjoint((dict, list)):
-            pending.extend(v for v in node if type(v) is dict or type(v) is list)
+            items: list[Any] = list(node.values())
+        else:
+            items = node
+        values: Iterable[Any] = items
+        if len(items) > _FEW:
+            kinds = set(map(type, items))
+            if kinds == {dict}:  # a batch of objects: counted in bulk
+                count += sum(map(len, items))
+                values = _nested(items, _object_values)
+            elif kinds == {list}:  # a batch of arrays
+                values = _nested(items, chain.from_iterable)
+            elif kinds.isdisjoint((dict, list)):
+                values = ()
+        for value in values:
+            if type(value) is dict or type(value) is list:
+                pending.append(value)
     return count
+
+
+def _nested(node: list[Any], spread: Callable[[list[Any]], Iterable[Any]]) -> Iterable[Any]:
+    """The values of the containers in `node` (`spread` gives them), or none where no object
+    or array is among them: most often, and known at C speed."""
+    if set(map(type, spread(node))).isdisjoint((dict, list)):
+        return ()
+    return spread(node)
+
+
+def _object_values(node: list[Any]) -> Iterable[Any]:
+    return chain.from_iterable(map(dict.values, node))
 
 
 def _strict_loads(data: bytes) -> Any:
