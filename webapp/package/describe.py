@@ -57,6 +57,9 @@ _HUGE = (sys.float_info.max, 1e300, 1e200, 1e100, 1e50, 1e30, 1e20, 1e15, 1e10, 
 _MAGNITUDES = (*_HUGE, 1e5, 1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
 
 
+# An open category's values kept in the manifest (commonest): at most so many, so long.
+SEEN_VALUES = 1_000
+SEEN_VALUE_LENGTH = 100
 OLDEST_SCIKIT_LEARN = "1.4"  # pyproject.toml's range: what packaging is tested with
 
 
@@ -128,6 +131,8 @@ def describe(
         seen_missing = table is None or bool(table[feature.name].isna().any())
         _check_nulls(model, rows[0], feature, feature.name in imputed or seen_missing)
         _check_categories(model, rows[0], feature)
+        if feature.type == "category" and feature.categories is None and table is not None:
+            feature.train_categories = commonest(table[feature.name])
         _check_bounds(model, rows[0], feature)
     _check_corners(model, rows[0], features)
     task = _task(estimator)
@@ -401,6 +406,16 @@ def _feature(name: str, encoding: Any, table: Any, boolean: bool = False) -> Fea
             _json_number(column.max()),
         )
     return feature
+
+
+def commonest(column: Any) -> tuple[str, ...]:
+    """An open category's values seen in the table, for the manifest: the most frequent
+    SEEN_VALUES of those at most SEEN_VALUE_LENGTH long, sorted. Free text, or ids, can number
+    hundreds of thousands, and the manifest is read at every boot; verification sends the
+    table's own rows anyway (compile.py)."""
+    counts = column.dropna().astype(str).value_counts()
+    short = [(-n, v) for v, n in counts.items() if len(v) <= SEEN_VALUE_LENGTH]
+    return tuple(sorted(v for _, v in sorted(short)[:SEEN_VALUES]))
 
 
 def _categorical(name: str, categories: tuple[str, ...], table: Any) -> Feature:

@@ -20,7 +20,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from webapp import create_app
@@ -226,6 +226,48 @@ def test_a_text_column_takes_any_string_without_a_table(tmp_path: Path) -> None:
         assert client.post("/predict", json=row).get_json() == {"prediction": expected}
     answer = client.post("/predict", json={"text": 3, "length": 0.5})
     assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"text"}
+
+
+def test_free_text_keeps_the_manifest_small(tmp_path: Path) -> None:
+    """3,000 different reviews, some long: the manifest keeps the 1,000 most frequent short
+    ones of them, not every text; an open category of a few values keeps them all."""
+    rng = np.random.default_rng(1)
+    words = np.array(["good", "bad", "plot", "actor", "slow", "fun", "long", "score"])
+    reviews = [f"{i} " + " ".join(rng.choice(words, 3 if i % 3 else 40)) for i in range(3000)]
+    reviews += ["good fun"] * 5 + ["bad plot"] * 4 + ["x" * 101] * 9  # frequent; too long
+    table = pd.DataFrame({"review": reviews, "stars": rng.integers(1, 6, len(reviews))})
+    liked = table["review"].str.contains("good|fun")
+    pipeline = make_pipeline(
+        make_column_transformer((TfidfVectorizer(), "review"), ("passthrough", ["stars"])),
+        LogisticRegression(),
+    ).fit(table, liked)
+    model = saved(pipeline, tmp_path)
+    data = tmp_path / "reviews.csv"
+    table.to_csv(data, index=False)
+    assert command.main([str(model), "--data", str(data)]) == 0
+    manifest = json.loads(model.with_suffix(".json").read_text())
+    (seen,) = [f["train_categories"] for f in manifest["features"] if f["name"] == "review"]
+    short = sorted({r for r in reviews if len(r) <= 100})
+    assert len(short) > 2000 and len(seen) == 1000 and seen == sorted(seen)
+    assert {"good fun", "bad plot"} <= set(seen) <= set(short)
+    assert model.with_suffix(".json").stat().st_size < 200_000
+
+    client = create_app({"MODEL_PATH": str(model)}).test_client()
+    for row in table.sample(20, random_state=0).to_dict("records"):
+        expected = bool(pipeline.predict(pd.DataFrame([row]))[0])
+        assert client.post("/predict", json=row).get_json() == {"prediction": expected}
+
+    few = pd.DataFrame({"plan": ["basic", "pro", "team"] * 20, "x": rng.normal(size=60)})
+    encoder = OneHotEncoder(handle_unknown="ignore")
+    plans = make_pipeline(
+        make_column_transformer((encoder, ["plan"]), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(few, few["x"] > 0)
+    model = saved(plans, tmp_path, "plans.pkl")
+    few.to_csv(data, index=False)
+    assert command.main([str(model), "--data", str(data)]) == 0
+    (plan,) = json.loads(model.with_suffix(".json").read_text())["features"][:1]
+    assert plan["categories"] is None and plan["train_categories"] == ["basic", "pro", "team"]
 
 
 def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> None:
