@@ -35,11 +35,14 @@ from sklearn.linear_model import (
 )
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.naive_bayes import BernoulliNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
+    Binarizer,
     FunctionTransformer,
     KBinsDiscretizer,
+    MaxAbsScaler,
     OneHotEncoder,
     OrdinalEncoder,
     PolynomialFeatures,
@@ -650,6 +653,31 @@ def test_linear_classifiers_without_probabilities(
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(15)
     assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+
+
+def test_a_value_at_the_binarizer_s_threshold_is_below_it() -> None:
+    """skl2onnx's float64 Binarizer gave 1 at the threshold: a class flipped in 100,000."""
+    rows = np.array([[0.3, np.nextafter(0.3, 1), np.nextafter(0.3, 0), -2.0, 7.0]]).repeat(2, 0)
+    binarizer = Binarizer(threshold=0.3).fit(rows)
+    (got,) = float64_session(binarizer, 5).run(None, {"input": rows})
+    assert got.tolist() == binarizer.transform(rows).tolist() == [[0, 1, 0, 0, 1]] * 2
+
+
+@pytest.mark.parametrize("binarize", [0.0, 1.5, None], ids=["zero", "above", "given"])
+@pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
+def test_bernoulli_naive_bayes(binarize: float | None, classes: int, tmp_path: Path) -> None:
+    """skl2onnx's float64 form was 2.5e-6 off in probabilities and flipped a class in
+    100,000; ours is the estimator's jll and log-sum-exp: probabilities within 1e-12. With
+    binarize=None the features come as 0 and 1 (a MaxAbsScaler and Binarizer before it)."""
+    table, y, _ = data(21)
+    labels = classes_of(y, classes)
+    estimator = BernoulliNB(binarize=binarize, alpha=0.5)
+    if binarize is None:
+        steps = [MaxAbsScaler(), Binarizer(threshold=0.2), estimator]
+        model = make_pipeline(*steps).fit(table, labels)
+    else:
+        model = estimator.fit(table, labels)
+    assert_compiled_exactly(model, table, tmp_path, seed=22)
 
 
 @pytest.mark.parametrize(
