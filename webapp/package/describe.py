@@ -277,6 +277,24 @@ def _feature_names(estimator: Any, table: Any) -> tuple[list[str], str]:
     return [str(c) for c in table.columns], form
 
 
+def with_fitted_names(estimator: Any, table: Any) -> Any:
+    """The table with its columns named as the estimator knows them. LightGBM makes every space
+    in a DataFrame's column names "_" when it is fitted (its feature_names_in_), and predicts
+    on the names either way: the table's "mean radius" is its "mean_radius"."""
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if table is None or fitted is None:
+        return table
+    known = {str(n) for n in fitted}
+    renamed = {
+        c: c.replace(" ", "_")
+        for c in table.columns
+        if isinstance(c, str) and c not in known and c.replace(" ", "_") in known
+    }
+    if set(renamed.values()) & set(table.columns):
+        return table  # both names in the table: which is meant is not for us to guess
+    return table.rename(columns=renamed)
+
+
 def _one_dimensional(estimator: Any) -> bool:
     """Whether it was fitted on one feature as a 1-D input: a text vectorizer first (a list of
     strings), or an estimator that takes only 1-D arrays of numbers (IsotonicRegression)."""
@@ -678,6 +696,7 @@ def package(args: argparse.Namespace) -> int:
                 raise PackageError(f"{written} exists: pass --force to replace it")
         estimator = _load(model)
         table = _read_table(args.data, args.target) if args.data else None
+        table = with_fitted_names(estimator, table)
         try:
             name = args.name or default_name(model)
             manifest = describe(estimator, table, name, args.version, dict(args.range or []))

@@ -1034,8 +1034,6 @@ def lightgbm_model(w: Writer, x: str, model: Any, outputs: list[str]) -> None:
         raise NotSupported(f"the objective {objective}")
     if "sqrt" in described.split(" "):
         raise NotSupported("a regression on the square root")
-    if any(t.get("is_linear") for t in dump["tree_info"]) or dump.get("linear_tree"):
-        raise NotSupported("linear trees")
     per_stage = int(dump["num_tree_per_iteration"])
     tree_info = dump["tree_info"]
     best = int(model.booster_.best_iteration or 0)  # predict stops there if it is set
@@ -1119,6 +1117,8 @@ def _lightgbm_tree(
 
     def walk(node: dict[str, Any]) -> tuple[str, int]:
         nonlocal categorical
+        if "leaf_coeff" in node:  # a linear tree's leaf: a model of the features, not a value
+            raise NotSupported("linear trees")
         if "leaf_value" in node:
             return trees.leaf(float(node["leaf_value"]))
         f = int(node["split_feature"])

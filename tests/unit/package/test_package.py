@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 import joblib
+import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,6 +269,28 @@ def test_free_text_keeps_the_manifest_small(tmp_path: Path) -> None:
     assert command.main([str(model), "--data", str(data)]) == 0
     (plan,) = json.loads(model.with_suffix(".json").read_text())["features"][:1]
     assert plan["categories"] is None and plan["train_categories"] == ["basic", "pro", "team"]
+
+
+def test_lightgbm_s_names_for_columns_with_spaces(tmp_path: Path) -> None:
+    """LightGBM fitted on "mean radius" knows it as "mean_radius": the user's table is taken,
+    and the feature is served under the name the model knows."""
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(rng.normal(size=(300, 3)), columns=["mean radius", "mean area", "age"])
+    sick = (table["mean radius"] + table["age"] > 0).to_numpy()
+    model = lightgbm.LGBMClassifier(n_estimators=10, verbose=-1, n_jobs=1).fit(table, sick)
+    artifact = saved(model, tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert command.main([str(artifact), "--data", str(data)]) == 0
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    names = [f["name"] for f in manifest["features"]]
+    assert names == ["mean_radius", "mean_area", "age"] and "file" in manifest["compiled"]
+    client = create_app({"MODEL_PATH": str(artifact)}).test_client()
+    rows = table.head(20)
+    answers = client.post("/predict", json={"instances": rows.to_numpy().tolist()})
+    assert answers.get_json()["predictions"] == model.predict(rows).tolist()
+    spaced = client.post("/predict", json=dict(zip(table.columns, rows.iloc[0], strict=True)))
+    assert spaced.status_code == 422
 
 
 def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> None:

@@ -332,6 +332,14 @@ def test_what_has_no_exact_graph_says_so() -> None:
         trees.to_onnx(model, X.shape[1])
 
 
+def test_lightgbm_linear_trees_have_no_exact_graph() -> None:
+    """A linear tree's leaf is a linear model of the features, not a value."""
+    X, y, _, _ = data(12)
+    model = lightgbm.LGBMRegressor(linear_tree=True, n_estimators=5, verbose=-1, n_jobs=1)
+    with pytest.raises(trees.NotSupported, match="linear trees"):
+        trees.to_onnx(model.fit(X, y), X.shape[1])
+
+
 def test_skl2onnx_converters_come_back_after() -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
