@@ -81,6 +81,7 @@ def describe(
     range (inclusive) of some number features, as the user knows it (--range).
     """
     _check_estimator(estimator)
+    table = with_fitted_names(estimator, table)
     names, form = _feature_names(estimator, table)
     ranges = ranges or {}
     unknown = sorted(set(ranges) - set(names))
@@ -696,7 +697,6 @@ def package(args: argparse.Namespace) -> int:
                 raise PackageError(f"{written} exists: pass --force to replace it")
         estimator = _load(model)
         table = _read_table(args.data, args.target) if args.data else None
-        table = with_fitted_names(estimator, table)
         try:
             name = args.name or default_name(model)
             manifest = describe(estimator, table, name, args.version, dict(args.range or []))
@@ -704,7 +704,7 @@ def package(args: argparse.Namespace) -> int:
             raise
         except Exception as exc:  # the unpickled object's own code, raising as it is asked
             raise PackageError(f"describing it failed: {one_line(exc)}") from None
-        compile_into(estimator, manifest, table, model)
+        compile_into(estimator, manifest, with_fitted_names(estimator, table), model)
         path = write_manifest(manifest, model, replace=args.force)
     except PackageError as exc:
         print(f"cannot package {model}: {exc}", file=sys.stderr)
