@@ -68,6 +68,7 @@ from .trees import (
     _two_columns,
     argmax_labels,
     binary_index,
+    label_type,
     parse_classifier,
     registrations_restored,
     take_classes,
@@ -615,13 +616,10 @@ def svc_shape(operator: Any) -> None:
 
         calculate_sklearn_svm_output_shapes(operator)
         return
-    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
-
     n = operator.inputs[0].get_first_dimension()
     classes = len(model.classes_)
     ovo = model.decision_function_shape == "ovo" and classes > 2 and not _platt_fitted(model)
-    strings = np.asarray(model.classes_).dtype.kind in "UO"
-    operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
+    operator.outputs[0].type = label_type(model.classes_, n)
     operator.outputs[1].type = tensor([n, classes * (classes - 1) // 2 if ovo else classes])
 
 
@@ -1160,13 +1158,10 @@ def _beyond_the_knots(
 
 
 def linear_classifier_shape(operator: Any) -> None:
-    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
-
     model = operator.raw_operator
     _, _, tensor = _dtype(operator)
     n = operator.inputs[0].get_first_dimension()
-    strings = np.asarray(model.classes_).dtype.kind in "UO"
-    operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
+    operator.outputs[0].type = label_type(model.classes_, n)
     operator.outputs[1].type = tensor([n, max(len(np.atleast_2d(model.coef_)), 2)])
 
 
@@ -1721,13 +1716,10 @@ def binarizer(scope: Any, operator: Any, container: Any) -> None:
 
 
 def bernoulli_shape(operator: Any) -> None:
-    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
-
     model = operator.raw_operator
     _, _, tensor = _dtype(operator)
     n = operator.inputs[0].get_first_dimension()
-    strings = np.asarray(model.classes_).dtype.kind in "UO"
-    operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
+    operator.outputs[0].type = label_type(model.classes_, n)
     operator.outputs[1].type = tensor([n, len(model.classes_)])
 
 

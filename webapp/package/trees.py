@@ -285,14 +285,28 @@ def argmax_labels(w: Writer, scores: str, classes: np.ndarray, output: str) -> s
 
 
 def take_classes(w: Writer, index: str, classes: np.ndarray, output: str) -> str:
+    """classes[index], in label_type's type: classes that are floats (a target read from a
+    CSV with gaps) as float64, which the engine looks each class up by."""
     values = np.asarray(classes)
     if values.dtype.kind in "biu":
         values = values.astype(np.int64)
     elif values.dtype.kind in "UO":
         values = values.astype(str).astype(object)
+    elif values.dtype.kind == "f":
+        values = values.astype(np.float64)
     else:
         raise NotSupported(f"classes of type {values.dtype} have no exact label output")
     return w.op("Gather", [w.const(values, "classes"), index], output=output, axis=0)
+
+
+def label_type(classes: Any, n: Any) -> Any:
+    """The skl2onnx type of a classifier's labels output, [n], as take_classes gives it."""
+    from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
+
+    kind = np.asarray(classes).dtype.kind
+    if kind in "UO":
+        return StringTensorType([n])
+    return (DoubleTensorType if kind == "f" else Int64TensorType)([n])
 
 
 def binary_index(w: Writer, test: str) -> str:
@@ -1216,7 +1230,7 @@ def _output_type(model: Any) -> Any:
 
 
 def _shape_calculator(operator: Any) -> None:
-    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+    from skl2onnx.common.data_types import Int64TensorType
     from sklearn.base import is_classifier
 
     model = operator.raw_operator
@@ -1227,8 +1241,7 @@ def _shape_calculator(operator: Any) -> None:
         for output in operator.outputs[1:]:
             output.type = number([n, 1])
     elif is_classifier(model):
-        strings = np.asarray(model.classes_).dtype.kind in "UO"
-        operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)([n])
+        operator.outputs[0].type = label_type(model.classes_, n)
         operator.outputs[1].type = number([n, len(model.classes_)])
     else:
         operator.outputs[0].type = number([n, 1])

@@ -20,7 +20,12 @@ import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-from sklearn.ensemble import RandomForestClassifier, StackingRegressor, VotingClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    StackingRegressor,
+    VotingClassifier,
+)
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.kernel_approximation import Nystroem
@@ -653,6 +658,20 @@ def test_linear_classifiers_without_probabilities(
     assert (compiled.get("dtype"), served.engine.name) == ("float64", "onnx"), compiled
     rows = held_out(15)
     assert served.predict(rows) == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+
+
+def test_float_classes_are_served_compiled(tmp_path: Path) -> None:
+    """Classes that are floats (a target column with gaps, read by pandas) are answered as
+    those floats by the exact trees, not by scikit-learn."""
+    table, y, _ = data(23)
+    labels = np.array([-1.0, 0.0, 3.0])[classes_of(y, 3)]
+    model = HistGradientBoostingClassifier(max_iter=20).fit(table, labels)
+    compiled, served = packaged(model, table, tmp_path)
+    assert (compiled.get("trees"), served.engine.name) == ("exact", "onnx"), compiled
+    rows = held_out(24)
+    answers = served.predict(rows)
+    assert answers == model.predict(pd.DataFrame(rows, columns=table.columns)).tolist()
+    assert {type(a) for a in answers} == {float} and set(answers) == {-1.0, 0.0, 3.0}
 
 
 def test_a_value_at_the_binarizer_s_threshold_is_below_it() -> None:

@@ -211,6 +211,22 @@ def test_forest_classes_as_strings() -> None:
 
 
 @pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RandomForestClassifier(n_estimators=20, random_state=0),
+        lambda: HistGradientBoostingClassifier(max_iter=20),
+    ],
+    ids=["forest", "hist"],
+)
+def test_classes_as_floats(make: Any) -> None:
+    """A target read from a CSV with gaps is floats: the labels come out as those floats."""
+    X, _, _, three = data(4)
+    model = make().fit(X, np.array([-1.0, 0.0, 3.0])[three])
+    rows = check(model, X)
+    assert set(model.predict(rows).tolist()) == {-1.0, 0.0, 3.0}
+
+
+@pytest.mark.parametrize(
     "make,target",
     [
         (lambda: GradientBoostingRegressor(n_estimators=100, random_state=0), 0),
