@@ -1724,12 +1724,12 @@ def bernoulli_shape(operator: Any) -> None:
 
 
 def bernoulli(scope: Any, operator: Any, container: Any) -> None:
-    """BernoulliNB in float64 (skl2onnx's probabilities were 2.5e-6 off, and a class flipped
-    in 100,000 rows): each value binarized (above `binarize`), the joint log-likelihood as
-    _joint_log_likelihood computes it, x.(log p - log(1 - p))^T + (log prior + sum log(1 -
-    p)), the coefficients from numpy here; the first greatest's class; probabilities exp(jll
-    - logsumexp(jll)) (onnxruntime's takes the greatest out first, as scikit-learn's does;
-    the two differ in the last bits of the log-sum, 1e-13 relative where it is 500)."""
+    """BernoulliNB in float64 (skl2onnx's probabilities were 2.5e-6 off): each value
+    binarized (above `binarize`), the joint log-likelihood as _joint_log_likelihood computes
+    it, x.(log p - log(1 - p))^T + (log prior + sum log(1 - p)), the coefficients from numpy
+    here; the first greatest's class; probabilities exp(jll - logsumexp(jll)) (onnxruntime's
+    takes the greatest out first, as scikit-learn's does; the two may differ in the log-sum's
+    last bits)."""
     model = operator.raw_operator
     dtype, onnx_type, _ = _dtype(operator)
     w, x, (label, probabilities) = _writer(scope, operator, container)
@@ -1868,8 +1868,8 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
         FunctionTransformer: (function_transformer, function_shape),
         KNeighborsRegressor: (knn_by_distance, calculate_sklearn_nearest_neighbours_regressor),
         KMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
-        Binarizer: (binarizer, calculate_sklearn_imputer_output_shapes),
         MiniBatchKMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
+        Binarizer: (binarizer, calculate_sklearn_imputer_output_shapes),
     }
     linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron, SGDClassifier)
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
