@@ -685,9 +685,9 @@ def test_a_value_at_the_binarizer_s_threshold_is_below_it() -> None:
 @pytest.mark.parametrize("binarize", [0.0, 1.5, None], ids=["zero", "above", "given"])
 @pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
 def test_bernoulli_naive_bayes(binarize: float | None, classes: int, tmp_path: Path) -> None:
-    """skl2onnx's float64 form was 2.5e-6 off in probabilities and flipped a class in
-    100,000; ours is the estimator's jll and log-sum-exp: probabilities within 1e-12. With
-    binarize=None the features come as 0 and 1 (a MaxAbsScaler and Binarizer before it)."""
+    """skl2onnx's float64 form was 2.5e-6 off in probabilities; ours is the estimator's jll
+    and log-sum-exp: probabilities within 1e-12. With binarize=None the features come as 0
+    and 1 (a MaxAbsScaler and Binarizer before it)."""
     table, y, _ = data(21)
     labels = classes_of(y, classes)
     estimator = BernoulliNB(binarize=binarize, alpha=0.5)

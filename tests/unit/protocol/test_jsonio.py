@@ -124,9 +124,9 @@ def test_a_duplicate_key_anywhere_is_refused_and_nothing_else(tree: Any) -> None
 
 
 def test_a_duplicate_key_deep_in_a_long_batch_is_refused() -> None:
-    objects = [{"x": i, "y": [i, {"z": i}]} for i in range(40)]
-    body = json.dumps({"instances": objects}).encode()
-    assert loads(body) == {"instances": objects}
+    batch = [{"x": i, "y": [i, {"z": i}]} for i in range(40)]
+    body = json.dumps({"instances": batch}).encode()
+    assert loads(body) == {"instances": batch}
     assert body.count(b'{"z": 39}') == 1
     with pytest.raises(JSONDecodeError, match="Duplicate key"):
         loads(body.replace(b'{"z": 39}', b'{"z": 39, "z": 40}'))
