@@ -186,16 +186,19 @@ def test_a_pip_user_packages_checks_serves_and_bundles_a_model(
     assert (bundle / "main.py").read_bytes() == (ROOT / "webapp" / "gcf" / "main.py").read_bytes()
 
     # A model only scikit-learn serves (no compiled form, no rows to verify one): its upload
-    # installs scikit-learn too, at the version it was packaged with.
+    # installs scikit-learn too, at the version it was packaged with, and a library its pickle
+    # imports (as packaging records XGBoost's), which the distribution does not require.
     fallback = folder(environment / "fallback")
     shutil.copy(shipped / "model.pkl", fallback / "model.pkl")
     manifest = json.loads((shipped / "model.json").read_text())
     manifest["compiled"] = {"error": "not compiled"}
+    manifest["versions"]["xgboost"] = "2.1.4"
     del manifest["verification"]
     (fallback / "model.json").write_text(json.dumps(manifest))
     ok(run([command, "bundle", fallback, "--out", environment / "fallback-bundle"], elsewhere))
     requirements = (environment / "fallback-bundle" / "requirements.txt").read_text().split()
     assert f"scikit-learn=={manifest['versions']['scikit-learn']}" in requirements
+    assert "xgboost==2.1.4" in requirements
     assert {"functions-framework", "onnxruntime", "flask"} <= {
         line.partition("==")[0] for line in requirements
     }

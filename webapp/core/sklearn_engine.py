@@ -82,7 +82,7 @@ class SklearnEngine:
         except ArtifactError:
             raise
         except Exception as exc:  # a corrupt pickle can raise almost anything
-            why = unpickling_failure(exc, data[:8])
+            why = unpickling_failure(exc, data[:8], model_requirements(manifest))
             raise ArtifactError(f"{path} cannot be unpickled: {why}") from None
         return cls(estimator, manifest)
 
@@ -209,10 +209,15 @@ def where_to_serve(manifest: dict[str, Any]) -> str:
 def model_requirements(manifest: dict[str, Any]) -> list[str]:
     """The versions scikit-learn serves this model with, as requirements: those it was packaged
     with, of scikit-learn and of what its pickle holds or its estimator imports (numpy, scipy,
-    pandas), as the manifest records them (an older one, fewer)."""
+    pandas, and any other library its pickle imports, such as xgboost), as the manifest
+    records them (an older one, fewer)."""
     recorded = manifest.get("versions", {})
-    names = ("scikit-learn", "numpy", "scipy", "pandas")
-    return [f"{name}=={recorded[name]}" for name in names if recorded.get(name)]
+    names = ["scikit-learn", "numpy", "scipy", "pandas"]
+    names += sorted(set(recorded) - {*names, *UNPINNED})
+    return [f"{name}=={recorded[name]}" for name in names if isinstance(recorded.get(name), str)]
+
+
+UNPINNED = ("python", "joblib")  # recorded in "versions", and not a requirement to pin
 
 
 # How much of a compressed joblib file is decompressed to find the version it names.
@@ -266,9 +271,10 @@ def _decompressed_start(data: bytes, limit: int) -> bytes:
         return b""
 
 
-def unpickling_failure(exc: BaseException, head: bytes) -> str:
+def unpickling_failure(exc: BaseException, head: bytes, requirements: Sequence[str] = ()) -> str:
     """Why a file did not unpickle, saying what to do where there is something to do: a file
-    that is no pickle at all, or a pickle that needs a function or module not importable here.
+    that is no pickle at all, or a pickle that needs a function or module not importable here
+    (a library's among the model's `requirements`, where they are known, or the user's own).
 
     `head` is the file's first bytes. Pickle stores a function by module and name: one defined
     in the training script is `__main__.name`, which no other program has.
@@ -284,9 +290,12 @@ def unpickling_failure(exc: BaseException, head: bytes) -> str:
             "is packaged and served (the current folder, or PYTHONPATH)"
         )
     if isinstance(exc, ModuleNotFoundError):
+        own = "run from the folder that holds it, or put that folder on PYTHONPATH"
+        if not requirements:
+            return f"it needs the module {exc.name!r}, which is not importable here: {own}"
         return (
-            f"it needs the module {exc.name!r}, which is not importable here: run from the "
-            "folder that holds it, or put that folder on PYTHONPATH"
+            f"it needs the module {exc.name!r}, which is not importable here: a library's, "
+            f"pip install {' '.join(requirements)} (what it was packaged with); your own, {own}"
         )
     return one_line(exc)
 

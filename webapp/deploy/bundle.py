@@ -78,7 +78,7 @@ def requirements_for(manifest: dict[str, Any], model: Path) -> str:
     """The bundle's requirements.txt: the clone's pins, or this environment's versions of what
     the installed distribution needs for the function (and for scikit-learn, where it must
     serve this model); where only scikit-learn can serve it, the model's own versions of
-    model_requirements' names."""
+    model_requirements' names, a library its pickle needs (xgboost) among them."""
     pinned = PACKAGE.parent / "requirements.txt"
     if pinned.is_file() and (PACKAGE.parent / "pyproject.toml").is_file():
         text = pinned.read_text(encoding="utf-8")
@@ -86,11 +86,15 @@ def requirements_for(manifest: dict[str, Any], model: Path) -> str:
         if only_sklearn_serves(manifest, model, onnxruntime[1] if onnxruntime else None):
             text = with_versions(text, model_requirements(manifest))
         return text
+    from packaging.utils import canonicalize_name
+
     extras, fixed = {"function"}, {}
     if only_sklearn_serves(manifest, model, _installed("onnxruntime")):
         extras.add("sklearn")
         fixed = dict(pin.split("==") for pin in model_requirements(manifest))
     versions = installed_requirements(DISTRIBUTION, extras, fixed)
+    # a library only the model's pickle needs (xgboost) is no requirement of the distribution's
+    versions |= {name: v for name, v in fixed.items() if canonicalize_name(name) not in versions}
     return "".join(f"{name}=={version}\n" for name, version in sorted(versions.items()))
 
 

@@ -158,7 +158,7 @@ def describe(
         manifest["probabilities"] = callable(getattr(estimator, "predict_proba", None))
     checks = _self_check_rows(model, rows, classifier)
     manifest["self_check"] = {"instances": checks, "predictions": model.predict(checks)}
-    manifest["versions"] = versions()
+    manifest["versions"] = versions(estimator)
     return manifest
 
 
@@ -204,14 +204,15 @@ def _task(estimator: Any) -> str:
     return "regression"
 
 
-def versions() -> dict[str, str]:
+def versions(estimator: Any = None) -> dict[str, str]:
     """The library versions a model is packaged with: where only scikit-learn can serve it,
     what it is served with elsewhere (core/sklearn_engine.py's model_requirements). pandas too,
-    for an array model as well: the versions installed together resolve together."""
+    for an array model as well: the versions installed together resolve together. Then any
+    other distribution the estimator's pickle imports (XGBoost's, LightGBM's, ...)."""
     import pandas
     import scipy
 
-    return {
+    found = {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
@@ -219,6 +220,39 @@ def versions() -> dict[str, str]:
         "pandas": pandas.__version__,
         "joblib": joblib.__version__,
     }
+    if estimator is not None:
+        found |= {k: v for k, v in pickled_distributions(estimator).items() if k not in found}
+    return found
+
+
+def pickled_distributions(estimator: Any) -> dict[str, str]:
+    """The installed distributions whose modules unpickling the estimator imports, with their
+    versions: where scikit-learn serves it, they must be installed too (an XGBoost model whose
+    booster has no compiled form needs xgboost). A module no distribution installed (the
+    user's own, the standard library's) is not one."""
+    import importlib.metadata
+    import pickle
+
+    modules: set[str] = set()
+
+    class Recorder(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            module = getattr(obj, "__module__", None) or type(obj).__module__
+            if isinstance(module, str):
+                modules.add(module.partition(".")[0])
+            return NotImplemented  # pickled as it is: only its modules are wanted
+
+    class Discard:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    try:
+        Recorder(Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(estimator)
+    except Exception:  # unpicklable here (it was loaded from a pickle): nothing to add
+        return {}
+    owners = importlib.metadata.packages_distributions()
+    names = {name for module in modules for name in owners.get(module, [])}
+    return {name: importlib.metadata.version(name) for name in sorted(names)}
 
 
 class _Probe:

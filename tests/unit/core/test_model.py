@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -356,3 +358,41 @@ def test_float32_probabilities_are_answered_as_the_estimator_gives_them(tmp_path
         answers = load_model(artifact, engine=engine).predict_proba(rows)
         got = np.array([list(answer.values()) for answer in answers])
         assert np.abs(got - expected.astype(np.float64)).max() < 1e-12, engine
+
+
+def test_a_library_its_pickle_needs_is_named_where_it_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XGBoost's gblinear booster has no compiled form, so scikit-learn serves the model, and
+    unpickling it imports xgboost. Packaging records xgboost's distribution with its version;
+    where xgboost is not installed, the refusal names it with the versions to install."""
+    from importlib import metadata
+
+    from xgboost import XGBRegressor
+
+    from webapp.core.sklearn_engine import model_requirements
+    from webapp.package import command
+
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    model = XGBRegressor(booster="gblinear", n_estimators=5).fit(X, X @ [1.0, 2.0, 3.0])
+    artifact = tmp_path / "linear.pkl"
+    joblib.dump(model, artifact)
+    assert command.main([str(artifact)]) == 0
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    assert "file" not in manifest["compiled"]
+    pins = [f"{d}=={metadata.version(d)}" for d in metadata.packages_distributions()["xgboost"]]
+    assert set(pins) <= set(model_requirements(manifest))
+
+    class NotInstalled(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, *args: Any) -> None:
+            if name.partition(".")[0] == "xgboost":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    for name in [m for m in sys.modules if m.partition(".")[0] == "xgboost"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    with pytest.raises(ArtifactError) as refused:
+        load_model(artifact, engine="sklearn")
+    message = str(refused.value)
+    assert "it needs the module 'xgboost', which is not importable here: a library's, " in message
+    assert all(pin in message for pin in pins), message

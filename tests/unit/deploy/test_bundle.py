@@ -57,6 +57,21 @@ def test_a_model_only_scikit_learn_serves_gets_its_own_versions(
     assert not (tmp_path / "bundle" / "model.onnx").exists()
 
 
+def test_a_library_the_models_pickle_needs_is_pinned_too(artifact: Path, tmp_path: Path) -> None:
+    """A library the repository does not pin (xgboost, recorded in the manifest's versions
+    where the pickle imports it) comes after the repository's pins."""
+
+    def with_xgboost(manifest: dict[str, Any]) -> None:
+        manifest["versions"]["xgboost"] = "2.1.4"
+        manifest["compiled"] = {"error": "the gblinear booster"}
+        del manifest["verification"]
+
+    rewrite(artifact, with_xgboost)
+    written = requirements(artifact, tmp_path / "bundle").splitlines()
+    assert written[-1] == "xgboost==2.1.4"
+    assert written[:-1] == PINS.splitlines()
+
+
 def test_another_onnxruntimes_form_is_tried_here_first(artifact: Path, tmp_path: Path) -> None:
     """Verified again here, under the onnxruntime the bundle pins: it serves there, so the
     repository's pins; one that fails here would leave only scikit-learn."""
