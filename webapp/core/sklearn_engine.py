@@ -122,10 +122,18 @@ class SklearnEngine:
         return predicted
 
     def predict_array(self, rows: Rows) -> np.ndarray:
-        return np.asarray(self.estimator.predict(self.estimator_input(rows)))
+        return one_per_row(self.estimator.predict(self.estimator_input(rows)))
 
     def predict_proba(self, rows: Rows) -> Any:
         return self.estimator.predict_proba(self.estimator_input(rows))
+
+
+def one_per_row(predicted: Any) -> np.ndarray:
+    """An estimator's predictions as one value per row: a table of one column, which a
+    regressor fitted on a one-column y gives (LinearRegression on `df[["price"]]`), as that
+    column. A wider table stays one (describe refuses a model that predicts one)."""
+    array = np.asarray(predicted)
+    return array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
 
 
 def one_thread(estimator: Any) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.sklearn_engine import estimator_input
+from ..core.sklearn_engine import estimator_input, one_per_row
 from ..core.verification import compare, rows_document
 from ..core.vocabulary import LARGEST_INTEGER, NULL_STRING, Feature, one_line
 from ..extras import install_command
@@ -341,7 +341,7 @@ def _answers(
     given = estimator_input(features, form, columns)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = np.asarray(estimator.predict(given)).tolist()
+        predicted = one_per_row(estimator.predict(given)).tolist()
         probabilities = estimator.predict_proba(given) if proba else None
     return predicted, probabilities
 

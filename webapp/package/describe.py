@@ -38,7 +38,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.sklearn_engine import estimator_input, unpickle, unpickling_failure
+from ..core.sklearn_engine import (
+    estimator_input,
+    one_per_row,
+    unpickle,
+    unpickling_failure,
+)
 from ..core.vocabulary import (
     LARGEST_INTEGER,
     MANIFEST_FORMAT,
@@ -269,7 +274,7 @@ class _Probe:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             answered = getattr(self.estimator, method)(given)
-        return np.asarray(answered).tolist() if method == "predict" else answered
+        return one_per_row(answered).tolist() if method == "predict" else answered
 
     def works(self, rows: Sequence[dict[str, Any]]) -> bool:
         """Whether the estimator predicts these rows, and finite values if it regresses; and

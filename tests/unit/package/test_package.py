@@ -293,6 +293,30 @@ def test_lightgbm_s_names_for_columns_with_spaces(tmp_path: Path) -> None:
     assert spaced.status_code == 422
 
 
+@pytest.mark.parametrize("engine", ["onnx", "sklearn"])
+def test_a_regressor_fitted_on_a_one_column_target_answers_one_value(
+    engine: str, tmp_path: Path
+) -> None:
+    """`y = df[["price"]]` leaves LinearRegression predicting a table of one column: one
+    value a row, answered as a number by either engine (within the compiled form's 1e-9), not
+    refused as multi-output."""
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    target = table[["a"]] * 2 - table[["b"]].to_numpy() + 1
+    model = LinearRegression().fit(table, target)
+    artifact = saved(model, tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert command.main([str(artifact), "--data", str(data)]) == 0
+    assert "file" in json.loads(artifact.with_suffix(".json").read_text())["compiled"]
+    client = create_app({"MODEL_PATH": str(artifact), "ENGINE": engine}).test_client()
+    rows = table.head(20)
+    answers = client.post("/predict", json={"instances": rows.to_numpy().tolist()})
+    np.testing.assert_allclose(answers.get_json()["predictions"], model.predict(rows)[:, 0], 1e-9)
+    one = client.post("/predict", json=dict(zip(table.columns, rows.iloc[0], strict=True)))
+    assert type(one.get_json()["prediction"]) is float
+
+
 def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> None:
     """{"instances": ...} is Vertex's batch envelope, unless a feature has that name and the
     value is a number: no feature takes a list, so both forms stay unambiguous."""
