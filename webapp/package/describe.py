@@ -248,8 +248,8 @@ def pickled_distributions(estimator: Any) -> dict[str, str]:
             return NotImplemented  # pickled as it is: only its modules are wanted
 
     class Discard:
-        def write(self, data: bytes) -> int:
-            return len(data)
+        def write(self, data: Any) -> None:
+            """Bytes, or an array's PickleBuffer (protocol 5): kept by neither."""
 
     try:
         Recorder(Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(estimator)

@@ -26,7 +26,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from webapp import create_app
 from webapp.extras import install_command
-from webapp.package import command
+from webapp.package import command, describe
 
 pytestmark = pytest.mark.unit
 
@@ -315,6 +315,24 @@ def test_a_regressor_fitted_on_a_one_column_target_answers_one_value(
     np.testing.assert_allclose(answers.get_json()["predictions"], model.predict(rows)[:, 0], 1e-9)
     one = client.post("/predict", json=dict(zip(table.columns, rows.iloc[0], strict=True)))
     assert type(one.get_json()["prediction"]) is float
+
+
+def test_the_libraries_a_pickle_imports_are_found_past_its_arrays() -> None:
+    """A large array is pickled as a PickleBuffer (protocol 5): the search for the modules a
+    pickle imports must get past it to XGBoost's regressor after it."""
+    from importlib import metadata
+
+    from sklearn.ensemble import VotingRegressor
+    from sklearn.neighbors import KNeighborsRegressor
+    from xgboost import XGBRegressor
+
+    X = np.random.default_rng(5).normal(size=(20_000, 4))  # the neighbours keep 640 kB of it
+    voters = [("knn", KNeighborsRegressor()), ("xgb", XGBRegressor(n_estimators=2))]
+    model = VotingRegressor(voters).fit(X, X[:, 0])
+    found = describe.pickled_distributions(model)
+    assert set(metadata.packages_distributions()["xgboost"]) | {"numpy", "scikit-learn"} == set(
+        found
+    )
 
 
 def test_a_feature_named_instances_still_takes_a_single_row(tmp_path: Path) -> None:
