@@ -93,7 +93,7 @@ class SklearnEngine:
         for method in methods:
             if not callable(getattr(self.estimator, method, None)):
                 raise ArtifactError(f"the estimator has no {method}() method")
-        n_features = getattr(self.estimator, "n_features_in_", len(self.features))
+        n_features = fitted_count(self.estimator) or len(self.features)
         if n_features != len(self.features):
             raise ArtifactError(
                 f"the estimator takes {n_features} features, the manifest lists "
@@ -126,6 +126,13 @@ class SklearnEngine:
 
     def predict_proba(self, rows: Rows) -> Any:
         return self.estimator.predict_proba(self.estimator_input(rows))
+
+
+def fitted_count(estimator: Any) -> int | None:
+    """How many features the estimator says it was fitted on (n_features_in_), or None where
+    it says none (CatBoost's n_features_in_ is 0)."""
+    count = getattr(estimator, "n_features_in_", None)
+    return int(count) if isinstance(count, (int, np.integer)) and count > 0 else None
 
 
 def one_per_row(predicted: Any) -> np.ndarray:

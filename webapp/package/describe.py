@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..core.sklearn_engine import (
     estimator_input,
+    fitted_count,
     one_per_row,
     unpickle,
     unpickling_failure,
@@ -302,9 +303,11 @@ def _feature_names(estimator: Any, table: Any) -> tuple[list[str], str]:
             missing = sorted(set(names) - set(table.columns))
             raise PackageError(f"the table lacks the estimator's columns {missing}")
         return names, "dataframe"
-    count, form = getattr(estimator, "n_features_in_", None), "array"
+    count, form = fitted_count(estimator), "array"
     if count is None and _one_dimensional(estimator):
         count, form = 1, "vector"
+    if count is None and table is not None:  # CatBoost's is 0: the table's columns, in order
+        count = len(table.columns)
     if count is None:
         raise PackageError("the estimator does not say how many features it takes")
     if table is None:

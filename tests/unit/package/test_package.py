@@ -317,6 +317,31 @@ def test_a_regressor_fitted_on_a_one_column_target_answers_one_value(
     assert type(one.get_json()["prediction"]) is float
 
 
+def test_a_catboost_model_is_served_by_its_own_predict(tmp_path: Path) -> None:
+    """CatBoost has no converter, and once unpickled its n_features_in_ is 0: the table's
+    columns are its features, scikit-learn's engine serves it through its own predict (a
+    table of one column of labels for three classes), and the manifest pins catboost."""
+    from importlib import metadata
+
+    from catboost import CatBoostClassifier
+
+    rng = np.random.default_rng(6)
+    table = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    levels = pd.Series(np.array(["low", "mid", "high"])[np.digitize(table.a + table.b, [-1, 1])])
+    model = CatBoostClassifier(iterations=20, thread_count=1, verbose=0).fit(table, levels)
+    artifact = saved(model, tmp_path)
+    data = tmp_path / "table.csv"
+    table.to_csv(data, index=False)
+    assert command.main([str(artifact), "--data", str(data)]) == 0
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    assert manifest["versions"]["catboost"] == metadata.version("catboost")
+    client = create_app({"MODEL_PATH": str(artifact)}).test_client()
+    rows = table.tail(30)
+    answers = client.post("/predict", json={"instances": rows.to_numpy().tolist()})
+    assert answers.get_json()["predictions"] == model.predict(rows)[:, 0].tolist()
+    assert set(answers.get_json()["predictions"]) == {"low", "mid", "high"}
+
+
 def test_the_libraries_a_pickle_imports_are_found_past_its_arrays() -> None:
     """A large array is pickled as a PickleBuffer (protocol 5): the search for the modules a
     pickle imports must get past it to XGBoost's regressor after it."""
