@@ -328,7 +328,10 @@ def test_a_catboost_model_is_served_by_its_own_predict(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     table = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
     levels = pd.Series(np.array(["low", "mid", "high"])[np.digitize(table.a + table.b, [-1, 1])])
-    model = CatBoostClassifier(iterations=20, thread_count=1, verbose=0).fit(table, levels)
+    catboost = CatBoostClassifier(
+        iterations=20, thread_count=1, verbose=0, allow_writing_files=False
+    )
+    model = catboost.fit(table, levels)
     artifact = saved(model, tmp_path)
     data = tmp_path / "table.csv"
     table.to_csv(data, index=False)
