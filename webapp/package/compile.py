@@ -83,6 +83,7 @@ def compile_model(
         for column, f in zip(columns, features, strict=True):
             column.append(check[f.name])
     expected = _answers(estimator, features, manifest["input"], columns, probabilities)
+    estimator = as_predicting(estimator)  # what is converted; `expected` stays the original's
 
     rows = number_rows(columns) if plain else columns  # as the service holds them
     failures = []
@@ -134,6 +135,20 @@ def compile_model(
             kept,
         )
     return {"error": "; ".join(failures)}, None, None
+
+
+def as_predicting(estimator: Any) -> Any:
+    """The estimator as it predicts: an imbalanced-learn Pipeline's samplers (SMOTE, ...)
+    resample only while it is fitted, and skl2onnx has no converter for them. The steps left,
+    as a scikit-learn Pipeline (the step itself, where one is left); else the estimator."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return estimator
+    kept = [(name, step) for name, step in estimator.steps if not hasattr(step, "fit_resample")]
+    if len(kept) == len(estimator.steps):
+        return estimator
+    return kept[0][1] if len(kept) == 1 else Pipeline(kept)
 
 
 def _outputs_read(graph: Any, count: int) -> None:

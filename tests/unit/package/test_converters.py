@@ -198,6 +198,31 @@ def as_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: None if pd.isna(v) else v for k, v in r.items()} for r in records]
 
 
+@pytest.mark.parametrize("trees", [False, True], ids=["scaled-logistic", "forest"])
+def test_an_imbalanced_learn_pipeline_is_compiled_without_its_sampler(
+    trees: bool, tmp_path: Path
+) -> None:
+    """imbalanced-learn's Pipeline resamples (SMOTE) only while it is fitted, and skl2onnx has
+    no converter for a sampler: the graph is the other steps', verified against the pipeline's
+    own answers (a forest left alone: its exact trees, in float32)."""
+    from imblearn.over_sampling import SMOTE
+    from imblearn.pipeline import make_pipeline as resampling_pipeline
+
+    table, _, binary = data(27)
+    last = RandomForestClassifier(20, random_state=0) if trees else LogisticRegression()
+    steps = (
+        [SMOTE(random_state=0), last] if trees else [StandardScaler(), SMOTE(random_state=0), last]
+    )
+    model = resampling_pipeline(*steps).fit(table, binary)
+    compiled, served = packaged(model, table, tmp_path)
+    assert served.engine.name == "onnx", compiled
+    assert compiled["dtype"] == ("float32" if trees else "float64")
+    rows = pd.DataFrame(held_out(28) * 2, columns=table.columns)
+    assert served.predict(rows.to_numpy()) == model.predict(rows).tolist()
+    proba = served.engine.predict_proba(rows.to_numpy())
+    np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize(
     "imputer",
     [
