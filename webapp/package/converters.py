@@ -38,7 +38,8 @@ the arithmetic scikit-learn does, in the input's float type:
   value): numpy's interpolation between the thresholds;
 - LinearSVC, RidgeClassifier(CV), Perceptron and SGDClassifier (float32 only, and in a
   pipeline not at all; the log loss's labels from its probabilities): the decision function,
-  then the class as LinearClassifierMixin.predict picks it;
+  then the class as LinearClassifierMixin.predict picks it; and LinearDiscriminantAnalysis
+  (its probabilities NaN far out): the same, with its predict_proba's expit or softmax;
 - OneVsRestClassifier of those or LogisticRegression (skl2onnx's labels come from the
   probabilities, which tie at 1.0 far out): each class's decision function, the greatest's
   class, ties broken as this scikit-learn's loop breaks them.
@@ -65,6 +66,7 @@ from .trees import (
     NotSupported,
     Writer,
     _expit,
+    _softmax,
     _two_columns,
     argmax_labels,
     binary_index,
@@ -1166,8 +1168,9 @@ def linear_classifier_shape(operator: Any) -> None:
 
 
 def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
-    """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, SGDClassifier),
-    whose float64 form skl2onnx does not write: the decision function x.coef^T + intercept,
+    """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, SGDClassifier,
+    LinearDiscriminantAnalysis), whose float64 form skl2onnx does not write: the decision
+    function x.coef^T + intercept,
     then with two classes the second where it is above 0, else the first greatest's class.
 
     The second output is the decision function where there are no probabilities to give;
@@ -1175,9 +1178,12 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     looks. SGDClassifier's log loss gives them as _predict_proba_lr does: expit of the
     decision, [1 - p, p] with two classes, else each class's over their sum, 1 / K each where
     every one is 0 (skl2onnx's took its labels from those, whose sigmoids tie at 1.0 far
-    out). Its other losses' probabilities are skl2onnx's own."""
+    out). Its other losses' probabilities are skl2onnx's own. LinearDiscriminantAnalysis's, as
+    its predict_proba: expit of the decision, [1 - p, p], with two classes, else its softmax
+    (skl2onnx's were NaN far out, where scikit-learn's are 0 and 1)."""
     model = operator.raw_operator
     loss = getattr(model, "loss", "hinge") if type(model).__name__ == "SGDClassifier" else None
+    discriminant = type(model).__name__ == "LinearDiscriminantAnalysis"
     if loss not in (None, "hinge", "log_loss"):
         from skl2onnx.operator_converters.sgd_classifier import convert_sklearn_sgd_classifier
 
@@ -1189,8 +1195,18 @@ def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     dot = w.op("MatMul", [x, w.const(coef.T, "coef")], "dot")
     intercept = w.const(np.atleast_1d(np.asarray(model.intercept_, dtype)), "intercept")
     classes = np.asarray(model.classes_)
-    plain = len(coef) > 1 and loss != "log_loss"  # the decision is the second output itself
+    # the decision is the second output itself
+    plain = len(coef) > 1 and loss != "log_loss" and not discriminant
     decision = w.op("Add", [dot, intercept], "decision", output=scores if plain else None)
+    if discriminant:  # its predict_proba: expit, [1 - p, p], with two classes, else softmax
+        if len(coef) == 1:
+            _two_columns(w, _expit(w, decision), np.array(1.0), scores)
+            index = binary_index(w, w.op("Greater", [decision, w.const(np.array(0.0))]))
+            take_classes(w, index, classes, label)
+        else:
+            _softmax(w, decision, scores)
+            argmax_labels(w, decision, classes, label)
+        return
     if loss == "log_loss":  # expit, as scipy writes it
         one = w.const(np.array(1, dtype), "one")
         exp = w.op("Exp", [w.op("Neg", [decision])], "exp")
@@ -1815,6 +1831,7 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
     from skl2onnx.shape_calculators.voting_classifier import voting_classifier_shape_calculator
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.compose import TransformedTargetRegressor
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.ensemble import VotingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
@@ -1871,7 +1888,14 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
         MiniBatchKMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
         Binarizer: (binarizer, calculate_sklearn_imputer_output_shapes),
     }
-    linear = (LinearSVC, RidgeClassifier, RidgeClassifierCV, Perceptron, SGDClassifier)
+    linear = (
+        LinearSVC,
+        RidgeClassifier,
+        RidgeClassifierCV,
+        Perceptron,
+        SGDClassifier,
+        LinearDiscriminantAnalysis,
+    )
     classifiers = {cls: (linear_classifier, linear_classifier_shape) for cls in linear}
     classifiers[VotingClassifier] = (voting_classifier, voting_classifier_shape_calculator)
     classifiers[SVC] = classifiers[NuSVC] = (svc_classifier, svc_shape)

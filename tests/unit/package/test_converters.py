@@ -20,6 +20,7 @@ import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     RandomForestClassifier,
@@ -722,6 +723,17 @@ def test_bernoulli_naive_bayes(binarize: float | None, classes: int, tmp_path: P
     else:
         model = estimator.fit(table, labels)
     assert_compiled_exactly(model, table, tmp_path, seed=22)
+
+
+@pytest.mark.parametrize("solver", ["svd", "lsqr"])
+@pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
+def test_linear_discriminant_analysis(solver: str, classes: int, tmp_path: Path) -> None:
+    """skl2onnx's probabilities were NaN far out, where scikit-learn's expit and softmax give
+    0 and 1, so verification refused its graph; ours are its predict_proba's."""
+    table, y, _ = data(29)
+    shrinkage = "auto" if solver == "lsqr" else None
+    model = LinearDiscriminantAnalysis(solver=solver, shrinkage=shrinkage)
+    assert_compiled_exactly(model.fit(table, classes_of(y, classes)), table, tmp_path, seed=30)
 
 
 @pytest.mark.parametrize(
