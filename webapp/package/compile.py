@@ -138,11 +138,15 @@ def compile_model(
 
 
 def as_predicting(estimator: Any) -> Any:
-    """The estimator as it predicts: an imbalanced-learn Pipeline's samplers (SMOTE, ...)
-    resample only while it is fitted, and skl2onnx has no converter for them. The steps left,
-    as a scikit-learn Pipeline (the step itself, where one is left); else the estimator."""
+    """The estimator as it predicts, where skl2onnx cannot convert it as it is: a search's
+    (RandomizedSearchCV, HalvingGridSearchCV, ...) best estimator, refitted on all the data,
+    which its predict calls; an imbalanced-learn Pipeline's steps but its samplers (SMOTE,
+    ...), which resample only while it is fitted, as a scikit-learn Pipeline (the step itself,
+    where one is left). Else the estimator."""
     from sklearn.pipeline import Pipeline
 
+    if hasattr(estimator, "cv_results_") and hasattr(estimator, "best_estimator_"):
+        return as_predicting(estimator.best_estimator_)
     if not isinstance(estimator, Pipeline):
         return estimator
     kept = [(name, step) for name, step in estimator.steps if not hasattr(step, "fit_resample")]

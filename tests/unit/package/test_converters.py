@@ -725,6 +725,28 @@ def test_bernoulli_naive_bayes(binarize: float | None, classes: int, tmp_path: P
     assert_compiled_exactly(model, table, tmp_path, seed=22)
 
 
+def test_a_search_is_compiled_as_its_best_estimator(tmp_path: Path) -> None:
+    """A fitted search predicts with its best estimator: skl2onnx had no converter for
+    RandomizedSearchCV; GridSearchCV's forest had exact trees behind a float64 input, and
+    takes its float32 input as the forest alone does now."""
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+    table, y, binary = data(31)
+    search = RandomizedSearchCV(
+        Ridge(), {"alpha": [0.1, 1.0, 10.0]}, n_iter=2, cv=3, random_state=0
+    )
+    compiled, served = packaged(search.fit(table, y), table, tmp_path)
+    assert (compiled["dtype"], served.engine.name) == ("float64", "onnx"), compiled
+    rows = held_out(32)
+    frame = pd.DataFrame(rows, columns=table.columns)
+    np.testing.assert_allclose(served.predict(rows), search.predict(frame), rtol=1e-12)
+    grid = GridSearchCV(RandomForestClassifier(random_state=0), {"n_estimators": [5, 10]}, cv=3)
+    (tmp_path / "forest").mkdir()
+    compiled, served = packaged(grid.fit(table, binary), table, tmp_path / "forest")
+    assert (compiled.get("trees"), compiled["dtype"]) == ("exact", "float32"), compiled
+    assert served.predict(rows) == grid.predict(frame).tolist()
+
+
 @pytest.mark.parametrize("solver", ["svd", "lsqr"])
 @pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
 def test_linear_discriminant_analysis(solver: str, classes: int, tmp_path: Path) -> None:
