@@ -35,7 +35,7 @@ the arithmetic scikit-learn does, in the input's float type:
 - KNeighborsRegressor and KNeighborsClassifier weighed by distance (skl2onnx weighs them
   all alike): 1 / d, a row at distance 0 answered by its matches alone, numpy's sums;
 - CalibratedClassifierCV's isotonic calibrators (skl2onnx's take the nearest threshold's
-  value): numpy's interpolation between the thresholds;
+  value), and IsotonicRegression (no converter): numpy's interpolation between the thresholds;
 - LinearSVC, RidgeClassifier(CV), Perceptron and SGDClassifier (float32 only, and in a
   pipeline not at all; the log loss's labels from its probabilities): the decision function,
   then the class as LinearClassifierMixin.predict picks it; and LinearDiscriminantAnalysis
@@ -1315,12 +1315,17 @@ def isotonic_calibration(
     calibrator = model.calibrators[k]
     if dtype is not np.float64 or calibrator.out_of_bounds != "clip":  # as it fits them
         raise NotSupported(f"isotonic calibration in {np.dtype(dtype).name}")
-    x = np.asarray(calibrator.X_thresholds_, np.float64)
-    y = np.asarray(calibrator.y_thresholds_, np.float64)
-    if x[0] != calibrator.X_min_ or x[-1] != calibrator.X_max_ or not (np.diff(x) > 0).all():
-        raise NotSupported("isotonic thresholds other than scikit-learn fits")
     w = Writer(scope, container)
     value = w.op("Reshape", [T, w.const(np.array([-1, 1]))], "calibrated")
+    return _isotonic(w, value, calibrator)
+
+
+def _isotonic(w: Writer, value: str, regression: Any) -> str:
+    """IsotonicRegression.predict of [N, 1] float64 values, clipped to its thresholds."""
+    x = np.asarray(regression.X_thresholds_, np.float64)
+    y = np.asarray(regression.y_thresholds_, np.float64)
+    if x[0] != regression.X_min_ or x[-1] != regression.X_max_ or not (np.diff(x) > 0).all():
+        raise NotSupported("isotonic thresholds other than scikit-learn fits")
     if len(x) == 1:  # scikit-learn's constant, whatever the value
         return w.op("Expand", [w.const(y.reshape(1, 1)), w.op("Shape", [value])], "calibrated")
     value = w.op("Clip", [value, w.const(np.array(x[0])), w.const(np.array(x[-1]))])  # NaN stays
@@ -1333,6 +1338,29 @@ def isotonic_calibration(
 
     away = w.op("Sub", [value, at(x, "start")], "away")
     return w.op("Add", [w.op("Mul", [at(slopes, "slope"), away]), at(y, "level")])
+
+
+def isotonic_regression_shape(operator: Any) -> None:
+    _, _, tensor = _dtype(operator)
+    operator.outputs[0].type = tensor([operator.inputs[0].get_first_dimension(), 1])
+
+
+def isotonic_regression(scope: Any, operator: Any, container: Any) -> None:
+    """IsotonicRegression.predict (no converter in skl2onnx): its one feature's value clipped
+    to the thresholds and interpolated between them, as isotonic_calibration's are; with
+    out_of_bounds="nan", NaN outside them (packaging cannot find that range: --range)."""
+    model = operator.raw_operator
+    dtype, _, _ = _dtype(operator)
+    if dtype is not np.float64 or model.out_of_bounds not in ("clip", "nan"):
+        raise NotSupported(f"IsotonicRegression out of bounds {model.out_of_bounds!r}")
+    w, x, (output,) = _writer(scope, operator, container)
+    value = _isotonic(w, x, model)
+    if model.out_of_bounds == "nan":
+        below = w.op("Less", [x, w.const(np.array(model.X_min_, np.float64))], "below")
+        above = w.op("Greater", [x, w.const(np.array(model.X_max_, np.float64))], "above")
+        outside = w.op("Or", [below, above], "outside")
+        value = w.op("Where", [outside, w.const(np.array(np.nan)), value], "interpolated")
+    w.op("Identity", [value], output=output)
 
 
 # -- Nearest neighbours weighed by distance ------------------------------------------------
@@ -1834,6 +1862,7 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.ensemble import VotingClassifier
     from sklearn.impute import SimpleImputer
+    from sklearn.isotonic import IsotonicRegression
     from sklearn.kernel_approximation import Nystroem
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import (
@@ -1887,6 +1916,7 @@ def float64_converters(nulls: Nulls | None = None) -> Iterator[None]:
         KMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
         MiniBatchKMeans: (k_means, calculate_sklearn_kmeans_output_shapes),
         Binarizer: (binarizer, calculate_sklearn_imputer_output_shapes),
+        IsotonicRegression: (isotonic_regression, isotonic_regression_shape),
     }
     linear = (
         LinearSVC,

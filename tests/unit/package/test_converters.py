@@ -747,6 +747,30 @@ def test_a_search_is_compiled_as_its_best_estimator(tmp_path: Path) -> None:
     assert served.predict(rows) == grid.predict(frame).tolist()
 
 
+@pytest.mark.parametrize("bounds", ["clip", "nan"])
+def test_isotonic_regression(bounds: str, tmp_path: Path) -> None:
+    """skl2onnx has no converter for IsotonicRegression: ours interpolates as numpy does
+    between its thresholds, clipped to them, or NaN outside them, where scikit-learn gives NaN
+    and the feature's range must then be given (--range), as packaging cannot find it."""
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(33)
+    dose = rng.uniform(0.5, 10.0, 300)
+    model = IsotonicRegression(out_of_bounds=bounds).fit(
+        dose, np.log1p(dose) + rng.normal(0, 0.2, 300)
+    )
+    table = pd.DataFrame({"dose": dose})
+    given = (
+        ()
+        if bounds == "clip"
+        else ("--range", f"dose={float(model.X_min_)!r}:{float(model.X_max_)!r}")
+    )
+    compiled, served = packaged(model, table, tmp_path, *given)
+    assert (compiled["dtype"], served.engine.name) == ("float64", "onnx"), compiled
+    rows = np.r_[np.linspace(-100, 100, 997), model.X_thresholds_].reshape(-1, 1)  # NaN: NaN
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows.ravel()), rtol=1e-12)
+
+
 @pytest.mark.parametrize("solver", ["svd", "lsqr"])
 @pytest.mark.parametrize("classes", [2, 3], ids=["two", "three"])
 def test_linear_discriminant_analysis(solver: str, classes: int, tmp_path: Path) -> None:
