@@ -194,6 +194,8 @@ def test_contract(
     assert got_status == status, got_body
     assert got_headers["Content-Type"] == "application/json"
     assert got_headers.get("Allow") == allow
+    assert got_headers["Content-Length"] == str(len(got_body))  # not chunked
+    assert "Transfer-Encoding" not in got_headers
     document = json.loads(got_body)
     if expected is not None:
         assert got_body == json.dumps(expected, separators=(",", ":")).encode()

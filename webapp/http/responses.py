@@ -38,7 +38,7 @@ class FixedResponse(Response):
             environ["REQUEST_METHOD"] == "HEAD"
             or not 200 <= status
             or status in (204, 304)
-            or type(self.response) is not list
+            or type(self.response) not in _CHUNKS
             or not all(type(chunk) is bytes for chunk in self.response)
             or self._on_close
             or "content-length" not in names
@@ -48,6 +48,15 @@ class FixedResponse(Response):
             return super().get_wsgi_response(environ)
         return self.response, self.status, headers
 
+
+class Unsized(tuple[bytes, ...]):
+    """A body's chunks that say no length: werkzeug (and so functions-framework) takes a
+    response of them as streamed, and FixedResponse still sends them as they are."""
+
+    __len__ = None  # type: ignore[assignment]
+
+
+_CHUNKS = (list, Unsized)  # the bodies FixedResponse sends as they are
 
 _MESSAGES = {
     404: "No such route.",

@@ -10,7 +10,7 @@ from flask import Response
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from webapp.http.responses import FixedResponse
+from webapp.http.responses import FixedResponse, Unsized
 
 pytestmark = pytest.mark.unit
 
@@ -49,6 +49,8 @@ def sent(cls: type[Response], spec: dict[str, Any]) -> Any:
         response.response = Streamed(response.response, closed)
     elif spec["body_as"] == "generated":  # iterable once only
         response.response = (chunk for chunk in list(response.response))
+    elif spec["body_as"] == "unsized":  # the function's answers (webapp/http/function.py)
+        response.response = Unsized(response.response)
     elif spec["body_as"] == "assigned text":  # not set_data's bytes: encoded as it is sent
         response.response = ["é", *response.response]
     if spec["length_removed"]:
@@ -84,7 +86,9 @@ def sent(cls: type[Response], spec: dict[str, Any]) -> Any:
             "method": st.sampled_from(["GET", "POST", "HEAD", "OPTIONS"]),
             "passthrough": st.booleans(),
             "on_close": st.booleans(),
-            "body_as": st.sampled_from(["set", "streamed", "generated", "assigned text"]),
+            "body_as": st.sampled_from(
+                ["set", "streamed", "generated", "unsized", "assigned text"]
+            ),
             "length_removed": st.booleans(),
         }
     )
