@@ -4,18 +4,23 @@ Flask binds the map to every request through werkzeug's `bind_to_environ`, which
 host out twice and encodes it to IDNA each time. Where no setting makes the host matter to
 matching (no SERVER_NAME, TRUSTED_HOSTS, host or subdomain matching: this service sets none)
 the same adapter is made from the same values, the host worked out once and its IDNA form
-kept per host: a single-row /predict took ~9 µs less in process (docs/performance.md).
-tests/unit/http/test_flask_app.py proves the adapter equal to Flask's own for any request.
+kept per host: a single-row /predict took ~9 µs less in process (docs/performance.md). And
+the adapter answers a path without variables (/predict, /health, ...) from a table of
+werkzeug's own answers, taken once. tests/unit/http/test_flask_app.py proves the adapter and
+its match equal to Flask's own for any request.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Request
-from werkzeug.routing import MapAdapter
+from werkzeug.routing import MapAdapter, Rule
 from werkzeug.wsgi import get_host
+
+from .route import static_answers
 
 
 class ServiceFlask(Flask):
@@ -37,7 +42,8 @@ class ServiceFlask(Flask):
         environ = request.environ
         host = get_host(environ)
         request.host = host  # as Flask's sets it: read from here on
-        return MapAdapter(
+        return StaticFirstAdapter(
+            self.static_routes,
             self.url_map,
             _bound_host(host),
             _decoded(environ.get("SCRIPT_NAME"), "/"),
@@ -47,6 +53,43 @@ class ServiceFlask(Flask):
             environ["REQUEST_METHOD"],
             _decoded(environ.get("QUERY_STRING")),
         )
+
+    @functools.cached_property
+    def static_routes(self) -> dict[tuple[str, str], tuple[Rule, Mapping[str, Any]]]:
+        """werkzeug's match for each path without variables and method, taken at the first
+        request, once Flask takes no more rules. It depends on nothing else here: the host
+        matters to matching only where Flask's own adapter is made (above)."""
+        adapter = self.url_map.bind("localhost")
+        return static_answers(
+            self.url_map.iter_rules(),
+            lambda path, method: adapter.match(path, method, return_rule=True),
+        )
+
+
+class StaticFirstAdapter(MapAdapter):
+    """werkzeug's adapter, which answers Flask's match of a path without variables from the
+    table of werkzeug's own answers (ServiceFlask.static_routes)."""
+
+    def __init__(
+        self, answers: dict[tuple[str, str], tuple[Rule, Mapping[str, Any]]], *args: Any
+    ) -> None:
+        super().__init__(*args)
+        self.answers = answers
+
+    def match(
+        self,
+        path_info: str | None = None,
+        method: str | None = None,
+        return_rule: bool = False,
+        query_args: Any = None,
+        websocket: bool | None = None,
+    ) -> tuple[Any, Mapping[str, Any]]:
+        if path_info is None and method is None and websocket is None and not self.websocket:
+            found = self.answers.get((self.path_info, self.default_method))
+            if found is not None:
+                rule, values = found
+                return (rule if return_rule else rule.endpoint), dict(values)
+        return super().match(path_info, method, return_rule, query_args, websocket)  # type: ignore[call-overload]
 
 
 @functools.lru_cache(maxsize=64)

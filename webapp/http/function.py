@@ -15,7 +15,7 @@ from werkzeug.routing import Map, Rule
 
 from .dispatch import Service, dispatch, refuse
 from .responses import Unsized, http_error_response
-from .route import is_v2
+from .route import is_v2, static_answers
 from .routes import CONVERTERS
 
 
@@ -33,15 +33,7 @@ class Function:
             for i, r in enumerate(self.routes)
         ]
         self.matcher = Map(rules, converters=CONVERTERS).bind("function")
-        # The matcher's own answers for the paths of the rules without variables, with each
-        # of their methods: most requests send one of these, which werkzeug's state machine
-        # took 3 µs to find again.
-        self.static = {
-            (rule.rule, method): self.matcher.match(rule.rule, method)
-            for rule in rules
-            if not rule.arguments
-            for method in rule.methods or ()
-        }
+        self.static = static_answers(rules, self.matcher.match)
 
     def __call__(self, request: Request) -> Response:
         """Answer any request exactly as the service would, 404 and 405 included."""

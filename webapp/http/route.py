@@ -7,10 +7,13 @@ read the same records. No other project module is imported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, TypeVar
 
 from flask import Response
+from werkzeug.routing import Rule
+
+Answer = TypeVar("Answer")
 
 
 class Doc(NamedTuple):
@@ -49,3 +52,18 @@ class Route(NamedTuple):
 def is_v2(path: str) -> bool:
     """Whether a path is the Open Inference Protocol's (/v2 and below)."""
     return path == "/v2" or path.startswith("/v2/")
+
+
+def static_answers(
+    rules: Iterable[Rule], match: Callable[[str, str], Answer]
+) -> dict[tuple[str, str], Answer]:
+    """`match`'s own answers for the path of each bound rule without variables, with each of
+    its methods (werkzeug's HEAD beside GET): most requests send one of these, and werkzeug's
+    state machine took 3.4 µs to find it again. Bound rules only: a rule learns its variables
+    (`arguments`) when its Map is made."""
+    return {
+        (rule.rule, method): match(rule.rule, method)
+        for rule in rules
+        if not rule.arguments
+        for method in rule.methods or ()
+    }

@@ -45,7 +45,14 @@ paths = st.one_of(
         [
             "/predict",
             "/predict/",
+            "//predict",
             "/health",
+            "/ready",
+            "/metadata",
+            "/metrics",
+            "/v2/health/live",
+            "/v2",
+            "/v1/models/iris-logistic-regression",
             "/v1/models/iris-logistic-regression:predict",
             "/v2/models/iris-logistic-regression/infer",
             "/v2/models/a%2Fb/infer",
@@ -116,6 +123,8 @@ def adapted(create: Any, values: dict[str, Any]) -> Any:
 
 def test_the_factory_builds_the_service_class() -> None:
     assert type(APP) is ServiceFlask
+    assert APP.static_routes[("/predict", "POST")][0].rule == "/predict"
+    assert ("/health", "HEAD") in APP.static_routes
 
 
 requests = st.fixed_dictionaries(
@@ -126,7 +135,7 @@ requests = st.fixed_dictionaries(
         "script": st.one_of(st.none(), st.just(""), wsgi_text.map(lambda text: "/" + text)),
         "path": paths,
         "query": st.one_of(st.none(), wsgi_text),
-        "method": st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT"]),
+        "method": st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "get"]),
         "upgrade": st.booleans(),
     }
 )
