@@ -122,7 +122,7 @@ quick: $(VENV)/.dev bytecode  ## the unit tests: no server, no subprocess
 container-test: $(VENV)/.dev  ## the Cloud Run image, built, run read-only and SIGTERMed
 	bash container/test.sh
 
-# Benchmarks on 127.0.0.1, about 16 minutes (BENCH_ARGS=--quick: 7; --image NAME adds 3):
+# Benchmarks on 127.0.0.1, about 30 minutes (BENCH_ARGS=--quick: 7; --image NAME adds 3):
 # writes docs/performance.md and its plots. Installs wrk with apt-get when it is missing.
 .PHONY: bench
 bench: $(VENV)/.dev bytecode

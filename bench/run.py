@@ -60,7 +60,9 @@ class Plan:
     batch_connections: int = 4  # two requests per shipped worker: neither ever waits for work
     memory_workers: tuple[int, ...] = (1, 2, 4)
     slow_seconds: float = 12.0  # the well-behaved client's run beside the slow connections
-    kind_reps: int = 3  # interleaved repetitions of each model kind's single-row figure
+    # interleaved repetitions of each model kind's single-row figure (with 3, one kind's ratio
+    # moved by about ±0.05 between runs of the same code)
+    kind_reps: int = 5
     kind_seconds: float = 3.0  # length of one of its wrk runs
 
 
