@@ -138,6 +138,22 @@ TUNING = (
         "column-transformer 158-172 -> 142-153, random-forest 153-162 -> 134-143 (issue 22)",
     ),
     (
+        "a path without variables answered from a table of werkzeug's own matches, in the "
+        "service's URL adapter and in the function",
+        "`route.static_answers`",
+        "werkzeug's match 3.4 µs in a loop; a single-row /predict in process 138-158 -> "
+        "133-149 µs (3 alternating runs of 7 x 3,000, medians); property-tested against "
+        "werkzeug's matcher and Flask's adapter (issue 22)",
+    ),
+    (
+        "the function's answers kept as their bytes, unsized (functions-framework then reads "
+        "no unread body), and sent by FixedResponse",
+        "`function.unread_body_stays_unread`",
+        "with the table: a single-row function request in process 234-282 -> 214-217 µs beside "
+        "the plain function's ~200 (3 alternating runs); 0.80x -> 0.87x the plain function at "
+        "16 connections, one `bench.run` pair each (issue 22)",
+    ),
+    (
         "a batch of numbers predicted and counted as one array",
         "`Predictor.predict`, `predict_array`",
         "a Counter of 10,000 values took 0.4 ms: 10,000 JSON arrays 4.51 -> 4.02 ms in process, "
