@@ -22,6 +22,9 @@ from werkzeug.wsgi import get_host
 
 from .route import static_answers
 
+# (path, method) -> werkzeug's rule and URL values for it
+StaticRoutes = dict[tuple[str, str], tuple[Rule, Mapping[str, Any]]]
+
 
 class ServiceFlask(Flask):
     """Flask, with `create_url_adapter` (documented as overridable) made cheaper."""
@@ -55,7 +58,7 @@ class ServiceFlask(Flask):
         )
 
     @functools.cached_property
-    def static_routes(self) -> dict[tuple[str, str], tuple[Rule, Mapping[str, Any]]]:
+    def static_routes(self) -> StaticRoutes:
         """werkzeug's match for each path without variables and method, taken at the first
         request, once Flask takes no more rules. It depends on nothing else here: the host
         matters to matching only where Flask's own adapter is made (above)."""
@@ -70,9 +73,7 @@ class StaticFirstAdapter(MapAdapter):
     """werkzeug's adapter, which answers Flask's match of a path without variables from the
     table of werkzeug's own answers (ServiceFlask.static_routes)."""
 
-    def __init__(
-        self, answers: dict[tuple[str, str], tuple[Rule, Mapping[str, Any]]], *args: Any
-    ) -> None:
+    def __init__(self, answers: StaticRoutes, *args: Any) -> None:
         super().__init__(*args)
         self.answers = answers
 

@@ -1170,8 +1170,8 @@ def linear_classifier_shape(operator: Any) -> None:
 def linear_classifier(scope: Any, operator: Any, container: Any) -> None:
     """LinearClassifierMixin.predict (LinearSVC, RidgeClassifier, Perceptron, SGDClassifier,
     LinearDiscriminantAnalysis), whose float64 form skl2onnx does not write: the decision
-    function x.coef^T + intercept,
-    then with two classes the second where it is above 0, else the first greatest's class.
+    function x.coef^T + intercept, then with two classes the second where it is above 0, else
+    the first greatest's class.
 
     The second output is the decision function where there are no probabilities to give;
     with two classes as skl2onnx gives it, [-d, d], where CalibratedClassifierCV's converter
