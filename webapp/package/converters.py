@@ -1013,101 +1013,147 @@ def splines(scope: Any, operator: Any, container: Any) -> None:
         raise NotSupported("SplineTransformer whose features differ in knots or degree")
     knots = np.array([np.asarray(s.t, np.float64) for s in bsplines])  # [features, knots]
     degree = int(bsplines[0].k)
+    coefficients = _coefficients(bsplines)
+    kept = np.shape(bsplines[0].c)[1] - (0 if model.include_bias else 1)  # bases given
     w, x, (output,) = _writer(scope, operator, container)
-    value = w.op("Unsqueeze", [x, w.const(np.array([2]))], "features")  # [N, features, 1]
+    value = w.op("Unsqueeze", [x, w.const(np.array([2, 3]))], "features")  # [N, features, 1, 1]
+    beyond = model.extrapolation in ("constant", "linear")
     if model.extrapolation == "periodic":
         value = _wrapped(w, value, knots, degree)
-    basis = _by_coefficients(w, _spline_basis(w, value, knots, degree), bsplines)
-    if model.extrapolation in ("constant", "linear"):
-        basis = _beyond_the_knots(w, value, bsplines, basis, model.extrapolation)
-    if not model.include_bias:
-        count = np.shape(bsplines[0].c)[1] - 1
-        basis = w.op("Gather", [basis, w.const(np.arange(count))], "kept", axis=2)
+    elif model.extrapolation == "constant" and _ends_hold(bsplines):
+        ends = knots[:, [degree, -degree - 1], np.newaxis, np.newaxis]  # [features, 2, 1, 1]
+        value = w.op("Max", [value, w.const(ends[:, 0])], "held")
+        value = w.op("Min", [value, w.const(ends[:, 1])], "held")
+        beyond = False
+    columns = kept if coefficients is None else knots.shape[1] - degree - 1
+    basis = _spline_basis(w, value, knots, degree, columns)
+    if coefficients is not None:
+        basis = w.op("MatMul", [basis, w.const(coefficients[:, :kept], "coefficients")])
+    if beyond:
+        value = w.op("Unsqueeze", [x, w.const(np.array([2]))], "features")  # [N, features, 1]
+        basis = _beyond_the_knots(w, value, bsplines, basis, model.extrapolation, kept)
     w.op("Flatten", [basis], output=output, axis=1)  # a feature's bases, then the next's
 
 
-def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int) -> str:
-    """The basis functions at x [N, features, 1], [N, features, n], as scipy's evaluate_spline
-    computes them: the knot interval l (its _find_interval: the last from t[k] to t[n - 1]
-    starting at or below x), _deBoor_D's k steps, then its k + 1 values in columns l - k to l,
-    0 in the others.
+def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int, columns: int) -> str:
+    """The first `columns` basis functions at x [N, features, 1, 1], as [N, features,
+    columns], as scipy's evaluate_spline computes them: the knot interval l (its
+    _find_interval: the last from t[k] to t[n - 1] starting at or below x), _deBoor_D's k
+    steps, then its k + 1 values in columns l - k to l, 0 in the others.
 
     Step j of _deBoor_D loops over m = 1..j: w = h[m - 1] / (t[l + m] - t[l + m - j]), then
     h[m - 1] += w * (t[l + m] - x) and h[m] = w * (x - t[l + m - j]), skipping m where the two
-    knots are equal. Here a step is those operations on all m at once, the knots each row
-    needs gathered from tables by its interval: h' = [0, R] + [L, 0], each entry the sum
-    scipy makes (at most two values, in either order), and the skipped m weighted 0. A few
-    nodes per step rather than a dozen per m: onnxruntime's cost per call grows with its nodes.
+    knots are equal. So the new h[i] is the sum of at most two such products, which no order
+    of addition changes. Here a step makes both rows of products at once, [N, features, 2,
+    j + 2]: the last h's values (_numerators; its spare column, 0, where there is no
+    product), divided by the knots' differences, times t - x; then it sums the rows. The
+    second row's difference is negated: h / -d * (t - x) is h / d * (x - t), bit for bit.
+    Step 1's numerator is 1, so its weights are tables, laid out as step 2's numerators.
+
+    The knots each row needs are gathered from tables by its interval, and t - x is taken
+    once for every step: three or four nodes a step (one more where knots coincide), not
+    eight, as onnxruntime's cost per call grows with its nodes.
     """
     features, n = len(knots), knots.shape[1] - k - 1
     intervals = n - k
-    starts = np.arange(intervals)[:, np.newaxis]  # l - k, a table row for each interval
+    start = np.arange(intervals)  # l - k, a table row for each interval
     interval = None
     if intervals > 1:  # the interior knots at or below x, counted: l - k; then a table's row
-        below = w.op("LessOrEqual", [w.const(knots[:, k + 1 : n]), x])
+        below = w.op("LessOrEqual", [w.const(knots[:, np.newaxis, k + 1 : n]), x])
         count = w.op("Cast", [below], "count", to=INT64)
-        interval = w.op("ReduceSum", [count, w.const(np.array([2]))], "interval", keepdims=0)
+        interval = w.op("ReduceSum", [count, w.const(np.array([2, 3]))], "interval", keepdims=0)
         if features > 1:
             first = w.const(np.arange(features) * intervals, "first")
             interval = w.op("Add", [interval, first], "interval")
 
     def rows_of(tables: list[np.ndarray], hint: str) -> list[str]:
-        """Each [features, intervals, width] table's row for each x, [N, features, width];
-        the one row, if one interval."""
+        """Each [features, intervals, ...] table's row for each x, [N, features, ...]; with
+        one interval, its [features, ...] row."""
         if interval is None:
             return [w.const(table[:, 0], hint) for table in tables]
-        widths = [table.shape[2] for table in tables]
-        stacked = np.concatenate(tables, axis=2).reshape(features * intervals, -1)
+        stacked = np.concatenate(tables, axis=-1)
+        stacked = stacked.reshape(features * intervals, *stacked.shape[2:])
         rows = w.op("Gather", [w.const(stacked, hint), interval], hint, axis=0)
         if len(tables) == 1:
             return [rows]
-        outputs = [w.fresh(hint) for _ in tables]
-        return w.ops("Split", [rows, w.const(np.array(widths))], outputs, axis=2)
+        widths = np.array([table.shape[-1] for table in tables])
+        return w.ops("Split", [rows, w.const(widths)], [w.fresh(hint) for _ in tables], axis=-1)
 
-    # column p of the basis: value p - (l - k) of h, or the zero column k + 1 past them
-    offsets = np.arange(n)[np.newaxis] - starts
+    # column p of the basis: h[p - (l - k)], or h's spare column k + 1
+    offsets = np.arange(columns)[np.newaxis] - start[:, np.newaxis]
     places = np.where((offsets >= 0) & (offsets <= k), offsets, k + 1)
-    places = np.broadcast_to(places, (features, intervals, n))
+    places = np.broadcast_to(places, (features, intervals, columns))
     if k == 0:  # no recursion: 1 in the interval's column
+        (basis,) = rows_of([(places == 0).astype(np.float64)], "basis")
         if interval is None:
-            return w.op("Expand", [w.const(np.ones((1, 1, n))), w.op("Shape", [x])], "basis")
-        return rows_of([(places == 0).astype(np.float64)], "basis")[0]
-    lefts, rights = [], []
+            shape = w.op("Shape", [x], end=3)  # [N, features, 1]
+            basis = w.op("Expand", [basis, shape], "basis")
+        return basis
+    l = k + start  # noqa: E741 (scipy's name)
+    factors, ats, skips = [], [], []  # step 1's weights, then each step's differences
     for j in range(1, k + 1):
-        m = np.arange(1, j + 1)
-        lefts.append(knots[:, k + starts + m - j])  # t[l + m - j], [features, intervals, j]
-        rights.append(knots[:, k + starts + m])  # t[l + m]
-    spans = [right - left for left, right in zip(lefts, rights, strict=True)]
-    equal = [span == 0 for span in spans]
-    known = rows_of(
-        [*[np.where(e, 1.0, s) for e, s in zip(equal, spans, strict=True)], *lefts, *rights],
-        "knots",
-    )
-    skipped = rows_of(equal, "equal") if any(e.any() for e in equal) else None
+        at = np.zeros((features, intervals, 2, j + 2))  # the spare columns': 0 - x
+        span = np.zeros((features, intervals, 2, j + 2))
+        for i in range(j):  # h[i] / (t[l + i + 1] - t[l + i + 1 - j]) * (t[l + i + 1] - x)
+            at[:, :, 0, i] = knots[:, l + i + 1]
+            span[:, :, 0, i] = at[:, :, 0, i] - knots[:, l + i + 1 - j]
+        for i in range(1, j + 1):  # h[i - 1] / (t[l + i - j] - t[l + i]) * (t[l + i - j] - x)
+            at[:, :, 1, i] = knots[:, l + i - j]
+            span[:, :, 1, i] = at[:, :, 1, i] - knots[:, l + i]
+        used = _numerators(j) < j
+        equal = used & (span == 0)
+        if j == 1:  # h is [1]: the weights are 1 / d, and each new h[i] one product
+            with np.errstate(divide="ignore"):
+                step_one = np.where(used & ~equal, 1.0 / span, 0.0)
+            if k > 1:  # those products laid out as step 2's numerators
+                step_one = step_one.sum(axis=2)[..., _numerators(2)]
+                at = at.sum(axis=2)[..., _numerators(2)]
+            factors.append(step_one)
+        else:
+            factors.append(np.where(used, span, 1.0))  # where equal, Where sets 0
+            skips.append(equal)
+        ats.append(at)
+    known = rows_of([*factors, np.concatenate(ats, axis=-1)], "knots")
+    differences = [w.op("Sub", [known[-1], x], "differences")]  # t - x, every step's
+    if k > 1:
+        widths = w.const(np.array([at.shape[-1] for at in ats]))
+        outputs = [w.fresh("differences") for _ in ats]
+        differences = w.ops("Split", [differences[0], widths], outputs, axis=-1)
+    skipped = rows_of(skips, "equal") if any(s.any() for s in skips) else None
     zero = w.const(np.array(0.0)) if skipped is not None else ""
-    h = w.const(np.ones((1, 1, 1)))
-    for j in range(1, k + 1):
-        span, left, right = known[j - 1], known[k + j - 1], known[2 * k + j - 1]
-        weight = w.op("Div", [h, span], "weight")
+    pairs = w.const(np.array([2]))
+    terms = w.op("Mul", [known[0], differences[0]], "terms")
+    h = w.op("ReduceSum", [terms, pairs], "h", keepdims=0) if k == 1 else ""
+    for j in range(2, k + 1):
+        if j == 2:
+            weight = terms
+        else:
+            weight = w.op("Gather", [h, w.const(_numerators(j))], "numerators", axis=2)
+        weight = w.op("Div", [weight, known[j - 1]], "weight")
         if skipped is not None:
-            weight = w.op("Where", [skipped[j - 1], zero, weight], "weight")
-        grown = w.op("Mul", [weight, w.op("Sub", [right, x])], "grown")  # into h[m - 1]
-        started = w.op("Mul", [weight, w.op("Sub", [x, left])], "started")  # into h[m]
-        last = 1 if j == k else 0  # the last step leaves the zero column as well
-        grown = w.op("Pad", [grown, w.const(np.array([0, 0, 0, 0, 0, 1 + last]))])
-        started = w.op("Pad", [started, w.const(np.array([0, 0, 1, 0, 0, last]))])
-        h = w.op("Add", [started, grown], "h")
+            weight = w.op("Where", [skipped[j - 2], zero, weight], "weight")
+        terms = w.op("Mul", [weight, differences[j - 1]], "terms")
+        h = w.op("ReduceSum", [terms, pairs], "h", keepdims=0)
     if interval is None:
         return w.op("Gather", [h, w.const(places[0, 0])], "basis", axis=2)
     (place,) = rows_of([places], "places")
     return w.op("GatherElements", [h, place], "basis", axis=2)
 
 
+def _numerators(j: int) -> np.ndarray:
+    """Where step j of _spline_basis finds its numerators in the last h, [2, j + 2]: h[i]
+    in the first row, h[i - 1] in the second, and h's spare column j, 0, where there is no
+    product."""
+    index = np.full((2, j + 2), j)
+    index[0, :j], index[1, 1 : j + 1] = np.arange(j), np.arange(j)
+    return index
+
+
 def _wrapped(w: Writer, x: str, knots: np.ndarray, k: int) -> str:
     """Periodic splines' x, mapped into the knots as scikit-learn maps it: t[k] + (x - t[k]) %
     period, numpy's remainder (C's fmod, plus the period where that is below 0)."""
-    start = knots[:, k : k + 1]  # [features, 1]
-    period = knots[:, knots.shape[1] - k - 1 :][:, :1] - start
+    start = knots[:, k, np.newaxis, np.newaxis]  # [features, 1, 1]
+    period = knots[:, knots.shape[1] - k - 1, np.newaxis, np.newaxis] - start
     if not (period > 0).all():  # scikit-learn evaluates every row at 0
         raise NotSupported("SplineTransformer periodic over a single value")
     start_, period_ = w.const(start, "start"), w.const(period, "period")
@@ -1117,26 +1163,39 @@ def _wrapped(w: Writer, x: str, knots: np.ndarray, k: int) -> str:
     return w.op("Add", [start_, rest], "wrapped")
 
 
-def _by_coefficients(w: Writer, basis: str, bsplines: list[Any]) -> str:
-    """scipy's sum of the bases times the spline's coefficients, for those scikit-learn fits
-    (the same for every feature): the identity, or (periodic) the last `degree` bases added
-    onto the first. Each product is exact (by 0 or 1) and a column sums at most two that are
-    not 0, which no order of addition changes: one MatMul is exact."""
+def _coefficients(bsplines: list[Any]) -> np.ndarray | None:
+    """The spline's coefficients, those scikit-learn fits (the same for every feature): None
+    for the identity, or (periodic) a 0/1 matrix adding the last `degree` bases onto the
+    first. Each product is exact (by 0 or 1) and a column sums at most two that are not 0,
+    which no order of addition changes: one MatMul is scipy's sum, exactly."""
     c = np.asarray(bsplines[0].c, np.float64)
     if any(not np.array_equal(s.c, c) for s in bsplines[1:]):
         raise NotSupported("SplineTransformer with coefficients scikit-learn does not fit")
     if c.ndim == 2 and c.shape[0] == c.shape[1] and (c == np.eye(len(c))).all():
-        return basis
+        return None
     if c.ndim != 2 or not np.isin(c, (0.0, 1.0)).all() or (c.sum(axis=0) > 2).any():
         raise NotSupported("SplineTransformer with coefficients scikit-learn does not fit")
-    return w.op("MatMul", [basis, w.const(c, "coefficients")], "folded")
+    return c
+
+
+def _ends_hold(bsplines: list[Any]) -> bool:
+    """Whether "constant" extrapolation is x held to the knots' ends t[k] and t[n]: scikit-
+    learn sets the first `degree` bases to their values on t[k], the last to theirs on t[n],
+    and the others to 0, which the others are on those knots unless knots coincide there."""
+    degree = int(bsplines[0].k)
+    return all(
+        not np.asarray(s(s.t[degree]))[degree:].any()
+        and not np.asarray(s(s.t[-degree - 1]))[:-degree].any()
+        for s in bsplines
+    )
 
 
 def _beyond_the_knots(
-    w: Writer, x: str, bsplines: list[Any], basis: str, extrapolation: str
+    w: Writer, x: str, bsplines: list[Any], basis: str, extrapolation: str, kept: int
 ) -> str:
-    """SplineTransformer's values below t[k] and above t[n]: the first `degree` bases' values
-    there ("constant"; the others 0), or those continued along their slope ("linear")."""
+    """SplineTransformer's values below t[k] and above t[n] in the first `kept` bases: the
+    first `degree` bases' values there ("constant"; the others 0), or those continued along
+    their slope ("linear")."""
     degree, count = int(bsplines[0].k), np.shape(bsplines[0].c)[1]
     ends = np.array([[s.t[degree], s.t[-degree - 1]] for s in bsplines], np.float64)
     sides = []
@@ -1146,10 +1205,10 @@ def _beyond_the_knots(
             edge = ends[f, side]
             value[f, columns] = np.asarray(spline(edge), np.float64)[columns]
             slope[f, columns] = np.asarray(spline(edge, nu=1), np.float64)[columns]
-        row = w.const(value, "edge")  # [features, count]
+        row = w.const(value[:, :kept], "edge")  # [features, kept]
         if extrapolation == "linear":
             away = w.op("Sub", [x, w.const(ends[:, side : side + 1])], "away")
-            row = w.op("Add", [row, w.op("Mul", [away, w.const(slope)])], "edge")
+            row = w.op("Add", [row, w.op("Mul", [away, w.const(slope[:, :kept])])], "edge")
         sides.append(row)
     below = w.op("Less", [x, w.const(ends[:, :1])], "below")
     above = w.op("Greater", [x, w.const(ends[:, 1:])], "above")
