@@ -1044,11 +1044,12 @@ def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int, columns: int) ->
     Step j of _deBoor_D loops over m = 1..j: w = h[m - 1] / (t[l + m] - t[l + m - j]), then
     h[m - 1] += w * (t[l + m] - x) and h[m] = w * (x - t[l + m - j]), skipping m where the two
     knots are equal. So the new h[i] is the sum of at most two such products, which no order
-    of addition changes. Here a step makes both rows of products at once, [N, features, 2,
-    j + 2]: the last h's values (_numerators; its spare column, 0, where there is no
-    product), divided by the knots' differences, times t - x; then it sums the rows. The
-    second row's difference is negated: h / -d * (t - x) is h / d * (x - t), bit for bit.
-    Step 1's numerator is 1, so its weights are tables, laid out as step 2's numerators.
+    of addition changes. Here a step makes each new h[i]'s two products at once, [N,
+    features, j + 2, 2]: the last h's values (_numerators; its spare column, 0, where there
+    is no product), divided by the knots' differences, times t - x; then it sums each pair,
+    the last axis (onnxruntime sums a middle one twenty times slower). The second product's
+    difference is negated: h / -d * (t - x) is h / d * (x - t), bit for bit. Step 1's
+    numerator is 1, so its weights are tables, laid out as step 2's numerators.
 
     The knots each row needs are gathered from tables by its interval, and t - x is taken
     once for every step: three or four nodes a step (one more where knots coincide), not
@@ -1071,13 +1072,13 @@ def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int, columns: int) ->
         one interval, its [features, ...] row."""
         if interval is None:
             return [w.const(table[:, 0], hint) for table in tables]
-        stacked = np.concatenate(tables, axis=-1)
+        stacked = np.concatenate(tables, axis=2)
         stacked = stacked.reshape(features * intervals, *stacked.shape[2:])
         rows = w.op("Gather", [w.const(stacked, hint), interval], hint, axis=0)
         if len(tables) == 1:
             return [rows]
-        widths = np.array([table.shape[-1] for table in tables])
-        return w.ops("Split", [rows, w.const(widths)], [w.fresh(hint) for _ in tables], axis=-1)
+        widths = np.array([table.shape[2] for table in tables])
+        return w.ops("Split", [rows, w.const(widths)], [w.fresh(hint) for _ in tables], axis=2)
 
     # column p of the basis: h[p - (l - k)], or h's spare column k + 1
     offsets = np.arange(columns)[np.newaxis] - start[:, np.newaxis]
@@ -1092,36 +1093,36 @@ def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int, columns: int) ->
     l = k + start  # noqa: E741 (scipy's name)
     factors, ats, skips = [], [], []  # step 1's weights, then each step's differences
     for j in range(1, k + 1):
-        at = np.zeros((features, intervals, 2, j + 2))  # the spare columns': 0 - x
-        span = np.zeros((features, intervals, 2, j + 2))
+        at = np.zeros((features, intervals, j + 2, 2))  # the spare columns': 0 - x
+        span = np.zeros((features, intervals, j + 2, 2))
         for i in range(j):  # h[i] / (t[l + i + 1] - t[l + i + 1 - j]) * (t[l + i + 1] - x)
-            at[:, :, 0, i] = knots[:, l + i + 1]
-            span[:, :, 0, i] = at[:, :, 0, i] - knots[:, l + i + 1 - j]
+            at[:, :, i, 0] = knots[:, l + i + 1]
+            span[:, :, i, 0] = at[:, :, i, 0] - knots[:, l + i + 1 - j]
         for i in range(1, j + 1):  # h[i - 1] / (t[l + i - j] - t[l + i]) * (t[l + i - j] - x)
-            at[:, :, 1, i] = knots[:, l + i - j]
-            span[:, :, 1, i] = at[:, :, 1, i] - knots[:, l + i]
+            at[:, :, i, 1] = knots[:, l + i - j]
+            span[:, :, i, 1] = at[:, :, i, 1] - knots[:, l + i]
         used = _numerators(j) < j
         equal = used & (span == 0)
         if j == 1:  # h is [1]: the weights are 1 / d, and each new h[i] one product
             with np.errstate(divide="ignore"):
                 step_one = np.where(used & ~equal, 1.0 / span, 0.0)
             if k > 1:  # those products laid out as step 2's numerators
-                step_one = step_one.sum(axis=2)[..., _numerators(2)]
-                at = at.sum(axis=2)[..., _numerators(2)]
+                step_one = step_one.sum(axis=3)[..., _numerators(2)]
+                at = at.sum(axis=3)[..., _numerators(2)]
             factors.append(step_one)
         else:
             factors.append(np.where(used, span, 1.0))  # where equal, Where sets 0
             skips.append(equal)
         ats.append(at)
-    known = rows_of([*factors, np.concatenate(ats, axis=-1)], "knots")
+    known = rows_of([*factors, np.concatenate(ats, axis=2)], "knots")
     differences = [w.op("Sub", [known[-1], x], "differences")]  # t - x, every step's
     if k > 1:
-        widths = w.const(np.array([at.shape[-1] for at in ats]))
+        widths = w.const(np.array([at.shape[2] for at in ats]))
         outputs = [w.fresh("differences") for _ in ats]
-        differences = w.ops("Split", [differences[0], widths], outputs, axis=-1)
+        differences = w.ops("Split", [differences[0], widths], outputs, axis=2)
     skipped = rows_of(skips, "equal") if any(s.any() for s in skips) else None
     zero = w.const(np.array(0.0)) if skipped is not None else ""
-    pairs = w.const(np.array([2]))
+    pairs = w.const(np.array([3]))
     terms = w.op("Mul", [known[0], differences[0]], "terms")
     h = w.op("ReduceSum", [terms, pairs], "h", keepdims=0) if k == 1 else ""
     for j in range(2, k + 1):
@@ -1141,11 +1142,11 @@ def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int, columns: int) ->
 
 
 def _numerators(j: int) -> np.ndarray:
-    """Where step j of _spline_basis finds its numerators in the last h, [2, j + 2]: h[i]
-    in the first row, h[i - 1] in the second, and h's spare column j, 0, where there is no
-    product."""
-    index = np.full((2, j + 2), j)
-    index[0, :j], index[1, 1 : j + 1] = np.arange(j), np.arange(j)
+    """Where step j of _spline_basis finds its numerators in the last h, [j + 2, 2]: h[i]
+    for the first product of each new h[i], h[i - 1] for the second, and h's spare column
+    j, 0, where there is no product."""
+    index = np.full((j + 2, 2), j)
+    index[:j, 0], index[1 : j + 1, 1] = np.arange(j), np.arange(j)
     return index
 
 
