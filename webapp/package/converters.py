@@ -1127,10 +1127,10 @@ def _spline_basis(w: Writer, x: str, knots: np.ndarray, k: int, columns: int) ->
     h = w.op("ReduceSum", [terms, pairs], "h", keepdims=0) if k == 1 else ""
     for j in range(2, k + 1):
         if j == 2:
-            weight = terms
+            numerators = terms
         else:
-            weight = w.op("Gather", [h, w.const(_numerators(j))], "numerators", axis=2)
-        weight = w.op("Div", [weight, known[j - 1]], "weight")
+            numerators = w.op("Gather", [h, w.const(_numerators(j))], "numerators", axis=2)
+        weight = w.op("Div", [numerators, known[j - 1]], "weight")
         if skipped is not None:
             weight = w.op("Where", [skipped[j - 2], zero, weight], "weight")
         terms = w.op("Mul", [weight, differences[j - 1]], "terms")
@@ -1181,8 +1181,9 @@ def _coefficients(bsplines: list[Any]) -> np.ndarray | None:
 
 def _ends_hold(bsplines: list[Any]) -> bool:
     """Whether "constant" extrapolation is x held to the knots' ends t[k] and t[n]: scikit-
-    learn sets the first `degree` bases to their values on t[k], the last to theirs on t[n],
-    and the others to 0, which the others are on those knots unless knots coincide there."""
+    learn sets the first `degree` bases to their values on t[k], the last `degree` to theirs
+    on t[n], and the rest to 0; the rest are 0 on those knots too, unless knots coincide
+    there."""
     degree = int(bsplines[0].k)
     return all(
         not np.asarray(s(s.t[degree]))[degree:].any()
