@@ -159,10 +159,11 @@ TUNING = (
         "their ends",
         "`converters._spline_basis`",
         "the zoo's splines 51 -> 35 nodes, seasons 54 -> 40; onnxruntime's single-row call "
-        "26.9 -> 19.1 µs and 24.5 -> 19.0 (9 alternating rounds of 2,000), a request in "
-        "process 13.0 and 9.4 µs shorter (12 paired rounds of 3,000); served, splines 0.73x "
-        "-> 0.90x, seasons 0.75x -> 0.78x (one scratch `bench.run` pair each, 5 x 4 s); a "
-        "10,000-row batch in onnxruntime 10.4 -> 8.2 ms and 6.7 -> 5.9 (issue 22)",
+        "26.3 -> 17.5 µs and 26.0 -> 19.4 (9 alternating rounds of 2,000, two runs alike), a "
+        "request in process 14.7-15.4 and 9.1-14.8 µs shorter (12 paired rounds of 3,000, "
+        "two runs); served, splines 0.73x -> 0.90x, seasons 0.75x -> 0.78x (one scratch "
+        "`bench.run` pair each, 5 x 4 s); a 10,000-row batch in onnxruntime 10.4 -> 8.2 ms "
+        "and 6.7 -> 5.9 (issue 22)",
     ),
     (
         "a batch of numbers predicted and counted as one array",
