@@ -82,16 +82,16 @@ def test_first_greatest_is_argmax(
     assert np.array_equal(first_greatest(scores), scores.argmax(axis=0))
 
 
-def tree_engines() -> list[OnnxEngine]:
+def tree_engines(features: list[Feature] | None = None) -> list[OnnxEngine]:
     """Exact-tree graphs of a forest classifier (labels, probabilities) and regressor, fed
-    float32 as the service feeds them."""
+    float32 as the service feeds them; `features` unbounded unless given."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     from webapp.package import trees
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4))
-    features = [Feature(f"f{i}") for i in range(4)]
+    features = features or [Feature(f"f{i}") for i in range(4)]
     entry = {"inputs": "matrix", "dtype": "float32", "tolerance": 1e-9}
     classes = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
     forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, classes)
@@ -150,3 +150,26 @@ def test_a_single_row_while_the_bound_call_is_busy_takes_the_plain_call() -> Non
     for thread in threads:
         thread.join()
     assert results == [want] * 8
+
+
+def test_numbers_beyond_float32_reach_a_float32_graph_as_infinities_without_a_warning() -> None:
+    """A feature without a range takes any float64; a float32 graph gets one beyond float32's
+    range as an infinity (as XGBoost reads it), one row or a batch, and numpy's overflow
+    warning, which pytest makes an error here, is not raised."""
+    beyond = np.array([[1e300, -1e39, 3.5e38, 2.0], [-1e300, 1.0, -3.5e38, 1e200]])
+    infinite = np.where(np.abs(beyond) > np.finfo(np.float32).max, np.sign(beyond) * np.inf, beyond)
+    for engine in tree_engines():
+        assert engine.overflows
+        want = engine.predict(infinite)
+        assert engine.predict(beyond) == want
+        assert [engine.predict(beyond[i : i + 1])[0] for i in range(2)] == want
+        assert [engine.predict([[v] for v in row])[0] for row in beyond.tolist()] == want
+
+
+def test_a_float32_graph_whose_ranges_fit_float32_casts_without_a_guard() -> None:
+    """Ranges within float32's (packaging's for scikit-learn's trees): nothing can overflow,
+    so no single row pays for numpy's error state."""
+    within = [Feature(f"f{i}", min=-1e30, max=1e30) for i in range(4)]
+    assert not any(engine.overflows for engine in tree_engines(within))
+    one_open = [*within[:3], Feature("f3", min=0.0)]
+    assert all(engine.overflows for engine in tree_engines(one_open))
