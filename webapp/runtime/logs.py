@@ -123,9 +123,11 @@ def configure_logging(
     project: str | None = None,
     service_context: Mapping[str, str] | None = None,
 ) -> None:
-    """Send every record to stderr as one JSON line, at `level` (LOG_LEVEL)."""
+    """Send every record to stderr as one JSON line, at `level` (LOG_LEVEL); Python's warnings
+    too (logger "py.warnings"), which would otherwise be lines of plain text among them."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CloudLoggingFormatter(project, service_context))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(parse_level(level))
+    logging.captureWarnings(True)
