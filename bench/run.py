@@ -98,14 +98,18 @@ def service(workers: int | None = None, baseline: bool = False, stock: bool = Fa
     return gunicorn(workers=workers, name="service, gunicorn")
 
 
-def function(baseline: bool = False) -> Server:
-    """The function under functions-framework, or the plain function beside it."""
+def function(baseline: bool = False, model: Path | None = None) -> Server:
+    """The function under functions-framework (serving `model` if given), or the plain
+    function beside it."""
     if baseline:
         return functions_framework_server(
             source="bench/plain_function.py",
             target="plain",
             name="plain function, functions-framework",
         )
+    if model is not None:
+        env = {"MODEL_PATH": str(model)}
+        return functions_framework_server(env, name="100-tree forest, functions-framework")
     return functions_framework_server(name="function, functions-framework")
 
 
@@ -228,29 +232,40 @@ def engine_of(server: Server) -> str | None:
 
 def model_kinds(plan: Plan, folder: Path) -> dict[str, Any]:
     """Every model kind of testkit/zoo.py, packaged as a user would and served by gunicorn as
-    shipped (ENGINE=auto), single rows at 16 connections beside the empty endpoint; with what
-    its compiled form was verified with (or why it has none)."""
-    pairs, facts = {}, {}
+    shipped (ENGINE=auto), single rows at 16 connections; with what its compiled form was
+    verified with (or why it has none).
+
+    Two baselines. Kept alive beside the empty endpoint on the project's own worker: the
+    model's whole cost. Then every request asking to close, beside an empty Flask endpoint on
+    gunicorn's stock sync workers (which close every connection): how issue 22's goal was
+    measured when it was set (the service then closed every connection too)."""
+    pairs, stock_pairs, facts = {}, {}, {}
     for name in zoo.BUILDERS:
         specimen = zoo.build(name, folder / "kinds" / name)
         manifest = json.loads(specimen.path.with_suffix(".json").read_text())
         rows = [json.dumps(row) for row in specimen.rows]
-        bodies = write_bodies(folder, f"kind-{name}", rows)
-        target = gunicorn({"MODEL_PATH": str(specimen.path)}, workers=None, name=name)
-        pairs[name] = Pair(target, service(baseline=True), bodies, rows[0].encode(), (16,))
+        bodies, probe = write_bodies(folder, f"kind-{name}", rows), rows[0].encode()
+        env = {"MODEL_PATH": str(specimen.path)}
+        target = gunicorn(env, workers=None, name=name)
+        pairs[name] = Pair(target, service(baseline=True), bodies, probe, (16,))
+        target = gunicorn(env, workers=None, name=f"{name}, Connection: close")
+        stock_pairs[name] = Pair(target, service(stock=True), bodies, probe, (16,), close=True)
         compiled = manifest["compiled"]
         kept = ("trees", "tolerance", "verification", "error")
         facts[name] = {
             "estimator": manifest["estimator"],
             "compiled": {k: compiled[k] for k in kept if k in compiled},
         }
-    measured = single_row(replace(plan, reps=plan.kind_reps, seconds=plan.kind_seconds), pairs)
-    return {name: {**measured[name], **facts[name]} for name in pairs}
+    kind_plan = replace(plan, reps=plan.kind_reps, seconds=plan.kind_seconds)
+    measured = single_row(kind_plan, pairs)
+    against_stock = single_row(kind_plan, stock_pairs)
+    return {name: {**measured[name], **facts[name], "stock": against_stock[name]} for name in pairs}
 
 
 def forest_pairs(folder: Path) -> dict[str, Pair]:
     """A 100-tree random forest on 30 features, packaged as a user would (testkit/zoo.py), at
-    16 connections beside the empty endpoint: served compiled, then by scikit-learn itself."""
+    16 connections beside the empty endpoint: served compiled, then by scikit-learn itself;
+    and compiled by the function, beside the plain function."""
     forest = zoo.build("forest-30", folder / "forest")
     bodies = write_bodies(folder, "forest-single", [json.dumps(row) for row in forest.rows])
     probe = json.dumps(forest.rows[0]).encode()
@@ -262,6 +277,9 @@ def forest_pairs(folder: Path) -> dict[str, Pair]:
         env = {"MODEL_PATH": str(forest.path), "ENGINE": engine}
         target = gunicorn(env, workers=None, name=label)
         pairs[key] = Pair(target, service(baseline=True), bodies, probe, (16,))
+    pairs["forest, function"] = Pair(
+        function(model=forest.path), function(baseline=True), bodies, probe, (16,)
+    )
     return pairs
 
 
