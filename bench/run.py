@@ -114,15 +114,25 @@ def function(baseline: bool = False, model: Path | None = None) -> Server:
 
 
 def in_container(
-    engine: str, image: str, baseline: bool = False, workers: int | None = None
+    engine: str,
+    image: str,
+    baseline: bool = False,
+    workers: int | None = None,
+    model: Path | None = None,
 ) -> Server:
-    """`image` under `engine run`, or the same image serving bench/baselines.py.
+    """`image` under `engine run` (serving `model`'s folder, mounted read-only and pinned, if
+    given), or the same image serving bench/baselines.py.
 
     The baseline mounts bench/baselines.py in and points gunicorn's positional app at it: this
     assumes, as the project's `make run` does, that the image's working directory holds
     serve.py and gunicorn.conf.py and python is on its PATH.
     """
     env = {"WEB_CONCURRENCY": str(workers)} if workers else {}
+    if model is not None:
+        pin = hashlib.sha256(model.with_suffix(".json").read_bytes()).hexdigest()
+        env |= {"MODEL_PATH": f"/models/{model.name}", "MODEL_SHA256": pin}
+        options = ["-v", f"{model.parent}:/models:ro"]
+        return container(engine, image, env, options=options, name="100-tree forest, container")
     if not baseline:
         return container(engine, image, env, name="service, container")
     mount = f"{ROOT / 'bench' / 'baselines.py'}:/opt/bench/bench_baselines.py:ro"
@@ -262,24 +272,29 @@ def model_kinds(plan: Plan, folder: Path) -> dict[str, Any]:
     return {name: {**measured[name], **facts[name], "stock": against_stock[name]} for name in pairs}
 
 
-def forest_pairs(folder: Path) -> dict[str, Pair]:
+def forest_pairs(folder: Path, engine: str, image: str | None) -> dict[str, Pair]:
     """A 100-tree random forest on 30 features, packaged as a user would (testkit/zoo.py), at
     16 connections beside the empty endpoint: served compiled, then by scikit-learn itself;
-    and compiled by the function, beside the plain function."""
+    and compiled by the function beside the plain function, and by the image (if given)
+    beside the image's empty endpoint."""
     forest = zoo.build("forest-30", folder / "forest")
     bodies = write_bodies(folder, "forest-single", [json.dumps(row) for row in forest.rows])
     probe = json.dumps(forest.rows[0]).encode()
     pairs = {}
-    for key, engine, label in (
+    for key, serving, label in (
         ("forest", "auto", "100-tree forest, gunicorn"),
         ("forest, scikit-learn", "sklearn", "100-tree forest, scikit-learn engine, gunicorn"),
     ):
-        env = {"MODEL_PATH": str(forest.path), "ENGINE": engine}
+        env = {"MODEL_PATH": str(forest.path), "ENGINE": serving}
         target = gunicorn(env, workers=None, name=label)
         pairs[key] = Pair(target, service(baseline=True), bodies, probe, (16,))
     pairs["forest, function"] = Pair(
         function(model=forest.path), function(baseline=True), bodies, probe, (16,)
     )
+    if image:
+        target = in_container(engine, image, model=forest.path)
+        baseline = in_container(engine, image, baseline=True)
+        pairs["forest, container"] = Pair(target, baseline, bodies, probe, (16,))
     return pairs
 
 
@@ -574,7 +589,7 @@ def main(argv: list[str] | None = None) -> None:
                 single_path,
                 probe,
             )
-        pairs.update(forest_pairs(folder))
+        pairs.update(forest_pairs(folder, args.engine, args.image))
         batch_path = write_bodies(folder, "memory-batch", batch_bodies(rows, 10_000, "objects"))
         sections: dict[str, Callable[[], Any]] = {
             "single": lambda: single_row(plan, pairs),
