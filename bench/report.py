@@ -292,8 +292,7 @@ def goals(results: dict[str, Any]) -> list[Row]:
     ):
         if key not in single:  # a report of a run before it was measured
             continue
-        runs = single[key]["runs"]["16"]
-        ratio = med(series(runs["target"], "rps")) / med(series(runs["baseline"], "rps"))
+        ratio = ratio_of(single[key])
         rows.append(
             (f"{label} >= {floor}x its baseline, 16 connections", f"{ratio:.2f}x", ratio >= floor)
         )
@@ -397,7 +396,7 @@ def kind_pair(kind: dict[str, Any], baseline: str) -> dict[str, Any] | None:
 
 
 def ratio_of(pair: dict[str, Any]) -> float:
-    """A kind's single-row pair: the ratio of its medians at 16 connections."""
+    """A single-row pair's ratio of its medians at 16 connections."""
     runs = pair["runs"]["16"]
     return med(series(runs["target"], "rps")) / med(series(runs["baseline"], "rps"))
 
